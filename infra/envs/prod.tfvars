@@ -1,0 +1,3 @@
+environment                        = "prod"
+region                             = "eu-west-1"
+noncurrent_version_expiration_days = 365

@@ -1,0 +1,199 @@
+data "aws_partition" "current" {}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_region" "current" {}
+
+data "aws_iam_policy_document" "assume_role" {
+  statement {
+    sid     = "SageMakerAssumesRole"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["sagemaker.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name                 = var.role_name
+  description          = "Runs the ${var.pipeline_name} SageMaker pipeline and its jobs."
+  assume_role_policy   = data.aws_iam_policy_document.assume_role.json
+  max_session_duration = 3600
+  permissions_boundary = var.permissions_boundary_arn
+  tags                 = var.tags
+}
+
+# Every statement names this project's resources. The SageMaker job ARNs use the
+# "pipelines-" prefix that SageMaker Pipelines gives every job it starts. ARNs are
+# spelled out from names so the whole document is known at plan time and appears
+# in full in `invoke plan` reviews.
+data "aws_iam_policy_document" "this" {
+  statement {
+    sid       = "ArtifactBucketList"
+    actions   = ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketVersions"]
+    resources = [var.bucket_arn]
+  }
+
+  statement {
+    sid = "ArtifactObjectsReadWrite"
+    actions = [
+      "s3:AbortMultipartUpload",
+      "s3:DeleteObject",
+      "s3:GetObject",
+      "s3:GetObjectVersion",
+      "s3:PutObject",
+    ]
+    resources = ["${var.bucket_arn}/*"]
+  }
+
+  statement {
+    sid = "PipelineJobs"
+    actions = [
+      "sagemaker:AddTags",
+      "sagemaker:CreateProcessingJob",
+      "sagemaker:CreateTrainingJob",
+      "sagemaker:DescribeProcessingJob",
+      "sagemaker:DescribeTrainingJob",
+      "sagemaker:StopProcessingJob",
+      "sagemaker:StopTrainingJob",
+    ]
+    resources = [
+      "arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:processing-job/pipelines-*",
+      "arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:training-job/pipelines-*",
+    ]
+  }
+
+  statement {
+    sid = "PipelineModels"
+    actions = [
+      "sagemaker:AddTags",
+      "sagemaker:CreateModel",
+      "sagemaker:DescribeModel",
+    ]
+    resources = [
+      "arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:model/pipelines-*",
+    ]
+  }
+
+  statement {
+    sid = "ModelRegistry"
+    actions = [
+      "sagemaker:AddTags",
+      "sagemaker:CreateModelPackage",
+      "sagemaker:DescribeModelPackage",
+      "sagemaker:DescribeModelPackageGroup",
+      "sagemaker:ListModelPackages",
+      "sagemaker:UpdateModelPackage",
+    ]
+    resources = [
+      "arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:model-package-group/${var.model_package_group_name}",
+      "arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:model-package/${var.model_package_group_name}/*",
+    ]
+  }
+
+  statement {
+    sid = "OwnPipeline"
+    actions = [
+      "sagemaker:DescribePipeline",
+      "sagemaker:DescribePipelineExecution",
+      "sagemaker:ListPipelineExecutionSteps",
+      "sagemaker:SendPipelineExecutionStepFailure",
+      "sagemaker:SendPipelineExecutionStepSuccess",
+    ]
+    resources = [
+      "arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:pipeline/${var.pipeline_name}",
+      "arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:pipeline/${var.pipeline_name}/execution/*",
+    ]
+  }
+
+  statement {
+    sid       = "PassOnlyThisRoleToSageMaker"
+    actions   = ["iam:PassRole"]
+    resources = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/${var.role_name}"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["sagemaker.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid = "JobLogs"
+    actions = [
+      "logs:CreateLogGroup",
+      "logs:CreateLogStream",
+      "logs:DescribeLogStreams",
+      "logs:PutLogEvents",
+    ]
+    resources = [
+      "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:/aws/sagemaker/*",
+      "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:/aws/sagemaker/*:log-stream:*",
+    ]
+  }
+
+  statement {
+    sid = "PullSageMakerImages"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:GetDownloadUrlForLayer",
+    ]
+    # The framework images live in AWS-owned accounts that differ by region.
+    resources = ["arn:${data.aws_partition.current.partition}:ecr:${data.aws_region.current.name}:*:repository/sagemaker-*"]
+  }
+
+  statement {
+    sid     = "EcrLogin"
+    actions = ["ecr:GetAuthorizationToken"]
+    # GetAuthorizationToken has no resource-level permissions in IAM.
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "JobMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringLike"
+      variable = "cloudwatch:namespace"
+      values   = ["/aws/sagemaker/*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "this" {
+  name   = "${var.role_name}-least-privilege"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.this.json
+}
+
+# Kept apart from the main policy: a new key's ARN is only known after apply, and
+# it would otherwise hide the whole main document from plan reviews.
+data "aws_iam_policy_document" "kms" {
+  count = length(var.kms_key_arns) > 0 ? 1 : 0
+
+  statement {
+    sid       = "ArtifactKeyUse"
+    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+    resources = var.kms_key_arns
+  }
+}
+
+resource "aws_iam_role_policy" "kms" {
+  count = length(var.kms_key_arns) > 0 ? 1 : 0
+
+  name   = "${var.role_name}-artifact-key"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.kms[0].json
+}
+
+resource "aws_iam_role_policy_attachment" "sagemaker_full_access" {
+  count = var.attach_sagemaker_full_access ? 1 : 0
+
+  role       = aws_iam_role.this.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSageMakerFullAccess"
+}

@@ -1,0 +1,69 @@
+output "account_id" {
+  description = "AWS account the stack lives in (123456789012 on the emulator)."
+  value       = data.aws_caller_identity.current.account_id
+}
+
+output "bucket_arn" {
+  description = "ARN of the artifact bucket."
+  value       = module.artifact_bucket.bucket_arn
+}
+
+output "bucket_name" {
+  description = "Name of the artifact bucket: data, code, models and reports."
+  value       = module.artifact_bucket.bucket_id
+}
+
+output "code_repository_clone_url_http" {
+  description = "HTTPS clone URL of the CodeCommit repository; null when not created."
+  value       = module.code_repository.clone_url_http
+}
+
+output "code_repository_clone_url_ssh" {
+  description = "SSH clone URL of the CodeCommit repository; null when not created."
+  value       = module.code_repository.clone_url_ssh
+}
+
+output "code_repository_name" {
+  description = "Name of the CodeCommit repository; null when not created."
+  value       = module.code_repository.repository_name
+}
+
+output "environment" {
+  description = "Environment name the stack was applied with."
+  value       = var.environment
+}
+
+output "execution_role_arn" {
+  description = "ARN of the SageMaker execution role the pipeline and its jobs run as."
+  value       = module.sagemaker_execution_role.role_arn
+}
+
+output "kms_key_arn" {
+  description = "ARN of the KMS key of the artifact bucket; null when SSE-S3 is used."
+  value       = module.artifact_bucket.kms_key_arn
+}
+
+output "model_package_group_arn" {
+  description = "ARN of the model package group."
+  value       = module.model_registry.model_package_group_arn
+}
+
+output "model_package_group_name" {
+  description = "Name of the model package group the pipeline registers models in."
+  value       = module.model_registry.model_package_group_name
+}
+
+output "name_prefix" {
+  description = "Prefix of every resource name."
+  value       = var.name_prefix
+}
+
+output "pipeline_name" {
+  description = "Name of the SageMaker pipeline; the execution role is scoped to it."
+  value       = "${var.name_prefix}-${var.environment}-pipeline"
+}
+
+output "region" {
+  description = "AWS region of the stack."
+  value       = var.region
+}

@@ -1,0 +1,98 @@
+variable "access_log_bucket" {
+  description = "Existing bucket that receives S3 server access logs of the artifact bucket; null leaves them off."
+  type        = string
+  default     = null
+}
+
+variable "attach_sagemaker_full_access" {
+  description = "Attach AmazonSageMakerFullAccess to the execution role in addition to its least-privilege policy. Opt-in only."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "aws_endpoint_url" {
+  description = "HTTPS endpoint of the local AWS emulator. Set by `invoke infra-up` for the local target only; null means real AWS."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.aws_endpoint_url == null || can(regex("^https://(127\\.0\\.0\\.1|localhost):[0-9]{2,5}$", var.aws_endpoint_url))
+    error_message = "aws_endpoint_url must be https://127.0.0.1:<port>: the emulator serves TLS on loopback only."
+  }
+}
+
+variable "bucket_force_destroy" {
+  description = "Let Terraform delete the artifact bucket with objects in it. `invoke destroy` empties the bucket itself, so this can stay false."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "create_code_repository" {
+  description = "Create a CodeCommit repository for the project."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "enable_kms_encryption" {
+  description = "Encrypt the artifact bucket with a customer-managed, rotated KMS key; false uses SSE-S3."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "environment" {
+  description = "Environment name, part of every resource name: local, dev, prod, ..."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,9}$", var.environment))
+    error_message = "environment must be 2-10 lower-case letters or digits, starting with a letter (e.g. dev, prod)."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name; identifies the project."
+  type        = string
+  default     = "mlops"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,14}[a-z0-9]$", var.name_prefix)) && !strcontains(var.name_prefix, "--")
+    error_message = "name_prefix must be 2-16 lower-case letters, digits and single hyphens, starting with a letter and not ending with a hyphen."
+  }
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days a replaced artifact version is kept before it expires."
+  type        = number
+  default     = 90
+  nullable    = false
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary the organisation requires on IAM roles, if any."
+  type        = string
+  default     = null
+}
+
+variable "region" {
+  description = "AWS region of every resource."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$", var.region))
+    error_message = "region must be an AWS region code such as us-east-1 or eu-central-1."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags for every resource; Project, Environment and ManagedBy are always set."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}

@@ -1,0 +1,296 @@
+"""Infrastructure operations behind the invoke tasks: up, outputs, plan review, destroy.
+
+Each operation takes a :class:`Stack` (the deployment, its Terraform wrapper and
+its AWS connection) built by :func:`open_stack`, the only place that decides what
+differs between the local emulator and a real account.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipelines.emulator import Emulator
+from pipelines.errors import MlopsError
+from pipelines.infra_config import InfraConfig
+from pipelines.plan_review import (
+    CheckovSummary,
+    PlanSummary,
+    render_markdown,
+    summarize_checkov,
+    summarize_plan,
+)
+from pipelines.settings import Settings
+from pipelines.targets import AwsConnection, Deployment, emulator_process_env
+from pipelines.terraform import (
+    TerraformStack,
+    environment_without_terraform_noise,
+    terraform_base_env,
+)
+
+_TFVARS_REGION = re.compile(r'^\s*region\s*=\s*"([a-z0-9-]+)"', re.MULTILINE)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    deployment: Deployment
+    terraform: TerraformStack
+    connection: AwsConnection
+    emulator: Emulator | None = None
+
+
+@dataclass(frozen=True)
+class UpResult:
+    changed: bool
+    outputs: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def emulator_for(settings: Settings) -> Emulator:
+    return Emulator(settings.emulator_dir, settings.emulator_port)
+
+
+def tfvars_region(settings: Settings, deployment: Deployment) -> str:
+    path = settings.infra_dir / "envs" / f"{deployment.env}.tfvars"
+    try:
+        match = _TFVARS_REGION.search(path.read_text())
+    except FileNotFoundError:
+        raise MlopsError(
+            f"No variables file for environment {deployment.env!r}: expected {path}."
+        ) from None
+    if match is None:
+        raise MlopsError(f'{path} does not set region = "...".')
+    return match.group(1)
+
+
+def open_stack(
+    settings: Settings,
+    deployment: Deployment,
+    *,
+    start_emulator: bool = False,
+    on_output: Callable[[str], None] | None = None,
+) -> Stack:
+    """Resolve how to reach the deployment; for AWS, verify credentials first.
+
+    Nothing is created or changed here except, when asked, starting the emulator.
+    """
+    region = tfvars_region(settings, deployment)
+    base_env = terraform_base_env(settings, environment_without_terraform_noise())
+    if deployment.is_local:
+        emulator = emulator_for(settings)
+        fresh = False
+        if start_emulator:
+            info, fresh = emulator.start()
+        else:
+            info = emulator.require_running()
+        connection = AwsConnection.for_emulator(info.endpoint, emulator.tls.ca_cert, region)
+        env = emulator_process_env(base_env, ca_bundle=emulator.tls.ca_cert, region=region)
+        terraform = TerraformStack(
+            settings,
+            deployment,
+            env,
+            variables={"aws_endpoint_url": info.endpoint},
+            on_output=on_output,
+        )
+        if fresh:
+            # moto keeps everything in memory: the resources in the local state died
+            # with the previous emulator process, so the state describes nothing.
+            terraform.discard_local_state()
+        return Stack(settings, deployment, terraform, connection, emulator)
+
+    connection = AwsConnection.for_aws(region=region)
+    terraform = TerraformStack(settings, deployment, base_env, on_output=on_output)
+    return Stack(settings, deployment, terraform, connection)
+
+
+def infra_up(stack: Stack) -> UpResult:
+    """init, plan and apply only when the plan has changes; idempotent."""
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    stack.terraform.init()
+    seconds["init"] = time.perf_counter() - started
+    mark = time.perf_counter()
+    plan = stack.terraform.plan()
+    seconds["plan"] = time.perf_counter() - mark
+    if plan.has_changes:
+        mark = time.perf_counter()
+        stack.terraform.apply(plan.plan_file)
+        seconds["apply"] = time.perf_counter() - mark
+    plan.plan_file.unlink(missing_ok=True)
+    return UpResult(changed=plan.has_changes, outputs=stack.terraform.outputs(), seconds=seconds)
+
+
+def read_infra_config(stack: Stack) -> InfraConfig:
+    stack.terraform.init()
+    return InfraConfig.from_outputs(stack.terraform.outputs())
+
+
+# --- plan review ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanReview:
+    directory: Path
+    summary: PlanSummary
+    checkov: CheckovSummary
+
+    @property
+    def has_changes(self) -> bool:
+        return self.summary.has_changes
+
+
+def review_plan(stack: Stack, directory: Path | None = None) -> PlanReview:
+    """Write tfplan, plan.json, plan.txt, plan.md and checkov.json to a review folder."""
+    directory = directory or stack.settings.state_dir / "review" / stack.deployment.slug
+    directory.mkdir(parents=True, exist_ok=True)
+    stack.terraform.init()
+    plan = stack.terraform.plan(directory / "tfplan")
+    plan_json = stack.terraform.show_json(plan.plan_file)
+    (directory / "plan.json").write_text(json.dumps(plan_json, indent=2, sort_keys=True) + "\n")
+    (directory / "plan.txt").write_text(stack.terraform.show_text(plan.plan_file))
+    checkov = run_checkov_on_plan(
+        directory / "plan.json", directory / "checkov.json", stack.settings.infra_dir
+    )
+    summary = summarize_plan(plan_json)
+    markdown = render_markdown(
+        summary, title=f"Terraform plan: {stack.deployment}", checkov=checkov
+    )
+    (directory / "plan.md").write_text(markdown)
+    return PlanReview(directory=directory, summary=summary, checkov=checkov)
+
+
+def run_checkov_on_plan(plan_json: Path, report: Path, code_dir: Path) -> CheckovSummary:
+    """checkov on the plan, honouring the justified inline skips in the code."""
+    # Prefer the checkov installed beside this interpreter (the project's venv).
+    beside = Path(sys.executable).parent / "checkov"
+    binary = str(beside) if beside.is_file() else shutil.which("checkov")
+    if binary is None:
+        return CheckovSummary(0, 0, 0, error="checkov is not installed (pip install -e '.[dev]')")
+    result = subprocess.run(
+        [
+            binary,
+            "--file",
+            str(plan_json),
+            "--framework",
+            "terraform_plan",
+            "--repo-root-for-plan-enrichment",
+            str(code_dir),
+            "--skip-download",
+            "--quiet",
+            "--compact",
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        data = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return CheckovSummary(
+            0, 0, 0, error=f"checkov exited {result.returncode}: {result.stderr.strip()[-500:]}"
+        )
+    report.write_text(json.dumps(data, indent=2) + "\n")
+    return summarize_checkov(data)
+
+
+# --- destroy ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DestroyResult:
+    objects_deleted: int
+    model_packages_deleted: int
+    emulator_stopped: bool
+    state_only: bool = False
+
+
+def destroy(stack: Stack) -> DestroyResult:
+    """Delete what pipelines put in the stack's resources, then terraform destroy.
+
+    Versioned objects would otherwise block the bucket's deletion, and SageMaker
+    refuses to delete a model package group that still holds versions.
+    """
+    stack.terraform.init()
+    outputs = stack.terraform.outputs()
+    objects = packages = 0
+    if outputs:
+        config = InfraConfig.from_outputs(outputs)
+        objects = empty_bucket(stack.connection, config.bucket_name)
+        packages = delete_model_packages(stack.connection, config.model_package_group_name)
+    stack.terraform.destroy()
+    stopped = False
+    if stack.emulator is not None:
+        stopped = stack.emulator.stop()
+    return DestroyResult(objects, packages, stopped)
+
+
+def forget_local_stack(settings: Settings, deployment: Deployment) -> bool:
+    """With no emulator running, the local resources are already gone: drop the state."""
+    stack_dir = settings.state_dir / "terraform" / deployment.slug
+    state = stack_dir / "terraform.tfstate"
+    if state.is_file():
+        state.replace(state.with_suffix(".tfstate.stale"))
+        return True
+    return False
+
+
+def empty_bucket(connection: AwsConnection, bucket: str) -> int:
+    """Delete every object version and delete marker; returns how many were deleted."""
+    s3 = connection.client("s3")
+    deleted = 0
+    try:
+        pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket)
+        for page in pages:
+            keys = [
+                {"Key": v["Key"], "VersionId": v["VersionId"]}
+                for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            ]
+            for start in range(0, len(keys), 1000):
+                batch = keys[start : start + 1000]
+                response = s3.delete_objects(
+                    Bucket=bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+                errors = response.get("Errors", [])
+                if errors:
+                    first = errors[0]
+                    raise MlopsError(
+                        f"Could not empty s3://{bucket}: {len(errors)} object(s) failed, e.g. "
+                        f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                    )
+                deleted += len(batch)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            return deleted
+        raise MlopsError(f"Could not empty s3://{bucket}: {error}") from error
+    return deleted
+
+
+def delete_model_packages(connection: AwsConnection, group: str) -> int:
+    sagemaker = connection.client("sagemaker")
+    arns: list[str] = []
+    try:
+        for page in sagemaker.get_paginator("list_model_packages").paginate(
+            ModelPackageGroupName=group
+        ):
+            arns += [p["ModelPackageArn"] for p in page.get("ModelPackageSummaryList", [])]
+        for arn in arns:
+            sagemaker.delete_model_package(ModelPackageName=arn)
+    except ClientError as error:
+        message = error.response.get("Error", {}).get("Message", "")
+        if "does not exist" in message:
+            return 0
+        raise MlopsError(f"Could not delete the model packages of {group}: {error}") from error
+    return len(arns)

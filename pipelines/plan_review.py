@@ -1,0 +1,359 @@
+"""Turn ``terraform show -json`` of a plan into a Markdown review for a pull request.
+
+Pure functions: the plan JSON in, a summary and Markdown out. Resources are listed
+by action, and the changes a security reviewer must read (IAM statements, bucket
+policy, encryption, public access, key rotation) are called out with their
+values, flagging wildcards and anything that weakens the defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ACTION_ORDER = ("create", "update", "replace", "delete")
+_POLICY_ATTRIBUTES = {
+    "aws_iam_role": ("assume_role_policy",),
+    "aws_iam_role_policy": ("policy",),
+    "aws_iam_policy": ("policy",),
+    "aws_s3_bucket_policy": ("policy",),
+    "aws_kms_key": ("policy",),
+}
+_SECURITY_TYPES = frozenset(
+    {
+        *_POLICY_ATTRIBUTES,
+        "aws_iam_role_policy_attachment",
+        "aws_s3_bucket_public_access_block",
+        "aws_s3_bucket_server_side_encryption_configuration",
+        "aws_s3_bucket_versioning",
+        "aws_s3_bucket_acl",
+        "aws_s3_bucket_ownership_controls",
+    }
+)
+_PUBLIC_ACCESS_FLAGS = (
+    "block_public_acls",
+    "block_public_policy",
+    "ignore_public_acls",
+    "restrict_public_buckets",
+)
+UNKNOWN = "(known after apply)"
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    address: str
+    type: str
+    action: str  # create | update | replace | delete
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    after_unknown: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class SecurityNote:
+    address: str
+    action: str
+    lines: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    changes: tuple[ResourceChange, ...]
+    security: tuple[SecurityNote, ...]
+    output_changes: tuple[str, ...] = field(default=())
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def by_action(self, action: str) -> list[ResourceChange]:
+        return [c for c in self.changes if c.action == action]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"{note.address}: {w}" for note in self.security for w in note.warnings]
+
+
+def classify_actions(actions: Iterable[str]) -> str | None:
+    """Map Terraform's action list to one review category; None for no-op/read."""
+    actions = tuple(actions)
+    if set(actions) == {"create", "delete"}:
+        return "replace"
+    if actions == ("create",):
+        return "create"
+    if actions == ("update",):
+        return "update"
+    if actions == ("delete",):
+        return "delete"
+    return None
+
+
+def summarize_plan(plan: Mapping[str, Any]) -> PlanSummary:
+    changes: list[ResourceChange] = []
+    for entry in plan.get("resource_changes", []):
+        if entry.get("mode") != "managed":
+            continue
+        change = entry.get("change", {})
+        action = classify_actions(change.get("actions", []))
+        if action is None:
+            continue
+        changes.append(
+            ResourceChange(
+                address=entry["address"],
+                type=entry["type"],
+                action=action,
+                before=change.get("before"),
+                after=change.get("after"),
+                after_unknown=change.get("after_unknown") or {},
+            )
+        )
+    changes.sort(key=lambda c: (ACTION_ORDER.index(c.action), c.address))
+    security = tuple(
+        note for note in (security_note(c) for c in changes if c.type in _SECURITY_TYPES) if note
+    )
+    outputs = tuple(
+        sorted(
+            name
+            for name, change in plan.get("output_changes", {}).items()
+            if classify_actions(change.get("actions", [])) is not None
+        )
+    )
+    return PlanSummary(changes=tuple(changes), security=security, output_changes=outputs)
+
+
+# --- security notes -------------------------------------------------------------------
+
+
+def security_note(change: ResourceChange) -> SecurityNote | None:
+    state = change.before if change.action == "delete" else change.after
+    state = state or {}
+    lines: list[str] = []
+    warnings: list[str] = []
+
+    for attribute in _POLICY_ATTRIBUTES.get(change.type, ()):
+        if change.after_unknown.get(attribute) and change.action != "delete":
+            lines.append(f"`{attribute}`: {UNKNOWN}")
+            continue
+        document = _parse_policy(state.get(attribute))
+        if document is None:
+            continue
+        before_doc = _parse_policy((change.before or {}).get(attribute))
+        if change.action == "update" and before_doc == document:
+            continue
+        lines.append(f"`{attribute}`:")
+        for statement in _statements(document):
+            lines.append("  - " + describe_statement(statement))
+            # In a key policy, Resource "*" means the key itself; only the principal matters.
+            key_policy = change.type == "aws_kms_key"
+            warnings.extend(statement_warnings(statement, resource_scoped=key_policy))
+
+    if change.type == "aws_iam_role_policy_attachment":
+        arn = state.get("policy_arn") or UNKNOWN
+        lines.append(f"attaches managed policy `{arn}`")
+        if isinstance(arn, str) and arn.startswith("arn:aws:iam::aws:policy/"):
+            name = arn.rsplit("/", 1)[-1]
+            if name in {"AdministratorAccess", "PowerUserAccess"} or name.endswith("FullAccess"):
+                warnings.append(f"broad AWS managed policy {name} attached")
+
+    if change.type == "aws_s3_bucket_public_access_block":
+        flags = {flag: state.get(flag) for flag in _PUBLIC_ACCESS_FLAGS}
+        lines.append(", ".join(f"`{k}` = {str(v).lower()}" for k, v in flags.items()))
+        off = [k for k, v in flags.items() if v is False]
+        if off and change.action != "delete":
+            warnings.append("public access block disabled: " + ", ".join(off))
+        if change.action == "delete":
+            warnings.append("public access block removed")
+
+    if change.type == "aws_s3_bucket_server_side_encryption_configuration":
+        for rule in state.get("rule") or []:
+            for default in rule.get("apply_server_side_encryption_by_default") or []:
+                key = default.get("kms_master_key_id") or (
+                    UNKNOWN
+                    if default.get("sse_algorithm") == "aws:kms" and change.action != "delete"
+                    else "-"
+                )
+                lines.append(f"default encryption `{default.get('sse_algorithm')}`, key `{key}`")
+        if change.action == "delete":
+            warnings.append("default bucket encryption removed")
+
+    if change.type == "aws_s3_bucket_versioning":
+        for config in state.get("versioning_configuration") or []:
+            status = config.get("status")
+            lines.append(f"versioning `{status}`")
+            if status != "Enabled" and change.action != "delete":
+                warnings.append(f"versioning {status}")
+
+    if change.type == "aws_kms_key" and change.action != "delete":
+        rotation = state.get("enable_key_rotation")
+        lines.append(f"key rotation `{str(rotation).lower()}`")
+        if rotation is False:
+            warnings.append("KMS key rotation disabled")
+
+    if change.type == "aws_s3_bucket_acl":
+        lines.append(f"ACL `{state.get('acl')}`")
+        if state.get("acl") in {"public-read", "public-read-write", "authenticated-read"}:
+            warnings.append(f"bucket ACL {state.get('acl')}")
+
+    if change.type == "aws_s3_bucket_ownership_controls":
+        for rule in state.get("rule") or []:
+            lines.append(f"object ownership `{rule.get('object_ownership')}`")
+
+    if not lines and not warnings:
+        return None
+    return SecurityNote(change.address, change.action, tuple(lines), tuple(warnings))
+
+
+def _parse_policy(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _statements(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    statements = document.get("Statement", [])
+    return [statements] if isinstance(statements, dict) else list(statements)
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def describe_statement(statement: Mapping[str, Any]) -> str:
+    sid = statement.get("Sid") or "(no Sid)"
+    effect = statement.get("Effect", "Allow")
+    actions = _as_list(statement.get("Action")) or [
+        f"NOT {a}" for a in _as_list(statement.get("NotAction"))
+    ]
+    resources = _as_list(statement.get("Resource")) or [
+        f"NOT {r}" for r in _as_list(statement.get("NotResource"))
+    ]
+    principal = statement.get("Principal")
+    parts = [f"**{sid}** {effect} `{', '.join(actions)}`"]
+    if resources:
+        parts.append(f"on `{', '.join(resources)}`")
+    if principal is not None:
+        parts.append(f"for `{json.dumps(principal, sort_keys=True)}`")
+    if statement.get("Condition"):
+        parts.append(f"when `{json.dumps(statement['Condition'], sort_keys=True)}`")
+    return " ".join(parts)
+
+
+def statement_warnings(statement: Mapping[str, Any], *, resource_scoped: bool = False) -> list[str]:
+    """Warnings for an Allow statement; ``resource_scoped`` for policies attached to one
+    resource (key policies), where Resource "*" means that resource."""
+    if statement.get("Effect", "Allow") != "Allow":
+        return []
+    sid = statement.get("Sid") or "(no Sid)"
+    actions = _as_list(statement.get("Action"))
+    resources = [] if resource_scoped else _as_list(statement.get("Resource"))
+    warnings: list[str] = []
+    if "*" in actions and "*" in resources:
+        warnings.append(f"{sid} allows every action on every resource (*:*)")
+    elif "*" in actions:
+        warnings.append(f"{sid} allows every action")
+    elif any(a.endswith(":*") for a in actions) and "*" in resources:
+        warnings.append(f"{sid} allows a whole service on every resource")
+    if statement.get("NotAction") or statement.get("NotResource"):
+        warnings.append(f"{sid} uses NotAction/NotResource")
+    principal = statement.get("Principal")
+    anyone = principal == "*" or (
+        isinstance(principal, Mapping) and "*" in _as_list(principal.get("AWS"))
+    )
+    if anyone and not statement.get("Condition"):
+        warnings.append(f"{sid} allows any principal without a condition")
+    return warnings
+
+
+# --- rendering ------------------------------------------------------------------------
+
+
+def render_markdown(
+    summary: PlanSummary,
+    *,
+    title: str,
+    checkov: CheckovSummary | None = None,
+) -> str:
+    lines = [f"## {title}", ""]
+    if not summary.has_changes:
+        lines += ["**No changes.** The infrastructure matches the configuration.", ""]
+    else:
+        counts = ", ".join(
+            f"{len(summary.by_action(a))} to {a}" for a in ACTION_ORDER if summary.by_action(a)
+        )
+        lines += [f"**Plan:** {counts}.", ""]
+        icons = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
+        for action in ACTION_ORDER:
+            items = summary.by_action(action)
+            if not items:
+                continue
+            lines.append(f"### {action.capitalize()} ({len(items)})")
+            lines.append("")
+            lines += [f"- `{icons[action]}` `{c.address}`" for c in items]
+            lines.append("")
+
+    if summary.security:
+        lines += ["### Security-relevant changes", ""]
+        if summary.warnings:
+            lines += [f"> :warning: {w}" for w in summary.warnings] + [""]
+        for note in summary.security:
+            lines.append(f"- **{note.action}** `{note.address}`")
+            lines += [
+                f"  {line}" if line.startswith("  ") else f"  - {line}" for line in note.lines
+            ]
+        lines.append("")
+    elif summary.has_changes:
+        lines += ["### Security-relevant changes", "", "None.", ""]
+
+    if summary.output_changes:
+        lines += ["### Output changes", "", ", ".join(f"`{o}`" for o in summary.output_changes), ""]
+
+    if checkov is not None:
+        lines += ["### checkov", "", checkov.markdown(), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+@dataclass(frozen=True)
+class CheckovSummary:
+    passed: int
+    failed: int
+    skipped: int
+    failures: tuple[str, ...] = ()
+    error: str | None = None
+
+    def markdown(self) -> str:
+        if self.error:
+            return f"Not run: {self.error}"
+        text = f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped."
+        if self.failures:
+            text += "\n\n" + "\n".join(f"- :x: {f}" for f in self.failures)
+        return text
+
+
+def summarize_checkov(report: Any) -> CheckovSummary:
+    """Summarise checkov's JSON report (one framework object or a list of them)."""
+    reports = report if isinstance(report, list) else [report]
+    passed = failed = skipped = 0
+    failures: list[str] = []
+    for item in reports:
+        if not isinstance(item, Mapping):
+            continue
+        summary = item.get("summary", {})
+        passed += int(summary.get("passed", 0))
+        failed += int(summary.get("failed", 0))
+        skipped += int(summary.get("skipped", 0))
+        for check in item.get("results", {}).get("failed_checks", []):
+            failures.append(
+                f"{check.get('check_id')} {check.get('check_name')} ({check.get('resource')})"
+            )
+    return CheckovSummary(passed, failed, skipped, tuple(sorted(failures)))

@@ -1,0 +1,79 @@
+"""Project settings, read once at the edge (tasks, tests, benchmarks) and passed down.
+
+Precedence: explicit arguments, then MLOPS_* environment variables, then the
+``mlops`` section of invoke.yaml, then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import MlopsError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EMULATOR_PORT = 4569
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the project lives and how its local services are reached."""
+
+    root: Path = PROJECT_ROOT
+    name_prefix: str = "mlops"
+    state_dir: Path = PROJECT_ROOT / ".mlops"
+    emulator_port: int = DEFAULT_EMULATOR_PORT
+    provider_mirror: Path | None = None
+    state_bucket: str | None = None
+
+    @property
+    def infra_dir(self) -> Path:
+        return self.root / "infra"
+
+    @property
+    def emulator_dir(self) -> Path:
+        return self.state_dir / "emulator"
+
+    @classmethod
+    def load(
+        cls,
+        config: Mapping[str, Any] | None = None,
+        *,
+        root: Path = PROJECT_ROOT,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Build settings from invoke's ``mlops`` config section and the environment."""
+        environ = os.environ if environ is None else environ
+        config = config or {}
+        emulator = config.get("emulator") or {}
+        terraform = config.get("terraform") or {}
+
+        state_dir = Path(environ.get("MLOPS_STATE_DIR") or config.get("state_dir") or ".mlops")
+        mirror = environ.get("MLOPS_TF_PROVIDER_MIRROR") or terraform.get("provider_mirror")
+        settings = cls(
+            root=root,
+            name_prefix=str(config.get("name_prefix") or "mlops"),
+            state_dir=state_dir if state_dir.is_absolute() else root / state_dir,
+            emulator_port=_port(
+                environ.get("MLOPS_EMULATOR_PORT") or emulator.get("port") or DEFAULT_EMULATOR_PORT
+            ),
+            provider_mirror=Path(mirror) if mirror else None,
+            state_bucket=environ.get("MLOPS_TF_STATE_BUCKET") or terraform.get("state_bucket"),
+        )
+        return settings
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _port(value: object) -> int:
+    try:
+        port = int(str(value))
+    except ValueError:
+        raise MlopsError(f"Emulator port must be a number, got {value!r}.") from None
+    if not 1024 <= port <= 65535:
+        raise MlopsError(f"Emulator port must be between 1024 and 65535, got {port}.")
+    return port

@@ -1,0 +1,146 @@
+"""Tasks: `invoke --list`. Thin on purpose: parse arguments, call pipelines/, print."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from pipelines import infra
+from pipelines.console import console, exit_on_error, key_value_table, terraform_progress
+from pipelines.errors import MlopsError
+from pipelines.settings import Settings
+from pipelines.targets import Deployment
+from pipelines.terraform import validate_configuration
+
+TARGET_HELP = {
+    "target": "local (the emulator, default) or aws",
+    "env": "environment: local for the local target; dev, prod, ... for aws (default dev)",
+}
+
+
+def _settings(c) -> Settings:
+    return Settings.load(c.config.get("mlops"))
+
+
+# --- emulator -------------------------------------------------------------------------
+
+
+@task
+def emulator_up(c):
+    """Start the local AWS emulator (moto, HTTPS on 127.0.0.1) unless it runs."""
+    with exit_on_error():
+        emulator = infra.emulator_for(_settings(c))
+        info, started = emulator.start()
+        verb = "Started" if started else "Already running:"
+        console.print(f"{verb} emulator pid {info.pid} at {info.endpoint}")
+
+
+@task
+def emulator_down(c):
+    """Stop the local AWS emulator (its resources vanish with it)."""
+    with exit_on_error():
+        stopped = infra.emulator_for(_settings(c)).stop()
+        console.print("Emulator stopped." if stopped else "The emulator was not running.")
+
+
+@task
+def emulator_status(c):
+    """Show whether the emulator runs, its pid and endpoint."""
+    with exit_on_error():
+        status = infra.emulator_for(_settings(c)).status()
+        console.print(f"Emulator: {status.detail}")
+        if not status.running:
+            raise Exit(code=3)
+
+
+# --- infrastructure -------------------------------------------------------------------
+
+
+@task(help=TARGET_HELP)
+def infra_up(c, target="local", env=None):
+    """Apply the Terraform stack (starting the emulator for local) and print outputs."""
+    with exit_on_error():
+        deployment = Deployment.parse(target, env)
+        console.print(f"[bold]infra-up[/] {deployment}")
+        stack = infra.open_stack(
+            _settings(c), deployment, start_emulator=True, on_output=terraform_progress
+        )
+        result = infra.infra_up(stack)
+        timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+        state = "Applied changes" if result.changed else "No changes"
+        console.print(f"{state} ({timing}).")
+        console.print(key_value_table(f"Outputs: {deployment}", result.outputs))
+
+
+@task(help={**TARGET_HELP, "json": "print the outputs as JSON (for scripts)"})
+def infra_outputs(c, target="local", env=None, json_=False):
+    """Print the Terraform outputs the pipeline tasks read."""
+    with exit_on_error():
+        stack = infra.open_stack(_settings(c), Deployment.parse(target, env))
+        config = infra.read_infra_config(stack)
+        if json_:
+            sys.stdout.write(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+        else:
+            console.print(key_value_table(f"Outputs: {stack.deployment}", config.to_dict()))
+
+
+@task(
+    help={
+        **TARGET_HELP,
+        "output_dir": "review folder (default .mlops/review/<target-env>)",
+    }
+)
+def plan(c, target="local", env=None, output_dir=None):
+    """Write a plan review (plan.md, plan.json, plan.txt, checkov); exit 2 on changes."""
+    with exit_on_error():
+        deployment = Deployment.parse(target, env)
+        stack = infra.open_stack(_settings(c), deployment, start_emulator=deployment.is_local)
+        review = infra.review_plan(stack, Path(output_dir) if output_dir else None)
+        console.print((review.directory / "plan.md").read_text(), markup=False)
+        console.print(f"Review written to {review.directory}")
+    if review.has_changes:
+        raise Exit(code=2)
+
+
+@task(help={**TARGET_HELP, "yes": "do not ask for confirmation"})
+def destroy(c, target="local", env=None, yes=False):
+    """Delete everything the project created (objects, model versions, stack)."""
+    with exit_on_error():
+        settings = _settings(c)
+        deployment = Deployment.parse(target, env)
+        if deployment.is_local and not infra.emulator_for(settings).status().running:
+            forgot = infra.forget_local_stack(settings, deployment)
+            console.print(
+                "The emulator is not running, so its resources are already gone"
+                + ("; local state cleared." if forgot else ".")
+            )
+            return
+        stack = infra.open_stack(settings, deployment, on_output=terraform_progress)
+        if not yes:
+            _confirm(f"Destroy every resource of {deployment}, including all artifacts?")
+        result = infra.destroy(stack)
+        console.print(
+            f"Destroyed {deployment}: {result.objects_deleted} object version(s) and "
+            f"{result.model_packages_deleted} model package(s) deleted first"
+            + ("; emulator stopped." if result.emulator_stopped else ".")
+        )
+
+
+def _confirm(question: str) -> None:
+    if not sys.stdin.isatty():
+        raise MlopsError(f"{question} Refusing without a terminal: pass --yes to confirm.")
+    answer = input(f"{question} Type 'yes' to continue: ")
+    if answer.strip().lower() != "yes":
+        raise MlopsError("Cancelled; nothing was changed.")
+
+
+@task
+def validate(c):
+    """terraform fmt -check and validate on infra/ (offline; a pre-commit hook)."""
+    with exit_on_error():
+        console.print(validate_configuration(_settings(c), os.environ))

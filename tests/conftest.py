@@ -1,0 +1,72 @@
+"""Shared fixtures. No test may reach a real AWS account: credentials are fake and
+the user's AWS config files are hidden before anything creates a boto3 client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipelines.emulator import Emulator, EmulatorInfo
+from pipelines.settings import Settings
+from pipelines.targets import AwsConnection
+from tests.support import free_port, project_copy
+
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+_REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Session fixtures start before any function-scoped fixture can patch the
+    # environment, so the fake identity is installed for the whole process here.
+    os.environ.update(FAKE_AWS_ENV)
+    for key in _REMOVED:
+        os.environ.pop(key, None)
+
+
+@pytest.fixture(autouse=True)
+def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in _REMOVED:
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, EmulatorInfo]]:
+    """A real emulator process for the whole session, on a free port."""
+    emulator = Emulator(tmp_path_factory.mktemp("emulator"), free_port())
+    info, _ = emulator.start()
+    try:
+        yield emulator, info
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator_connection(emulator: tuple[Emulator, EmulatorInfo]) -> AwsConnection:
+    instance, info = emulator
+    return AwsConnection.for_emulator(info.endpoint, instance.tls.ca_cert, "us-east-1")
+
+
+@pytest.fixture
+def tmp_settings(tmp_path: Path) -> Settings:
+    """Settings for a throwaway checkout: its own infra/ copy, state dir and port."""
+    root = project_copy(tmp_path)
+    environ = {
+        **os.environ,
+        "MLOPS_STATE_DIR": str(root / ".mlops"),
+        "MLOPS_EMULATOR_PORT": str(free_port()),
+    }
+    return Settings.load(None, root=root, environ=environ)

@@ -1,0 +1,118 @@
+"""The invoke tasks as a user runs them: exit codes and messages, in a separate process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.emulator import Emulator
+from pipelines.settings import PROJECT_ROOT
+from tests.support import free_port
+
+
+def invoke(*args: str, state_dir: Path, port: int, extra_env: dict[str, str] | None = None):
+    env = {
+        **os.environ,
+        "MLOPS_STATE_DIR": str(state_dir),
+        "MLOPS_EMULATOR_PORT": str(port),
+        "COLUMNS": "200",
+        **(extra_env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def state(tmp_path):
+    return tmp_path / "state", free_port()
+
+
+def test_emulator_status_exits_non_zero_when_stopped(state):
+    state_dir, port = state
+    result = invoke("emulator-status", state_dir=state_dir, port=port)
+    assert result.returncode == 3
+    assert "not running" in result.stdout
+
+
+def test_emulator_up_status_down_round_trip(state):
+    state_dir, port = state
+    try:
+        up = invoke("emulator-up", state_dir=state_dir, port=port)
+        assert up.returncode == 0, up.stderr
+        assert f"https://127.0.0.1:{port}" in up.stdout
+        status = invoke("emulator-status", state_dir=state_dir, port=port)
+        assert status.returncode == 0
+        assert "running (pid" in status.stdout
+    finally:
+        down = invoke("emulator-down", state_dir=state_dir, port=port)
+    assert "Emulator stopped." in down.stdout
+
+
+def test_infra_outputs_without_a_running_emulator_says_how_to_start_it(state):
+    state_dir, port = state
+    result = invoke("infra-outputs", "--json", state_dir=state_dir, port=port)
+    assert result.returncode == 1
+    assert "emulator is not running" in result.stderr
+    assert "invoke emulator-up" in result.stderr
+    assert result.stdout == ""
+
+
+def test_aws_target_without_credentials_fails_before_touching_state(state):
+    state_dir, _ = state
+    credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    env_without = {k: v for k, v in os.environ.items() if k not in credentials}
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", "infra-up", "--target", "aws", "--env", "dev"],
+        cwd=PROJECT_ROOT,
+        env={**env_without, "MLOPS_STATE_DIR": str(state_dir), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "No AWS credentials found for --target aws" in result.stderr
+    assert not (state_dir / "terraform" / "aws-dev").exists()
+
+
+def test_unknown_target_is_rejected(state):
+    state_dir, port = state
+    result = invoke("plan", "--target", "gcp", state_dir=state_dir, port=port)
+    assert result.returncode == 1
+    assert "Unknown target 'gcp'" in result.stderr
+
+
+def test_destroy_asks_for_confirmation_and_changes_nothing_without_it(state):
+    state_dir, port = state
+    emulator = Emulator(state_dir / "emulator", port)
+    info, _ = emulator.start()
+    try:
+        result = invoke("destroy", state_dir=state_dir, port=port)
+        assert result.returncode == 1
+        assert "pass --yes" in result.stderr
+        assert emulator.status().running
+        assert emulator.read_info().pid == info.pid
+    finally:
+        emulator.stop()
+
+
+def test_destroy_with_the_emulator_down_only_clears_stale_state(state):
+    state_dir, port = state
+    stale = state_dir / "terraform" / "local" / "terraform.tfstate"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    result = invoke("destroy", "--yes", state_dir=state_dir, port=port)
+    assert result.returncode == 0
+    assert "already gone; local state cleared" in result.stdout
+    assert not stale.exists()

@@ -1,0 +1,97 @@
+"""Terraform configuration the project writes: mirror CLI config, backends, lock file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipelines.errors import MlopsError
+from pipelines.settings import PROJECT_ROOT, Settings
+from pipelines.targets import Deployment
+from pipelines.terraform import (
+    BACKEND_OVERRIDE,
+    TerraformStack,
+    cli_config_text,
+    find_provider_mirror,
+    locked_aws_provider_version,
+    terraform_base_env,
+    write_local_backend_override,
+)
+
+
+def fake_mirror(root: Path, version: str = "5.100.0", platform: str = "linux_amd64") -> Path:
+    (root / "registry.terraform.io" / "hashicorp" / "aws" / version / platform).mkdir(parents=True)
+    return root
+
+
+def test_lock_file_pins_the_aws_provider_with_a_hash():
+    assert locked_aws_provider_version(PROJECT_ROOT / "infra") == "5.100.0"
+    lock = (PROJECT_ROOT / "infra" / ".terraform.lock.hcl").read_text()
+    assert '"h1:' in lock
+
+
+def test_cli_config_installs_mirrored_providers_from_disk(tmp_path):
+    mirror = fake_mirror(tmp_path / "mirror")
+    text = cli_config_text(mirror)
+    assert f'path    = "{mirror}"' in text
+    assert 'include = ["registry.terraform.io/hashicorp/aws"]' in text
+    assert 'exclude = ["registry.terraform.io/hashicorp/aws"]' in text
+
+
+def test_configured_mirror_overrides_the_environment_config_file(tmp_path):
+    mirror = fake_mirror(tmp_path / "mirror")
+    settings = Settings.load(
+        {"terraform": {"provider_mirror": str(mirror)}},
+        root=tmp_path,
+        environ={},
+    )
+    env = terraform_base_env(settings, {"TF_CLI_CONFIG_FILE": "/nonexistent/.terraformrc"})
+    config = Path(env["TF_CLI_CONFIG_FILE"])
+    assert config.parent == tmp_path / ".mlops" / "terraform"
+    assert str(mirror) in config.read_text()
+    assert env["TF_INPUT"] == "0"
+
+
+def test_a_configured_mirror_that_is_not_one_is_rejected(tmp_path):
+    settings = Settings.load(
+        None, root=tmp_path, environ={"MLOPS_TF_PROVIDER_MIRROR": str(tmp_path)}
+    )
+    with pytest.raises(MlopsError, match=r"has no registry\.terraform\.io/"):
+        find_provider_mirror(settings)
+
+
+def test_local_backend_override_points_state_into_the_state_dir(tmp_path):
+    override = write_local_backend_override(tmp_path, tmp_path / "state" / "terraform.tfstate")
+    assert override.name == BACKEND_OVERRIDE
+    assert json.loads(override.read_text()) == {
+        "terraform": {"backend": {"local": {"path": str(tmp_path / "state" / "terraform.tfstate")}}}
+    }
+
+
+def test_aws_target_needs_a_state_bucket_and_drops_the_local_override(tmp_settings):
+    write_local_backend_override(tmp_settings.infra_dir, tmp_settings.state_dir / "x.tfstate")
+    stack = TerraformStack(tmp_settings, Deployment.parse("aws", "dev"), env={})
+    with pytest.raises(MlopsError, match="MLOPS_TF_STATE_BUCKET"):
+        stack.init()
+    assert not (tmp_settings.infra_dir / BACKEND_OVERRIDE).exists()
+
+
+def test_unknown_environment_has_no_variables_file(tmp_settings):
+    stack = TerraformStack(tmp_settings, Deployment.parse("aws", "staging"), env={})
+    with pytest.raises(MlopsError, match=r"staging\.tfvars"):
+        stack.init()
+
+
+def test_gitignore_keeps_generated_files_out_of_the_repository():
+    generated = [
+        "infra/backend_override.tf.json",
+        ".mlops/terraform/local/terraform.tfstate",
+        "infra/.terraform/providers",
+    ]
+    result = subprocess.run(
+        ["git", "check-ignore", *generated], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert result.stdout.split() == generated
