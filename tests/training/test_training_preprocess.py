@@ -1,0 +1,444 @@
+"""training/preprocess.py: validation, splitting, baseline statistics, determinism."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+GOOD_HEADER = "y,a,b"
+
+
+def good_rows(n: int) -> list[str]:
+    return [f"{i * 1.5},{i},{(i * 7) % 11}" for i in range(n)]
+
+
+def csv_text(rows: list[str], header: str = GOOD_HEADER) -> str:
+    return "\n".join([header, *rows]) + "\n"
+
+
+def run(preprocess, input_dir: Path, out: Path, *extra: str) -> int:
+    return preprocess.main(
+        ["--input-dir", str(input_dir), "--output-dir", str(out), "--target-column", "y", *extra]
+    )
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
+
+
+# --------------------------------------------------------------------------------------------
+# Pure functions
+# --------------------------------------------------------------------------------------------
+
+
+def test_parse_column_list_strips_and_drops_blanks(preprocess):
+    assert preprocess.parse_column_list(" a, b ,,c ") == ["a", "b", "c"]
+    assert preprocess.parse_column_list("") == []
+    assert preprocess.parse_column_list(None) == []
+
+
+def test_cli_columns_override_schema(preprocess):
+    schema = {"target": "medv", "features": ["crim", "zn"]}
+    assert preprocess.resolve_column_config(None, None, None, schema) == (
+        "medv",
+        ["crim", "zn"],
+        [],
+    )
+    assert preprocess.resolve_column_config("zn", "crim", "b", schema) == ("zn", ["crim"], ["b"])
+    # An empty --feature-columns means "not given": the schema's features still apply.
+    assert preprocess.resolve_column_config("", "", None, schema)[1] == ["crim", "zn"]
+    # Without schema features, None means every column except the target.
+    assert preprocess.resolve_column_config("y", "", None, None) == ("y", None, [])
+
+
+def test_column_config_errors(preprocess):
+    with pytest.raises(preprocess.DataValidationError, match="no target column"):
+        preprocess.resolve_column_config(None, None, None, None)
+    with pytest.raises(preprocess.DataValidationError, match="also listed as a feature"):
+        preprocess.resolve_column_config("y", "a,y", None, None)
+    with pytest.raises(preprocess.DataValidationError, match="more than once"):
+        preprocess.resolve_column_config("y", "a,b,a", None, None)
+
+
+def test_load_schema_rejects_malformed_files(preprocess, tmp_path):
+    bad = tmp_path / "schema.json"
+    bad.write_text('{"target": "y", "features": "a,b"}', encoding="utf-8")
+    with pytest.raises(preprocess.DataValidationError, match="must be a list") as info:
+        preprocess.load_schema(bad)
+    assert str(bad) in str(info.value)
+    bad.write_text("not json", encoding="utf-8")
+    with pytest.raises(preprocess.DataValidationError, match="not valid JSON"):
+        preprocess.load_schema(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1.5", 1.5), (" 2 ", 2.0), ("-3e2", -300.0), ("0", 0.0)],
+)
+def test_parse_number_accepts_finite_numbers(preprocess, text, expected):
+    assert preprocess.parse_number(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "  ", "abc", "nan", "NaN", "inf", "-Infinity", "1_000"])
+def test_parse_number_rejects_invalid_cells(preprocess, text):
+    assert math.isnan(preprocess.parse_number(text))
+
+
+def test_split_sizes(preprocess):
+    assert preprocess.split_sizes(506, 0.7, 0.15) == (354, 76, 76)
+    assert preprocess.split_sizes(442, 0.7, 0.15) == (309, 66, 67)
+    with pytest.raises(preprocess.DataValidationError, match="every split needs at least one"):
+        preprocess.split_sizes(3, 0.7, 0.15)
+
+
+def test_split_indices_partition_rows_deterministically(preprocess):
+    first = preprocess.split_indices(100, 0.7, 0.15, 42)
+    again = preprocess.split_indices(100, 0.7, 0.15, 42)
+    other = preprocess.split_indices(100, 0.7, 0.15, 7)
+    combined = np.concatenate([first["train"], first["validation"], first["test"]])
+    assert sorted(combined.tolist()) == list(range(100))
+    assert [len(first[s]) for s in ("train", "validation", "test")] == [70, 15, 15]
+    assert all(np.array_equal(first[s], again[s]) for s in first)
+    assert not np.array_equal(first["train"], other["train"])
+
+
+def test_column_statistics(preprocess):
+    values = np.arange(1.0, 101.0)
+    stats = preprocess.column_statistics(values)
+    assert stats["count"] == 100
+    assert stats["mean"] == 50.5
+    assert stats["std"] == pytest.approx(np.std(values, ddof=1))
+    assert (stats["min"], stats["max"]) == (1.0, 100.0)
+    assert stats["p50"] == 50.5
+    assert stats["p01"] == pytest.approx(1.99)
+    assert stats["p99"] == pytest.approx(99.01)
+    assert all(type(v) in (int, float) for v in stats.values())
+
+
+def test_find_input_file_lists_candidates_when_ambiguous(preprocess, tmp_path):
+    (tmp_path / "a.csv").write_text("x\n1\n", encoding="utf-8")
+    (tmp_path / "b.csv").write_text("x\n1\n", encoding="utf-8")
+    with pytest.raises(preprocess.DataValidationError, match=r"a\.csv, b\.csv.*--input-file"):
+        preprocess.find_input_file(tmp_path)
+    assert preprocess.find_input_file(tmp_path, "b.csv") == tmp_path / "b.csv"
+
+
+# --------------------------------------------------------------------------------------------
+# main() on real data
+# --------------------------------------------------------------------------------------------
+
+
+def test_boston_outputs_follow_the_contract(boston_splits, boston_csv):
+    header = read_csv(boston_splits / "train" / "train.csv")[0]
+    assert header == ["medv", *[c for c in boston_csv.read_text().splitlines()[0].split(",")[:-1]]]
+    split_rows = {
+        split: read_csv(boston_splits / split / f"{split}.csv")[1:]
+        for split in ("train", "validation", "test")
+    }
+    assert {s: len(rows) for s, rows in split_rows.items()} == {
+        "train": 354,
+        "validation": 76,
+        "test": 76,
+    }
+    # Together the splits hold exactly the source rows (as numbers), target moved first.
+    source = read_csv(boston_csv)[1:]
+    expected = sorted(tuple(float(v) for v in [row[-1], *row[:-1]]) for row in source)
+    produced = sorted(tuple(float(v) for v in row) for rows in split_rows.values() for row in rows)
+    assert produced == expected
+
+
+def test_boston_baseline_statistics(boston_splits):
+    baseline = json.loads((boston_splits / "baseline" / "baseline.json").read_text())
+    assert baseline["target"] == "medv"
+    assert len(baseline["features"]) == 13
+    assert baseline["row_counts"] == {"train": 354, "validation": 76, "test": 76}
+    assert baseline["source_file"] == "boston_housing.csv"
+    assert set(baseline["columns"]) == {"medv", *baseline["features"]}
+    train = np.array(
+        [[float(v) for v in row] for row in read_csv(boston_splits / "train" / "train.csv")[1:]]
+    )
+    medv = baseline["columns"]["medv"]
+    assert set(medv) == {
+        "count",
+        "mean",
+        "std",
+        "min",
+        "max",
+        "p01",
+        "p05",
+        "p25",
+        "p50",
+        "p75",
+        "p95",
+        "p99",
+    }
+    assert medv["count"] == 354
+    assert medv["mean"] == pytest.approx(train[:, 0].mean())
+    assert medv["p95"] == pytest.approx(np.percentile(train[:, 0], 95))
+    assert medv["max"] == 50.0
+
+
+def test_diabetes_runs_with_only_a_different_target_argument(
+    preprocess, cli, diabetes_csv, tmp_path
+):
+    rc = preprocess.main(
+        cli(input_dir=diabetes_csv.parent, output_dir=tmp_path, target_column="target")
+    )
+    assert rc == 0
+    rows = read_csv(tmp_path / "test" / "test.csv")
+    assert rows[0] == ["target", "age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+    baseline = json.loads((tmp_path / "baseline" / "baseline.json").read_text())
+    assert baseline["row_counts"] == {"train": 309, "validation": 66, "test": 67}
+
+
+def test_schema_file_and_excluded_column(preprocess, cli, boston_csv, boston_schema, tmp_path):
+    rc = preprocess.main(
+        cli(
+            input_dir=boston_csv.parent,
+            input_file=boston_csv.name,
+            output_dir=tmp_path,
+            schema_file=boston_schema,
+            exclude_columns="b",
+        )
+    )
+    assert rc == 0
+    header = read_csv(tmp_path / "train" / "train.csv")[0]
+    assert header[0] == "medv"
+    assert "b" not in header
+    assert len(header) == 13
+
+
+def test_explicit_feature_columns_select_and_order(preprocess, write_input, tmp_path):
+    folder = write_input(csv_text(good_rows(30)))
+    assert run(preprocess, folder, tmp_path / "out", "--feature-columns", "b,a") == 0
+    assert read_csv(tmp_path / "out" / "validation" / "validation.csv")[0] == ["y", "b", "a"]
+
+
+def test_individual_output_dirs_override_the_base(preprocess, write_input, tmp_path):
+    folder = write_input(csv_text(good_rows(30)))
+    rc = run(
+        preprocess,
+        folder,
+        tmp_path / "base",
+        "--train-dir",
+        str(tmp_path / "tr"),
+        "--baseline-dir",
+        str(tmp_path / "bl"),
+    )
+    assert rc == 0
+    assert (tmp_path / "tr" / "train.csv").is_file()
+    assert (tmp_path / "bl" / "baseline.json").is_file()
+    assert (tmp_path / "base" / "validation" / "validation.csv").is_file()
+    assert (tmp_path / "base" / "test" / "test.csv").is_file()
+    assert not (tmp_path / "base" / "train").exists()
+
+
+def test_outputs_are_byte_identical_across_runs(preprocess, cli, boston_csv, tmp_path):
+    outputs = []
+    for name in ("first", "second"):
+        base = tmp_path / name
+        rc = preprocess.main(
+            cli(
+                input_dir=boston_csv.parent,
+                input_file=boston_csv.name,
+                output_dir=base,
+                target_column="medv",
+            )
+        )
+        assert rc == 0
+        outputs.append(
+            {
+                rel: (base / rel).read_bytes()
+                for rel in (
+                    "train/train.csv",
+                    "validation/validation.csv",
+                    "test/test.csv",
+                    "baseline/baseline.json",
+                )
+            }
+        )
+    assert outputs[0] == outputs[1]
+
+
+def test_random_state_changes_the_split(preprocess, write_input, tmp_path):
+    folder = write_input(csv_text(good_rows(40)))
+    assert run(preprocess, folder, tmp_path / "a", "--random-state", "1") == 0
+    assert run(preprocess, folder, tmp_path / "b", "--random-state", "2") == 0
+    first = (tmp_path / "a" / "train" / "train.csv").read_bytes()
+    assert first != (tmp_path / "b" / "train" / "train.csv").read_bytes()
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input: one clear message on stderr, non-zero exit
+# --------------------------------------------------------------------------------------------
+
+
+def fail(preprocess, capsys, input_dir: Path, tmp_path: Path, *extra: str) -> str:
+    rc = run(preprocess, input_dir, tmp_path / "out", *extra)
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert captured.err.startswith("ERROR: ")
+    assert captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err
+    assert not (tmp_path / "out" / "train" / "train.csv").exists()
+    return captured.err
+
+
+def test_empty_file(preprocess, write_input, tmp_path, capsys):
+    folder = write_input(b"")
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert str(folder / "data.csv") in err
+    assert "is empty (0 bytes, 0 data rows)" in err
+
+
+def test_whitespace_only_file(preprocess, write_input, tmp_path, capsys):
+    folder = write_input(" \n\n \t\n")
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert f"{folder / 'data.csv'} is empty (only whitespace" in err
+
+
+def test_binary_file_is_not_a_csv(preprocess, write_input, tmp_path, capsys):
+    folder = write_input(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01")
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert f"{folder / 'data.csv'} is not a valid CSV" in err
+    assert "binary data" in err
+
+
+def test_non_utf8_file_is_not_a_csv(preprocess, write_input, tmp_path, capsys):
+    folder = write_input("y,a\n1,caf\xe9\n".encode("latin-1"))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert f"{folder / 'data.csv'} is not a valid CSV: it is not UTF-8 text" in err
+    assert "0xe9" in err
+
+
+def test_json_document_is_not_a_csv(preprocess, write_input, tmp_path, capsys):
+    folder = write_input('{"y": [1, 2], "a": [3, 4]}\n')
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert f"{folder / 'data.csv'} is not a valid CSV: it looks like a JSON document" in err
+
+
+def test_ragged_rows_are_not_a_csv(preprocess, write_input, tmp_path, capsys):
+    rows = good_rows(30)
+    rows[1] = "1,2"
+    folder = write_input(csv_text(rows))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert f"{folder / 'data.csv'} is not a valid CSV: line 3 has 2 fields, expected 3" in err
+
+
+def test_duplicate_header_names(preprocess, write_input, tmp_path, capsys):
+    folder = write_input(csv_text(["1,2,3,4"] * 30, header="y,a,b,a"))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert str(folder / "data.csv") in err
+    assert "duplicate column name(s) in the header: 'a'" in err
+    assert "30 data rows" in err
+
+
+def test_missing_target_column(preprocess, write_input, tmp_path, capsys):
+    folder = write_input(csv_text(good_rows(25), header="price,a,b"))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert str(folder / "data.csv") in err
+    assert "missing column(s) 'y' (target)" in err
+    assert "available columns: price, a, b" in err
+    assert "25 data rows" in err
+
+
+def test_missing_feature_column(preprocess, write_input, tmp_path, capsys):
+    folder = write_input(csv_text(good_rows(25)))
+    err = fail(preprocess, capsys, folder, tmp_path, "--feature-columns", "a,c")
+    assert str(folder / "data.csv") in err
+    assert "missing column(s) 'c' (feature)" in err
+    assert "available columns: y, a, b" in err
+    assert "25 data rows" in err
+
+
+def test_non_numeric_values(preprocess, write_input, tmp_path, capsys):
+    rows = good_rows(30)
+    rows[4] = "7.5,abc,1"
+    rows[9] = "9,x,2"
+    folder = write_input(csv_text(rows))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert str(folder / "data.csv") in err
+    assert "column 'a' has 2 invalid value(s)" in err
+    assert "in 30 data rows" in err
+    assert "first at row 5 (line 6): 'abc'" in err
+
+
+def test_nan_and_inf_beyond_tolerance(preprocess, write_input, tmp_path, capsys):
+    rows = good_rows(40)
+    rows[2] = "nan,1,2"
+    rows[3] = "inf,1,2"
+    rows[7] = ",1,2"
+    folder = write_input(csv_text(rows))
+    err = fail(preprocess, capsys, folder, tmp_path, "--max-invalid-fraction", "0.05")
+    assert str(folder / "data.csv") in err
+    assert "column 'y' has 3 invalid value(s)" in err
+    assert "in 40 data rows (7.50%, tolerance 5.00%)" in err
+    assert "first at row 3 (line 4): 'nan'" in err
+
+
+def test_invalid_rows_within_tolerance_are_dropped(preprocess, write_input, tmp_path, capsys):
+    rows = good_rows(40)
+    rows[2] = "nan,1,2"
+    rows[5] = "1,inf,2"
+    rows[8] = "1,2,oops"
+    folder = write_input(csv_text(rows))
+    rc = run(preprocess, folder, tmp_path / "out", "--max-invalid-fraction", "0.05")
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "dropped 3 of 40 rows" in out
+    baseline = json.loads((tmp_path / "out" / "baseline" / "baseline.json").read_text())
+    assert baseline["dropped_rows"] == 3
+    assert sum(baseline["row_counts"].values()) == 37
+    values = [
+        cell
+        for split in ("train", "validation", "test")
+        for row in read_csv(tmp_path / "out" / split / f"{split}.csv")[1:]
+        for cell in row
+    ]
+    assert all(math.isfinite(float(v)) for v in values)
+
+
+def test_too_few_rows(preprocess, write_input, tmp_path, capsys):
+    folder = write_input(csv_text(good_rows(12)))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert str(folder / "data.csv") in err
+    assert "only 12 usable data rows (12 read, 0 dropped); at least 20 required" in err
+
+
+def test_too_few_rows_after_dropping(preprocess, write_input, tmp_path, capsys):
+    rows = good_rows(20)
+    rows[0] = "1,,2"
+    folder = write_input(csv_text(rows))
+    err = fail(preprocess, capsys, folder, tmp_path, "--max-invalid-fraction", "0.1")
+    assert str(folder / "data.csv") in err
+    assert "only 19 usable data rows (20 read, 1 dropped); at least 20 required" in err
+
+
+def test_header_only_file(preprocess, write_input, tmp_path, capsys):
+    folder = write_input("y,a,b\n")
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert str(folder / "data.csv") in err
+    assert "0 data rows" in err
+
+
+def test_several_csv_files_without_input_file(preprocess, write_input, tmp_path, capsys):
+    write_input(csv_text(good_rows(30)), "one.csv")
+    folder = write_input(csv_text(good_rows(30)), "two.csv")
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert "one.csv, two.csv" in err
+    assert "--input-file" in err
+    assert run(preprocess, folder, tmp_path / "ok", "--input-file", "two.csv") == 0
+
+
+def test_bad_ratios_are_rejected(preprocess, write_input, tmp_path, capsys):
+    folder = write_input(csv_text(good_rows(30)))
+    err = fail(
+        preprocess, capsys, folder, tmp_path, "--train-ratio", "0.9", "--validation-ratio", "0.1"
+    )
+    assert "test split is not empty" in err

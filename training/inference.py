@@ -1,0 +1,270 @@
+"""SageMaker scikit-learn serving handlers: model_fn, input_fn, predict_fn, output_fn.
+
+Request formats (``Content-Type``):
+
+* ``text/csv``: one row of feature values per line, no header (SageMaker convention); a first
+  line equal to the feature names (any order) is accepted as a header and used to reorder.
+* ``application/json``: ``{"instances": rows}`` or ``rows`` directly, where rows is a list of
+  lists, a single list (one row), a list of objects keyed by feature name, or one such object.
+
+Responses (``Accept``): ``application/json`` (also the default for a missing accept or ``*/*``)
+gives ``{"predictions": [...]}``; ``text/csv`` gives one prediction per line. ``output_fn``
+returns ``(body, content_type)``, which the SageMaker container turns into the response.
+
+Every problem with a request raises :class:`InferenceError` with the message a client should
+see and an HTTP ``status_code`` (400 bad input, 415 unsupported content type, 406 unsupported
+accept).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from typing import Any
+
+import joblib
+import numpy as np
+
+MODEL_FILE_NAME = "model.joblib"
+METADATA_FILE_NAME = "model_metadata.json"
+CSV = "text/csv"
+JSON = "application/json"
+SUPPORTED_CONTENT_TYPES = (CSV, JSON)
+MAX_LISTED_FEATURES = 20
+
+
+class InferenceError(ValueError):
+    """A request the model cannot serve; ``status_code`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ModelBundle:
+    """The fitted estimator plus what a request must match (feature names and count)."""
+
+    def __init__(
+        self,
+        estimator: Any,
+        features: list[str] | None = None,
+        target: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.features = list(features) if features else None
+        self.target = target
+        self.metadata = metadata or {}
+        if self.features is not None:
+            self.n_features = len(self.features)
+        else:
+            self.n_features = int(getattr(estimator, "n_features_in_", 0)) or None
+
+    def describe_features(self) -> str:
+        """``13 features (crim, zn, ...)`` for error messages."""
+        if self.features is None:
+            return f"{self.n_features} features"
+        names = self.features[:MAX_LISTED_FEATURES]
+        more = ", ..." if len(self.features) > MAX_LISTED_FEATURES else ""
+        return f"{self.n_features} features ({', '.join(names)}{more})"
+
+
+def model_fn(model_dir: str) -> ModelBundle:
+    """Load ``model.joblib`` and, when present, ``model_metadata.json`` from model_dir."""
+    estimator = joblib.load(os.path.join(model_dir, MODEL_FILE_NAME))
+    metadata: dict[str, Any] = {}
+    metadata_path = os.path.join(model_dir, METADATA_FILE_NAME)
+    if os.path.isfile(metadata_path):
+        with open(metadata_path, encoding="utf-8") as handle:
+            metadata = json.load(handle)
+    return ModelBundle(estimator, metadata.get("features"), metadata.get("target"), metadata)
+
+
+# --------------------------------------------------------------------------------------------
+# Request parsing
+# --------------------------------------------------------------------------------------------
+
+
+def media_type(value: str | None) -> str:
+    """``"text/csv; charset=utf-8"`` -> ``"text/csv"``."""
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def decode_body(request_body: Any) -> str:
+    if isinstance(request_body, (bytes, bytearray)):
+        try:
+            return bytes(request_body).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InferenceError("request body is not UTF-8 text") from None
+    if isinstance(request_body, str):
+        return request_body
+    if hasattr(request_body, "read"):
+        return decode_body(request_body.read())
+    raise InferenceError(f"unsupported request body type {type(request_body).__name__}")
+
+
+def parse_csv_body(text: str) -> list[list[str]]:
+    try:
+        rows = [
+            row
+            for row in csv.reader(io.StringIO(text, newline=""))
+            if row and not (len(row) == 1 and not row[0].strip())
+        ]
+    except csv.Error as exc:
+        raise InferenceError(f"request body is not valid CSV: {exc}") from None
+    return rows
+
+
+def parse_json_body(text: str) -> list[Any]:
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        raise InferenceError(f"request body is not valid JSON: {exc}") from None
+    if isinstance(payload, dict):
+        payload = payload.get("instances", [payload])
+    if not isinstance(payload, list):
+        raise InferenceError(
+            'JSON body must be a list of rows, an object, or {"instances": [...]}, '
+            f"got {type(payload).__name__}"
+        )
+    if not payload:
+        raise InferenceError("request contains no instances")
+    if all(isinstance(row, (list, dict)) for row in payload):
+        return payload
+    if not any(isinstance(row, (list, dict)) for row in payload):
+        return [payload]  # a single row given as a flat list of values
+    raise InferenceError("JSON rows must all be lists or all be objects, not a mix")
+
+
+def input_fn(request_body: Any, request_content_type: str | None) -> list[Any]:
+    """Parse a request into a list of rows (lists of raw values, or dicts keyed by feature)."""
+    content_type = media_type(request_content_type)
+    if content_type not in SUPPORTED_CONTENT_TYPES:
+        raise InferenceError(
+            f"unsupported content type {request_content_type!r}; use one of "
+            f"{', '.join(SUPPORTED_CONTENT_TYPES)}",
+            status_code=415,
+        )
+    text = decode_body(request_body)
+    if not text.strip():
+        raise InferenceError("request body is empty")
+    rows = parse_csv_body(text) if content_type == CSV else parse_json_body(text)
+    if not rows:
+        raise InferenceError("request contains no rows")
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Prediction
+# --------------------------------------------------------------------------------------------
+
+
+def to_number(value: Any, feature: str, row_number: int) -> float:
+    """A finite float from a JSON number or a numeric string; InferenceError otherwise."""
+    number = math.nan
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and value.strip() and "_" not in value:
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = math.nan
+    if not math.isfinite(number):
+        raise InferenceError(
+            f"non-numeric value {value!r} for feature {feature} in row {row_number}; "
+            "values must be finite numbers"
+        )
+    return number
+
+
+def is_header(row: list[Any], bundle: ModelBundle) -> bool:
+    """True when a row holds exactly the feature names (in any order)."""
+    if bundle.features is None or len(row) != len(bundle.features):
+        return False
+    if not all(isinstance(cell, str) for cell in row):
+        return False
+    return sorted(cell.strip() for cell in row) == sorted(bundle.features)
+
+
+def build_matrix(rows: list[Any], bundle: ModelBundle) -> np.ndarray:
+    """Validate rows against the model's features and return a float matrix in model order."""
+    n_features = bundle.n_features
+    names = bundle.features
+    if rows and isinstance(rows[0], list) and is_header(rows[0], bundle):
+        header = [cell.strip() for cell in rows[0]]
+        order = [header.index(name) for name in names]
+        rows = [[row[i] for i in order] if isinstance(row, list) else row for row in rows[1:]]
+        if not rows:
+            raise InferenceError("request contains a header row but no data rows")
+    matrix = []
+    for number, row in enumerate(rows, start=1):
+        if isinstance(row, dict):
+            if names is None:
+                raise InferenceError(
+                    "rows keyed by feature name need the model's feature names, which this "
+                    "model does not have; send rows as lists of values"
+                )
+            missing = [name for name in names if name not in row]
+            unknown = [str(key) for key in row if key not in names]
+            if missing or unknown:
+                raise InferenceError(
+                    f"row {number}: missing feature(s) {missing}, unknown key(s) {unknown}; "
+                    f"expected {bundle.describe_features()}"
+                )
+            row = [row[name] for name in names]
+        if not isinstance(row, list):
+            raise InferenceError(f"row {number} is not a list of values")
+        if n_features is not None and len(row) != n_features:
+            raise InferenceError(
+                f"expected {bundle.describe_features()}, got {len(row)} in row {number}"
+            )
+        labels = names or [f"#{i + 1}" for i in range(len(row))]
+        matrix.append([to_number(value, labels[i], number) for i, value in enumerate(row)])
+    if n_features is None and len({len(row) for row in matrix}) > 1:
+        raise InferenceError("all rows must have the same number of values")
+    return np.asarray(matrix, dtype=np.float64)
+
+
+def predict_fn(input_data: list[Any], model: ModelBundle) -> np.ndarray:
+    """Check the rows against the model's features and predict."""
+    if not isinstance(model, ModelBundle):  # a bare estimator, e.g. from another model_fn
+        model = ModelBundle(model)
+    return np.asarray(model.estimator.predict(build_matrix(input_data, model)))
+
+
+# --------------------------------------------------------------------------------------------
+# Response
+# --------------------------------------------------------------------------------------------
+
+
+def choose_accept(accept: str | None) -> str:
+    """Pick the response type from an Accept header; JSON for none, ``*/*`` or ``application/*``."""
+    candidates = [media_type(part) for part in (accept or "").split(",")]
+    candidates = [c for c in candidates if c] or ["*/*"]
+    for candidate in candidates:
+        if candidate in SUPPORTED_CONTENT_TYPES:
+            return candidate
+        if candidate in ("*/*", "application/*"):
+            return JSON
+        if candidate == "text/*":
+            return CSV
+    raise InferenceError(
+        f"unsupported accept type {accept!r}; use one of {', '.join(SUPPORTED_CONTENT_TYPES)}",
+        status_code=406,
+    )
+
+
+def output_fn(prediction: Any, accept: str | None) -> tuple[str, str]:
+    """Serialize predictions; returns ``(body, content_type)``."""
+    content_type = choose_accept(accept)
+    values = np.asarray(prediction, dtype=np.float64).tolist()
+    if content_type == JSON:
+        return json.dumps({"predictions": values}), JSON
+    lines = []
+    for value in values:
+        cells = value if isinstance(value, list) else [value]
+        lines.append(",".join(repr(float(cell)) for cell in cells))
+    return "\n".join(lines) + "\n", CSV
