@@ -139,6 +139,26 @@ def _confirm(question: str) -> None:
         raise MlopsError("Cancelled; nothing was changed.")
 
 
+@task(
+    help={
+        **TARGET_HELP,
+        "output": "write the definition to this file instead of printing it",
+    }
+)
+def pipeline_definition(c, target="local", env=None, output=None):
+    """Build the pipeline definition JSON from the Terraform outputs, for review."""
+    with exit_on_error():
+        from pipelines.definition import build_definition
+
+        config = infra.read_infra_config_from_state(_settings(c), Deployment.parse(target, env))
+        text = build_definition(config)
+        if output:
+            Path(output).write_text(text)
+            console.print(f"Wrote the definition of {config.pipeline_name} to {output}")
+        else:
+            sys.stdout.write(text)
+
+
 @task
 def validate(c):
     """terraform fmt -check and validate on infra/ (offline; a pre-commit hook)."""

@@ -136,6 +136,21 @@ def read_infra_config(stack: Stack) -> InfraConfig:
     return InfraConfig.from_outputs(stack.terraform.outputs())
 
 
+def read_infra_config_from_state(settings: Settings, deployment: Deployment) -> InfraConfig:
+    """The outputs recorded in the deployment's state, without reaching the emulator
+    or AWS (an S3 backend still needs credentials to read the state)."""
+    env = terraform_base_env(settings, environment_without_terraform_noise())
+    if deployment.is_local:
+        env = emulator_process_env(
+            env,
+            ca_bundle=emulator_for(settings).tls.ca_cert,
+            region=tfvars_region(settings, deployment),
+        )
+    terraform = TerraformStack(settings, deployment, env)
+    terraform.init()
+    return InfraConfig.from_outputs(terraform.outputs())
+
+
 # --- plan review ------------------------------------------------------------------------
 
 

@@ -9,8 +9,8 @@ the train and validation channels, fits the model, prints scrapeable metric line
 * ``<model-dir>/model_metadata.json``: feature names in order, target name, hyperparameters;
 * ``<output-data-dir>/metrics.json``: train and validation metrics.
 
-Importing this module has no side effects: the pipeline builder imports it for
-``METRIC_DEFINITIONS``.
+Importing this module has no side effects and is cheap: the pipeline builder imports it for
+``METRIC_DEFINITIONS``, so pandas, scikit-learn and joblib are imported where they are used.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import joblib
 import numpy as np
-import pandas as pd
-import sklearn
-from sklearn.ensemble import RandomForestRegressor
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.ensemble import RandomForestRegressor
 
 DEFAULT_TRAIN_DIR = "/opt/ml/input/data/train"
 DEFAULT_VALIDATION_DIR = "/opt/ml/input/data/validation"
@@ -103,6 +102,8 @@ def resolve_hyperparameters(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_model(hyperparameters: dict[str, Any]) -> RandomForestRegressor:
+    from sklearn.ensemble import RandomForestRegressor
+
     return RandomForestRegressor(**hyperparameters)
 
 
@@ -128,6 +129,8 @@ def list_csv_files(directory: str | Path, channel: str) -> list[Path]:
 
 def read_csv_file(path: Path) -> pd.DataFrame:
     """Read one CSV with a header row; every column must be numeric and finite."""
+    import pandas as pd
+
     source = str(path)
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
@@ -163,6 +166,8 @@ def read_csv_file(path: Path) -> pd.DataFrame:
 
 def read_channel(directory: str | Path, channel: str) -> pd.DataFrame:
     """Concatenate every ``*.csv`` in a channel directory (sorted by name, same header)."""
+    import pandas as pd
+
     frames = []
     columns: list[str] | None = None
     for path in list_csv_files(directory, channel):
@@ -207,6 +212,8 @@ def split_columns(
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
     mse = float(mean_squared_error(y_true, y_pred))
     return {
         "mse": mse,
@@ -310,6 +317,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     for line in metric_lines(metrics):
         print(line, flush=True)
+
+    import joblib
+    import sklearn
 
     model_dir = Path(args.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)

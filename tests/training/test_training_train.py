@@ -6,6 +6,8 @@ import importlib.util
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import joblib
@@ -217,3 +219,23 @@ def test_empty_csv_file_is_an_error(train, cli, boston_splits, tmp_path, capsys)
 def test_bad_hyperparameter_is_an_error(train, cli, boston_splits, tmp_path, capsys):
     err = expect_error(train, cli, boston_splits, tmp_path, capsys, max_depth="deep")
     assert "hyperparameter max_depth must be an integer, got 'deep'" in err
+
+
+def test_importing_train_for_its_metric_definitions_loads_no_ml_library():
+    """The pipeline builder imports train.py on every build; it must stay cheap."""
+    code = (
+        "import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('t', 'training/train.py')\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "assert module.METRIC_DEFINITIONS\n"
+        "print(sorted(m for m in ('sklearn', 'pandas', 'joblib') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.stdout.strip() == "[]"
