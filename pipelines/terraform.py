@@ -143,13 +143,12 @@ def terraform_base_env(settings: Settings, base: Mapping[str, str]) -> dict[str,
     return env
 
 
-def write_local_backend_override(infra_dir: Path, state_file: Path) -> Path:
-    """Swap the root's S3 backend for a local state file (local target only)."""
+def write_local_backend_override(infra_dir: Path) -> Path:
+    """Swap the root's S3 backend for a local one (local target only). The state file's
+    path is given at init (-backend-config=path=...), so this file is the same for every
+    checkout and state directory."""
     override = infra_dir / BACKEND_OVERRIDE
-    text = (
-        json.dumps({"terraform": {"backend": {"local": {"path": str(state_file)}}}}, indent=2)
-        + "\n"
-    )
+    text = json.dumps({"terraform": {"backend": {"local": {}}}}, indent=2) + "\n"
     if not override.is_file() or override.read_text() != text:
         override.write_text(text)
     return override
@@ -279,7 +278,7 @@ class TerraformStack:
                 f"No variables file for environment {self.deployment.env!r}: expected "
                 f"{self.var_file}."
             )
-        backend_args = self._configure_backend()
+        backend_args = self.configure_backend()
         fingerprint = self._init_fingerprint(backend_args)
         marker = self.data_dir / ".mlops-init"
         if marker.is_file() and marker.read_text() == fingerprint:
@@ -348,10 +347,12 @@ class TerraformStack:
 
     # --- helpers ----------------------------------------------------------------------
 
-    def _configure_backend(self) -> list[str]:
+    def configure_backend(self) -> list[str]:
+        """Write or remove the local backend override; return the -backend-config values
+        for init (the local state path, or the S3 partial file and bucket)."""
         if self.deployment.is_local:
-            write_local_backend_override(self.infra_dir, self.local_state_file)
-            return []
+            write_local_backend_override(self.infra_dir)
+            return [f"path={self.local_state_file}"]
         (self.infra_dir / BACKEND_OVERRIDE).unlink(missing_ok=True)
         if not self.backend_config_file.is_file():
             raise MlopsError(

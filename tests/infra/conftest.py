@@ -32,7 +32,7 @@ def plan_infra(
     instance, info = emulator
     root = project_copy(tmp_path_factory.mktemp("plan"))
     infra_dir = root / "infra"
-    write_local_backend_override(infra_dir, root / "terraform.tfstate")
+    write_local_backend_override(infra_dir)
     settings = Settings.load(None, root=root, environ={**os.environ, "MLOPS_STATE_DIR": str(root)})
     env = emulator_process_env(
         terraform_base_env(settings, os.environ), ca_bundle=instance.tls.ca_cert, region="us-east-1"
@@ -40,7 +40,7 @@ def plan_infra(
     env["TF_DATA_DIR"] = str(root / "tfdata")
     tf = tftest.TerraformTest(str(infra_dir), env=env)
     # tftest would delete the copy's lock file and state when collected; it is a copy.
-    tf.setup(cleanup_on_exit=False)
+    tf.setup(cleanup_on_exit=False, init_vars={"path": str(root / "terraform.tfstate")})
     cache: dict[str, tftest.TerraformPlanOutput] = {}
 
     def plan(**tf_vars: Any) -> tftest.TerraformPlanOutput:

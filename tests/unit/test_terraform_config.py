@@ -63,16 +63,22 @@ def test_a_configured_mirror_that_is_not_one_is_rejected(tmp_path):
         find_provider_mirror(settings)
 
 
-def test_local_backend_override_points_state_into_the_state_dir(tmp_path):
-    override = write_local_backend_override(tmp_path, tmp_path / "state" / "terraform.tfstate")
+def test_local_backend_override_is_the_same_for_every_state_dir(tmp_path):
+    override = write_local_backend_override(tmp_path)
     assert override.name == BACKEND_OVERRIDE
-    assert json.loads(override.read_text()) == {
-        "terraform": {"backend": {"local": {"path": str(tmp_path / "state" / "terraform.tfstate")}}}
-    }
+    # The state path is passed at init, so checkouts and tests never rewrite this file.
+    assert json.loads(override.read_text()) == {"terraform": {"backend": {"local": {}}}}
+
+
+def test_local_state_lives_in_the_state_dir(tmp_settings):
+    stack = TerraformStack(tmp_settings, Deployment.parse("local"), env={})
+    assert stack.configure_backend() == [
+        f"path={tmp_settings.state_dir}/terraform/local/terraform.tfstate"
+    ]
 
 
 def test_aws_target_needs_a_state_bucket_and_drops_the_local_override(tmp_settings):
-    write_local_backend_override(tmp_settings.infra_dir, tmp_settings.state_dir / "x.tfstate")
+    write_local_backend_override(tmp_settings.infra_dir)
     stack = TerraformStack(tmp_settings, Deployment.parse("aws", "dev"), env={})
     with pytest.raises(MlopsError, match="MLOPS_TF_STATE_BUCKET"):
         stack.init()
