@@ -28,7 +28,6 @@ from moto.codecommit.models import CodeCommit, CodeCommitBackend
 from moto.codecommit.responses import CodeCommitResponse
 from moto.core.responses import ActionResult, EmptyResult
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
-from moto.moto_server.werkzeug_app import MotoRequestHandler
 from moto.s3.models import FakeBucket
 from moto.sagemaker.exceptions import ConflictException, ValidationError
 from moto.sagemaker.models import SageMakerModelBackend
@@ -56,7 +55,7 @@ _REQUEST_CONDITIONS: contextvars.ContextVar[Mapping[str, str]] = contextvars.Con
 def request_condition_keys(environ: Mapping[str, Any]) -> dict[str, str]:
     """The global condition keys AWS derives from the transport of a request."""
     keys = {"aws:SecureTransport": "true" if environ.get("wsgi.url_scheme") == "https" else "false"}
-    protocol = str(environ.get("SSL_PROTOCOL", ""))  # e.g. "TLSv1.3"
+    protocol = str(environ.get("SSL_PROTOCOL", ""))  # e.g. "TLSv1.3", set by the TLS server
     if protocol.startswith("TLSv"):
         keys["s3:TlsVersion"] = protocol.removeprefix("TLSv")
     return keys
@@ -74,17 +73,6 @@ class RequestConditionsMiddleware:
             return self.app(environ, start_response)
         finally:
             _REQUEST_CONDITIONS.reset(token)
-
-
-class TlsAwareRequestHandler(MotoRequestHandler):
-    """moto's request handler, plus the negotiated TLS version in the environ."""
-
-    def make_environ(self) -> dict[str, Any]:
-        environ = super().make_environ()
-        version = getattr(self.connection, "version", None)
-        if callable(version) and version():
-            environ["SSL_PROTOCOL"] = version()
-        return environ
 
 
 def _operator(name: str) -> Callable[[str, str], bool] | None:

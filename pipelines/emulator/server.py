@@ -1,8 +1,11 @@
-"""Entrypoint of the emulator process: moto's server with the compat layer applied.
+"""Entrypoint of the emulator process: moto's WSGI app, with the compat layer applied,
+served over HTTPS by cheroot.
 
 Run as ``python -m pipelines.emulator.server --port N --ssl-cert C --ssl-key K``.
 It always binds 127.0.0.1: the emulator accepts any credentials, so it must never
-be reachable from another machine.
+be reachable from another machine. cheroot rather than werkzeug's development
+server because werkzeug closes the connection after every response, and a new TLS
+handshake per request tripled the latency of every AWS call a run makes.
 """
 
 from __future__ import annotations
@@ -22,15 +25,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ssl-cert", required=True)
     parser.add_argument("--ssl-key", required=True)
+    parser.add_argument("--threads", type=int, default=16)
     return parser.parse_args(argv)
-
-
-def tls_context(cert: str, key: str) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    # The bucket policy denies TLS < 1.2; the server never offers it either.
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    return context
 
 
 def _exit(signum: int, frame: FrameType | None) -> None:
@@ -44,27 +40,25 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     os.environ["MOTO_PORT"] = str(args.port)
 
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
+    from cheroot.wsgi import Server
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import run_simple
 
-    from pipelines.emulator.compat import (
-        RequestConditionsMiddleware,
-        TlsAwareRequestHandler,
-        apply_patches,
-    )
+    from pipelines.emulator.compat import RequestConditionsMiddleware, apply_patches
 
     apply_patches()
+    app = RequestConditionsMiddleware(DomainDispatcherApplication(create_backend_app))
+    server = Server((LOOPBACK, args.port), app, numthreads=args.threads)
+    adapter = BuiltinSSLAdapter(args.ssl_cert, args.ssl_key)
+    # The bucket policy denies TLS < 1.2; the server never offers it either.
+    adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
+    server.ssl_adapter = adapter
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
-    app = DomainDispatcherApplication(create_backend_app)
-    run_simple(
-        LOOPBACK,
-        args.port,
-        RequestConditionsMiddleware(app),
-        threaded=True,
-        ssl_context=tls_context(args.ssl_cert, args.ssl_key),
-        request_handler=TlsAwareRequestHandler,
-    )
+    try:
+        server.start()
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":
