@@ -2,7 +2,12 @@
 """SageMaker Processing step: validate a raw CSV file and split it into train/validation/test.
 
 Runs inside the SageMaker scikit-learn container (or locally, with the container paths given as
-arguments). Standalone: only the standard library and numpy are imported.
+arguments). Standalone: only the standard library, numpy and pandas are imported, and only
+APIs that exist from pandas 1.1 (the container's) to pandas 3 are used.
+
+Memory use grows with rows x needed columns as float64, not with the text: the file is checked
+and scanned as a stream (its rows are not kept as Python objects), pandas reads only the needed
+columns, and the splits are formatted in chunks.
 
 Outputs (the contract read by train.py and evaluate.py):
 
@@ -17,16 +22,21 @@ Running twice on the same input with the same arguments gives byte-identical out
 from __future__ import annotations
 
 import argparse
+import codecs
+import collections
 import csv
 import hashlib
 import io
+import itertools
 import json
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 DEFAULT_INPUT_DIR = "/opt/ml/processing/input"
 DEFAULT_OUTPUT_BASE = "/opt/ml/processing"
@@ -43,6 +53,21 @@ QUANTILES = (
     ("p99", 99.0),
 )
 BASELINE_FORMAT_VERSION = 1
+BLOCK_SIZE = 1 << 20  # bytes per read in the byte check
+READ_CHUNK_ROWS = 100_000  # rows per chunk when cells must be parsed one by one
+WRITE_CHUNK_ROWS = 50_000  # rows formatted per write
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """Major and minor version numbers: "1.1.3" -> (1, 1), "3.0.0rc1" -> (3, 0)."""
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+PANDAS_VERSION = _version_tuple(pd.__version__)
 
 
 class DataValidationError(ValueError):
@@ -192,67 +217,151 @@ def find_input_file(input_dir: str | Path, input_file: str | None = None) -> Pat
     return candidates[0]
 
 
-def decode_csv_bytes(data: bytes, source: str) -> str:
-    """Decode file content as UTF-8 text, rejecting empty, binary and JSON content."""
-    if not data.strip():
-        what = "0 bytes" if not data else "only whitespace"
-        raise DataValidationError(f"{source} is empty ({what}, 0 data rows)")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise DataValidationError(
-            f"{source} is not a valid CSV: it contains binary data (NUL byte at offset {nul})"
-        )
+def check_csv_bytes(path: Path, source: str) -> tuple[int, str]:
+    """Stream the raw bytes once: reject empty, binary, non-UTF-8 and JSON content.
+
+    Returns (size in bytes, SHA-256 hex digest). Memory use is one block, whatever the file size.
+    Checks in this order, as a whole-file check would: empty or whitespace-only, then the first
+    NUL byte anywhere, then the first invalid UTF-8 sequence, then a JSON-looking start.
+    """
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    size = 0
+    has_content = False  # a byte other than ASCII whitespace (what bytes.strip() removes)
+    first_char = ""  # first non-whitespace character of the text (a leading BOM removed)
+    at_start = True  # no text decoded yet: a BOM may still come
+    bad_utf8: tuple[int, int] | None = None  # (offset, byte value) of the first invalid byte
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
+        with open(path, "rb") as handle:
+            while True:
+                block = handle.read(BLOCK_SIZE)
+                if not block:
+                    break
+                digest.update(block)
+                if not has_content and block.strip():
+                    has_content = True
+                nul = block.find(b"\x00")
+                if nul >= 0:
+                    raise DataValidationError(
+                        f"{source} is not a valid CSV: it contains binary data "
+                        f"(NUL byte at offset {size + nul})"
+                    )
+                if bad_utf8 is None:
+                    pending = len(decoder.getstate()[0])
+                    try:
+                        text = decoder.decode(block)
+                    except UnicodeDecodeError as exc:
+                        bad_utf8 = (size - pending + exc.start, exc.object[exc.start])
+                    else:
+                        if at_start and text:
+                            at_start = False
+                            if text.startswith("\ufeff"):
+                                text = text[1:]
+                        if not first_char:
+                            first_char = text.lstrip()[:1]
+                size += len(block)
+    except OSError as exc:
+        raise DataValidationError(f"cannot read {source}: {exc}") from None
+    if not has_content:
+        what = "0 bytes" if size == 0 else "only whitespace"
+        raise DataValidationError(f"{source} is empty ({what}, 0 data rows)")
+    if bad_utf8 is None:
+        pending = len(decoder.getstate()[0])
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:  # the file ends inside a multi-byte sequence
+            bad_utf8 = (size - pending + exc.start, exc.object[exc.start])
+    if bad_utf8 is not None:
+        offset, byte = bad_utf8
         raise DataValidationError(
             f"{source} is not a valid CSV: it is not UTF-8 text "
-            f"(byte 0x{data[exc.start]:02x} at offset {exc.start})"
-        ) from None
-    first = text.lstrip()[:1]
-    if first in ("{", "["):
-        raise DataValidationError(
-            f"{source} is not a valid CSV: it looks like a JSON document (starts with {first!r})"
+            f"(byte 0x{byte:02x} at offset {offset})"
         )
-    return text
-
-
-def parse_csv_text(text: str, source: str) -> tuple[list[str], list[list[str]], list[int]]:
-    """Parse CSV text into (header, rows, line numbers of the rows).
-
-    Blank lines are skipped. Raises DataValidationError for ragged rows, duplicate or empty
-    header names and malformed quoting.
-    """
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
-    rows: list[list[str]] = []
-    line_numbers: list[int] = []
-    try:
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if header is None:
-                header = [name.strip() for name in row]
-                header_line = reader.line_num
-                continue
-            if len(row) != len(header):
-                raise DataValidationError(
-                    f"{source} is not a valid CSV: line {reader.line_num} has {len(row)} "
-                    f"fields, expected {len(header)} (from the header on line {header_line})"
-                )
-            rows.append(row)
-            line_numbers.append(reader.line_num)
-    except csv.Error as exc:
+    if first_char in ("{", "["):
         raise DataValidationError(
-            f"{source} is not a valid CSV: line {reader.line_num}: {exc}"
-        ) from None
-    if header is None:
+            f"{source} is not a valid CSV: it looks like a JSON document "
+            f"(starts with {first_char!r})"
+        )
+    return size, digest.hexdigest()
+
+
+class CsvLayout(NamedTuple):
+    """What the structure scan learned about a CSV file (its rows are not kept)."""
+
+    header: list[str]  # stripped column names
+    header_line: int  # physical line on which the header record ends
+    n_rows: int  # data rows (records after the header; empty lines are not rows)
+    data_offset: int  # byte offset just past the header record
+
+
+def _is_blank_before_header(row: list[str]) -> bool:
+    """Lines before the header that are skipped: empty or whitespace-only."""
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
+def _read_header(reader: Iterator[list[str]]) -> list[str] | None:
+    """Advance ``reader`` past the header (the first record that is not blank) and return it."""
+    for row in reader:
+        if not _is_blank_before_header(row):
+            return row
+    return None
+
+
+def _scan_rows(path: Path, source: str) -> tuple[list[str] | None, int, int]:
+    """Row-by-row structure scan: (raw header, its line, data rows); raises the first problem."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = _read_header(reader)
+            header_line = reader.line_num
+            width = len(header) if header is not None else 0
+            n_rows = 0
+            for row in reader:
+                if len(row) == width:
+                    n_rows += 1
+                elif row:
+                    raise DataValidationError(
+                        f"{source} is not a valid CSV: line {reader.line_num} has {len(row)} "
+                        f"fields, expected {width} (from the header on line {header_line})"
+                    )
+        except csv.Error as exc:
+            raise DataValidationError(
+                f"{source} is not a valid CSV: line {reader.line_num}: {exc}"
+            ) from None
+    return header, header_line, n_rows
+
+
+def scan_csv_structure(path: Path, source: str) -> CsvLayout:
+    """Stream the (already byte-checked) file through csv.reader without keeping rows.
+
+    The header is the first line that is not empty or whitespace-only. After it, only empty
+    lines are skipped (as pandas' ``skip_blank_lines`` does); every other line is a record and
+    must have as many fields as the header, so a whitespace-only line in a file with several
+    columns is reported as a ragged line. Raises DataValidationError for ragged rows, malformed
+    quoting, and empty or duplicate header names.
+    """
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            raw_header = _read_header(reader)
+            header_line = reader.line_num
+            # Count the records by number of fields without Python code per row.
+            widths = collections.Counter(map(len, reader))
+            problem = raw_header is not None and any(n not in (0, len(raw_header)) for n in widths)
+        except csv.Error:
+            problem = True
+    if problem:  # scan again row by row to report the first problem, in file order
+        _scan_rows(path, source)
+        raise RuntimeError(f"internal error: the structure scans of {source} disagree")
+    if raw_header is None:
         raise DataValidationError(f"{source} is empty (no header row, 0 data rows)")
+    header = [name.strip() for name in raw_header]
+    n_rows = widths[len(header)]
     empty = [str(i + 1) for i, name in enumerate(header) if not name]
     if empty:
         raise DataValidationError(
             f"{source}: header has an empty column name at position(s) {', '.join(empty)} "
-            f"({len(rows)} data rows)"
+            f"({n_rows} data rows)"
         )
     seen: set[str] = set()
     duplicates: list[str] = []
@@ -263,9 +372,35 @@ def parse_csv_text(text: str, source: str) -> tuple[list[str], list[list[str]], 
     if duplicates:
         raise DataValidationError(
             f"{source}: duplicate column name(s) in the header: "
-            f"{', '.join(repr(n) for n in duplicates)} ({len(rows)} data rows)"
+            f"{', '.join(repr(n) for n in duplicates)} ({n_rows} data rows)"
         )
-    return header, rows, line_numbers
+    return CsvLayout(header, header_line, n_rows, _offset_after_lines(path, header_line))
+
+
+def _offset_after_lines(path: Path, n_lines: int) -> int:
+    """Byte offset just past the first ``n_lines`` physical lines (as csv.reader counts them)."""
+    with open(path, "rb") as raw:
+        bom = len(codecs.BOM_UTF8) if raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8 else 0
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        prefix = "".join(itertools.islice(handle, n_lines))
+    return bom + len(prefix.encode("utf-8"))
+
+
+def locate_data_row(path: Path, row_index: int) -> tuple[list[str], int]:
+    """Re-scan the file for data row ``row_index`` (0-based): (its raw cells, its line number).
+
+    Only used to report an error, so the rows before it are read again rather than kept.
+    """
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        _read_header(reader)
+        index = -1
+        for row in reader:
+            if row:
+                index += 1
+                if index == row_index:
+                    return row, reader.line_num
+    raise RuntimeError(f"internal error: {path} has no data row {row_index + 1}")
 
 
 def parse_number(text: str) -> float:
@@ -280,25 +415,127 @@ def parse_number(text: str) -> float:
     return value if math.isfinite(value) else math.nan
 
 
-def convert_columns(
-    header: list[str],
-    rows: list[list[str]],
-    line_numbers: list[int],
+def parse_cells(values: np.ndarray) -> np.ndarray:
+    """Cells as read by pandas (str, or NaN for pandas' NA strings) -> float64, per parse_number.
+
+    Non-finite results are left as they are (callers treat every non-finite value as invalid).
+    """
+    if not any(isinstance(v, str) and "_" in v for v in values):
+        try:
+            return values.astype(np.float64)  # float() on each str: parse_number's rules
+        except (TypeError, ValueError):
+            pass
+    return np.fromiter(
+        (parse_number(v) if isinstance(v, str) else math.nan for v in values),
+        dtype=np.float64,
+        count=len(values),
+    )
+
+
+class DataSection(io.RawIOBase):
+    """The bytes of a CSV file after its header, with every "\\r" turned into "\\n", for pandas.
+
+    pandas' C tokenizer drops the first field of a line that starts with a comma and follows a
+    blank line ended by a bare "\\r" (old Mac line ends), which would shift that row's cells into
+    the wrong columns. With "\\n" only, "\\r\\n" becomes a line end plus an empty line, which
+    pandas skips like any empty line. Inside quoted cells the change only swaps one whitespace
+    character for another, which does not change what number a cell holds.
+    """
+
+    def __init__(self, path: Path, offset: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._file.seek(offset)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._file.read(len(buffer)).replace(b"\r", b"\n")
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _open_data_section(path: Path, layout: CsvLayout) -> io.BufferedReader:
+    """A binary file object over the data section, for pd.read_csv."""
+    return io.BufferedReader(DataSection(path, layout.data_offset), BLOCK_SIZE)
+
+
+def read_columns(path: Path, layout: CsvLayout, columns: list[str], source: str) -> np.ndarray:
+    """Read ``columns`` of the data rows as a C-ordered float64 matrix (invalid cells NaN/inf).
+
+    pandas reads only the data section (from just past the header) and only these columns, with
+    a float64 dtype: every cell it accepts is one parse_number accepts, with the same value (or
+    a non-finite one, invalid either way), and its NA strings such as "" or "NA" become NaN. If
+    some cell is anything else (text, padding, digit-group underscores...), the columns are
+    read again in chunks as text and converted with parse_number's rules, so memory stays
+    bounded either way and the result is exactly that of parse_number on every cell.
+    """
+    positions = sorted(layout.header.index(name) for name in columns)
+    options: dict[str, Any] = {
+        "header": None,
+        "names": layout.header,
+        "usecols": positions,
+        "encoding": "utf-8",
+        "engine": "c",
+        "skip_blank_lines": True,
+    }
+    if PANDAS_VERSION < (3, 1):
+        # The older default converters can be one ulp off; "round_trip" parses like float().
+        # pandas 3.1 deprecates the option: its only converter is exact.
+        options["float_precision"] = "round_trip"
+    try:
+        try:
+            with _open_data_section(path, layout) as handle:
+                dtypes = {layout.header[i]: np.float64 for i in positions}
+                frame = pd.read_csv(handle, dtype=dtypes, **options)
+            n_read = len(frame)
+            matrix = np.column_stack([frame[name].to_numpy(np.float64) for name in columns])
+            del frame
+        except (pd.errors.ParserError, pd.errors.EmptyDataError):
+            raise  # these are ValueErrors too, but about the structure: reported below
+        except ValueError:  # some cell is not a plain number
+            matrix = np.full((layout.n_rows, len(columns)), np.nan)
+            n_read = 0
+            with _open_data_section(path, layout) as handle:
+                chunks = pd.read_csv(handle, dtype=object, chunksize=READ_CHUNK_ROWS, **options)
+                for chunk in chunks:
+                    start, n_read = n_read, n_read + len(chunk)
+                    if n_read > layout.n_rows:
+                        break
+                    for j, name in enumerate(columns):
+                        matrix[start:n_read, j] = parse_cells(chunk[name].to_numpy(object))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataValidationError(f"{source} is not a valid CSV: {detail}") from None
+    if n_read != layout.n_rows:
+        raise DataValidationError(
+            f"{source}: internal consistency check failed: the CSV scan found "
+            f"{layout.n_rows} data rows but pandas read {n_read}; the file probably uses "
+            "quoting that the two parsers read differently"
+        )
+    return matrix
+
+
+def load_columns(
+    path: Path,
+    layout: CsvLayout,
     columns: list[str],
     source: str,
     max_invalid_fraction: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Convert ``columns`` to a float matrix; return (matrix, mask of rows to keep).
+    """Read ``columns`` as a float matrix; return (matrix, mask of rows to keep).
 
     A cell is invalid if it is empty, non-numeric, NaN or infinite. A column whose share of
     invalid cells exceeds ``max_invalid_fraction`` raises DataValidationError; otherwise rows
     with any invalid cell are dropped (mask False).
     """
-    n_rows = len(rows)
-    matrix = np.empty((n_rows, len(columns)), dtype=np.float64)
-    for j, name in enumerate(columns):
-        k = header.index(name)
-        matrix[:, j] = [parse_number(row[k]) for row in rows]
+    matrix = read_columns(path, layout, columns, source)
+    n_rows = layout.n_rows
     invalid = ~np.isfinite(matrix)
     for j, name in enumerate(columns):
         bad = np.flatnonzero(invalid[:, j])
@@ -307,12 +544,13 @@ def convert_columns(
         fraction = bad.size / n_rows
         if fraction > max_invalid_fraction:
             first = int(bad[0])
-            value = rows[first][header.index(name)]
+            row, line = locate_data_row(path, first)
+            value = row[layout.header.index(name)]
             raise DataValidationError(
                 f"{source}: column {name!r} has {bad.size} invalid value(s) (empty, "
                 f"non-numeric, NaN or inf) in {n_rows} data rows ({fraction:.2%}, tolerance "
                 f"{max_invalid_fraction:.2%}); first at row {first + 1} (line "
-                f"{line_numbers[first]}): {value!r}"
+                f"{line}): {value!r}"
             )
     keep = ~invalid.any(axis=1)
     return matrix, keep
@@ -366,17 +604,32 @@ def column_statistics(values: np.ndarray) -> dict[str, float | int]:
     return stats
 
 
-def format_value(value: float) -> str:
-    return repr(float(value))
+def format_rows(block: np.ndarray) -> bytes:
+    """The rows of a float matrix as CSV lines: values written with repr(), ``\\n`` line ends."""
+    # tolist() gives Python floats; this avoids a Python call per value besides repr itself.
+    return "".join([",".join(map(repr, row)) + "\n" for row in block.tolist()]).encode("ascii")
 
 
-def write_split_csv(path: Path, columns: list[str], matrix: np.ndarray) -> None:
+def write_split_csv(
+    path: Path,
+    columns: list[str],
+    matrix: np.ndarray,
+    rows: np.ndarray | None = None,
+) -> None:
+    """Write ``matrix[rows]`` (all rows if None) as CSV: a header, then one line per row.
+
+    Rows are formatted in chunks of WRITE_CHUNK_ROWS, so no string for the whole file is built.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(columns)
-        for row in matrix:
-            writer.writerow([format_value(v) for v in row])
+    if rows is None:
+        rows = np.arange(matrix.shape[0])
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(columns)
+    blocks = (matrix[rows[i : i + WRITE_CHUNK_ROWS]] for i in range(0, len(rows), WRITE_CHUNK_ROWS))
+    with open(path, "wb") as handle:
+        handle.write(header.getvalue().encode("utf-8"))
+        for block in blocks:
+            handle.write(format_rows(block))
 
 
 def dump_json(path: Path, payload: dict[str, Any]) -> None:
@@ -459,27 +712,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     path = find_input_file(args.input_dir, args.input_file)
     source = str(path)
     try:
-        data = path.read_bytes()
+        log(f"reading {source} ({path.stat().st_size} bytes)")
     except OSError as exc:
         raise DataValidationError(f"cannot read {source}: {exc}") from None
-    log(f"reading {source} ({len(data)} bytes)")
-    text = decode_csv_bytes(data, source)
-    header, rows, line_numbers = parse_csv_text(text, source)
-    n_input = len(rows)
-    features = select_columns(header, target, features, excluded, source, n_input)
+    _, sha256 = check_csv_bytes(path, source)
+    layout = scan_csv_structure(path, source)
+    n_input = layout.n_rows
+    features = select_columns(layout.header, target, features, excluded, source, n_input)
     columns = [target, *features]
     log(f"{n_input} data rows; target {target!r}; {len(features)} features: {', '.join(features)}")
     if n_input == 0:
         raise DataValidationError(
             f"{source}: has a header but 0 data rows; at least {args.min_rows} required"
         )
-    matrix, keep = convert_columns(
-        header, rows, line_numbers, columns, source, args.max_invalid_fraction
-    )
+    matrix, keep = load_columns(path, layout, columns, source, args.max_invalid_fraction)
     n_dropped = int(n_input - keep.sum())
     if n_dropped:
         log(f"dropped {n_dropped} of {n_input} rows with invalid values (within tolerance)")
-    matrix = matrix[keep]
+        matrix = matrix[keep]
     n_rows = matrix.shape[0]
     if n_rows < args.min_rows:
         raise DataValidationError(
@@ -490,7 +740,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     dirs = output_dirs(args)
     for split in SPLITS:
         out = dirs[split] / f"{split}.csv"
-        write_split_csv(out, columns, matrix[indices[split]])
+        write_split_csv(out, columns, matrix, indices[split])
         log(f"wrote {out} ({len(indices[split])} rows)")
     train = matrix[indices["train"]]
     baseline = {
@@ -503,7 +753,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "input_rows": n_input,
         "dropped_rows": n_dropped,
         "source_file": path.name,
-        "source_sha256": hashlib.sha256(data).hexdigest(),
+        "source_sha256": sha256,
         "split": {
             "train_ratio": float(args.train_ratio),
             "validation_ratio": float(args.validation_ratio),

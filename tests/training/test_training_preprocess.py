@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -442,3 +443,148 @@ def test_bad_ratios_are_rejected(preprocess, write_input, tmp_path, capsys):
         preprocess, capsys, folder, tmp_path, "--train-ratio", "0.9", "--validation-ratio", "0.1"
     )
     assert "test split is not empty" in err
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming reader: byte check, structure scan, pandas load, chunked (parallel) writing
+# --------------------------------------------------------------------------------------------
+
+
+def test_whitespace_only_line_between_rows_is_a_ragged_line(
+    preprocess, write_input, tmp_path, capsys
+):
+    rows = good_rows(30)
+    rows[3] = "   "
+    folder = write_input(csv_text(rows))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert f"{folder / 'data.csv'} is not a valid CSV: line 5 has 1 fields, expected 3" in err
+
+
+def test_bom_crlf_and_blank_lines_read_like_a_plain_file(preprocess, write_input, tmp_path):
+    rows = good_rows(30)
+    plain = write_input(csv_text(rows), "plain.csv")
+    # Blank and whitespace-only lines before the header and empty lines between rows are skipped.
+    messy = "\ufeff \r\n\r\n" + "\r\n".join([GOOD_HEADER, *rows[:10], "", *rows[10:]]) + "\r\n\r\n"
+    write_input(messy.encode("utf-8"), "messy.csv")
+    assert run(preprocess, plain, tmp_path / "plain", "--input-file", "plain.csv") == 0
+    assert run(preprocess, plain, tmp_path / "messy", "--input-file", "messy.csv") == 0
+    for split in ("train", "validation", "test"):
+        rel = f"{split}/{split}.csv"
+        assert (tmp_path / "plain" / rel).read_bytes() == (tmp_path / "messy" / rel).read_bytes()
+    baseline = json.loads((tmp_path / "messy" / "baseline" / "baseline.json").read_text())
+    assert baseline["input_rows"] == 30
+
+
+def test_quoted_header_and_cells_spanning_lines(preprocess, write_input, tmp_path, capsys):
+    rows = good_rows(30)
+    rows[5] = '"7.5",1,"x\ny"'
+    folder = write_input(csv_text(rows, header='"y","a","b\nc"'))
+    err = fail(preprocess, capsys, folder, tmp_path, "--feature-columns", "a,b\nc")
+    # The header ends on line 2, so data row 6 ends on line 9 (its cell spans lines 8-9).
+    assert "column 'b\\nc' has 1 invalid value(s)" in err
+    assert "first at row 6 (line 9): 'x\\ny'" in err
+
+
+def test_byte_check_streams_blocks(preprocess, tmp_path, monkeypatch):
+    monkeypatch.setattr(preprocess, "BLOCK_SIZE", 4)
+    path = tmp_path / "data.csv"
+
+    def check(content: bytes):
+        path.write_bytes(content)
+        return preprocess.check_csv_bytes(path, "src")
+
+    # A multi-byte character split across blocks is fine; size and digest cover every block.
+    content = "y,a\n1,café\n2,naïve\n".encode()
+    assert check(content) == (len(content), hashlib.sha256(content).hexdigest())
+    with pytest.raises(preprocess.DataValidationError, match=r"byte 0xe9 at offset 9\)"):
+        check("y,a\n1,caf\xe9\n".encode("latin-1"))
+    # Offsets count the BOM; a truncated sequence at the very end is reported too.
+    with pytest.raises(preprocess.DataValidationError, match=r"byte 0xe9 at offset 12\)"):
+        check(b"\xef\xbb\xbf" + "y,a\n1,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(preprocess.DataValidationError, match=r"byte 0xc3 at offset 8\)"):
+        check(b"y,a\n1,ab\xc3")
+    # A NUL byte wins over an earlier invalid UTF-8 byte, as with a whole-file check.
+    with pytest.raises(preprocess.DataValidationError, match=r"NUL byte at offset 12\)"):
+        check(b"y,a\n1,\xff\n2,3\n\x00")
+    with pytest.raises(preprocess.DataValidationError, match=r"JSON document \(starts with '\['\)"):
+        check(b"\xef\xbb\xbf  \n\t\n  [1, 2]\n")
+    with pytest.raises(preprocess.DataValidationError, match=r"empty \(only whitespace"):
+        check(b" \n\t\r\n   \n  ")
+
+
+def test_csv_module_errors_are_reported_with_their_line(preprocess, write_input, tmp_path, capsys):
+    rows = good_rows(30)
+    rows[20] = "1,2," + "9" * 200_000  # longer than csv.field_size_limit()
+    folder = write_input(csv_text(rows))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert (
+        f"{folder / 'data.csv'} is not a valid CSV: line 22: field larger than field limit" in err
+    )
+
+
+def test_unterminated_quote_is_not_a_csv(preprocess, write_input, tmp_path, capsys):
+    folder = write_input(csv_text(good_rows(30)) + '1,2,"3\n')
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert f"{folder / 'data.csv'} is not a valid CSV" in err
+
+
+def test_cells_are_parsed_like_parse_number(preprocess, write_input, tmp_path, capsys):
+    rows = good_rows(30)
+    rows[0] = " 2.5 ,\t1,-0"  # padded cells are numbers, like parse_number(" 2 ")
+    folder = write_input(csv_text(rows))
+    assert run(preprocess, folder, tmp_path / "ok") == 0
+    written = [
+        row
+        for split in ("train", "validation", "test")
+        for row in read_csv(tmp_path / "ok" / split / f"{split}.csv")[1:]
+    ]
+    assert ["2.5", "1.0", "-0.0"] in written
+    rows[7] = "1,1_000,2"  # float() accepts digit-group underscores, parse_number does not
+    folder = write_input(csv_text(rows))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert "column 'a' has 1 invalid value(s)" in err
+    assert "first at row 8 (line 9): '1_000'" in err
+
+
+def test_parse_cells_matches_parse_number(preprocess):
+    cells = ["1.5", " 2 ", "-3e2", "1_000", "abc", "nan", "inf", "", "  ", "\u0661", math.nan]
+    values = np.array(cells, dtype=object)
+    expected = [preprocess.parse_number(c) if isinstance(c, str) else math.nan for c in cells]
+    parsed = preprocess.parse_cells(values)
+    for got, want in zip(parsed.tolist(), expected, strict=True):
+        assert got == want or (not math.isfinite(got) and math.isnan(want))
+    clean = np.array(["1.5", " 2 ", "0.1", math.nan], dtype=object)
+    assert preprocess.parse_cells(clean)[:3].tolist() == [1.5, 2.0, 0.1]
+
+
+def test_pandas_and_scan_row_counts_must_agree(preprocess, tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text(csv_text(good_rows(5)), encoding="utf-8")
+    layout = preprocess.scan_csv_structure(path, "src")
+    assert layout.n_rows == 5
+    with pytest.raises(preprocess.DataValidationError, match="scan found 6 data rows but pandas"):
+        preprocess.read_columns(path, layout._replace(n_rows=6), ["y", "a"], "src")
+
+
+def test_format_rows_writes_repr(preprocess):
+    values = [0.1, -0.0, 1e-05, 1e16, 123456789.125, 2.0 / 3.0, -5.0, 1.7976931348623157e308]
+    block = np.array(values).reshape(2, 4)
+    expected = "".join(",".join(repr(v) for v in row) + "\n" for row in block.tolist())
+    assert preprocess.format_rows(block) == expected.encode("ascii")
+
+
+def test_chunked_writing_gives_identical_bytes(
+    preprocess, cli, boston_csv, boston_splits, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(preprocess, "WRITE_CHUNK_ROWS", 7)
+    rc = preprocess.main(
+        cli(
+            input_dir=boston_csv.parent,
+            input_file=boston_csv.name,
+            output_dir=tmp_path,
+            target_column="medv",
+        )
+    )
+    assert rc == 0
+    for rel in ("train/train.csv", "validation/validation.csv", "test/test.csv"):
+        assert (tmp_path / rel).read_bytes() == (boston_splits / rel).read_bytes()
