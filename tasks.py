@@ -164,3 +164,110 @@ def validate(c):
     """terraform fmt -check and validate on infra/ (offline; a pre-commit hook)."""
     with exit_on_error():
         console.print(validate_configuration(_settings(c), os.environ))
+
+
+# --- pipeline runs -------------------------------------------------------------------------
+
+RUN_HELP = {
+    "target": "local (default; the aws backend arrives with the SageMaker issue)",
+    "param": "override a pipeline parameter, NAME=VALUE (repeatable)",
+    "data": "input CSV: a local file (uploaded, versioned) or an s3:// URI; default: sample_data/",
+    "wait": "follow the execution to the end (default); --no-wait prints its id and returns",
+}
+
+
+def _local_backend(c):
+    from pipelines.run import backend_for
+
+    settings = _settings(c)
+    stack = infra.open_stack(settings, Deployment.parse("local"))
+    return backend_for(stack)
+
+
+def _finish(backend, execution) -> None:
+    from pipelines.monitor import execution_summary
+
+    console.print(execution_summary(execution, backend.steps(execution.execution_id)))
+    if execution.status != "Succeeded":
+        raise Exit(code=1)
+
+
+def _follow(backend, execution) -> None:
+    from pipelines.monitor import watch
+
+    try:
+        execution = watch(backend, execution)
+    except KeyboardInterrupt:
+        console.print("[yellow]Stopping the execution (the running job is terminated)...[/]")
+        backend.stop(execution.execution_id)
+        execution = backend.wait(execution.execution_id, timeout=120)
+    _finish(backend, execution)
+
+
+@task(iterable=["param"], help=RUN_HELP)
+def pipeline_run(c, target="local", param=None, data=None, wait=True):
+    """Run the pipeline end to end: infra, data, definition, execution, summary."""
+    with exit_on_error():
+        from pipelines import run
+
+        if Deployment.parse(target).target != "local":
+            raise MlopsError("Only --target local is available in this version.")
+        overrides = run.check_overrides(param or [], data)
+        settings = _settings(c)
+        stack, config, provisioned = run.ensure_local_stack(settings, terraform_progress)
+        if provisioned:
+            console.print("Local infrastructure applied.")
+        prepared = run.prepare_run(stack, config, overrides, data)
+        data_note = "uploaded" if prepared.dataset.uploaded else "unchanged"
+        console.print(f"Input data: {prepared.dataset.uri} ({data_note})")
+        backend = run.backend_for(stack)
+        execution = run.start_run(backend, prepared)
+        console.print(f"Started {execution.execution_arn}")
+        if not wait:
+            sys.stdout.write(execution.execution_arn + "\n")
+            return
+        _follow(backend, execution)
+
+
+@task(help={"limit": "how many executions to show (newest first)"})
+def executions(c, limit=10):
+    """List recent executions of the pipeline with their status."""
+    with exit_on_error():
+        from pipelines.monitor import executions_table
+
+        console.print(executions_table(_local_backend(c).list_executions(limit=int(limit))))
+
+
+@task(help={"execution": "execution id (default: the latest)"})
+def execution_show(c, execution=None):
+    """Steps, statuses, durations, failure reasons, metrics and lineage of an execution."""
+    with exit_on_error():
+        from pipelines.monitor import execution_summary, steps_table
+
+        backend = _local_backend(c)
+        found = backend.describe(execution) if execution else backend.latest()
+        steps = backend.steps(found.execution_id)
+        console.print(steps_table(found, steps))
+        console.print(execution_summary(found, steps))
+
+
+@task(help={"execution": "execution id (default: the latest)", "wait": "follow it to the end"})
+def pipeline_retry(c, execution=None, wait=True):
+    """Resume a failed or stopped execution from the failed step, reusing what succeeded."""
+    with exit_on_error():
+        backend = _local_backend(c)
+        found = backend.describe(execution) if execution else backend.latest()
+        resumed = backend.retry(found.execution_id)
+        console.print(f"Retrying {resumed.execution_arn}")
+        if wait:
+            _follow(backend, resumed)
+
+
+@task(help={"execution": "execution id (default: the latest)"})
+def pipeline_stop(c, execution=None):
+    """Stop a running execution: its running job is terminated, nothing new starts."""
+    with exit_on_error():
+        backend = _local_backend(c)
+        found = backend.describe(execution) if execution else backend.latest()
+        stopped = backend.wait(backend.stop(found.execution_id).execution_id, timeout=120)
+        console.print(f"Execution {stopped.execution_id}: {stopped.status}")

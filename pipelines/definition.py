@@ -149,6 +149,9 @@ def build_preprocess_step(
         inputs=[ProcessingInput(source=params.input_data, destination=f"{_PROCESSING}/input")],
         outputs=outputs,
         arguments=[
+            # Container paths travel as arguments: the local executor remaps /opt/ml.
+            f"--input-dir={_PROCESSING}/input",
+            f"--output-dir={_PROCESSING}",
             _flag("target-column", params.target_column),
             _flag("feature-columns", params.feature_columns),
             _flag("random-state", params.random_state),
@@ -241,6 +244,11 @@ def build_evaluate_step(
                 source=f"{_PROCESSING}/evaluation",
                 destination=_execution_prefix(config, EVALUATE_STEP, "evaluation"),
             )
+        ],
+        arguments=[
+            f"--model-dir={_PROCESSING}/model",
+            f"--test-dir={_PROCESSING}/test",
+            f"--output-dir={_PROCESSING}/evaluation",
         ],
     )
     step = ProcessingStep(

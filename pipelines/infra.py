@@ -229,7 +229,7 @@ class DestroyResult:
     objects_deleted: int
     model_packages_deleted: int
     emulator_stopped: bool
-    state_only: bool = False
+    pipeline_deleted: bool = False
 
 
 def destroy(stack: Stack) -> DestroyResult:
@@ -241,15 +241,36 @@ def destroy(stack: Stack) -> DestroyResult:
     stack.terraform.init()
     outputs = stack.terraform.outputs()
     objects = packages = 0
+    pipeline_deleted = False
     if outputs:
         config = InfraConfig.from_outputs(outputs)
+        pipeline_deleted = delete_pipeline(stack.connection, config.pipeline_name)
         objects = empty_bucket(stack.connection, config.bucket_name)
         packages = delete_model_packages(stack.connection, config.model_package_group_name)
     stack.terraform.destroy()
     stopped = False
     if stack.emulator is not None:
         stopped = stack.emulator.stop()
-    return DestroyResult(objects, packages, stopped)
+    if stack.deployment.is_local:
+        # The local executor's records describe runs in the emulator that is now gone.
+        (stack.settings.state_dir / "executor.db").unlink(missing_ok=True)
+        shutil.rmtree(stack.settings.state_dir / "executions", ignore_errors=True)
+    return DestroyResult(objects, packages, stopped, pipeline_deleted)
+
+
+def delete_pipeline(connection: AwsConnection, name: str) -> bool:
+    """Delete the pipeline that pipeline-run upserted; False when there is none."""
+    sagemaker = connection.client("sagemaker")
+    try:
+        sagemaker.delete_pipeline(PipelineName=name)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in (
+            "ResourceNotFound",
+            "ValidationException",
+        ):
+            return False
+        raise MlopsError(f"Could not delete pipeline {name}: {error}") from error
+    return True
 
 
 def forget_local_stack(settings: Settings, deployment: Deployment) -> bool:

@@ -1,0 +1,198 @@
+"""Benchmark the local executor against running the three scripts by hand.
+
+    python benchmarks/pipeline_run.py [--repeat N] [--skip-large]
+
+Figures (issue #4 goals in brackets):
+- local execution wall time / the three scripts run directly in sequence  [<= 1.5x]
+- cached re-run / cold run                                                [<= 0.25x]
+- 100k and 1M generated rows in the sample's schema: completion, the peak
+  memory of the largest job [< 2 GiB], and time(1M) / time(100k)          [<= 12x]
+
+Runs against its own emulator and state directory; the checkout is untouched.
+The large runs use NEstimators=20 and MaxDepth=12, the same for both sizes, so
+the ratio measures the pipeline's scaling rather than unbounded tree growth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+from pipelines import run
+from pipelines.backends.local import LocalBackend
+from pipelines.backends.records import Execution
+from pipelines.settings import PROJECT_ROOT, Settings
+
+SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
+TRAINING = PROJECT_ROOT / "training"
+console = Console()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def direct_scripts(workdir: Path) -> float:
+    """preprocess, train and evaluate run directly, one after the other."""
+    out, model, evaluation = workdir / "out", workdir / "model", workdir / "eval"
+    commands = [
+        [
+            sys.executable,
+            str(TRAINING / "preprocess.py"),
+            f"--input-dir={SAMPLE.parent}",
+            f"--input-file={SAMPLE.name}",
+            f"--output-dir={out}",
+            "--target-column=medv",
+        ],
+        [
+            sys.executable,
+            str(TRAINING / "train.py"),
+            f"--train={out / 'train'}",
+            f"--validation={out / 'validation'}",
+            f"--model-dir={model}",
+            f"--output-data-dir={workdir / 'output'}",
+        ],
+        [
+            sys.executable,
+            str(TRAINING / "evaluate.py"),
+            f"--model-dir={model}",
+            f"--test-dir={out / 'test'}",
+            f"--output-dir={evaluation}",
+        ],
+    ]
+    started = time.perf_counter()
+    for command in commands:
+        subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def timed_run(backend: LocalBackend, prepared: run.PreparedRun) -> tuple[float, float, Execution]:
+    """(execution seconds, seconds including staging and upsert, final execution)."""
+    execution = run.start_run(backend, prepared)
+    started = time.perf_counter()
+    finished = backend.wait(execution.execution_id, poll=0.05, timeout=3600)
+    if finished.status != "Succeeded":
+        raise SystemExit(
+            f"execution {finished.execution_id} {finished.status}: {finished.failure_reason}"
+        )
+    return finished.duration, time.perf_counter() - started, finished
+
+
+def generate(rows: int, path: Path, seed: int = 0) -> Path:
+    """Rows resampled from the sample data with a little noise, in its schema."""
+    frame = pd.read_csv(SAMPLE)
+    rng = np.random.default_rng(seed)
+    big = frame.iloc[rng.integers(0, len(frame), rows)].reset_index(drop=True)
+    big = big + rng.normal(0, 0.01, size=big.shape) * frame.std().to_numpy()
+    big.to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-large", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as temp:
+        workdir = Path(temp)
+        settings = Settings.load(
+            None,
+            environ={
+                **os.environ,
+                "MLOPS_STATE_DIR": str(workdir / "state"),
+                "MLOPS_EMULATOR_PORT": str(free_port()),
+            },
+        )
+        started = time.perf_counter()
+        stack, config, _ = run.ensure_local_stack(settings)
+        infra_seconds = time.perf_counter() - started
+        backend = LocalBackend(settings, stack.connection)
+        try:
+            figures = measure(args, workdir, stack, config, backend)
+            emulator_rss = psutil.Process(stack.emulator.read_info().pid).memory_info().rss
+        finally:
+            stack.emulator.stop()
+
+    table = Table(title="Local pipeline benchmark")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("goal", justify="right")
+    table.add_row("infra-up for the benchmark's own emulator (s)", f"{infra_seconds:.1f}", "")
+    for name, value, goal in figures:
+        table.add_row(name, value, goal)
+    table.add_row("emulator resident memory at the end (MiB)", f"{emulator_rss / 2**20:.0f}", "")
+    console.print(table)
+
+
+def measure(args, workdir, stack, config, backend) -> list[tuple[str, str, str]]:
+    figures: list[tuple[str, str, str]] = []
+    direct = [direct_scripts(workdir / f"direct-{i}") for i in range(args.repeat)]
+
+    cold, cold_total, cached = [], [], []
+    for i in range(args.repeat):
+        # A fresh emulator and a RandomState no earlier run used: every step misses the cache.
+        overrides = run.check_overrides([f"RandomState={1000 + i}"], None)
+        started = time.perf_counter()
+        prepared = run.prepare_run(stack, config, overrides, None)
+        staging = time.perf_counter() - started
+        seconds, total, _ = timed_run(backend, prepared)
+        cold.append(seconds)
+        cold_total.append(staging + total)
+        seconds, _, finished = timed_run(backend, prepared)
+        hits = [s.name for s in backend.steps(finished.execution_id) if s.cache_hit_of]
+        if len(hits) != 3:
+            raise SystemExit(f"expected three cache hits on the re-run, got {hits}")
+        cached.append(seconds)
+
+    direct_s, cold_s, cached_s = (statistics.median(x) for x in (direct, cold, cached))
+    staged_s = statistics.median(cold_total)
+    figures += [
+        ("three scripts run directly, in sequence (s)", f"{direct_s:.2f}", ""),
+        ("local execution, cold (s)", f"{cold_s:.2f}", ""),
+        ("  plus definition build, code/data staging, upsert (s)", f"{staged_s:.2f}", ""),
+        ("local cold / direct", f"{cold_s / direct_s:.2f}x", "<= 1.5x"),
+        ("local execution, all cached (s)", f"{cached_s:.2f}", ""),
+        ("cached / cold", f"{cached_s / cold_s:.2f}x", "<= 0.25x"),
+    ]
+    if args.skip_large:
+        return figures
+
+    large: dict[int, tuple[float, int]] = {}
+    for rows in (100_000, 1_000_000):
+        data = generate(rows, workdir / f"generated_{rows}.csv")
+        overrides = run.check_overrides(["NEstimators=20", "MaxDepth=12"], str(data))
+        prepared = run.prepare_run(stack, config, overrides, str(data))
+        seconds, _, finished = timed_run(backend, prepared)
+        steps = backend.steps(finished.execution_id)
+        peak = max(s.peak_memory_bytes or 0 for s in steps)
+        large[rows] = (seconds, peak)
+        for step in steps:
+            if step.duration and step.type in ("Processing", "Training"):
+                figures.append((f"  {rows:,} rows: {step.name} (s)", f"{step.duration:.1f}", ""))
+        figures += [
+            (f"{rows:,} rows: execution (s)", f"{seconds:.1f}", ""),
+            (f"{rows:,} rows: peak job memory (MiB)", f"{peak / 2**20:.0f}", "< 2048"),
+        ]
+    ratio = large[1_000_000][0] / large[100_000][0]
+    figures.append(("time(1M) / time(100k)", f"{ratio:.1f}x", "<= 12x"))
+    return figures
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The local backend: the definition runs on this machine against the emulator.
+
+Each execution runs in a background worker process (pipelines.executor.worker)
+that records its progress in the executor's SQLite database; this class starts,
+watches, stops and retries those workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import signal
+import string
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipelines.backends.records import (
+    EXECUTING,
+    FAILED,
+    STOPPED,
+    STOPPING,
+    Execution,
+    StepRun,
+)
+from pipelines.errors import MlopsError
+from pipelines.executor.store import ExecutionStore
+from pipelines.settings import Settings
+from pipelines.targets import AwsConnection
+
+_WORKER_MODULE = "pipelines.executor.worker"
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_execution_id() -> str:
+    """12 lower-case letters and digits, like SageMaker's execution ids."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, settings: Settings, connection: AwsConnection) -> None:
+        if connection.endpoint_url is None or connection.ca_bundle is None:
+            raise MlopsError("The local backend needs the emulator connection.")
+        self.settings = settings
+        self.connection = connection
+        self.store = ExecutionStore(settings.state_dir / "executor.db")
+
+    def work_dir(self, execution_id: str) -> Path:
+        return self.settings.state_dir / "executions" / execution_id
+
+    # --- pipeline -------------------------------------------------------------------------
+
+    def upsert(self, pipeline_name: str, definition: str, role_arn: str) -> str:
+        """Create or update the pipeline in the emulator, so describe_pipeline shows it."""
+        sagemaker = self.connection.client("sagemaker")
+        try:
+            try:
+                return sagemaker.create_pipeline(
+                    PipelineName=pipeline_name, PipelineDefinition=definition, RoleArn=role_arn
+                )["PipelineArn"]
+            except ClientError as error:
+                if "already exists" not in error.response.get("Error", {}).get("Message", ""):
+                    raise
+            return sagemaker.update_pipeline(
+                PipelineName=pipeline_name, PipelineDefinition=definition, RoleArn=role_arn
+            )["PipelineArn"]
+        except (ClientError, BotoCoreError) as error:
+            raise MlopsError(f"Could not upsert pipeline {pipeline_name}: {error}") from error
+
+    # --- executions -------------------------------------------------------------------------
+
+    def start(
+        self,
+        pipeline_name: str,
+        definition: str,
+        parameters: dict[str, Any],
+        *,
+        display_name: str = "",
+        lineage: dict[str, Any] | None = None,
+    ) -> Execution:
+        execution_id = new_execution_id()
+        arn = (
+            f"arn:aws:sagemaker:{self.connection.region}:{self._account_id()}:pipeline/"
+            f"{pipeline_name}/execution/{execution_id}"
+        )
+        work_dir = self.work_dir(execution_id)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        execution = Execution(
+            execution_id=execution_id,
+            execution_arn=arn,
+            pipeline_name=pipeline_name,
+            status=EXECUTING,
+            created_at=time.time(),
+            display_name=display_name,
+            parameters=parameters,
+            definition=definition,
+            definition_sha256=hashlib.sha256(definition.encode()).hexdigest(),
+            lineage=lineage or {},
+            runtime={
+                "endpoint": self.connection.endpoint_url,
+                "ca_bundle": str(self.connection.ca_bundle),
+                "region": self.connection.region,
+                "work_dir": str(work_dir),
+            },
+        )
+        self.store.insert_execution(execution)
+        self._spawn(execution_id)
+        return self.store.get_execution(execution_id)
+
+    def _account_id(self) -> str:
+        try:
+            return self.connection.client("sts").get_caller_identity()["Account"]
+        except (ClientError, BotoCoreError) as error:
+            raise MlopsError(f"The emulator did not answer: {error}") from error
+
+    def _spawn(self, execution_id: str) -> None:
+        log = (self.work_dir(execution_id) / "worker.log").open("ab")
+        with log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    _WORKER_MODULE,
+                    "--db",
+                    str(self.store.path),
+                    "--execution-id",
+                    execution_id,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.store.update_execution(execution_id, worker_pid=process.pid)
+
+    def describe(self, execution_id: str) -> Execution:
+        execution = self.store.get_execution(execution_id)
+        if not execution.finished and not self._worker_alive(execution):
+            # Re-read: the worker may have finished between the two reads.
+            execution = self.store.get_execution(execution_id)
+            if not execution.finished:
+                status = STOPPED if execution.status == STOPPING else FAILED
+                reason = (
+                    "Stopped on request."
+                    if status == STOPPED
+                    else "The local executor process exited unexpectedly; see "
+                    f"{self.work_dir(execution_id) / 'worker.log'}."
+                )
+                self.store.update_execution(
+                    execution_id, status=status, failure_reason=reason, ended_at=time.time()
+                )
+                execution = self.store.get_execution(execution_id)
+        return execution
+
+    def _worker_alive(self, execution: Execution) -> bool:
+        if execution.worker_pid is None:
+            return False
+        try:
+            process = psutil.Process(execution.worker_pid)
+            command = " ".join(process.cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return False
+        return _WORKER_MODULE in command and execution.execution_id in command
+
+    def steps(self, execution_id: str) -> list[StepRun]:
+        return self.store.steps(execution_id)
+
+    def list_executions(self, pipeline_name: str | None = None, limit: int = 20) -> list[Execution]:
+        found = self.store.list_executions(pipeline_name, limit)
+        return [self.describe(e.execution_id) for e in found]
+
+    def latest(self, pipeline_name: str | None = None) -> Execution:
+        return self.describe(self.store.latest_execution(pipeline_name).execution_id)
+
+    def stop(self, execution_id: str) -> Execution:
+        """Ask the worker to stop: the running job is terminated, nothing new starts."""
+        execution = self.describe(execution_id)
+        if execution.finished:
+            return execution
+        self.store.update_execution(execution_id, status=STOPPING)
+        if execution.worker_pid is not None and self._worker_alive(execution):
+            os.kill(execution.worker_pid, signal.SIGTERM)
+        return self.store.get_execution(execution_id)
+
+    def retry(self, execution_id: str) -> Execution:
+        """Resume a failed or stopped execution: what succeeded is kept, the rest runs."""
+        execution = self.describe(execution_id)
+        if execution.status not in (FAILED, STOPPED):
+            raise MlopsError(
+                f"Execution {execution_id} is {execution.status}; only Failed or Stopped "
+                "executions can be retried."
+            )
+        self.store.update_execution(
+            execution_id,
+            status=EXECUTING,
+            failure_reason=None,
+            ended_at=None,
+            retries=execution.retries + 1,
+        )
+        self._spawn(execution_id)
+        return self.store.get_execution(execution_id)
+
+    def wait(self, execution_id: str, poll: float = 0.2, timeout: float | None = None) -> Execution:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            execution = self.describe(execution_id)
+            if execution.finished:
+                return execution
+            if deadline is not None and time.monotonic() > deadline:
+                raise MlopsError(f"Execution {execution_id} did not finish within {timeout:.0f} s.")
+            time.sleep(poll)

@@ -1,0 +1,476 @@
+"""One runner per step type. Each takes the step's resolved arguments (the request
+SageMaker would receive) and returns the step's properties, shaped like the
+matching Describe*Response, so later steps can refer to them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+
+from pipelines.backends.records import Execution
+from pipelines.executor import s3io
+from pipelines.executor.graph import StepNode
+from pipelines.executor.jobs import JobResult, Sandbox, failure_line, local_python, run_job
+from pipelines.targets import AwsConnection
+
+
+class StepFailed(Exception):
+    """The step failed; ``reason`` is its FailureReason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StepStopped(Exception):
+    """The step was stopped on request."""
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    properties: dict[str, Any]
+    property_files: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    peak_memory_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class JobContext:
+    execution: Execution
+    connection: AwsConnection
+    step_dir: Path
+    stop: threading.Event
+    job_env: Mapping[str, str]
+
+    @property
+    def log_path(self) -> Path:
+        return self.step_dir / "job.log"
+
+    @property
+    def account_region(self) -> tuple[str, str]:
+        # arn:aws:sagemaker:<region>:<account>:pipeline/<name>/execution/<id>
+        parts = self.execution.execution_arn.split(":")
+        return parts[4], parts[3]
+
+
+Runner = Callable[[StepNode, dict[str, Any], JobContext], StepOutcome]
+
+
+def job_name(execution: Execution, step: str) -> str:
+    """SageMaker Pipelines names jobs pipelines-<execution>-<step>-<suffix>; so do we."""
+    slug = re.sub(r"[^A-Za-z0-9-]", "-", step)[:30]
+    return f"pipelines-{execution.execution_id}-{slug}"[:63].rstrip("-")
+
+
+def _arn(ctx: JobContext, resource: str) -> str:
+    account, region = ctx.account_region
+    return f"arn:aws:sagemaker:{region}:{account}:{resource}"
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+def _client_error(action: str, error: Exception) -> StepFailed:
+    if isinstance(error, ClientError):
+        detail = error.response.get("Error", {})
+        return StepFailed(f"{detail.get('Code', 'ClientError')}: {action}: {detail.get('Message')}")
+    return StepFailed(f"ClientError: {action}: {error}")
+
+
+def _job_failure(
+    result: JobResult, ctx: JobContext, sandbox: Sandbox, limit: float | None
+) -> StepFailed:
+    if result.timed_out:
+        return StepFailed(
+            f"MaxRuntimeExceeded: the job ran longer than its {limit:.0f} s stopping condition."
+        )
+    # Report container paths, as the job would on SageMaker.
+    line = sandbox.unmap(failure_line(ctx.log_path) or "no output")
+    return StepFailed(f"AlgorithmError: {line} (exit code {result.exit_code}; log: {ctx.log_path})")
+
+
+def _download_inputs(ctx: JobContext, uri: str, destination: Path, what: str) -> None:
+    s3 = ctx.connection.client("s3")
+    try:
+        objects = s3io.download(s3, uri, destination)
+    except (ClientError, BotoCoreError) as error:
+        raise _client_error(f"downloading {what} from {uri}", error) from error
+    if not objects:
+        raise StepFailed(
+            f"ClientError: Data download failed: no S3 objects found under {uri} ({what})."
+        )
+
+
+# --- Processing -----------------------------------------------------------------------------
+
+
+def run_processing(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepOutcome:
+    name = job_name(ctx.execution, node.name)
+    sandbox = Sandbox(ctx.step_dir / "sandbox")
+    sandbox.root.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    for item in args.get("ProcessingInputs", []):
+        s3_input = item.get("S3Input")
+        if s3_input is None:
+            raise StepFailed(
+                f"Processing input {item.get('InputName')!r}: only S3 inputs run locally."
+            )
+        if (
+            s3_input.get("S3InputMode", "File") != "File"
+            or s3_input.get("S3CompressionType", "None") != "None"
+        ):
+            raise StepFailed(
+                f"Processing input {item.get('InputName')!r}: only File mode without "
+                "compression runs locally."
+            )
+        _download_inputs(
+            ctx,
+            s3_input["S3Uri"],
+            sandbox.path(s3_input["LocalPath"]),
+            f"input {item['InputName']!r}",
+        )
+    outputs = args.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    for item in outputs:
+        sandbox.path(item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+
+    app = args["AppSpecification"]
+    entrypoint = list(app.get("ContainerEntrypoint") or [])
+    if not entrypoint or local_python(entrypoint[0]) is None:
+        raise StepFailed(
+            f"The local executor runs Python entrypoints; got {entrypoint[:1] or 'none'} "
+            f"for image {app.get('ImageUri')}."
+        )
+    command = [
+        local_python(entrypoint[0]),
+        *(sandbox.remap(part) for part in entrypoint[1:]),
+        *(sandbox.remap(str(part)) for part in app.get("ContainerArguments") or []),
+    ]
+    env = dict(ctx.job_env)
+    env.update({k: sandbox.remap(str(v)) for k, v in (args.get("Environment") or {}).items()})
+    limit = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+    result = run_job(
+        command, cwd=sandbox.root, env=env, log_path=ctx.log_path, stop=ctx.stop, max_seconds=limit
+    )
+    if result.stopped:
+        raise StepStopped()
+    if result.exit_code != 0 or result.timed_out:
+        raise _job_failure(result, ctx, sandbox, limit)
+
+    s3 = ctx.connection.client("s3")
+    for item in outputs:
+        local = sandbox.path(item["S3Output"]["LocalPath"])
+        try:
+            s3io.upload_directory(s3, local, item["S3Output"]["S3Uri"])
+        except (ClientError, BotoCoreError) as error:
+            raise _client_error(f"uploading output {item['OutputName']!r}", error) from error
+
+    property_files = {}
+    by_output = {item["OutputName"]: item for item in outputs}
+    for spec in node.spec.get("PropertyFiles", []):
+        output = by_output.get(spec["OutputName"])
+        if output is None:
+            raise StepFailed(
+                f"Property file {spec['PropertyFileName']!r} names output "
+                f"{spec['OutputName']!r}, which the step does not have."
+            )
+        path = sandbox.path(output["S3Output"]["LocalPath"]) / spec["FilePath"]
+        try:
+            property_files[spec["PropertyFileName"]] = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise StepFailed(
+                f"Property file {spec['PropertyFileName']!r}: the job wrote no "
+                f"{spec['FilePath']} in output {spec['OutputName']!r}."
+            ) from None
+        except json.JSONDecodeError as error:
+            raise StepFailed(
+                f"Property file {spec['PropertyFileName']!r}: {spec['FilePath']} is not JSON: "
+                f"{error}."
+            ) from None
+
+    ended = time.time()
+    properties = {
+        **args,
+        "ProcessingJobName": name,
+        "ProcessingJobArn": _arn(ctx, f"processing-job/{name}"),
+        "ProcessingJobStatus": "Completed",
+        "ExitMessage": "",
+        "CreationTime": _iso(started),
+        "ProcessingStartTime": _iso(started),
+        "ProcessingEndTime": _iso(ended),
+        "LastModifiedTime": _iso(ended),
+    }
+    return StepOutcome(
+        properties=properties,
+        property_files=property_files,
+        peak_memory_bytes=result.peak_memory_bytes,
+    )
+
+
+# --- Training -------------------------------------------------------------------------------
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def script_mode_arguments(hyperparameters: Mapping[str, Any]) -> list[str]:
+    """How the SageMaker training toolkit passes hyperparameters to a script:
+    sorted, ``--name value``, values JSON-decoded then rendered as text."""
+    args: list[str] = []
+    for name in sorted(hyperparameters):
+        value = hyperparameters[name]
+        if isinstance(value, Mapping):
+            rendered = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+        else:
+            rendered = str(value)
+        args += [f"--{name}" if len(name) > 1 else f"-{name}", rendered]
+    return args
+
+
+def _extract_code(archive: Path, destination: Path) -> None:
+    destination.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            tar.extractall(destination, filter="data")
+    except (tarfile.TarError, OSError) as error:
+        raise StepFailed(
+            f"ClientError: cannot unpack the training code {archive.name}: {error}"
+        ) from error
+
+
+def run_training(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepOutcome:
+    name = job_name(ctx.execution, node.name)
+    sandbox = Sandbox(ctx.step_dir / "sandbox")
+    started = time.time()
+    raw_hps = {k: str(v) for k, v in (args.get("HyperParameters") or {}).items()}
+    try:
+        program = _decode(raw_hps["sagemaker_program"])
+        submit_dir = _decode(raw_hps["sagemaker_submit_directory"])
+    except KeyError as missing:
+        raise StepFailed(
+            "The local executor runs script-mode training jobs; "
+            f"hyperparameter {missing} is missing."
+        ) from None
+
+    code_dir = sandbox.path("/opt/ml/code")
+    archive = ctx.step_dir / "sourcedir.tar.gz"
+    s3 = ctx.connection.client("s3")
+    try:
+        bucket, key = s3io.parse_s3_uri(submit_dir)
+        s3.download_file(bucket, key, str(archive))
+    except (ClientError, BotoCoreError) as error:
+        raise _client_error(f"downloading the training code {submit_dir}", error) from error
+    _extract_code(archive, code_dir)
+    if not (code_dir / program).is_file():
+        raise StepFailed(f"ClientError: the training code has no entry point {program!r}.")
+
+    channels = []
+    for channel in args.get("InputDataConfig", []):
+        source = channel.get("DataSource", {}).get("S3DataSource")
+        if source is None:
+            raise StepFailed(
+                f"Channel {channel['ChannelName']!r}: only S3 data sources run locally."
+            )
+        destination = sandbox.path(f"/opt/ml/input/data/{channel['ChannelName']}")
+        _download_inputs(ctx, source["S3Uri"], destination, f"channel {channel['ChannelName']!r}")
+        channels.append(channel["ChannelName"])
+
+    user_hps = {k: _decode(v) for k, v in raw_hps.items() if not k.startswith("sagemaker_")}
+    user_args = script_mode_arguments(user_hps)
+    model_dir = sandbox.path("/opt/ml/model")
+    output_data = sandbox.path("/opt/ml/output/data")
+    config_dir = sandbox.path("/opt/ml/input/config")
+    for folder in (model_dir, output_data, config_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    (config_dir / "hyperparameters.json").write_text(json.dumps(raw_hps))
+    (config_dir / "inputdataconfig.json").write_text(
+        json.dumps(
+            {
+                c["ChannelName"]: {k: v for k, v in c.items() if k != "DataSource"}
+                for c in args.get("InputDataConfig", [])
+            }
+        )
+    )
+    (config_dir / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
+
+    env = dict(ctx.job_env)
+    env.update({k: sandbox.remap(str(v)) for k, v in (args.get("Environment") or {}).items()})
+    env.update(
+        {
+            "SM_MODEL_DIR": str(model_dir),
+            "SM_OUTPUT_DATA_DIR": str(output_data),
+            "SM_OUTPUT_DIR": str(sandbox.path("/opt/ml/output")),
+            "SM_INPUT_DIR": str(sandbox.path("/opt/ml/input")),
+            "SM_INPUT_CONFIG_DIR": str(config_dir),
+            "SM_CHANNELS": json.dumps(sorted(channels)),
+            "SM_HPS": json.dumps(user_hps),
+            "SM_USER_ARGS": json.dumps(user_args),
+            "SM_MODULE_NAME": Path(program).stem,
+            "SM_MODULE_DIR": submit_dir,
+            "SM_USER_ENTRY_POINT": program,
+            "SM_HOSTS": json.dumps(["algo-1"]),
+            "SM_CURRENT_HOST": "algo-1",
+            "SM_NUM_GPUS": "0",
+            "SM_NUM_CPUS": str(_cpu_count()),
+            "SM_LOG_LEVEL": raw_hps.get("sagemaker_container_log_level", "20"),
+            "PYTHONPATH": str(code_dir),
+        }
+    )
+    for channel in channels:
+        env[f"SM_CHANNEL_{channel.upper()}"] = str(sandbox.path(f"/opt/ml/input/data/{channel}"))
+    for hp_name, hp_value in user_hps.items():
+        env[f"SM_HP_{hp_name.upper()}"] = str(hp_value)
+
+    limit = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+    result = run_job(
+        [local_python("python3"), program, *user_args],
+        cwd=code_dir,
+        env=env,
+        log_path=ctx.log_path,
+        stop=ctx.stop,
+        max_seconds=limit,
+    )
+    if result.stopped:
+        raise StepStopped()
+    if result.exit_code != 0 or result.timed_out:
+        raise _job_failure(result, ctx, sandbox, limit)
+
+    output_prefix = f"{args['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{name}/output"
+    model_tar = ctx.step_dir / "model.tar.gz"
+    output_tar = ctx.step_dir / "output.tar.gz"
+    _tar_directory(model_dir, model_tar)
+    _tar_directory(output_data, output_tar)
+    try:
+        s3io.upload_file(s3, model_tar, f"{output_prefix}/model.tar.gz")
+        s3io.upload_file(s3, output_tar, f"{output_prefix}/output.tar.gz")
+    except (ClientError, BotoCoreError) as error:
+        raise _client_error("uploading the model artifacts", error) from error
+
+    ended = time.time()
+    metrics = scrape_metrics(
+        ctx.log_path, args.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
+    )
+    properties = {
+        **args,
+        "TrainingJobName": name,
+        "TrainingJobArn": _arn(ctx, f"training-job/{name}"),
+        "TrainingJobStatus": "Completed",
+        "SecondaryStatus": "Completed",
+        "ModelArtifacts": {"S3ModelArtifacts": f"{output_prefix}/model.tar.gz"},
+        "FinalMetricDataList": [
+            {"MetricName": metric, "Value": value, "Timestamp": _iso(ended)}
+            for metric, value in metrics.items()
+        ],
+        "CreationTime": _iso(started),
+        "TrainingStartTime": _iso(started),
+        "TrainingEndTime": _iso(ended),
+        "LastModifiedTime": _iso(ended),
+        "TrainingTimeInSeconds": int(result.seconds),
+        "BillableTimeInSeconds": int(result.seconds),
+    }
+    return StepOutcome(
+        properties=properties, metrics=metrics, peak_memory_bytes=result.peak_memory_bytes
+    )
+
+
+def scrape_metrics(log_path: Path, definitions: list[Mapping[str, str]]) -> dict[str, float]:
+    """The last value each MetricDefinitions regex captures in the job's log."""
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    metrics: dict[str, float] = {}
+    for definition in definitions:
+        for match in re.finditer(definition["Regex"], text):
+            try:
+                metrics[definition["Name"]] = float(match.group(1))
+            except (IndexError, ValueError):
+                continue
+    return metrics
+
+
+def _tar_directory(source: Path, archive: Path) -> None:
+    # Level 1: models are mostly incompressible floats, and level 9 costs seconds.
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        for path in sorted(source.rglob("*")):
+            tar.add(path, arcname=path.relative_to(source).as_posix(), recursive=False)
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+# --- Model registry and models -----------------------------------------------------------
+
+
+def _describe(response: Mapping[str, Any]) -> dict[str, Any]:
+    """A boto3 response as JSON-able properties (datetimes as ISO strings)."""
+    return json.loads(
+        json.dumps({k: v for k, v in response.items() if k != "ResponseMetadata"}, default=str)
+    )
+
+
+def run_register_model(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepOutcome:
+    sagemaker = ctx.connection.client("sagemaker")
+    try:
+        # botocore validates the request against the SageMaker API model first.
+        arn = sagemaker.create_model_package(**args)["ModelPackageArn"]
+        described = sagemaker.describe_model_package(ModelPackageName=arn)
+    except ParamValidationError as error:
+        raise StepFailed(f"ValidationException: CreateModelPackage: {error}") from error
+    except (ClientError, BotoCoreError) as error:
+        raise _client_error("CreateModelPackage", error) from error
+    return StepOutcome(properties=_describe(described))
+
+
+def run_create_model(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepOutcome:
+    sagemaker = ctx.connection.client("sagemaker")
+    request = {"ModelName": job_name(ctx.execution, node.name), **args}
+    try:
+        sagemaker.create_model(**request)
+        described = sagemaker.describe_model(ModelName=request["ModelName"])
+    except ParamValidationError as error:
+        raise StepFailed(f"ValidationException: CreateModel: {error}") from error
+    except (ClientError, BotoCoreError) as error:
+        raise _client_error("CreateModel", error) from error
+    return StepOutcome(properties=_describe(described))
+
+
+def run_fail(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepOutcome:
+    raise StepFailed(str(args.get("ErrorMessage") or f"Fail step {node.name} reached."))
+
+
+RUNNERS: dict[str, Runner] = {
+    "Processing": run_processing,
+    "Training": run_training,
+    "RegisterModel": run_register_model,
+    "Model": run_create_model,
+    "Fail": run_fail,
+}
+# Attributes that make up a step's cache key, as SageMaker Pipelines documents them.
+CACHE_KEY_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "Processing": ("AppSpecification", "Environment", "ProcessingInputs"),
+    "Training": (
+        "AlgorithmSpecification",
+        "CheckpointConfig",
+        "DebugHookConfig",
+        "DebugRuleConfigurations",
+        "Environment",
+        "HyperParameters",
+        "InputDataConfig",
+    ),
+}

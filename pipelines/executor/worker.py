@@ -1,0 +1,87 @@
+"""The background process that runs one local execution.
+
+``python -m pipelines.executor.worker --db PATH --execution-id ID``. Started by the
+local backend in its own session, so the run survives ``--no-wait`` and a Ctrl-C in
+the terminal reaches the task, which asks for a stop with SIGTERM instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipelines.backends.records import FAILED
+from pipelines.executor.engine import Engine
+from pipelines.executor.store import ExecutionStore
+from pipelines.targets import AwsConnection, emulator_process_env
+
+
+def job_environment(connection: AwsConnection) -> dict[str, str]:
+    """What a job process sees: only the emulator, with the project's CA; no real identity."""
+    if connection.ca_bundle is None or connection.endpoint_url is None:
+        raise ValueError("job_environment needs the emulator connection")
+    env = emulator_process_env(os.environ, ca_bundle=connection.ca_bundle, region=connection.region)
+    env["AWS_ENDPOINT_URL"] = connection.endpoint_url
+    env["PYTHONUNBUFFERED"] = "1"
+    # Keep the unpacked code folders free of bytecode.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pipelines.executor.worker")
+    parser.add_argument("--db", required=True, type=Path)
+    parser.add_argument("--execution-id", required=True)
+    args = parser.parse_args(argv)
+
+    store = ExecutionStore(args.db)
+    execution = store.get_execution(args.execution_id)
+    store.update_execution(execution.execution_id, worker_pid=os.getpid())
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    runtime = execution.runtime
+    connection = AwsConnection.for_emulator(
+        runtime["endpoint"], Path(runtime["ca_bundle"]), runtime["region"]
+    )
+    try:
+        connection.client("s3").list_buckets()
+    except (ClientError, BotoCoreError) as error:
+        store.update_execution(
+            execution.execution_id,
+            status=FAILED,
+            failure_reason=(
+                f"The local AWS emulator at {runtime['endpoint']} is not reachable: {error}"
+            ),
+            ended_at=time.time(),
+        )
+        return 1
+
+    engine = Engine(
+        store,
+        execution,
+        connection,
+        work_dir=Path(runtime["work_dir"]),
+        job_env=job_environment(connection),
+        stop=stop,
+    )
+    finished = engine.run()
+    store.close()
+    return 0 if finished.status != FAILED else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

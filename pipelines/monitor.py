@@ -1,0 +1,216 @@
+"""The live progress view and the summaries of executions; the same for every backend."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from pipelines.backends.base import Backend
+from pipelines.backends.records import Execution, StepRun
+from pipelines.executor.graph import DefinitionError, PipelineGraph
+
+_STATUS_STYLE = {
+    "Succeeded": "green",
+    "Failed": "bold red",
+    "Stopped": "yellow",
+    "Stopping": "yellow",
+    "Executing": "cyan",
+    "Starting": "cyan",
+    "Pending": "dim",
+    "Not run": "dim",
+}
+
+
+def step_order(execution: Execution) -> list[tuple[str, str]]:
+    """(name, type) of every step of the execution's definition, in run order."""
+    try:
+        graph = PipelineGraph.from_definition(json.loads(execution.definition or "{}"))
+    except (DefinitionError, json.JSONDecodeError):
+        return []
+    return [(name, graph.steps[name].type) for name in graph.topological_order()]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
+def _memory(value: int | None) -> str:
+    return f"{value / 2**20:.0f} MiB" if value else ""
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=_STATUS_STYLE.get(status, ""))
+
+
+def steps_table(execution: Execution, steps: list[StepRun]) -> Table:
+    table = Table(
+        title=f"{execution.pipeline_name} · {execution.execution_id} · "
+        f"{execution.status} · {_duration(execution.duration)}",
+        title_justify="left",
+        show_header=True,
+        header_style="bold",
+    )
+    for column in ("step", "type", "status", "duration", "cache", "memory"):
+        table.add_column(column, no_wrap=True)
+    by_name = {step.name: step for step in steps}
+    names = [name for name, _ in step_order(execution)] or [s.name for s in steps]
+    types = dict(step_order(execution))
+    for name in names:
+        step = by_name.get(name)
+        if step is None:
+            status = "Not run" if execution.finished else "Pending"
+            table.add_row(name, types.get(name, ""), status_text(status), "", "", "")
+            continue
+        cache = "hit" if step.cache_hit_of else ""
+        duration = (
+            step.duration if step.finished else time.time() - (step.started_at or time.time())
+        )
+        table.add_row(
+            name,
+            step.type,
+            status_text(step.status),
+            _duration(duration),
+            cache,
+            _memory(step.peak_memory_bytes),
+        )
+    return table
+
+
+def watch(
+    backend: Backend,
+    execution: Execution,
+    *,
+    interval: float = 0.25,
+    timeout: float | None = None,
+    on_tick: Callable[[Execution], None] | None = None,
+) -> Execution:
+    """Redraw the step table until the execution finishes (or ``timeout``)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with Live(steps_table(execution, []), refresh_per_second=8, transient=False) as live:
+        while True:
+            execution = backend.describe(execution.execution_id)
+            live.update(steps_table(execution, backend.steps(execution.execution_id)))
+            if on_tick is not None:
+                on_tick(execution)
+            if execution.finished or (deadline is not None and time.monotonic() > deadline):
+                return execution
+            time.sleep(interval)
+
+
+def numeric_leaves(document: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
+    """``{"a": {"b": {"value": 1.0}}}`` → ``("a.b.value", 1.0)``, for metric reports."""
+    if isinstance(document, Mapping):
+        for key, value in document.items():
+            yield from numeric_leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(document, (int, float)) and not isinstance(document, bool):
+        yield prefix, float(document)
+
+
+def report_metrics(document: Any) -> list[tuple[str, str]]:
+    """A metrics report as (name, "value ± standard deviation") rows, SageMaker's
+    model-quality layout (``<metric>.value`` and ``<metric>.standard_deviation``)."""
+    leaves = dict(numeric_leaves(document))
+    rows = []
+    for path, value in leaves.items():
+        if path.startswith("metadata") or path.endswith(".standard_deviation"):
+            continue
+        name = path.removesuffix(".value")
+        spread = leaves.get(f"{name}.standard_deviation")
+        rows.append((name, f"{value:.4f}" + (f" ± {spread:.4f}" if spread is not None else "")))
+    return rows
+
+
+def execution_summary(execution: Execution, steps: list[StepRun]) -> RenderableType:
+    """Metrics, the condition outcome, the registered model, and where everything is."""
+    parts: list[RenderableType] = [Text("")]
+    headline = Text(f"Execution {execution.execution_id} ")
+    headline.append(execution.status, style=_STATUS_STYLE.get(execution.status, ""))
+    headline.append(f" in {_duration(execution.duration)}")
+    parts.append(headline)
+
+    metrics = Table(title="Metrics", title_justify="left", header_style="bold")
+    metrics.add_column("step")
+    metrics.add_column("metric")
+    metrics.add_column("value", justify="right")
+    for step in steps:
+        for name, value in sorted(step.metrics.items()):
+            metrics.add_row(step.name, name, f"{value:.4f}")
+        for document in step.property_files.values():
+            for name, value in report_metrics(document):
+                metrics.add_row(step.name, name, value)
+    if metrics.row_count:
+        parts.append(metrics)
+
+    details = Table.grid(padding=(0, 2))
+    details.add_column(style="bold")
+    details.add_column(overflow="fold")
+    for step in steps:
+        if step.type == "Condition" and "Outcome" in step.properties:
+            details.add_row("condition", f"{step.name} → {step.properties['Outcome']}")
+        if step.type == "RegisterModel" and step.properties.get("ModelPackageArn"):
+            props = step.properties
+            details.add_row(
+                "model package",
+                f"{props['ModelPackageArn']} (version {props.get('ModelPackageVersion')}, "
+                f"{props.get('ModelApprovalStatus')})",
+            )
+        if step.type == "Training" and step.properties.get("ModelArtifacts"):
+            details.add_row("model artifact", step.properties["ModelArtifacts"]["S3ModelArtifacts"])
+        if step.cache_hit_of:
+            details.add_row("cache hit", f"{step.name} reused execution {step.cache_hit_of}")
+    logs = {Path(s.log_path).parent.parent.parent for s in steps if s.log_path}
+    for folder in sorted(logs):
+        details.add_row("logs", f"{folder}/<step>/attempt-N/job.log")
+    lineage = execution.lineage
+    if lineage.get("git_commit"):
+        dirty = " (uncommitted changes)" if lineage.get("git_dirty") else ""
+        details.add_row("code", f"git {lineage['git_commit'][:12]}{dirty}")
+    if lineage.get("input_data"):
+        data = lineage["input_data"]
+        details.add_row("data", f"{data.get('uri')} (version {data.get('version_id')})")
+    if execution.definition_sha256:
+        details.add_row("definition", f"sha256 {execution.definition_sha256[:16]}")
+    parts.append(details)
+
+    if execution.status == "Failed":
+        parts.append(Text(f"Failure: {execution.failure_reason}", style="bold red"))
+        for step in steps:
+            if step.status == "Failed" and step.log_path and Path(step.log_path).exists():
+                tail = Path(step.log_path).read_text(errors="replace").splitlines()[-15:]
+                if tail:
+                    parts.append(Text(f"Last lines of {step.name}'s log ({step.log_path}):"))
+                    parts.append(Text("\n".join(f"  {line}" for line in tail), style="dim"))
+    elif execution.status == "Stopped":
+        parts.append(Text("The execution was stopped; resume it with `invoke pipeline-retry`."))
+    return Group(*parts)
+
+
+def executions_table(executions: list[Execution]) -> Table:
+    table = Table(header_style="bold")
+    for column in ("execution", "status", "started", "duration", "display name", "failure"):
+        table.add_column(column, overflow="fold")
+    for execution in executions:
+        started = datetime.fromtimestamp(execution.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            execution.execution_id,
+            status_text(execution.status),
+            started,
+            _duration(execution.duration),
+            execution.display_name,
+            (execution.failure_reason or "")[:120],
+        )
+    return table

@@ -1,0 +1,152 @@
+"""`invoke pipeline-run`: from the Terraform outputs to a started execution.
+
+1. make sure the infrastructure is up (local: start the emulator and apply if needed);
+2. upload the training code (content-addressed) and the input data (versioned);
+3. build the definition and upsert it;
+4. start it on the target's backend, with lineage.
+
+Parameter overrides are checked against the definition's parameters before any of
+this happens.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipelines import infra
+from pipelines.backends.base import Backend
+from pipelines.backends.local import LocalBackend
+from pipelines.backends.records import Execution
+from pipelines.code_package import package_code, upload_code
+from pipelines.datasets import StagedDataset, stage_dataset
+from pipelines.definition import (
+    TRAINING_DIR,
+    build_parameters,
+    definition_json,
+    get_pipeline,
+)
+from pipelines.errors import MlopsError
+from pipelines.infra_config import InfraConfig
+from pipelines.lineage import git_state
+from pipelines.parameters import parse_assignments, resolve_parameters
+from pipelines.sdk import definition_session
+from pipelines.settings import Settings
+from pipelines.targets import Deployment
+
+INPUT_PARAMETER = "InputDataUrl"
+# Parameter names and types do not depend on the infrastructure; this stands in for
+# the real outputs when overrides are checked before anything else runs.
+_TEMPLATE_CONFIG = InfraConfig(
+    region="us-east-1",
+    account_id="000000000000",
+    environment="check",
+    name_prefix="check",
+    bucket_name="check",
+    bucket_arn="arn:aws:s3:::check",
+    execution_role_arn="arn:aws:iam::000000000000:role/check",
+    model_package_group_name="check",
+    model_package_group_arn="arn:aws:sagemaker:us-east-1:000000000000:model-package-group/check",
+    pipeline_name="check",
+)
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    config: InfraConfig
+    definition: str
+    parameters: dict[str, Any]
+    dataset: StagedDataset
+    lineage: dict[str, Any]
+
+
+def check_overrides(pairs: list[str], data: str | None) -> dict[str, str]:
+    """Parse and type-check ``--param`` values before anything runs."""
+    overrides = parse_assignments(pairs)
+    if data is not None and INPUT_PARAMETER in overrides:
+        raise MlopsError(
+            f"Give the input either as --data or as --param {INPUT_PARAMETER}, not both."
+        )
+    template = {
+        "Parameters": [
+            {"Name": p.name, "Type": p.parameter_type.value, "DefaultValue": p.default_value}
+            for p in build_parameters(_TEMPLATE_CONFIG).as_list()
+        ]
+    }
+    resolve_parameters(template, overrides)
+    return overrides
+
+
+def backend_for(stack: infra.Stack) -> Backend:
+    """The one place that maps a target to its backend."""
+    if stack.deployment.is_local:
+        return LocalBackend(stack.settings, stack.connection)
+    raise MlopsError("The aws target's backend is not available in this version.")
+
+
+def ensure_local_stack(
+    settings: Settings, on_output: Callable[[str], None] | None = None
+) -> tuple[infra.Stack, InfraConfig, bool]:
+    """The local stack, applied; returns whether infra-up had to run."""
+    deployment = Deployment.parse("local")
+    if infra.emulator_for(settings).status().running:
+        stack = infra.open_stack(settings, deployment)
+        try:
+            config = infra.read_infra_config(stack)
+            stack.connection.client("s3").head_bucket(Bucket=config.bucket_name)
+            return stack, config, False
+        except (MlopsError, ClientError, BotoCoreError):
+            pass  # not applied yet, or applied to an emulator that has since restarted
+    stack = infra.open_stack(settings, deployment, start_emulator=True, on_output=on_output)
+    result = infra.infra_up(stack)
+    return stack, InfraConfig.from_outputs(result.outputs), True
+
+
+def prepare_run(
+    stack: infra.Stack,
+    config: InfraConfig,
+    overrides: Mapping[str, str],
+    data: str | None,
+) -> PreparedRun:
+    connection = stack.connection
+    code = package_code(TRAINING_DIR)
+    try:
+        upload_code(code, connection.client("s3"), config.bucket_name, config.pipeline_name)
+    except (ClientError, BotoCoreError) as error:
+        raise MlopsError(f"Could not upload the training code: {error}") from error
+    session = definition_session(config.region, config.bucket_name, connection.session)
+    definition = definition_json(get_pipeline(config, session, code=code))
+    overrides = dict(overrides)
+    dataset = stage_dataset(connection, config, data or overrides.get(INPUT_PARAMETER))
+    overrides[INPUT_PARAMETER] = dataset.uri
+    parameters = resolve_parameters(json.loads(definition), overrides)
+    lineage = {
+        **git_state(stack.settings.root),
+        "input_data": {
+            "uri": dataset.uri,
+            "version_id": dataset.version_id,
+            "etag": dataset.etag,
+            "source": dataset.source,
+        },
+        "code_sha256": code.sha256,
+    }
+    return PreparedRun(config, definition, parameters, dataset, lineage)
+
+
+def start_run(backend: Backend, run: PreparedRun) -> Execution:
+    backend.upsert(run.config.pipeline_name, run.definition, run.config.execution_role_arn)
+    commit = run.lineage.get("git_commit")
+    display = f"run-{commit[:8]}" if commit else "run"
+    if run.lineage.get("git_dirty"):
+        display += "-dirty"
+    return backend.start(
+        run.config.pipeline_name,
+        run.definition,
+        run.parameters,
+        display_name=display,
+        lineage=run.lineage,
+    )

@@ -1,0 +1,99 @@
+"""One applied local stack for the end-to-end tests: a fresh emulator, its own state dir."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipelines import infra, run
+from pipelines.backends.local import LocalBackend
+from pipelines.backends.records import Execution
+from pipelines.infra_config import InfraConfig
+from pipelines.settings import PROJECT_ROOT, Settings
+from tests.support import free_port
+
+
+@dataclass
+class LocalStack:
+    settings: Settings
+    stack: infra.Stack
+    config: InfraConfig
+    backend: LocalBackend
+
+    def run(self, params: list[str] | None = None, data: str | None = None) -> Execution:
+        """What `invoke pipeline-run` does, without the terminal view."""
+        overrides = run.check_overrides(params or [], data)
+        prepared = run.prepare_run(self.stack, self.config, overrides, data)
+        execution = run.start_run(self.backend, prepared)
+        return self.backend.wait(execution.execution_id, timeout=300)
+
+    def model_packages(self) -> list[str]:
+        sagemaker = self.stack.connection.client("sagemaker")
+        pages = sagemaker.get_paginator("list_model_packages").paginate(
+            ModelPackageGroupName=self.config.model_package_group_name
+        )
+        return [p["ModelPackageArn"] for page in pages for p in page["ModelPackageSummaryList"]]
+
+    def steps(self, execution: Execution) -> dict:
+        return {s.name: s for s in self.backend.steps(execution.execution_id)}
+
+    def invoke(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return invoke(*args, state_dir=self.settings.state_dir, port=self.settings.emulator_port)
+
+
+def invoke(*args: str, state_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """Run a task as a user would, against the given state directory and emulator port."""
+    env = {
+        **os.environ,
+        "MLOPS_STATE_DIR": str(state_dir),
+        "MLOPS_EMULATOR_PORT": str(port),
+        "COLUMNS": "200",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+    )
+    # Rich wraps long lines; tests read the text with single spaces.
+    result.stdout = " ".join(result.stdout.split())
+    result.stderr = " ".join(result.stderr.split())
+    return result
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    state_dir: Path = tmp_path_factory.mktemp("e2e-state")
+    settings = Settings.load(
+        None,
+        environ={
+            **os.environ,
+            "MLOPS_STATE_DIR": str(state_dir),
+            "MLOPS_EMULATOR_PORT": str(free_port()),
+        },
+    )
+    stack, config, _ = run.ensure_local_stack(settings)
+    try:
+        yield LocalStack(settings, stack, config, LocalBackend(settings, stack.connection))
+    finally:
+        assert stack.emulator is not None
+        stack.emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def diabetes_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scikit-learn's bundled diabetes data as CSV, target column ``target``."""
+    from sklearn.datasets import load_diabetes
+
+    path = tmp_path_factory.mktemp("diabetes") / "diabetes.csv"
+    load_diabetes(as_frame=True).frame.to_csv(path, index=False)
+    return path

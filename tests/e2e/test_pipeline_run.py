@@ -1,0 +1,210 @@
+"""`invoke pipeline-run` end to end on the local target: the real definition, real jobs."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import sqlite3
+import tarfile
+import time
+
+import numpy as np
+import pytest
+
+from pipelines import run
+from pipelines.errors import MlopsError
+from pipelines.executor.s3io import parse_s3_uri
+from pipelines.settings import PROJECT_ROOT
+from tests.e2e.conftest import invoke
+from tests.support import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def load_inference_module():
+    spec = importlib.util.spec_from_file_location(
+        "e2e_inference", PROJECT_ROOT / "training" / "inference.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pipeline_run_registers_one_model_that_loads_and_predicts(local_stack, tmp_path):
+    before = local_stack.model_packages()
+    result = local_stack.invoke("pipeline-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Succeeded" in result.stdout
+    assert "CheckModelQuality → True" in result.stdout
+    assert "regression_metrics.r2" in result.stdout
+
+    new = sorted(set(local_stack.model_packages()) - set(before))
+    assert len(new) == 1
+    sagemaker = local_stack.stack.connection.client("sagemaker")
+    package = sagemaker.describe_model_package(ModelPackageName=new[0])
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    quality = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    assert quality.endswith("/evaluation.json")
+
+    bucket, key = parse_s3_uri(package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"])
+    archive = local_stack.stack.connection.client("s3").get_object(Bucket=bucket, Key=key)
+    with tarfile.open(fileobj=io.BytesIO(archive["Body"].read())) as tar:
+        tar.extractall(tmp_path / "model", filter="data")
+    inference = load_inference_module()
+    model = inference.model_fn(str(tmp_path / "model"))
+    rows = (PROJECT_ROOT / "sample_data" / "boston_housing.csv").read_text().splitlines()[1:4]
+    features = "\n".join(",".join(row.split(",")[:-1]) for row in rows)
+    predictions = inference.predict_fn(inference.input_fn(features, "text/csv"), model)
+    assert len(predictions) == 3
+    actual = [float(row.split(",")[-1]) for row in rows]
+    assert np.all(np.abs(np.asarray(predictions, dtype=float) - actual) < 10)
+
+    pipeline = sagemaker.describe_pipeline(PipelineName=local_stack.config.pipeline_name)
+    assert json.loads(pipeline["PipelineDefinition"])["Steps"][0]["Name"] == "PreprocessData"
+
+
+def test_second_run_is_served_from_cache(local_stack):
+    first = local_stack.run()
+    second = local_stack.run()
+    assert first.status == second.status == "Succeeded"
+    steps = local_stack.steps(second)
+    for name in ("PreprocessData", "TrainModel", "EvaluateModel"):
+        assert steps[name].cache_hit_of is not None, name
+    assert steps["Register-RegisterModel"].status == "Succeeded"
+
+
+def test_a_changed_hyperparameter_retrains_without_preprocessing_again(local_stack):
+    local_stack.run()
+    changed = local_stack.run(["NEstimators=60"])
+    steps = local_stack.steps(changed)
+    assert steps["PreprocessData"].cache_hit_of is not None
+    assert steps["TrainModel"].cache_hit_of is None
+    assert steps["EvaluateModel"].cache_hit_of is None
+    assert steps["TrainModel"].properties["HyperParameters"]["n_estimators"] == "60"
+
+
+def test_another_dataset_needs_only_parameters(local_stack, diabetes_csv):
+    before = set(local_stack.model_packages())
+    execution = local_stack.run(["TargetColumn=target", "MinTestR2=0.2"], data=str(diabetes_csv))
+    assert execution.status == "Succeeded", execution.failure_reason
+    steps = local_stack.steps(execution)
+    report = steps["EvaluateModel"].property_files["EvaluationReport"]
+    assert report["metadata"]["target"] == "target"
+    assert "bmi" in report["metadata"]["features"]
+    assert len(set(local_stack.model_packages()) - before) == 1
+    assert execution.lineage["input_data"]["uri"].endswith("/datasets/diabetes.csv")
+
+
+BAD_INPUTS = {
+    "malformed": ("a,b,medv\n1,2\n3,4,5\n", "is not a valid CSV: line 2 has 2 fields, expected 3"),
+    "no-target": ("crim,zn\n" + "1,2\n" * 30, "missing column(s) 'medv' (target)"),
+    "text-cells": (
+        "x,medv\n" + "1,2\n" * 25 + "abc,3\n",
+        "column 'x' has 1 invalid value(s)",
+    ),
+    "empty": ("", "is empty (0 bytes, 0 data rows)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_fails_clearly_and_registers_nothing(local_stack, tmp_path, case):
+    content, message = BAD_INPUTS[case]
+    data = tmp_path / f"{case}.csv"
+    data.write_text(content)
+    before = local_stack.model_packages()
+    result = local_stack.invoke("pipeline-run", "--data", str(data))
+    assert result.returncode == 1
+    assert "Failed" in result.stdout
+    assert message in result.stdout
+    assert "Step PreprocessData failed" in result.stdout
+    assert local_stack.model_packages() == before
+
+
+def test_a_model_below_the_threshold_ends_in_the_fail_step(local_stack):
+    before = local_stack.model_packages()
+    execution = local_stack.run(["MinTestR2=0.99"])
+    assert execution.status == "Failed"
+    assert execution.failure_reason.startswith("Model quality gate failed: test R2 0.8")
+    assert "is below the minimum MinTestR2 0.99" in execution.failure_reason
+    steps = local_stack.steps(execution)
+    assert steps["QualityGateFailed"].status == "Failed"
+    assert "Register-RegisterModel" not in steps
+    assert local_stack.model_packages() == before
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("Bogus=1", "Unknown parameter(s) Bogus"),
+        ("NEstimators=many", "Parameter NEstimators is an Integer; got 'many'"),
+        ("MinTestR2", "Parameter overrides look like NAME=VALUE"),
+    ],
+)
+def test_bad_parameters_are_rejected_before_anything_runs(local_stack, argument, message):
+    database = local_stack.settings.state_dir / "executor.db"
+    count = sqlite3.connect(database).execute("SELECT COUNT(*) FROM executions").fetchone()[0]
+    result = local_stack.invoke("pipeline-run", "--param", argument)
+    assert result.returncode == 1
+    assert message in result.stderr
+    after = sqlite3.connect(database).execute("SELECT COUNT(*) FROM executions").fetchone()[0]
+    assert after == count
+    with pytest.raises(MlopsError):
+        run.check_overrides([argument], None)
+
+
+def test_stop_leaves_nothing_registered_and_retry_resumes(local_stack):
+    before = local_stack.model_packages()
+    # A hyperparameter no other test uses: training really runs and can be stopped.
+    overrides = run.check_overrides(["NEstimators=400"], None)
+    prepared = run.prepare_run(local_stack.stack, local_stack.config, overrides, None)
+    execution = run.start_run(local_stack.backend, prepared)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        train = local_stack.steps(execution).get("TrainModel")
+        if train is not None and train.status == "Executing":
+            break
+        time.sleep(0.05)
+    local_stack.backend.stop(execution.execution_id)
+    stopped = local_stack.backend.wait(execution.execution_id, timeout=60)
+    assert stopped.status == "Stopped"
+    assert local_stack.steps(stopped)["TrainModel"].status == "Stopped"
+    assert "Register-RegisterModel" not in local_stack.steps(stopped)
+    assert local_stack.model_packages() == before
+
+    preprocess = local_stack.steps(stopped)["PreprocessData"]
+    local_stack.backend.retry(execution.execution_id)
+    resumed = local_stack.backend.wait(execution.execution_id, timeout=300)
+    assert resumed.status == "Succeeded", resumed.failure_reason
+    steps = local_stack.steps(resumed)
+    assert steps["PreprocessData"].started_at == preprocess.started_at
+    assert steps["TrainModel"].attempt == 2
+    assert len(set(local_stack.model_packages()) - set(before)) == 1
+
+
+def test_lineage_records_code_data_and_definition(local_stack):
+    execution = local_stack.run()
+    lineage = execution.lineage
+    assert len(lineage["git_commit"]) == 40
+    assert isinstance(lineage["git_dirty"], bool)
+    assert lineage["input_data"]["version_id"]
+    assert len(execution.definition_sha256) == 64
+
+
+def test_executions_and_execution_show_report_the_runs(local_stack):
+    listed = local_stack.invoke("executions", "--limit", "3")
+    assert listed.returncode == 0
+    latest = local_stack.backend.latest()
+    assert latest.execution_id in listed.stdout
+    shown = local_stack.invoke("execution-show")
+    assert shown.returncode == 0
+    assert latest.execution_id in shown.stdout
+    assert "PreprocessData" in shown.stdout
+    assert "definition" in shown.stdout
+
+
+def test_retry_is_refused_clearly_when_the_emulator_is_down(tmp_path):
+    result = invoke("pipeline-retry", state_dir=tmp_path, port=free_port())
+    assert result.returncode == 1
+    assert "The local AWS emulator is not running" in result.stderr
+    assert "invoke emulator-up" in result.stderr
