@@ -169,105 +169,127 @@ def validate(c):
 # --- pipeline runs -------------------------------------------------------------------------
 
 RUN_HELP = {
-    "target": "local (default; the aws backend arrives with the SageMaker issue)",
+    **TARGET_HELP,
     "param": "override a pipeline parameter, NAME=VALUE (repeatable)",
     "data": "input CSV: a local file (uploaded, versioned) or an s3:// URI; default: sample_data/",
-    "wait": "follow the execution to the end (default); --no-wait prints its id and returns",
+    "wait": "follow the execution to the end (default); --no-wait prints its ARN and returns",
+    "timeout": "stop following after this many seconds (the execution keeps running)",
 }
+EXECUTION_HELP = {**TARGET_HELP, "execution": "execution id or ARN (default: the latest)"}
 
 
-def _local_backend(c):
-    from pipelines.run import backend_for
+def _open(c, target, env):
+    from pipelines.run import open_target
 
-    settings = _settings(c)
-    stack = infra.open_stack(settings, Deployment.parse("local"))
-    return backend_for(stack)
+    return open_target(_settings(c), Deployment.parse(target, env))
 
 
 def _finish(backend, execution) -> None:
     from pipelines.monitor import execution_summary
 
-    console.print(execution_summary(execution, backend.steps(execution.execution_id)))
+    steps = backend.details(execution, backend.steps(execution.execution_id))
+    console.print(execution_summary(execution, steps, backend.links(execution, steps)))
     if execution.status != "Succeeded":
         raise Exit(code=1)
 
 
-def _follow(backend, execution) -> None:
+def _follow(backend, execution, timeout) -> None:
+    from rich.prompt import Confirm
+
     from pipelines.monitor import watch
 
     try:
-        execution = watch(backend, execution)
+        execution = watch(backend, execution, timeout=timeout)
     except KeyboardInterrupt:
-        console.print("[yellow]Stopping the execution (the running job is terminated)...[/]")
+        if backend.name == "local":
+            console.print("[yellow]Stopping the execution (the running job is terminated)...[/]")
+        elif not (sys.stdin.isatty() and Confirm.ask(f"Stop {execution.execution_arn}?")):
+            console.print(f"Left running: {execution.execution_arn}")
+            raise Exit(code=130) from None
         backend.stop(execution.execution_id)
-        execution = backend.wait(execution.execution_id, timeout=120)
+        execution = backend.wait(execution.execution_id, timeout=600)
+    if not execution.finished:
+        console.print(
+            f"[yellow]Still {execution.status} after {timeout} s; it keeps running.[/] "
+            f"Follow it with `invoke execution-show --target {backend_target(backend)}`."
+        )
+        raise Exit(code=1)
     _finish(backend, execution)
 
 
+def backend_target(backend) -> str:
+    return "local" if backend.name == "local" else "aws"
+
+
 @task(iterable=["param"], help=RUN_HELP)
-def pipeline_run(c, target="local", param=None, data=None, wait=True):
+def pipeline_run(c, target="local", env=None, param=None, data=None, wait=True, timeout=7200):
     """Run the pipeline end to end: infra, data, definition, execution, summary."""
     with exit_on_error():
         from pipelines import run
 
-        if Deployment.parse(target).target != "local":
-            raise MlopsError("Only --target local is available in this version.")
+        deployment = Deployment.parse(target, env)
         overrides = run.check_overrides(param or [], data)
         settings = _settings(c)
-        stack, config, provisioned = run.ensure_local_stack(settings, terraform_progress)
-        if provisioned:
-            console.print("Local infrastructure applied.")
-        prepared = run.prepare_run(stack, config, overrides, data)
+        if deployment.is_local:
+            stack, config, provisioned = run.ensure_local_stack(settings, terraform_progress)
+            if provisioned:
+                console.print("Local infrastructure applied.")
+        else:
+            # Credentials are verified here, before anything is uploaded.
+            stack = infra.open_stack(settings, deployment)
+            config = infra.read_infra_config(stack)
+        prepared = run.prepare_run(stack.connection, config, overrides, data, root=settings.root)
         data_note = "uploaded" if prepared.dataset.uploaded else "unchanged"
         console.print(f"Input data: {prepared.dataset.uri} ({data_note})")
-        backend = run.backend_for(stack)
-        execution = run.start_run(backend, prepared)
-        console.print(f"Started {execution.execution_arn}")
+        backend = run.backend_for(stack, config)
+        execution = backend.start(prepared)
+        console.print(f"Started {execution.execution_arn} ({execution.display_name})")
         if not wait:
             sys.stdout.write(execution.execution_arn + "\n")
             return
-        _follow(backend, execution)
+        _follow(backend, execution, float(timeout))
 
 
-@task(help={"limit": "how many executions to show (newest first)"})
-def executions(c, limit=10):
+@task(help={**TARGET_HELP, "limit": "how many executions to show (newest first)"})
+def executions(c, target="local", env=None, limit=10):
     """List recent executions of the pipeline with their status."""
     with exit_on_error():
         from pipelines.monitor import executions_table
 
-        console.print(executions_table(_local_backend(c).list_executions(limit=int(limit))))
+        _, _, backend = _open(c, target, env)
+        console.print(executions_table(backend.list_executions(limit=int(limit))))
 
 
-@task(help={"execution": "execution id (default: the latest)"})
-def execution_show(c, execution=None):
+@task(help=EXECUTION_HELP)
+def execution_show(c, execution=None, target="local", env=None):
     """Steps, statuses, durations, failure reasons, metrics and lineage of an execution."""
     with exit_on_error():
         from pipelines.monitor import execution_summary, steps_table
 
-        backend = _local_backend(c)
+        _, _, backend = _open(c, target, env)
         found = backend.describe(execution) if execution else backend.latest()
-        steps = backend.steps(found.execution_id)
+        steps = backend.details(found, backend.steps(found.execution_id))
         console.print(steps_table(found, steps))
-        console.print(execution_summary(found, steps))
+        console.print(execution_summary(found, steps, backend.links(found, steps)))
 
 
-@task(help={"execution": "execution id (default: the latest)", "wait": "follow it to the end"})
-def pipeline_retry(c, execution=None, wait=True):
+@task(help={**EXECUTION_HELP, "wait": "follow it to the end", "timeout": RUN_HELP["timeout"]})
+def pipeline_retry(c, execution=None, target="local", env=None, wait=True, timeout=7200):
     """Resume a failed or stopped execution from the failed step, reusing what succeeded."""
     with exit_on_error():
-        backend = _local_backend(c)
+        _, _, backend = _open(c, target, env)
         found = backend.describe(execution) if execution else backend.latest()
         resumed = backend.retry(found.execution_id)
         console.print(f"Retrying {resumed.execution_arn}")
         if wait:
-            _follow(backend, resumed)
+            _follow(backend, resumed, float(timeout))
 
 
-@task(help={"execution": "execution id (default: the latest)"})
-def pipeline_stop(c, execution=None):
+@task(help=EXECUTION_HELP)
+def pipeline_stop(c, execution=None, target="local", env=None):
     """Stop a running execution: its running job is terminated, nothing new starts."""
     with exit_on_error():
-        backend = _local_backend(c)
+        _, _, backend = _open(c, target, env)
         found = backend.describe(execution) if execution else backend.latest()
-        stopped = backend.wait(backend.stop(found.execution_id).execution_id, timeout=120)
+        stopped = backend.wait(backend.stop(found.execution_id).execution_id, timeout=600)
         console.print(f"Execution {stopped.execution_id}: {stopped.status}")

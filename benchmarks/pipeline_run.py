@@ -83,7 +83,7 @@ def direct_scripts(workdir: Path) -> float:
 
 def timed_run(backend: LocalBackend, prepared: run.PreparedRun) -> tuple[float, float, Execution]:
     """(execution seconds, seconds including staging and upsert, final execution)."""
-    execution = run.start_run(backend, prepared)
+    execution = backend.start(prepared)
     started = time.perf_counter()
     finished = backend.wait(execution.execution_id, poll=0.05, timeout=3600)
     if finished.status != "Succeeded":
@@ -149,7 +149,7 @@ def measure(args, workdir, stack, config, backend) -> list[tuple[str, str, str]]
         # A fresh emulator and a RandomState no earlier run used: every step misses the cache.
         overrides = run.check_overrides([f"RandomState={1000 + i}"], None)
         started = time.perf_counter()
-        prepared = run.prepare_run(stack, config, overrides, None)
+        prepared = run.prepare_run(stack.connection, config, overrides, None)
         staging = time.perf_counter() - started
         seconds, total, _ = timed_run(backend, prepared)
         cold.append(seconds)
@@ -177,7 +177,7 @@ def measure(args, workdir, stack, config, backend) -> list[tuple[str, str, str]]
     for rows in (100_000, 1_000_000):
         data = generate(rows, workdir / f"generated_{rows}.csv")
         overrides = run.check_overrides(["NEstimators=20", "MaxDepth=12"], str(data))
-        prepared = run.prepare_run(stack, config, overrides, str(data))
+        prepared = run.prepare_run(stack.connection, config, overrides, str(data))
         seconds, _, finished = timed_run(backend, prepared)
         steps = backend.steps(finished.execution_id)
         peak = max(s.peak_memory_bytes or 0 for s in steps)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,20 +94,25 @@ def watch(
     backend: Backend,
     execution: Execution,
     *,
-    interval: float = 0.25,
     timeout: float | None = None,
-    on_tick: Callable[[Execution], None] | None = None,
 ) -> Execution:
-    """Redraw the step table until the execution finishes (or ``timeout``)."""
+    """Redraw the step table until the execution finishes (or ``timeout``). Polls a local
+    run four times a second; SageMaker every 5 s, backing off to 30 s while nothing changes."""
+    local = backend.name == "local"
+    interval = first = 0.25 if local else 5.0
+    ceiling = 0.25 if local else 30.0
     deadline = None if timeout is None else time.monotonic() + timeout
-    with Live(steps_table(execution, []), refresh_per_second=8, transient=False) as live:
+    last: list[tuple[str, str]] = []
+    with Live(steps_table(execution, []), refresh_per_second=4, transient=False) as live:
         while True:
             execution = backend.describe(execution.execution_id)
-            live.update(steps_table(execution, backend.steps(execution.execution_id)))
-            if on_tick is not None:
-                on_tick(execution)
+            steps = backend.steps(execution.execution_id)
+            live.update(steps_table(execution, steps))
             if execution.finished or (deadline is not None and time.monotonic() > deadline):
                 return execution
+            current = [(s.name, s.status) for s in steps]
+            interval = first if current != last else min(interval * 1.5, ceiling)
+            last = current
             time.sleep(interval)
 
 
@@ -134,7 +139,11 @@ def report_metrics(document: Any) -> list[tuple[str, str]]:
     return rows
 
 
-def execution_summary(execution: Execution, steps: list[StepRun]) -> RenderableType:
+def execution_summary(
+    execution: Execution,
+    steps: list[StepRun],
+    links: list[tuple[str, str]] | tuple[tuple[str, str], ...] = (),
+) -> RenderableType:
     """Metrics, the condition outcome, the registered model, and where everything is."""
     parts: list[RenderableType] = [Text("")]
     headline = Text(f"Execution {execution.execution_id} ")
@@ -175,6 +184,8 @@ def execution_summary(execution: Execution, steps: list[StepRun]) -> RenderableT
     logs = {Path(s.log_path).parent.parent.parent for s in steps if s.log_path}
     for folder in sorted(logs):
         details.add_row("logs", f"{folder}/<step>/attempt-N/job.log")
+    for label, location in links:
+        details.add_row(label, location)
     lineage = execution.lineage
     if lineage.get("git_commit"):
         dirty = " (uncommitted changes)" if lineage.get("git_dirty") else ""

@@ -14,14 +14,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines import infra
 from pipelines.backends.base import Backend
 from pipelines.backends.local import LocalBackend
-from pipelines.backends.records import Execution
+from pipelines.backends.sagemaker import SageMakerBackend
 from pipelines.code_package import package_code, upload_code
 from pipelines.datasets import StagedDataset, stage_dataset
 from pipelines.definition import (
@@ -35,8 +36,11 @@ from pipelines.infra_config import InfraConfig
 from pipelines.lineage import git_state
 from pipelines.parameters import parse_assignments, resolve_parameters
 from pipelines.sdk import definition_session
-from pipelines.settings import Settings
-from pipelines.targets import Deployment
+from pipelines.settings import PROJECT_ROOT, Settings
+from pipelines.targets import AwsConnection, Deployment
+
+if TYPE_CHECKING:
+    from sagemaker.workflow.pipeline import Pipeline
 
 INPUT_PARAMETER = "InputDataUrl"
 # Parameter names and types do not depend on the infrastructure; this stands in for
@@ -57,11 +61,15 @@ _TEMPLATE_CONFIG = InfraConfig(
 
 @dataclass(frozen=True)
 class PreparedRun:
+    """Everything a backend needs to start a run; ``definition`` is ``pipeline``'s JSON."""
+
     config: InfraConfig
+    pipeline: Pipeline
     definition: str
     parameters: dict[str, Any]
     dataset: StagedDataset
     lineage: dict[str, Any]
+    display_name: str
 
 
 def check_overrides(pairs: list[str], data: str | None) -> dict[str, str]:
@@ -81,11 +89,22 @@ def check_overrides(pairs: list[str], data: str | None) -> dict[str, str]:
     return overrides
 
 
-def backend_for(stack: infra.Stack) -> Backend:
+def backend_for(stack: infra.Stack, config: InfraConfig) -> Backend:
     """The one place that maps a target to its backend."""
     if stack.deployment.is_local:
         return LocalBackend(stack.settings, stack.connection)
-    raise MlopsError("The aws target's backend is not available in this version.")
+    return SageMakerBackend(
+        stack.connection, config, studio_domain_id=stack.settings.studio_domain_id
+    )
+
+
+def open_target(
+    settings: Settings, deployment: Deployment
+) -> tuple[infra.Stack, InfraConfig, Backend]:
+    """An existing deployment's stack, outputs and backend (nothing is applied)."""
+    stack = infra.open_stack(settings, deployment)
+    config = infra.read_infra_config(stack)
+    return stack, config, backend_for(stack, config)
 
 
 def ensure_local_stack(
@@ -107,25 +126,33 @@ def ensure_local_stack(
 
 
 def prepare_run(
-    stack: infra.Stack,
+    connection: AwsConnection,
     config: InfraConfig,
     overrides: Mapping[str, str],
     data: str | None,
+    *,
+    root: Path = PROJECT_ROOT,
 ) -> PreparedRun:
-    connection = stack.connection
+    """Upload the code and the data, build the definition and type the parameters."""
     code = package_code(TRAINING_DIR)
     try:
         upload_code(code, connection.client("s3"), config.bucket_name, config.pipeline_name)
     except (ClientError, BotoCoreError) as error:
         raise MlopsError(f"Could not upload the training code: {error}") from error
-    session = definition_session(config.region, config.bucket_name, connection.session)
-    definition = definition_json(get_pipeline(config, session, code=code))
+    session = definition_session(
+        config.region,
+        config.bucket_name,
+        connection.session,
+        sagemaker_client=connection.client("sagemaker", max_attempts=10, retries_mode="adaptive"),
+    )
+    pipeline = get_pipeline(config, session, code=code)
+    definition = definition_json(pipeline)
     overrides = dict(overrides)
     dataset = stage_dataset(connection, config, data or overrides.get(INPUT_PARAMETER))
     overrides[INPUT_PARAMETER] = dataset.uri
     parameters = resolve_parameters(json.loads(definition), overrides)
     lineage = {
-        **git_state(stack.settings.root),
+        **git_state(root),
         "input_data": {
             "uri": dataset.uri,
             "version_id": dataset.version_id,
@@ -134,19 +161,13 @@ def prepare_run(
         },
         "code_sha256": code.sha256,
     }
-    return PreparedRun(config, definition, parameters, dataset, lineage)
-
-
-def start_run(backend: Backend, run: PreparedRun) -> Execution:
-    backend.upsert(run.config.pipeline_name, run.definition, run.config.execution_role_arn)
-    commit = run.lineage.get("git_commit")
-    display = f"run-{commit[:8]}" if commit else "run"
-    if run.lineage.get("git_dirty"):
-        display += "-dirty"
-    return backend.start(
-        run.config.pipeline_name,
-        run.definition,
-        run.parameters,
-        display_name=display,
-        lineage=run.lineage,
+    return PreparedRun(
+        config, pipeline, definition, parameters, dataset, lineage, display_name(lineage)
     )
+
+
+def display_name(lineage: dict[str, Any]) -> str:
+    """``run-<git short sha>[-dirty]``: which code an execution ran, at a glance."""
+    commit = lineage.get("git_commit")
+    name = f"run-{commit[:8]}" if commit else "run"
+    return name + ("-dirty" if lineage.get("git_dirty") else "")

@@ -57,17 +57,22 @@ class DefinitionSession(PipelineSession):
 
 
 def definition_session(
-    region: str, default_bucket: str, boto_session: boto3.Session | None = None
+    region: str,
+    default_bucket: str,
+    boto_session: boto3.Session | None = None,
+    sagemaker_client: Any = None,
 ) -> DefinitionSession:
     """A session for building definitions; without a boto session, one with placeholder
-    credentials, since building makes no AWS call."""
+    credentials, since building makes no AWS call. ``sagemaker_client`` is where
+    ``Pipeline.upsert``/``start`` go (the emulator's client in tests)."""
     if boto_session is None:
         boto_session = boto3.Session(
             aws_access_key_id="definition-only",
             aws_secret_access_key="definition-only",  # noqa: S106 - never sent anywhere
             region_name=region,
         )
-    return DefinitionSession(boto_session, default_bucket=default_bucket)
+    extra = {"sagemaker_client": sagemaker_client} if sagemaker_client is not None else {}
+    return DefinitionSession(boto_session, default_bucket=default_bucket, **extra)
 
 
 def telemetry_disabled() -> bool:

@@ -28,6 +28,7 @@ class Settings:
     emulator_port: int = DEFAULT_EMULATOR_PORT
     provider_mirror: Path | None = None
     state_bucket: str | None = None
+    studio_domain_id: str | None = None
 
     @property
     def infra_dir(self) -> Path:
@@ -50,6 +51,7 @@ class Settings:
         config = config or {}
         emulator = config.get("emulator") or {}
         terraform = config.get("terraform") or {}
+        aws = config.get("aws") or {}
 
         state_dir = Path(environ.get("MLOPS_STATE_DIR") or config.get("state_dir") or ".mlops")
         mirror = environ.get("MLOPS_TF_PROVIDER_MIRROR") or terraform.get("provider_mirror")
@@ -62,6 +64,7 @@ class Settings:
             ),
             provider_mirror=Path(mirror) if mirror else None,
             state_bucket=environ.get("MLOPS_TF_STATE_BUCKET") or terraform.get("state_bucket"),
+            studio_domain_id=environ.get("MLOPS_STUDIO_DOMAIN_ID") or aws.get("studio_domain_id"),
         )
         return settings
 

@@ -100,9 +100,17 @@ class AwsConnection:
     def is_emulator(self) -> bool:
         return self.endpoint_url is not None
 
-    def client(self, service: str, *, max_attempts: int | None = None, **config: Any) -> BaseClient:
+    def client(
+        self,
+        service: str,
+        *,
+        max_attempts: int | None = None,
+        retries_mode: str = "standard",
+        **config: Any,
+    ) -> BaseClient:
+        """A client with botocore's retry handling (throttling, transient errors)."""
         retries = {
-            "mode": "standard",
+            "mode": retries_mode,
             "max_attempts": max_attempts or (2 if self.is_emulator else 8),
         }
         if self.is_emulator:

@@ -68,12 +68,21 @@ def test_infra_outputs_without_a_running_emulator_says_how_to_start_it(state):
     assert result.stdout == ""
 
 
-def test_aws_target_without_credentials_fails_before_touching_state(state):
+@pytest.mark.parametrize(
+    "task",
+    [
+        ["infra-up"],
+        ["pipeline-run", "--param", "NEstimators=10"],
+        ["executions"],
+        ["pipeline-retry"],
+    ],
+)
+def test_aws_target_without_credentials_fails_before_touching_anything(state, task):
     state_dir, _ = state
     credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
     env_without = {k: v for k, v in os.environ.items() if k not in credentials}
     result = subprocess.run(
-        [sys.executable, "-m", "invoke", "infra-up", "--target", "aws", "--env", "dev"],
+        [sys.executable, "-m", "invoke", *task, "--target", "aws", "--env", "dev"],
         cwd=PROJECT_ROOT,
         env={**env_without, "MLOPS_STATE_DIR": str(state_dir), "COLUMNS": "200"},
         capture_output=True,

@@ -1,10 +1,13 @@
-"""One runner interface, one backend per target, chosen from one map."""
+"""One runner interface, one backend per target, chosen from one map (pipelines.run)."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pipelines.backends.records import Execution, StepRun
+
+if TYPE_CHECKING:
+    from pipelines.run import PreparedRun
 
 
 class Backend(Protocol):
@@ -12,23 +15,18 @@ class Backend(Protocol):
 
     name: str
 
-    def upsert(self, pipeline_name: str, definition: str, role_arn: str) -> str:
-        """Create or update the pipeline; returns its ARN."""
-
-    def start(
-        self,
-        pipeline_name: str,
-        definition: str,
-        parameters: dict[str, Any],
-        *,
-        display_name: str = "",
-        lineage: dict[str, Any] | None = None,
-    ) -> Execution:
-        """Start an execution of ``definition`` and return at once."""
+    def start(self, run: PreparedRun) -> Execution:
+        """Upsert the pipeline and start an execution of its definition; return at once."""
 
     def describe(self, execution_id: str) -> Execution: ...
 
     def steps(self, execution_id: str) -> list[StepRun]: ...
+
+    def details(self, execution: Execution, steps: list[StepRun]) -> list[StepRun]:
+        """The steps with what a summary shows (metrics, reports, model package)."""
+
+    def links(self, execution: Execution, steps: list[StepRun]) -> list[tuple[str, str]]:
+        """(label, location) pairs where the user can look further."""
 
     def list_executions(
         self, pipeline_name: str | None = None, limit: int = 20

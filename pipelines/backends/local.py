@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,6 +33,9 @@ from pipelines.errors import MlopsError
 from pipelines.executor.store import ExecutionStore
 from pipelines.settings import Settings
 from pipelines.targets import AwsConnection
+
+if TYPE_CHECKING:
+    from pipelines.run import PreparedRun
 
 _WORKER_MODULE = "pipelines.executor.worker"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -77,7 +80,24 @@ class LocalBackend:
 
     # --- executions -------------------------------------------------------------------------
 
-    def start(
+    def start(self, run: PreparedRun) -> Execution:
+        """Upsert the pipeline in the emulator, then run its exact definition here."""
+        self.upsert(run.config.pipeline_name, run.definition, run.config.execution_role_arn)
+        return self.start_definition(
+            run.config.pipeline_name,
+            run.definition,
+            run.parameters,
+            display_name=run.display_name,
+            lineage=run.lineage,
+        )
+
+    def links(self, execution: Execution, steps: list[StepRun]) -> list[tuple[str, str]]:
+        return [("work folder", str(self.work_dir(execution.execution_id)))]
+
+    def details(self, execution: Execution, steps: list[StepRun]) -> list[StepRun]:
+        return steps  # local step records already hold properties, metrics and reports
+
+    def start_definition(
         self,
         pipeline_name: str,
         definition: str,
@@ -86,6 +106,7 @@ class LocalBackend:
         display_name: str = "",
         lineage: dict[str, Any] | None = None,
     ) -> Execution:
+        """Run a definition JSON as it is (tests and tools use this directly)."""
         execution_id = new_execution_id()
         arn = (
             f"arn:aws:sagemaker:{self.connection.region}:{self._account_id()}:pipeline/"

@@ -29,8 +29,8 @@ class LocalStack:
     def run(self, params: list[str] | None = None, data: str | None = None) -> Execution:
         """What `invoke pipeline-run` does, without the terminal view."""
         overrides = run.check_overrides(params or [], data)
-        prepared = run.prepare_run(self.stack, self.config, overrides, data)
-        execution = run.start_run(self.backend, prepared)
+        prepared = run.prepare_run(self.stack.connection, self.config, overrides, data)
+        execution = self.backend.start(prepared)
         return self.backend.wait(execution.execution_id, timeout=300)
 
     def model_packages(self) -> list[str]:

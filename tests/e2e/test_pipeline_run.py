@@ -157,8 +157,8 @@ def test_stop_leaves_nothing_registered_and_retry_resumes(local_stack):
     before = local_stack.model_packages()
     # A hyperparameter no other test uses: training really runs and can be stopped.
     overrides = run.check_overrides(["NEstimators=400"], None)
-    prepared = run.prepare_run(local_stack.stack, local_stack.config, overrides, None)
-    execution = run.start_run(local_stack.backend, prepared)
+    prepared = run.prepare_run(local_stack.stack.connection, local_stack.config, overrides, None)
+    execution = local_stack.backend.start(prepared)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         train = local_stack.steps(execution).get("TrainModel")

@@ -172,7 +172,7 @@ def backend(tmp_path, emulator_connection) -> LocalBackend:
 
 
 def run(backend: LocalBackend, text: str, parameters: dict | None = None) -> Execution:
-    execution = backend.start("executor-tests", text, parameters or {})
+    execution = backend.start_definition("executor-tests", text, parameters or {})
     return backend.wait(execution.execution_id, timeout=120)
 
 
@@ -338,7 +338,7 @@ def test_stop_terminates_the_running_job_and_starts_nothing_else(backend):
         processing("Slow", "import time; print('working', flush=True); time.sleep(60)"),
         processing("After", "print('never')", depends_on=["Slow"]),
     )
-    execution = backend.start("executor-tests", text, {})
+    execution = backend.start_definition("executor-tests", text, {})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         steps = steps_by_name(backend, execution)

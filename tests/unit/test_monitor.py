@@ -1,0 +1,183 @@
+"""The progress view and the run summary, rendered for every execution status."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from rich.console import Console
+
+from pipelines.backends.records import Execution, StepRun
+from pipelines.monitor import execution_summary, executions_table, report_metrics, steps_table
+
+DEFINITION = json.dumps(
+    {
+        "Steps": [
+            {"Name": "Prep", "Type": "Processing", "Arguments": {}},
+            {
+                "Name": "Train",
+                "Type": "Training",
+                "Arguments": {"X": {"Get": "Steps.Prep.ProcessingJobName"}},
+            },
+            {
+                "Name": "Gate",
+                "Type": "Condition",
+                "Arguments": {
+                    "Conditions": [
+                        {"Type": "Equals", "LeftValue": {"Get": "Steps.Train.X"}, "RightValue": 1}
+                    ],
+                    "IfSteps": [{"Name": "Register", "Type": "RegisterModel", "Arguments": {}}],
+                    "ElseSteps": [{"Name": "Stop", "Type": "Fail", "Arguments": {}}],
+                },
+            },
+        ]
+    }
+)
+
+
+def render(*renderables) -> str:
+    console = Console(record=True, width=160, color_system=None)
+    for renderable in renderables:
+        console.print(renderable)
+    # Table borders out, whitespace collapsed: assertions read the cells in order.
+    return " ".join(re.sub(r"[\u2500-\u257f]", " ", console.export_text()).split())
+
+
+def execution(status: str, **extra) -> Execution:
+    return Execution(
+        execution_id="abc123def456",
+        execution_arn="arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/abc123def456",
+        pipeline_name="p",
+        status=status,
+        created_at=1000.0,
+        ended_at=None if status in ("Executing", "Stopping") else 1065.0,
+        definition=DEFINITION,
+        definition_sha256="f" * 64,
+        lineage={
+            "git_commit": "0123456789abcdef0123456789abcdef01234567",
+            "git_dirty": True,
+            "input_data": {"uri": "s3://b/data.csv", "version_id": "v42"},
+        },
+        **extra,
+    )
+
+
+def step(name: str, kind: str, status: str, **extra) -> StepRun:
+    return StepRun(name=name, type=kind, status=status, started_at=1000.0, ended_at=1010.0, **extra)
+
+
+def test_executing_shows_running_and_pending_steps():
+    steps = [
+        step("Prep", "Processing", "Succeeded"),
+        StepRun("Train", "Training", "Executing", started_at=1000.0),
+    ]
+    text = render(steps_table(execution("Executing"), steps))
+    assert "p · abc123def456 · Executing" in text
+    assert "Prep Processing Succeeded 10.0s" in text
+    assert "Train Training Executing" in text
+    assert "Gate Condition Pending" in text
+    assert "Register RegisterModel Pending" in text
+
+
+def test_succeeded_summary_has_metrics_outcome_package_links_and_lineage():
+    report = {"regression_metrics": {"r2": {"value": 0.8738, "standard_deviation": 0.0312}}}
+    steps = [
+        step("Prep", "Processing", "Succeeded", cache_hit_of="zzz111yyy222"),
+        step(
+            "Train",
+            "Training",
+            "Succeeded",
+            metrics={"validation:rmse": 3.15},
+            properties={"ModelArtifacts": {"S3ModelArtifacts": "s3://b/model.tar.gz"}},
+            property_files={"Report": report},
+        ),
+        step("Gate", "Condition", "Succeeded", properties={"Outcome": "True"}),
+        step(
+            "Register",
+            "RegisterModel",
+            "Succeeded",
+            properties={
+                "ModelPackageArn": "arn:aws:sagemaker:us-east-1:1:model-package/g/7",
+                "ModelPackageVersion": 7,
+                "ModelApprovalStatus": "PendingManualApproval",
+            },
+        ),
+    ]
+    run = execution("Succeeded")
+    table = render(steps_table(run, steps))
+    assert "Prep Processing Succeeded 10.0s hit" in table
+    assert "Stop Fail Not run" in table
+    text = render(execution_summary(run, steps, [("logs Train", "https://example/logs")]))
+    assert "Execution abc123def456 Succeeded in 1m05s" in text
+    assert "Train validation:rmse 3.1500" in text
+    assert "Train regression_metrics.r2 0.8738 ± 0.0312" in text
+    assert "condition Gate → True" in text
+    package = "arn:aws:sagemaker:us-east-1:1:model-package/g/7"
+    assert f"model package {package} (version 7, PendingManualApproval)" in text
+    assert "model artifact s3://b/model.tar.gz" in text
+    assert "cache hit Prep reused execution zzz111yyy222" in text
+    assert "logs Train https://example/logs" in text
+    assert "code git 0123456789ab (uncommitted changes)" in text
+    assert "data s3://b/data.csv (version v42)" in text
+
+
+def test_failed_summary_names_the_reason_and_shows_the_log_tail(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_text(
+        "\n".join(f"line {i}" for i in range(30)) + "\nERROR: column 'medv' is missing\n"
+    )
+    steps = [
+        step(
+            "Prep",
+            "Processing",
+            "Failed",
+            failure_reason="AlgorithmError: ERROR: column 'medv' is missing",
+            log_path=str(log),
+        )
+    ]
+    run = execution(
+        "Failed", failure_reason="Step Prep failed: AlgorithmError: ERROR: column 'medv' is missing"
+    )
+    text = render(steps_table(run, steps), execution_summary(run, steps))
+    assert "Prep Processing Failed" in text
+    assert "Train Training Not run" in text
+    assert "Failure: Step Prep failed: AlgorithmError: ERROR: column 'medv' is missing" in text
+    assert f"Last lines of Prep's log ({log})" in text
+    assert "line 29 ERROR: column 'medv' is missing" in text
+    assert "line 10" not in text  # only the tail
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [("Stopped", "resume it with `invoke pipeline-retry`"), ("Stopping", "Stopping")],
+)
+def test_stopped_and_stopping(status, expected):
+    steps = [step("Prep", "Processing", "Stopped" if status == "Stopped" else "Stopping")]
+    run = execution(status)
+    text = render(steps_table(run, steps), execution_summary(run, steps))
+    assert f"p · abc123def456 · {status}" in text
+    assert expected in text
+
+
+def test_executions_table_lists_status_and_failure():
+    runs = [
+        execution("Failed", failure_reason="bad data", display_name="run-01234567"),
+        execution("Succeeded"),
+    ]
+    text = render(executions_table(runs))
+    assert "abc123def456 Failed 1970-01-01 00:16:40 1m05s run-01234567 bad data" in text
+
+
+def test_report_metrics_pairs_values_with_their_spread_and_skips_metadata():
+    report = {
+        "regression_metrics": {
+            "mse": {"value": 8.8, "standard_deviation": 2.3},
+            "r2": {"value": 0.87},
+        },
+        "metadata": {"test_rows": 76},
+    }
+    assert report_metrics(report) == [
+        ("regression_metrics.mse", "8.8000 ± 2.3000"),
+        ("regression_metrics.r2", "0.8700"),
+    ]
