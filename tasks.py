@@ -125,7 +125,8 @@ def destroy(c, target="local", env=None, yes=False):
             _confirm(f"Destroy every resource of {deployment}, including all artifacts?")
         result = infra.destroy(stack)
         console.print(
-            f"Destroyed {deployment}: {result.objects_deleted} object version(s) and "
+            f"Destroyed {deployment}: {result.endpoints_deleted} endpoint(s), "
+            f"{result.objects_deleted} object version(s) and "
             f"{result.model_packages_deleted} model package(s) deleted first"
             + ("; emulator stopped." if result.emulator_stopped else ".")
         )
@@ -293,3 +294,190 @@ def pipeline_stop(c, execution=None, target="local", env=None):
         found = backend.describe(execution) if execution else backend.latest()
         stopped = backend.wait(backend.stop(found.execution_id).execution_id, timeout=600)
         console.print(f"Execution {stopped.execution_id}: {stopped.status}")
+
+
+# --- model registry, deployment, predictions ---------------------------------------------------
+
+MODEL_HELP = {**TARGET_HELP, "version": "model version number (default: the latest)"}
+
+
+def _registry(stack, config):
+    from pipelines.registry import Registry
+
+    return Registry(stack.connection, config.model_package_group_name)
+
+
+@task(help={**TARGET_HELP, "status": "only versions with this approval status"})
+def models(c, status=None, target="local", env=None):
+    """List the model versions: approval status, metrics, the execution behind each."""
+    with exit_on_error():
+        from pipelines.monitor import versions_table
+
+        stack, config, _ = _open(c, target, env)
+        registry = _registry(stack, config)
+        versions = registry.versions(status)
+        metrics = {v.version: registry.metrics(v) for v in versions}
+        console.print(versions_table(versions, metrics))
+
+
+@task(help={**MODEL_HELP, "reason": "why (recorded in the approval description)"})
+def model_approve(c, version=None, reason="", target="local", env=None):
+    """Approve a model version (default: the latest), recording who and why."""
+    with exit_on_error():
+        from pipelines.registry import APPROVED, actor
+
+        stack, config, _ = _open(c, target, env)
+        number = int(version) if version is not None else None
+        updated = _registry(stack, config).set_status(
+            number, APPROVED, reason, actor(stack.connection)
+        )
+        console.print(
+            f"Version {updated.version}: {updated.status} ({updated.approval_description})"
+        )
+
+
+@task(help={**MODEL_HELP, "reason": "why it is rejected (required)"})
+def model_reject(c, version=None, reason=None, target="local", env=None):
+    """Reject a model version (default: the latest); --reason is required."""
+    with exit_on_error():
+        from pipelines.registry import REJECTED, actor
+
+        if not reason:
+            raise MlopsError("Say why with --reason: it is recorded with the rejection.")
+        stack, config, _ = _open(c, target, env)
+        number = int(version) if version is not None else None
+        updated = _registry(stack, config).set_status(
+            number, REJECTED, reason, actor(stack.connection)
+        )
+        console.print(
+            f"Version {updated.version}: {updated.status} ({updated.approval_description})"
+        )
+
+
+@task(
+    help={
+        **TARGET_HELP,
+        "version": "model version to deploy (default: the latest Approved one)",
+        "strategy": "aws: all-at-once or canary (default from invoke.yaml)",
+        "wait": "aws: wait until the endpoint is InService (default)",
+    }
+)
+def deploy(c, version=None, target="local", env=None, strategy=None, wait=True):
+    """Deploy an Approved model version to the local endpoint or a SageMaker endpoint."""
+    with exit_on_error():
+        from pipelines import deploy as deployment
+        from pipelines.registry import require_approved
+
+        settings = _settings(c)
+        stack, config, _ = _open(c, target, env)
+        registry = _registry(stack, config)
+        chosen = registry.get(int(version)) if version is not None else registry.latest_approved()
+        require_approved(chosen)
+        deploy_settings = deployment.DeploySettings.from_settings(settings, strategy=strategy)
+        if stack.deployment.is_local:
+            endpoint = deployment.local_endpoint(
+                settings, stack.connection, config, deploy_settings
+            )
+            status = endpoint.deploy(chosen)
+            console.print(f"Version {chosen.version} serving at {status.url}/invocations")
+            return
+        result = deployment.deploy_to_sagemaker(
+            stack.connection, config, chosen, deploy_settings, wait=wait
+        )
+        verb = "Created" if result.created else f"Updated ({deploy_settings.strategy})"
+        console.print(
+            f"{verb} endpoint {result.endpoint} with version {chosen.version} "
+            f"(config {result.endpoint_config}): {result.status}"
+        )
+
+
+@task(help=TARGET_HELP)
+def endpoint_status(c, target="local", env=None):
+    """Show what the endpoint serves and whether it answers."""
+    with exit_on_error():
+        from pipelines import deploy as deployment
+
+        settings = _settings(c)
+        stack, config, _ = _open(c, target, env)
+        if stack.deployment.is_local:
+            endpoint = deployment.local_endpoint(settings, stack.connection, config)
+            status = endpoint.status()
+            console.print(
+                f"Endpoint {status.name} at {status.url}: {status.detail}"
+                + (f" (model package {status.package_arn})" if status.package_arn else "")
+            )
+            if not status.running:
+                raise Exit(code=3)
+            return
+        arn = deployment.deployed_package_arn(stack.connection, config)
+        described = stack.connection.client("sagemaker").describe_endpoint(
+            EndpointName=deployment.endpoint_name(config)
+        )
+        console.print(
+            f"Endpoint {described['EndpointName']}: {described['EndpointStatus']} "
+            f"(model package {arn})"
+        )
+
+
+@task(help={**TARGET_HELP, "yes": "aws: do not ask for confirmation"})
+def endpoint_down(c, target="local", env=None, yes=False):
+    """Stop the local endpoint, or delete the SageMaker endpoint and its configs."""
+    with exit_on_error():
+        from pipelines import deploy as deployment
+
+        settings = _settings(c)
+        stack, config, _ = _open(c, target, env)
+        if stack.deployment.is_local:
+            endpoint = deployment.local_endpoint(settings, stack.connection, config)
+            stopped = endpoint.down()
+            console.print("Endpoint stopped." if stopped else "The endpoint was not running.")
+            return
+        if not yes:
+            _confirm(f"Delete the SageMaker endpoint {deployment.endpoint_name(config)}?")
+        removed = deployment.remove_endpoints(stack.connection, config)
+        console.print(
+            f"Deleted {removed.endpoints} endpoint(s), {removed.endpoint_configs} endpoint "
+            f"config(s) and {removed.models} model(s)."
+        )
+
+
+@task(
+    help={
+        **TARGET_HELP,
+        "data": "CSV file with a header: the model's feature columns (extra columns are ignored)",
+        "output": "also write every prediction to this CSV file",
+        "limit": "how many rows to show",
+    }
+)
+def predict(c, data, target="local", env=None, output=None, limit=20):
+    """Send rows of a CSV file to the deployed endpoint and print the predictions."""
+    with exit_on_error():
+        from pipelines import deploy as deployment
+        from pipelines import predict as predicting
+        from pipelines.monitor import predictions_table
+
+        settings = _settings(c)
+        stack, config, _ = _open(c, target, env)
+        registry = _registry(stack, config)
+        if stack.deployment.is_local:
+            endpoint = deployment.local_endpoint(settings, stack.connection, config)
+            status = endpoint.status()
+            if not status.running or not status.package_arn:
+                raise MlopsError(
+                    f"The local endpoint is not serving ({status.detail}): `invoke deploy` first."
+                )
+            package, invoke = status.package_arn, predicting.local_invoker(status.url)
+        else:
+            package = deployment.deployed_package_arn(stack.connection, config)
+            invoke = predicting.sagemaker_invoker(
+                stack.connection, deployment.endpoint_name(config)
+            )
+        version = registry.describe(package)
+        features, target_column = registry.features(version)
+        rows, actual = predicting.read_rows(Path(data), features, target_column)
+        values = predicting.predict(rows, invoke)
+        result = predicting.Predictions(values, actual, target_column, features)
+        console.print(predictions_table(result, int(limit), version.version))
+        if output:
+            Path(output).write_text("prediction\n" + "".join(f"{value!r}\n" for value in values))
+            console.print(f"Wrote {len(values)} predictions to {output}")

@@ -22,6 +22,7 @@ from pipelines.settings import PROJECT_ROOT
 
 from sagemaker import image_uris  # isort: skip  (after pipelines.sdk tames the SDK)
 from sagemaker.inputs import TrainingInput
+from sagemaker.metadata_properties import MetadataProperties
 from sagemaker.model import Model
 from sagemaker.model_metrics import MetricsSource, ModelMetrics
 from sagemaker.processing import ProcessingInput, ProcessingOutput
@@ -72,6 +73,7 @@ class PipelineParameters:
     random_state: ParameterInteger
     min_test_r2: ParameterFloat
     model_approval_status: ParameterString
+    git_commit: ParameterString
 
     def as_list(self) -> list[Any]:
         return list(vars(self).values())
@@ -101,6 +103,8 @@ def build_parameters(config: InfraConfig) -> PipelineParameters:
         model_approval_status=ParameterString(
             "ModelApprovalStatus", default_value="PendingManualApproval"
         ),
+        # Set by pipeline-run: which code a registered model came from, in the registry.
+        git_commit=ParameterString("GitCommit", default_value="unknown"),
     )
 
 
@@ -308,6 +312,12 @@ def build_register_step(
             ),
         ),
         description="Random forest regressor trained by the MLOps pipeline.",
+        # Lineage in the registry itself: the execution and the code behind a version.
+        metadata_properties=MetadataProperties(
+            generated_by=ExecutionVariables.PIPELINE_EXECUTION_ARN,
+            commit_id=params.git_commit,
+            repository=config.code_repository_clone_url_http,
+        ),
     )
     return ModelStep(name=REGISTER_STEP, step_args=step_args)
 

@@ -230,6 +230,7 @@ class DestroyResult:
     model_packages_deleted: int
     emulator_stopped: bool
     pipeline_deleted: bool = False
+    endpoints_deleted: int = 0
 
 
 def destroy(stack: Stack) -> DestroyResult:
@@ -242,8 +243,10 @@ def destroy(stack: Stack) -> DestroyResult:
     outputs = stack.terraform.outputs()
     objects = packages = 0
     pipeline_deleted = False
+    endpoints = 0
     if outputs:
         config = InfraConfig.from_outputs(outputs)
+        endpoints = remove_deployments(stack, config)
         pipeline_deleted = delete_pipeline(stack.connection, config.pipeline_name)
         objects = empty_bucket(stack.connection, config.bucket_name)
         packages = delete_model_packages(stack.connection, config.model_package_group_name)
@@ -255,7 +258,19 @@ def destroy(stack: Stack) -> DestroyResult:
         # The local executor's records describe runs in the emulator that is now gone.
         (stack.settings.state_dir / "executor.db").unlink(missing_ok=True)
         shutil.rmtree(stack.settings.state_dir / "executions", ignore_errors=True)
-    return DestroyResult(objects, packages, stopped, pipeline_deleted)
+    return DestroyResult(objects, packages, stopped, pipeline_deleted, endpoints)
+
+
+def remove_deployments(stack: Stack, config: InfraConfig) -> int:
+    """Endpoints first: they hold models that hold the registry's versions. Returns how
+    many endpoints were taken down (locally: the endpoint's processes and its records)."""
+    from pipelines import deploy
+
+    removed = deploy.remove_endpoints(stack.connection, config).endpoints
+    if stack.deployment.is_local:
+        stopped = deploy.local_endpoint(stack.settings, stack.connection, config).down()
+        return max(removed, int(stopped))
+    return removed
 
 
 def delete_pipeline(connection: AwsConnection, name: str) -> bool:
@@ -274,7 +289,11 @@ def delete_pipeline(connection: AwsConnection, name: str) -> bool:
 
 
 def forget_local_stack(settings: Settings, deployment: Deployment) -> bool:
-    """With no emulator running, the local resources are already gone: drop the state."""
+    """With no emulator running, the local resources are already gone: drop the state
+    and stop a local endpoint that outlived its emulator."""
+    from pipelines.serving.local_endpoint import stop_local_endpoints
+
+    stop_local_endpoints(settings.state_dir)
     stack_dir = settings.state_dir / "terraform" / deployment.slug
     state = stack_dir / "terraform.tfstate"
     if state.is_file():

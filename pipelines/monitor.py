@@ -225,3 +225,52 @@ def executions_table(executions: list[Execution]) -> Table:
             (execution.failure_reason or "")[:120],
         )
     return table
+
+
+def versions_table(versions: list[Any], metrics: dict[int, dict[str, float]]) -> Table:
+    """The model package group's versions, newest first, with their key metrics."""
+    names = sorted({name for values in metrics.values() for name in values})
+    table = Table(header_style="bold")
+    for column in ("version", "status", "created", *names):
+        table.add_column(column, no_wrap=True, justify="right" if column in names else "left")
+    for column in ("execution", "commit", "note"):
+        table.add_column(column, overflow="fold")
+    styles = {"Approved": "green", "Rejected": "red", "PendingManualApproval": "yellow"}
+    for version in versions:
+        created = datetime.fromtimestamp(version.created_at, UTC).strftime("%Y-%m-%d %H:%M")
+        values = metrics.get(version.version, {})
+        table.add_row(
+            str(version.version),
+            Text(
+                "Pending" if version.status == "PendingManualApproval" else version.status,
+                style=styles.get(version.status, ""),
+            ),
+            created,
+            *(f"{values[name]:.4f}" if name in values else "" for name in names),
+            version.execution_id or "",
+            (version.commit or "")[:12],
+            version.approval_description or "",
+        )
+    return table
+
+
+def predictions_table(result: Any, limit: int, version: int) -> RenderableType:
+    table = Table(title=f"Predictions of model version {version}", header_style="bold")
+    table.add_column("row", justify="right")
+    table.add_column(f"predicted {result.target}", justify="right")
+    if result.actual is not None:
+        table.add_column(f"actual {result.target}", justify="right")
+        table.add_column("error", justify="right")
+    for index, value in enumerate(result.values[:limit]):
+        cells = [str(index + 1), f"{value:.4f}"]
+        if result.actual is not None:
+            cells += [f"{result.actual[index]:.4f}", f"{value - result.actual[index]:+.4f}"]
+        table.add_row(*cells)
+    parts: list[RenderableType] = [table]
+    summary = f"{len(result.values)} predictions"
+    if result.rmse is not None:
+        summary += f"; against the file's {result.target}: RMSE {result.rmse:.4f}"
+        if result.r2 is not None:
+            summary += f", R² {result.r2:.4f}"
+    parts.append(Text(summary))
+    return Group(*parts)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from sagemaker.workflow.pipeline import Pipeline
 
 INPUT_PARAMETER = "InputDataUrl"
+COMMIT_PARAMETER = "GitCommit"
 # Parameter names and types do not depend on the infrastructure; this stands in for
 # the real outputs when overrides are checked before anything else runs.
 _TEMPLATE_CONFIG = InfraConfig(
@@ -150,9 +151,14 @@ def prepare_run(
     overrides = dict(overrides)
     dataset = stage_dataset(connection, config, data or overrides.get(INPUT_PARAMETER))
     overrides[INPUT_PARAMETER] = dataset.uri
+    git = git_state(root)
+    if git["git_commit"]:
+        overrides.setdefault(
+            COMMIT_PARAMETER, git["git_commit"] + ("-dirty" if git["git_dirty"] else "")
+        )
     parameters = resolve_parameters(json.loads(definition), overrides)
     lineage = {
-        **git_state(root),
+        **git,
         "input_data": {
             "uri": dataset.uri,
             "version_id": dataset.version_id,

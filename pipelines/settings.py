@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from pipelines.errors import MlopsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EMULATOR_PORT = 4569
+DEFAULT_ENDPOINT_PORT = 8765
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Settings:
     provider_mirror: Path | None = None
     state_bucket: str | None = None
     studio_domain_id: str | None = None
+    endpoint_port: int = DEFAULT_ENDPOINT_PORT
+    deploy: dict[str, Any] = field(default_factory=dict)
 
     @property
     def infra_dir(self) -> Path:
@@ -52,6 +55,7 @@ class Settings:
         emulator = config.get("emulator") or {}
         terraform = config.get("terraform") or {}
         aws = config.get("aws") or {}
+        endpoint = config.get("endpoint") or {}
 
         state_dir = Path(environ.get("MLOPS_STATE_DIR") or config.get("state_dir") or ".mlops")
         mirror = environ.get("MLOPS_TF_PROVIDER_MIRROR") or terraform.get("provider_mirror")
@@ -65,6 +69,10 @@ class Settings:
             provider_mirror=Path(mirror) if mirror else None,
             state_bucket=environ.get("MLOPS_TF_STATE_BUCKET") or terraform.get("state_bucket"),
             studio_domain_id=environ.get("MLOPS_STUDIO_DOMAIN_ID") or aws.get("studio_domain_id"),
+            endpoint_port=_port(
+                environ.get("MLOPS_ENDPOINT_PORT") or endpoint.get("port") or DEFAULT_ENDPOINT_PORT
+            ),
+            deploy=dict(config.get("deploy") or {}),
         )
         return settings
 
@@ -76,7 +84,7 @@ def _port(value: object) -> int:
     try:
         port = int(str(value))
     except ValueError:
-        raise MlopsError(f"Emulator port must be a number, got {value!r}.") from None
+        raise MlopsError(f"A port must be a number, got {value!r}.") from None
     if not 1024 <= port <= 65535:
-        raise MlopsError(f"Emulator port must be between 1024 and 65535, got {port}.")
+        raise MlopsError(f"A port must be between 1024 and 65535, got {port}.")
     return port

@@ -27,6 +27,7 @@ from moto.codecommit.exceptions import RepositoryDoesNotExistException
 from moto.codecommit.models import CodeCommit, CodeCommitBackend
 from moto.codecommit.responses import CodeCommitResponse
 from moto.core.responses import ActionResult, EmptyResult
+from moto.core.utils import utcnow
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from moto.s3.models import FakeBucket
 from moto.sagemaker.exceptions import ConflictException, ValidationError
@@ -280,6 +281,27 @@ def _sagemaker_delete_model_registry() -> None:
     SageMakerResponse.delete_model_package_group = delete_model_package_group_response  # type: ignore[attr-defined]
 
 
+def _sagemaker_update_endpoint() -> None:
+    """UpdateEndpoint: point an endpoint at another endpoint config (InService at once)."""
+
+    def update_endpoint(self: SageMakerResponse) -> ActionResult:
+        backend = self.sagemaker_backend
+        name = self._get_param("EndpointName")
+        config_name = self._get_param("EndpointConfigName")
+        backend.describe_endpoint(name)  # raises "Could not find endpoint"
+        config = backend.describe_endpoint_config(config_name)
+        endpoint = backend.endpoints[name]
+        endpoint.endpoint_config_name = config_name
+        endpoint.production_variants = endpoint._process_production_variants(
+            config["ProductionVariants"]
+        )
+        endpoint.data_capture_config = config["DataCaptureConfig"]
+        endpoint.last_modified_time = utcnow()
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    SageMakerResponse.update_endpoint = update_endpoint  # type: ignore[attr-defined]
+
+
 PATCHES: tuple[Patch, ...] = (
     Patch(
         "s3-bucket-policy-conditions",
@@ -303,6 +325,11 @@ PATCHES: tuple[Patch, ...] = (
         "sagemaker-delete-model-registry",
         "DeleteModelPackageGroup is unimplemented (500), so terraform destroy retried for minutes",
         _sagemaker_delete_model_registry,
+    ),
+    Patch(
+        "sagemaker-update-endpoint",
+        "UpdateEndpoint is unimplemented (500); a local redeploy records the new version with it",
+        _sagemaker_update_endpoint,
     ),
 )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import infra, run
+from pipelines import deploy, infra, run
 from pipelines.backends.local import LocalBackend
 from pipelines.backends.records import Execution
 from pipelines.infra_config import InfraConfig
@@ -44,17 +44,26 @@ class LocalStack:
         return {s.name: s for s in self.backend.steps(execution.execution_id)}
 
     def invoke(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return invoke(*args, state_dir=self.settings.state_dir, port=self.settings.emulator_port)
+        return invoke(
+            *args,
+            state_dir=self.settings.state_dir,
+            port=self.settings.emulator_port,
+            endpoint_port=self.settings.endpoint_port,
+        )
 
 
-def invoke(*args: str, state_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
-    """Run a task as a user would, against the given state directory and emulator port."""
+def invoke(
+    *args: str, state_dir: Path, port: int, endpoint_port: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a task as a user would, against the given state directory and ports."""
     env = {
         **os.environ,
         "MLOPS_STATE_DIR": str(state_dir),
         "MLOPS_EMULATOR_PORT": str(port),
         "COLUMNS": "200",
     }
+    if endpoint_port is not None:
+        env["MLOPS_ENDPOINT_PORT"] = str(endpoint_port)
     result = subprocess.run(
         [sys.executable, "-m", "invoke", *args],
         cwd=PROJECT_ROOT,
@@ -79,12 +88,15 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             **os.environ,
             "MLOPS_STATE_DIR": str(state_dir),
             "MLOPS_EMULATOR_PORT": str(free_port()),
+            "MLOPS_ENDPOINT_PORT": str(free_port()),
         },
     )
     stack, config, _ = run.ensure_local_stack(settings)
     try:
         yield LocalStack(settings, stack, config, LocalBackend(settings, stack.connection))
     finally:
+        # A test that failed half-way may leave the endpoint's servers running.
+        deploy.local_endpoint(settings, stack.connection, config, deploy.DeploySettings()).down()
         assert stack.emulator is not None
         stack.emulator.stop()
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from pipelines import infra
+from pipelines import deploy, infra
 from pipelines.infra_config import InfraConfig
 from pipelines.targets import Deployment
 
@@ -80,12 +80,37 @@ def test_apply_check_replan_and_destroy(tmp_settings):
                 "SupportedResponseMIMETypes": ["text/csv"],
             },
         )
+        # So must an endpoint that `invoke deploy --target aws` created.
+        endpoint = deploy.endpoint_name(config)
+        sagemaker.create_model(
+            ModelName=f"{endpoint}-v1",
+            PrimaryContainer={"Image": "example.com/sklearn:1"},
+            ExecutionRoleArn=config.execution_role_arn,
+        )
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=f"{endpoint}-v1-20261123000000",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": f"{endpoint}-v1",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        )
+        sagemaker.create_endpoint(
+            EndpointName=endpoint, EndpointConfigName=f"{endpoint}-v1-20261123000000"
+        )
         # Keep the emulator running after destroy to inspect what is left.
         destroy_stack = infra.open_stack(tmp_settings, deployment)
         destroy_stack.emulator = None
         result = infra.destroy(destroy_stack)
         assert result.objects_deleted == 2  # both versions of the probe
         assert result.model_packages_deleted == 1
+        assert result.endpoints_deleted == 1
+        assert sagemaker.list_endpoints()["Endpoints"] == []
+        assert sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
+        assert sagemaker.list_models()["Models"] == []
 
         assert s3.list_buckets()["Buckets"] == []
         assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == []

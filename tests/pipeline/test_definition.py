@@ -100,6 +100,7 @@ def test_parameters_and_defaults(definition):
         "RandomState": ("Integer", 42),
         "MinTestR2": ("Float", 0.7),
         "ModelApprovalStatus": ("String", "PendingManualApproval"),
+        "GitCommit": ("String", "unknown"),
     }
 
 
@@ -162,6 +163,10 @@ def test_registration_carries_metrics_baseline_and_approval(definition):
     metrics = register["ModelMetrics"]
     assert "evaluation.json" in json.dumps(metrics["ModelQuality"]["Statistics"]["S3Uri"])
     assert "baseline.json" in json.dumps(metrics["ModelDataQuality"]["Statistics"]["S3Uri"])
+    assert register["MetadataProperties"] == {
+        "CommitId": {"Get": "Parameters.GitCommit"},
+        "GeneratedBy": {"Get": "Execution.PipelineExecutionArn"},
+    }
     container = register["InferenceSpecification"]["Containers"][0]
     assert container["ModelDataUrl"] == {
         "Get": f"Steps.{TRAIN_STEP}.ModelArtifacts.S3ModelArtifacts"

@@ -171,3 +171,38 @@ def test_malformed_requests_are_400(inference, body, content_type, message):
         inference.input_fn(body, content_type)
     assert info.value.status_code == 400
     assert message in str(info.value)
+
+
+def predictions_through_handlers(inference, model, X: np.ndarray) -> np.ndarray:
+    rows = [[repr(v) for v in row] for row in X.tolist()]
+    return inference.predict_fn(rows, model)
+
+
+@pytest.mark.parametrize("kind", ["RandomForestRegressor", "ExtraTreesRegressor"])
+def test_the_forest_fast_path_is_bit_identical_to_sklearn(inference, boston_splits, kind):
+    from sklearn import ensemble
+
+    lines = (boston_splits / "train" / "train.csv").read_text().splitlines()[1:]
+    data = np.array([[float(v) for v in line.split(",")] for line in lines])
+    forest = getattr(ensemble, kind)(n_estimators=25, random_state=0).fit(data[:, 1:], data[:, 0])
+    model = inference.ModelBundle(forest)
+    assert inference.is_single_output_forest(forest)
+    for X in (data[:1, 1:], data[:, 1:]):
+        assert np.array_equal(predictions_through_handlers(inference, model, X), forest.predict(X))
+
+
+def test_other_estimators_are_predicted_by_sklearn(inference, boston_splits):
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import LinearRegression
+
+    lines = (boston_splits / "train" / "train.csv").read_text().splitlines()[1:]
+    data = np.array([[float(v) for v in line.split(",")] for line in lines])
+    X, y = data[:, 1:], data[:, 0]
+    linear = LinearRegression().fit(X, y)
+    two_outputs = RandomForestRegressor(n_estimators=5, random_state=0).fit(X, np.c_[y, y])
+    threaded = RandomForestRegressor(n_estimators=5, n_jobs=2, random_state=0).fit(X, y)
+    for estimator in (linear, two_outputs, threaded):
+        assert not inference.is_single_output_forest(estimator)
+        predicted = predictions_through_handlers(inference, inference.ModelBundle(estimator), X)
+        # Threads sum the trees in whatever order they finish: equal to the last few bits.
+        np.testing.assert_allclose(predicted, estimator.predict(X), rtol=1e-12)

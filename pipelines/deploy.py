@@ -1,0 +1,317 @@
+"""Deploy an Approved model version: a local endpoint, or a SageMaker endpoint on AWS.
+
+On AWS: a SageMaker Model from the model package, a new endpoint config named with
+the version (data capture on), then the endpoint is created or updated blue/green
+(all at once, or canary with auto-rollback on CloudWatch alarms when configured),
+and the task waits for InService. Everything is tagged with the project, the
+environment and the model version. ``remove_endpoints`` deletes what deploys
+created, for ``invoke destroy``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
+from pipelines.errors import MlopsError
+from pipelines.infra_config import InfraConfig
+from pipelines.registry import ModelVersion, require_approved
+from pipelines.serving.local_endpoint import LocalEndpoint
+from pipelines.settings import Settings
+from pipelines.targets import AwsConnection
+
+STRATEGIES = ("all-at-once", "canary")
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    strategy: str = "all-at-once"
+    canary_percent: int = 10
+    canary_wait_seconds: int = 300
+    rollback_alarms: tuple[str, ...] = ()
+    capture_percent: float = 100.0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise MlopsError(
+                f"Unknown deployment strategy {self.strategy!r}: use {' or '.join(STRATEGIES)}."
+            )
+        if not 0 <= self.capture_percent <= 100:
+            raise MlopsError(
+                f"Capture percentage must be between 0 and 100, got {self.capture_percent}."
+            )
+        if not 1 <= self.canary_percent <= 99:
+            raise MlopsError(
+                f"Canary percentage must be between 1 and 99, got {self.canary_percent}."
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> DeploySettings:
+        values = {**settings.deploy, **{k: v for k, v in overrides.items() if v is not None}}
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise MlopsError(f"Unknown deploy setting(s) in invoke.yaml: {', '.join(unknown)}.")
+        if "rollback_alarms" in values:
+            values["rollback_alarms"] = tuple(values["rollback_alarms"] or ())
+        return cls(**values)
+
+
+def endpoint_name(config: InfraConfig) -> str:
+    return f"{config.name_prefix}-{config.environment}-endpoint"
+
+
+def capture_destination(config: InfraConfig) -> str:
+    return f"s3://{config.bucket_name}/datacapture"
+
+
+def resource_tags(config: InfraConfig, version: ModelVersion | None = None) -> list[dict[str, str]]:
+    tags = {
+        "Project": config.name_prefix,
+        "Environment": config.environment,
+        "ManagedBy": "mlops-tasks",
+    }
+    if version is not None:
+        tags["ModelVersion"] = str(version.version)
+    return [{"Key": k, "Value": v} for k, v in tags.items()]
+
+
+def _error(action: str, error: Exception) -> MlopsError:
+    if isinstance(error, ClientError):
+        detail = error.response.get("Error", {})
+        return MlopsError(f"{action} failed: {detail.get('Code')}: {detail.get('Message')}")
+    return MlopsError(f"{action} failed: {error}")
+
+
+def _missing(error: ClientError) -> bool:
+    message = error.response.get("Error", {}).get("Message", "")
+    return "Could not find" in message or "does not exist" in message
+
+
+def deployment_config(settings: DeploySettings) -> dict[str, Any]:
+    """The blue/green update policy for an existing endpoint."""
+    if settings.strategy == "canary":
+        routing: dict[str, Any] = {
+            "Type": "CANARY",
+            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": settings.canary_percent},
+            "WaitIntervalInSeconds": settings.canary_wait_seconds,
+        }
+    else:
+        routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
+    config: dict[str, Any] = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": 0,
+            "MaximumExecutionTimeoutInSeconds": 3600,
+        }
+    }
+    if settings.rollback_alarms:
+        config["AutoRollbackConfiguration"] = {
+            "Alarms": [{"AlarmName": name} for name in settings.rollback_alarms]
+        }
+    return config
+
+
+@dataclass(frozen=True)
+class AwsDeployment:
+    endpoint: str
+    endpoint_config: str
+    model: str
+    status: str
+    created: bool
+
+
+def deploy_to_sagemaker(
+    connection: AwsConnection,
+    config: InfraConfig,
+    version: ModelVersion,
+    settings: DeploySettings,
+    *,
+    wait: bool = True,
+    poll_seconds: int = 30,
+) -> AwsDeployment:
+    require_approved(version)
+    sagemaker = connection.client("sagemaker", max_attempts=10, retries_mode="adaptive")
+    endpoint = endpoint_name(config)
+    tags = resource_tags(config, version)
+    model = f"{endpoint}-v{version.version}"
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    endpoint_config = f"{endpoint}-v{version.version}-{stamp}"[:63]
+    try:
+        try:
+            sagemaker.describe_model(ModelName=model)
+        except ClientError as error:
+            if not _missing(error):
+                raise
+            sagemaker.create_model(
+                ModelName=model,
+                PrimaryContainer={"ModelPackageName": version.arn},
+                ExecutionRoleArn=config.execution_role_arn,
+                Tags=tags,
+            )
+        capture: dict[str, Any] = {
+            "EnableCapture": settings.capture_percent > 0,
+            "InitialSamplingPercentage": int(settings.capture_percent),
+            "DestinationS3Uri": capture_destination(config),
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {
+                "CsvContentTypes": ["text/csv"],
+                "JsonContentTypes": ["application/json"],
+            },
+        }
+        if config.kms_key_arn:
+            capture["KmsKeyId"] = config.kms_key_arn
+        sagemaker.create_endpoint_config(
+            EndpointConfigName=endpoint_config,
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": model,
+                    "InitialInstanceCount": settings.instance_count,
+                    "InstanceType": settings.instance_type,
+                    "InitialVariantWeight": 1.0,
+                }
+            ],
+            DataCaptureConfig=capture,
+            Tags=tags,
+        )
+        try:
+            described = sagemaker.describe_endpoint(EndpointName=endpoint)
+            created = False
+        except ClientError as error:
+            if not _missing(error):
+                raise
+            described, created = None, True
+        if created:
+            sagemaker.create_endpoint(
+                EndpointName=endpoint, EndpointConfigName=endpoint_config, Tags=tags
+            )
+        else:
+            sagemaker.update_endpoint(
+                EndpointName=endpoint,
+                EndpointConfigName=endpoint_config,
+                DeploymentConfig=deployment_config(settings),
+            )
+            sagemaker.add_tags(ResourceArn=described["EndpointArn"], Tags=tags)
+    except (ClientError, BotoCoreError) as error:
+        raise _error(f"Deploying version {version.version} to {endpoint}", error) from error
+
+    status = "Creating" if created else "Updating"
+    if wait:
+        status = wait_in_service(sagemaker, endpoint, poll_seconds)
+    return AwsDeployment(endpoint, endpoint_config, model, status, created)
+
+
+def wait_in_service(
+    sagemaker: Any, endpoint: str, poll_seconds: int = 30, timeout: int = 3600
+) -> str:
+    try:
+        sagemaker.get_waiter("endpoint_in_service").wait(
+            EndpointName=endpoint,
+            WaiterConfig={"Delay": poll_seconds, "MaxAttempts": max(1, timeout // poll_seconds)},
+        )
+    except WaiterError as error:
+        reason = ""
+        with contextlib.suppress(ClientError, BotoCoreError):
+            reason = sagemaker.describe_endpoint(EndpointName=endpoint).get("FailureReason", "")
+        raise MlopsError(
+            f"Endpoint {endpoint} did not reach InService: {reason or error}. If the update "
+            "failed, SageMaker kept (or rolled back to) the previous version."
+        ) from error
+    return "InService"
+
+
+@dataclass(frozen=True)
+class RemovedEndpoints:
+    endpoints: int
+    endpoint_configs: int
+    models: int
+
+
+def remove_endpoints(
+    connection: AwsConnection, config: InfraConfig, timeout: float = 1800
+) -> RemovedEndpoints:
+    """Delete the endpoint, endpoint configs and models that deploys created."""
+    sagemaker = connection.client("sagemaker", max_attempts=10, retries_mode="adaptive")
+    endpoint = endpoint_name(config)
+    counts = [0, 0, 0]
+    try:
+        for page in sagemaker.get_paginator("list_endpoints").paginate(NameContains=endpoint):
+            for item in page["Endpoints"]:
+                if item["EndpointName"] == endpoint:
+                    sagemaker.delete_endpoint(EndpointName=endpoint)
+                    counts[0] += 1
+        if counts[0] and not connection.is_emulator:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    sagemaker.describe_endpoint(EndpointName=endpoint)
+                except ClientError:
+                    break
+                time.sleep(15)
+        for page in sagemaker.get_paginator("list_endpoint_configs").paginate(
+            NameContains=f"{endpoint}-v"
+        ):
+            for item in page["EndpointConfigs"]:
+                sagemaker.delete_endpoint_config(EndpointConfigName=item["EndpointConfigName"])
+                counts[1] += 1
+        for page in sagemaker.get_paginator("list_models").paginate(NameContains=f"{endpoint}-v"):
+            for item in page["Models"]:
+                sagemaker.delete_model(ModelName=item["ModelName"])
+                counts[2] += 1
+    except (ClientError, BotoCoreError) as error:
+        raise _error(f"Removing the endpoint {endpoint}", error) from error
+    return RemovedEndpoints(*counts)
+
+
+def local_endpoint(
+    settings: Settings,
+    connection: AwsConnection,
+    config: InfraConfig,
+    deploy: DeploySettings | None = None,
+) -> LocalEndpoint:
+    """The local endpoint of this stack; ``deploy`` defaults to invoke.yaml's settings."""
+    deploy = deploy or DeploySettings.from_settings(settings)
+    return LocalEndpoint(
+        settings.state_dir,
+        connection,
+        name=endpoint_name(config),
+        port=settings.endpoint_port,
+        role_arn=config.execution_role_arn,
+        capture_uri=capture_destination(config),
+        capture_percent=deploy.capture_percent,
+        tags={t["Key"]: t["Value"] for t in resource_tags(config)},
+    )
+
+
+def deployed_package_arn(connection: AwsConnection, config: InfraConfig) -> str:
+    """The model package behind the SageMaker endpoint (endpoint → config → model)."""
+    sagemaker = connection.client("sagemaker", max_attempts=10, retries_mode="adaptive")
+    endpoint = endpoint_name(config)
+    try:
+        described = sagemaker.describe_endpoint(EndpointName=endpoint)
+        endpoint_config = sagemaker.describe_endpoint_config(
+            EndpointConfigName=described["EndpointConfigName"]
+        )
+        model = sagemaker.describe_model(
+            ModelName=endpoint_config["ProductionVariants"][0]["ModelName"]
+        )
+    except ClientError as error:
+        if _missing(error):
+            raise MlopsError(
+                f"There is no endpoint {endpoint}: deploy a version with `invoke deploy`."
+            ) from error
+        raise _error(f"Describing {endpoint}", error) from error
+    except BotoCoreError as error:
+        raise _error(f"Describing {endpoint}", error) from error
+    package = model.get("PrimaryContainer", {}).get("ModelPackageName")
+    if not package:
+        raise MlopsError(f"Endpoint {endpoint} does not serve a registered model package.")
+    return package

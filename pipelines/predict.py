@@ -1,0 +1,139 @@
+"""Send the rows of a CSV file to the deployed endpoint and collect the predictions.
+
+The feature columns come from the deployed version's data baseline, so a file may
+carry extra columns (the target, an id): they are left out of the request, and an
+included target lets the summary report the error. Rows go as ``text/csv`` without
+a header, the SageMaker convention, in batches.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipelines.errors import MlopsError
+from pipelines.targets import AwsConnection
+
+BATCH_ROWS = 500
+Invoke = Callable[[bytes], bytes]
+
+
+@dataclass(frozen=True)
+class Predictions:
+    values: list[float]
+    actual: list[float] | None
+    target: str
+    features: list[str]
+
+    @property
+    def rmse(self) -> float | None:
+        if not self.actual:
+            return None
+        return math.sqrt(
+            sum((p - a) ** 2 for p, a in zip(self.values, self.actual, strict=True))
+            / len(self.actual)
+        )
+
+    @property
+    def r2(self) -> float | None:
+        if not self.actual or len(self.actual) < 2:
+            return None
+        mean = sum(self.actual) / len(self.actual)
+        total = sum((a - mean) ** 2 for a in self.actual)
+        residual = sum((p - a) ** 2 for p, a in zip(self.values, self.actual, strict=True))
+        return 1 - residual / total if total else None
+
+
+def read_rows(
+    path: Path, features: list[str], target: str
+) -> tuple[pd.DataFrame, list[float] | None]:
+    """The feature columns of a CSV with a header (in model order), and the target if present."""
+    if not path.is_file():
+        raise MlopsError(f"Data file {path} does not exist.")
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as error:
+        raise MlopsError(f"{path} is not a readable CSV with a header: {error}") from error
+    if frame.empty:
+        raise MlopsError(f"{path} has no data rows.")
+    missing = [name for name in features if name not in frame.columns]
+    if missing:
+        raise MlopsError(
+            f"{path} lacks the model's feature column(s) {', '.join(missing)}; "
+            f"the model expects {', '.join(features)}."
+        )
+    actual = frame[target].astype(float).tolist() if target in frame.columns else None
+    return frame[features], actual
+
+
+def predict(rows: pd.DataFrame, invoke: Invoke, batch_rows: int = BATCH_ROWS) -> list[float]:
+    values: list[float] = []
+    for start in range(0, len(rows), batch_rows):
+        body = rows.iloc[start : start + batch_rows].to_csv(header=False, index=False).encode()
+        answer = json.loads(invoke(body))
+        values += [float(v) for v in answer["predictions"]]
+    return values
+
+
+def local_invoker(url: str) -> Invoke:
+    host, port = url.removeprefix("http://").split(":")
+
+    def invoke(body: bytes) -> bytes:
+        connection = http.client.HTTPConnection(host, int(port), timeout=120)
+        try:
+            connection.request(
+                "POST",
+                "/invocations",
+                body=body,
+                headers={"Content-Type": "text/csv", "Accept": "application/json"},
+            )
+            response = connection.getresponse()
+            payload = response.read()
+        except OSError as error:
+            raise MlopsError(
+                f"The local endpoint at {url} is not answering ({error}); "
+                "deploy a version with `invoke deploy`."
+            ) from error
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise MlopsError(
+                f"The endpoint refused the request ({response.status}): {_message(payload)}"
+            )
+        return payload
+
+    return invoke
+
+
+def sagemaker_invoker(connection: AwsConnection, endpoint: str) -> Invoke:
+    runtime = connection.client("sagemaker-runtime", max_attempts=5, retries_mode="adaptive")
+
+    def invoke(body: bytes) -> bytes:
+        try:
+            response = runtime.invoke_endpoint(
+                EndpointName=endpoint, ContentType="text/csv", Accept="application/json", Body=body
+            )
+        except ClientError as error:
+            raise MlopsError(
+                f"The endpoint {endpoint} refused the request: "
+                f"{error.response.get('Error', {}).get('Message')}"
+            ) from error
+        except BotoCoreError as error:
+            raise MlopsError(f"Could not reach the endpoint {endpoint}: {error}") from error
+        return response["Body"].read()
+
+    return invoke
+
+
+def _message(payload: bytes) -> str:
+    try:
+        return str(json.loads(payload).get("error", payload.decode()))
+    except (ValueError, AttributeError):
+        return payload.decode(errors="replace")

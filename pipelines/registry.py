@@ -1,0 +1,194 @@
+"""The model registry: versions of the model package group, their approval, their metrics.
+
+Works the same on the emulator and on SageMaker: every version's metrics come from
+the evaluation report its package points at (ModelMetrics.ModelQuality), its
+features from the data baseline (ModelMetrics.ModelDataQuality), and the execution
+and commit that produced it from its MetadataProperties.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipelines.errors import MlopsError
+from pipelines.executor.s3io import parse_s3_uri
+from pipelines.monitor import numeric_leaves
+from pipelines.targets import AwsConnection
+
+APPROVED = "Approved"
+REJECTED = "Rejected"
+PENDING = "PendingManualApproval"
+STATUSES = (APPROVED, REJECTED, PENDING)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    arn: str
+    version: int
+    status: str
+    created_at: float
+    description: str | None = None
+    approval_description: str | None = None
+    execution_arn: str | None = None
+    commit: str | None = None
+    image: str = ""
+    model_data_url: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+    report_uri: str | None = None
+    baseline_uri: str | None = None
+
+    @property
+    def execution_id(self) -> str | None:
+        return self.execution_arn.rsplit("/", 1)[-1] if self.execution_arn else None
+
+
+def _api_error(action: str, error: Exception) -> MlopsError:
+    if isinstance(error, ClientError):
+        detail = error.response.get("Error", {})
+        return MlopsError(f"{action} failed: {detail.get('Code')}: {detail.get('Message')}")
+    return MlopsError(f"{action} failed: {error}")
+
+
+class Registry:
+    def __init__(self, connection: AwsConnection, group: str) -> None:
+        self.connection = connection
+        self.group = group
+        self.sagemaker = connection.client("sagemaker", max_attempts=10, retries_mode="adaptive")
+
+    def versions(self, status: str | None = None) -> list[ModelVersion]:
+        """Every version of the group, newest first (optionally one approval status)."""
+        if status is not None and status not in STATUSES:
+            raise MlopsError(
+                f"Unknown approval status {status!r}: use one of {', '.join(STATUSES)}."
+            )
+        request: dict[str, Any] = {"ModelPackageGroupName": self.group}
+        if status:
+            request["ModelApprovalStatus"] = status
+        try:
+            pages = self.sagemaker.get_paginator("list_model_packages").paginate(**request)
+            arns = [s["ModelPackageArn"] for page in pages for s in page["ModelPackageSummaryList"]]
+            found = [self.describe(arn) for arn in arns]
+        except (ClientError, BotoCoreError) as error:
+            raise _api_error(f"Listing the versions of {self.group}", error) from error
+        if status:  # the emulator ignores the filter
+            found = [v for v in found if v.status == status]
+        return sorted(found, key=lambda v: v.version, reverse=True)
+
+    def get(self, version: int | None = None) -> ModelVersion:
+        """One version by number; the latest when ``version`` is None."""
+        versions = self.versions()
+        if not versions:
+            raise MlopsError(
+                f"The model package group {self.group} has no versions yet: "
+                "run `invoke pipeline-run` first."
+            )
+        if version is None:
+            return versions[0]
+        for found in versions:
+            if found.version == version:
+                return found
+        known = ", ".join(str(v.version) for v in versions)
+        raise MlopsError(
+            f"Model version {version} does not exist in {self.group} (versions: {known})."
+        )
+
+    def latest_approved(self) -> ModelVersion:
+        approved = [v for v in self.versions() if v.status == APPROVED]
+        if not approved:
+            raise MlopsError(
+                f"No Approved version in {self.group}. Review the candidates with "
+                "`invoke models` and approve one with `invoke model-approve VERSION`."
+            )
+        return approved[0]
+
+    def set_status(self, version: int | None, status: str, reason: str, who: str) -> ModelVersion:
+        target = self.get(version)
+        when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        verb = "approved" if status == APPROVED else "rejected"
+        description = f"{verb} by {who} at {when}" + (f": {reason}" if reason else "")
+        try:
+            self.sagemaker.update_model_package(
+                ModelPackageArn=target.arn,
+                ModelApprovalStatus=status,
+                ApprovalDescription=description[:1024],
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise _api_error(f"Updating version {target.version}", error) from error
+        return self.describe(target.arn)
+
+    def describe(self, arn: str) -> ModelVersion:
+        package = self.sagemaker.describe_model_package(ModelPackageName=arn)
+        containers = package.get("InferenceSpecification", {}).get("Containers", [{}])
+        metrics = package.get("ModelMetrics", {})
+        metadata = package.get("MetadataProperties", {})
+        created = package.get("CreationTime")
+        return ModelVersion(
+            arn=arn,
+            version=int(package.get("ModelPackageVersion") or arn.rsplit("/", 1)[-1]),
+            status=package.get("ModelApprovalStatus", PENDING),
+            created_at=created.timestamp() if hasattr(created, "timestamp") else 0.0,
+            description=package.get("ModelPackageDescription"),
+            approval_description=package.get("ApprovalDescription"),
+            execution_arn=metadata.get("GeneratedBy"),
+            commit=metadata.get("CommitId"),
+            image=containers[0].get("Image", ""),
+            model_data_url=containers[0].get("ModelDataUrl", ""),
+            environment=dict(containers[0].get("Environment", {})),
+            report_uri=metrics.get("ModelQuality", {}).get("Statistics", {}).get("S3Uri"),
+            baseline_uri=metrics.get("ModelDataQuality", {}).get("Statistics", {}).get("S3Uri"),
+        )
+
+    # --- what a version's reports say ---------------------------------------------------------
+
+    def _read_json(self, uri: str) -> Any:
+        bucket, key = parse_s3_uri(uri)
+        try:
+            body = self.connection.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except (ClientError, BotoCoreError) as error:
+            raise _api_error(f"Reading {uri}", error) from error
+        return json.loads(body)
+
+    def metrics(self, version: ModelVersion) -> dict[str, float]:
+        """``{"r2": 0.87, "rmse": 2.97, ...}`` from the version's evaluation report."""
+        if not version.report_uri:
+            return {}
+        try:
+            report = self._read_json(version.report_uri)
+        except MlopsError:
+            return {}
+        return {
+            path.removesuffix(".value").rsplit(".", 1)[-1]: value
+            for path, value in numeric_leaves(report)
+            if path.endswith(".value")
+        }
+
+    def features(self, version: ModelVersion) -> tuple[list[str], str]:
+        """The feature columns (in model order) and the target, from the data baseline."""
+        if not version.baseline_uri:
+            raise MlopsError(f"Model version {version.version} has no data baseline registered.")
+        baseline = self._read_json(version.baseline_uri)
+        return list(baseline["features"]), str(baseline["target"])
+
+
+def require_approved(version: ModelVersion) -> None:
+    if version.status != APPROVED:
+        raise MlopsError(
+            f"Model version {version.version} is {version.status}; only Approved versions can "
+            f"be deployed. Approve it first with `invoke model-approve {version.version}`."
+        )
+
+
+def actor(connection: AwsConnection) -> str:
+    """Who is changing the registry: the AWS identity, or the local user on the emulator."""
+    if connection.is_emulator:
+        return getpass.getuser()
+    try:
+        return connection.client("sts").get_caller_identity()["Arn"]
+    except (ClientError, BotoCoreError):
+        return getpass.getuser()

@@ -1,0 +1,1 @@
+"""Serving models: the local endpoint (inference container, front router, data capture)."""

@@ -1,0 +1,414 @@
+"""The local endpoint: deploy, swap, inspect and stop, with no failed request in between.
+
+Two kinds of background processes, both on 127.0.0.1:
+- a model server per deployed version (pipelines.serving.model_server), on a port
+  of its own, running the model package's own inference code;
+- one router (pipelines.serving.router) on the endpoint's port, forwarding to the
+  current model server and capturing data.
+
+A deploy starts the new model server, health-checks it, switches the router to it
+(an atomic rename of the state file), checks that the router answers with the new
+version, and only then stops the old model server, which finishes what it is
+serving. The deployment is also recorded in the emulator (model, endpoint config,
+endpoint), so ``describe_endpoint`` shows what is deployed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipelines.errors import MlopsError
+from pipelines.executor.s3io import parse_s3_uri
+from pipelines.registry import ModelVersion
+from pipelines.serving.router import LOOPBACK, VERSION_HEADER
+from pipelines.targets import AwsConnection
+
+_MODEL_SERVER = "pipelines.serving.model_server"
+_ROUTER = "pipelines.serving.router"
+_DRAIN_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class EndpointStatus:
+    running: bool
+    name: str
+    url: str
+    version: int | None = None
+    package_arn: str | None = None
+    router_pid: int | None = None
+    model_server_pid: int | None = None
+    detail: str = ""
+
+
+def _alive(pid: int | None, module: str, marker: str) -> bool:
+    if not pid:
+        return False
+    try:
+        command = " ".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    return module in command and marker in command
+
+
+def _stop(pid: int | None, timeout: float = 15.0) -> None:
+    if not pid:
+        return
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process = psutil.Process(pid)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except psutil.TimeoutExpired:
+            process.kill()
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((LOOPBACK, port)) == 0
+
+
+def _get(url: str, timeout: float = 2.0) -> tuple[int, dict[str, str]]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers)
+
+
+def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(path)
+
+
+def _extract(archive: Path, destination: Path) -> None:
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:*") as tar:
+        tar.extractall(destination, filter="data")
+
+
+class LocalEndpoint:
+    def __init__(
+        self,
+        state_dir: Path,
+        connection: AwsConnection,
+        *,
+        name: str,
+        port: int,
+        role_arn: str,
+        capture_uri: str = "",
+        capture_percent: float = 0.0,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        if connection.endpoint_url is None or connection.ca_bundle is None:
+            raise MlopsError("The local endpoint records itself in the emulator; it needs it.")
+        self.connection = connection
+        self.name = name
+        self.port = port
+        self.role_arn = role_arn
+        self.capture_uri = capture_uri
+        self.capture_percent = capture_percent
+        self.tags = tags or {}
+        self.dir = state_dir / "endpoints" / name
+        self.state_file = self.dir / "endpoint.json"
+        self.router_file = self.dir / "router.json"
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    # --- status -----------------------------------------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def _router(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.router_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def status(self) -> EndpointStatus:
+        state, router = self._state(), self._router()
+        router_pid = router.get("pid")
+        server_pid = state.get("model_server_pid")
+        base = {
+            "name": self.name,
+            "url": f"http://{LOOPBACK}:{router.get('port', self.port)}",
+            "version": state.get("version"),
+            "package_arn": state.get("package_arn"),
+            "router_pid": router_pid,
+            "model_server_pid": server_pid,
+        }
+        if not _alive(router_pid, _ROUTER, self.name):
+            return EndpointStatus(False, detail="not running", **base)
+        if not _alive(server_pid, _MODEL_SERVER, str(self.dir)):
+            return EndpointStatus(False, detail="the router runs but no model server", **base)
+        code, _ = _get(f"{base['url']}/ping")
+        if code != 200:
+            return EndpointStatus(False, detail=f"/ping answered {code}", **base)
+        return EndpointStatus(True, detail=f"serving version {state.get('version')}", **base)
+
+    # --- deploy ------------------------------------------------------------------------------
+
+    def deploy(self, version: ModelVersion, timeout: float = 120.0) -> EndpointStatus:
+        release = self.dir / "releases" / f"v{version.version}-{int(time.time() * 1000)}"
+        model_dir, code_dir = self._materialize(version, release)
+        program = version.environment.get("SAGEMAKER_PROGRAM", "inference.py")
+        previous = self._state()
+
+        server_pid, server_port = self._start_model_server(
+            release, model_dir, code_dir, program, timeout
+        )
+        code, _ = _get(f"http://{LOOPBACK}:{server_port}/ping")
+        if code != 200:
+            _stop(server_pid)
+            raise MlopsError(
+                f"The new model server failed its health check (/ping answered {code})."
+            )
+
+        self._ensure_router(timeout)
+        _write_json_atomically(
+            self.state_file,
+            {
+                "upstream_port": server_port,
+                "model_server_pid": server_pid,
+                "version": version.version,
+                "package_arn": version.arn,
+                "release": str(release),
+                "deployed_at": time.time(),
+            },
+        )
+        self._wait_for_version(version.version, timeout)
+        old_pid = previous.get("model_server_pid")
+        if old_pid and old_pid != server_pid:
+            time.sleep(_DRAIN_SECONDS)  # requests routed just before the switch get through
+            _stop(old_pid)
+        self._record_in_emulator(version)
+        return self.status()
+
+    def _materialize(self, version: ModelVersion, release: Path) -> tuple[Path, Path]:
+        """The model artifact and the inference code of the package, unpacked locally."""
+        code_uri = version.environment.get("SAGEMAKER_SUBMIT_DIRECTORY")
+        if not version.model_data_url or not code_uri:
+            raise MlopsError(
+                f"Model version {version.version} has no model data or no inference code "
+                "(SAGEMAKER_SUBMIT_DIRECTORY) in its container definition."
+            )
+        s3 = self.connection.client("s3")
+        release.mkdir(parents=True, exist_ok=True)
+        for uri, name in ((version.model_data_url, "model"), (code_uri, "code")):
+            archive = release / f"{name}.tar.gz"
+            bucket, key = parse_s3_uri(uri)
+            try:
+                s3.download_file(bucket, key, str(archive))
+            except (ClientError, BotoCoreError) as error:
+                raise MlopsError(f"Cannot download {uri}: {error}") from error
+            _extract(archive, release / name)
+        return release / "model", release / "code"
+
+    def _start_model_server(
+        self, release: Path, model_dir: Path, code_dir: Path, program: str, timeout: float
+    ) -> tuple[int, int]:
+        ready = release / "ready.json"
+        log = (release / "model_server.log").open("ab")
+        with log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    _MODEL_SERVER,
+                    "--model-dir",
+                    str(model_dir),
+                    "--code-dir",
+                    str(code_dir),
+                    "--program",
+                    program,
+                    "--ready-file",
+                    str(ready),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = (release / "model_server.log").read_text(errors="replace").splitlines()[-15:]
+                raise MlopsError(
+                    "The model server exited while loading the model:\n" + "\n".join(tail)
+                )
+            if ready.is_file():
+                return process.pid, json.loads(ready.read_text())["port"]
+            time.sleep(0.05)
+        _stop(process.pid)
+        raise MlopsError(f"The model server did not start within {timeout:.0f} s.")
+
+    def _ensure_router(self, timeout: float) -> None:
+        router = self._router()
+        if _alive(router.get("pid"), _ROUTER, self.name):
+            return
+        if _port_in_use(self.port):
+            raise MlopsError(
+                f"Port {self.port} on {LOOPBACK} is already in use by another program. Choose "
+                "another with MLOPS_ENDPOINT_PORT (or mlops.endpoint.port in invoke.yaml)."
+            )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with (self.dir / "router.log").open("ab") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    _ROUTER,
+                    "--port",
+                    str(self.port),
+                    "--state-file",
+                    str(self.state_file),
+                    "--endpoint-name",
+                    self.name,
+                    "--capture-uri",
+                    self.capture_uri,
+                    "--capture-percent",
+                    str(self.capture_percent),
+                    "--emulator-endpoint",
+                    str(self.connection.endpoint_url),
+                    "--ca-bundle",
+                    str(self.connection.ca_bundle),
+                    "--region",
+                    self.connection.region,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        _write_json_atomically(self.router_file, {"pid": process.pid, "port": self.port})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise MlopsError(f"The endpoint router exited; see {self.dir / 'router.log'}.")
+            if _port_in_use(self.port):
+                return
+            time.sleep(0.05)
+        raise MlopsError(f"The endpoint router did not start within {timeout:.0f} s.")
+
+    def _wait_for_version(self, version: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code, headers = _get(f"{self.url}/ping")
+            if code == 200 and headers.get(VERSION_HEADER) == str(version):
+                return
+            time.sleep(0.05)
+        raise MlopsError(
+            f"The endpoint did not switch to version {version} within {timeout:.0f} s."
+        )
+
+    def _record_in_emulator(self, version: ModelVersion) -> None:
+        """Model, endpoint config and endpoint in the emulator, as a SageMaker deploy would."""
+        sagemaker = self.connection.client("sagemaker")
+        model = config = f"{self.name}-v{version.version}"
+        tags = [
+            {"Key": k, "Value": v}
+            for k, v in {**self.tags, "ModelVersion": str(version.version)}.items()
+        ]
+        try:
+            with contextlib.suppress(ClientError):  # already recorded by an earlier deploy
+                sagemaker.create_model(
+                    ModelName=model,
+                    PrimaryContainer={"ModelPackageName": version.arn},
+                    ExecutionRoleArn=self.role_arn,
+                    Tags=tags,
+                )
+            with contextlib.suppress(ClientError):
+                sagemaker.create_endpoint_config(
+                    EndpointConfigName=config,
+                    ProductionVariants=[
+                        {
+                            "VariantName": "AllTraffic",
+                            "ModelName": model,
+                            "InitialInstanceCount": 1,
+                            "InstanceType": "ml.m5.large",
+                        }
+                    ],
+                    Tags=tags,
+                )
+            try:
+                sagemaker.describe_endpoint(EndpointName=self.name)
+                sagemaker.update_endpoint(EndpointName=self.name, EndpointConfigName=config)
+            except ClientError:
+                sagemaker.create_endpoint(
+                    EndpointName=self.name, EndpointConfigName=config, Tags=tags
+                )
+        except (ClientError, BotoCoreError) as error:
+            raise MlopsError(f"Could not record the endpoint in the emulator: {error}") from error
+
+    # --- down -----------------------------------------------------------------------------------
+
+    def down(self) -> bool:
+        """Stop the router and the model server, and forget the endpoint in the emulator."""
+        running = stop_endpoint_processes(self.dir)
+        self._forget_in_emulator()
+        return running
+
+    def _forget_in_emulator(self) -> None:
+        sagemaker = self.connection.client("sagemaker")
+        with contextlib.suppress(ClientError, BotoCoreError):
+            sagemaker.delete_endpoint(EndpointName=self.name)
+        with contextlib.suppress(ClientError, BotoCoreError):
+            for config in sagemaker.list_endpoint_configs(NameContains=f"{self.name}-v")[
+                "EndpointConfigs"
+            ]:
+                sagemaker.delete_endpoint_config(EndpointConfigName=config["EndpointConfigName"])
+            for model in sagemaker.list_models(NameContains=f"{self.name}-v")["Models"]:
+                sagemaker.delete_model(ModelName=model["ModelName"])
+
+
+def stop_endpoint_processes(directory: Path) -> bool:
+    """Stop the router and model server recorded in an endpoint's directory and drop
+    their pid files; True when the router was running. Needs no emulator."""
+    records = {}
+    for name in ("endpoint.json", "router.json"):
+        try:
+            records[name] = json.loads((directory / name).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            records[name] = {}
+    router_pid = records["router.json"].get("pid")
+    running = _alive(router_pid, _ROUTER, directory.name)
+    if running:
+        _stop(router_pid)
+    server_pid = records["endpoint.json"].get("model_server_pid")
+    if _alive(server_pid, _MODEL_SERVER, str(directory)):
+        _stop(server_pid)
+    for name in records:
+        (directory / name).unlink(missing_ok=True)
+    return running
+
+
+def stop_local_endpoints(state_dir: Path) -> int:
+    """Stop every local endpoint under a state directory; returns how many were running."""
+    root = state_dir / "endpoints"
+    if not root.is_dir():
+        return 0
+    return sum(stop_endpoint_processes(path) for path in sorted(root.iterdir()) if path.is_dir())

@@ -1,0 +1,161 @@
+"""Registered model versions in the emulator, made the way the pipeline makes them:
+real training on the sample data, the real code bundle, real reports."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipelines.code_package import package_code, upload_code
+from pipelines.definition import TRAINING_DIR
+from pipelines.infra_config import InfraConfig
+from pipelines.registry import APPROVED, ModelVersion, Registry
+from pipelines.settings import PROJECT_ROOT
+
+ACCOUNT = "123456789012"
+CONFIG = InfraConfig(
+    region="us-east-1",
+    account_id=ACCOUNT,
+    environment="test",
+    name_prefix="serving",
+    bucket_name="serving-tests",
+    bucket_arn="arn:aws:s3:::serving-tests",
+    execution_role_arn=f"arn:aws:iam::{ACCOUNT}:role/serving-tests",
+    model_package_group_name="serving-models",
+    model_package_group_arn=f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package-group/serving-models",
+    pipeline_name="serving-pipeline",
+)
+SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
+IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+EXECUTION = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:pipeline/p/execution/exec"
+
+
+def run_script(name: str, *args: str) -> None:
+    subprocess.run(
+        [sys.executable, str(TRAINING_DIR / name), *args], check=True, capture_output=True
+    )
+
+
+@pytest.fixture(scope="session")
+def splits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("splits")
+    run_script(
+        "preprocess.py",
+        f"--input-dir={SAMPLE.parent}",
+        f"--input-file={SAMPLE.name}",
+        f"--output-dir={out}",
+        "--target-column=medv",
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def register_version(
+    tmp_path_factory: pytest.TempPathFactory, emulator_connection, splits: Path
+) -> Callable[..., ModelVersion]:
+    """Train a model with ``n_estimators`` trees and register it; returns the version."""
+    s3 = emulator_connection.client("s3")
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=CONFIG.bucket_name)
+    sagemaker = emulator_connection.client("sagemaker")
+    with contextlib.suppress(sagemaker.exceptions.ClientError):
+        sagemaker.create_model_package_group(ModelPackageGroupName=CONFIG.model_package_group_name)
+    code = package_code(TRAINING_DIR)
+    upload_code(code, s3, CONFIG.bucket_name, CONFIG.pipeline_name)
+    baseline_key = "reports/baseline.json"
+    s3.put_object(
+        Bucket=CONFIG.bucket_name,
+        Key=baseline_key,
+        Body=(splits / "baseline" / "baseline.json").read_bytes(),
+    )
+
+    def register(n_estimators: int = 10, approve: bool = True) -> ModelVersion:
+        work = tmp_path_factory.mktemp(f"model-{n_estimators}")
+        run_script(
+            "train.py",
+            f"--train={splits / 'train'}",
+            f"--validation={splits / 'validation'}",
+            f"--model-dir={work / 'model'}",
+            f"--output-data-dir={work / 'output'}",
+            "--n_estimators",
+            str(n_estimators),
+        )
+        run_script(
+            "evaluate.py",
+            f"--model-dir={work / 'model'}",
+            f"--test-dir={splits / 'test'}",
+            f"--output-dir={work / 'evaluation'}",
+        )
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+            for path in sorted((work / "model").iterdir()):
+                tar.add(path, arcname=path.name)
+        model_key = f"models/{n_estimators}/model.tar.gz"
+        report_key = f"reports/{n_estimators}/evaluation.json"
+        s3.put_object(Bucket=CONFIG.bucket_name, Key=model_key, Body=archive.getvalue())
+        s3.put_object(
+            Bucket=CONFIG.bucket_name,
+            Key=report_key,
+            Body=(work / "evaluation" / "evaluation.json").read_bytes(),
+        )
+        arn = sagemaker.create_model_package(
+            ModelPackageGroupName=CONFIG.model_package_group_name,
+            ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification={
+                "Containers": [
+                    {
+                        "Image": IMAGE,
+                        "ModelDataUrl": f"s3://{CONFIG.bucket_name}/{model_key}",
+                        "Environment": {
+                            "SAGEMAKER_PROGRAM": "inference.py",
+                            "SAGEMAKER_SUBMIT_DIRECTORY": code.s3_uri(
+                                CONFIG.bucket_name, CONFIG.pipeline_name
+                            ),
+                        },
+                    }
+                ],
+                "SupportedContentTypes": ["text/csv", "application/json"],
+                "SupportedResponseMIMETypes": ["text/csv", "application/json"],
+            },
+            ModelMetrics={
+                "ModelQuality": {
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": f"s3://{CONFIG.bucket_name}/{report_key}",
+                    }
+                },
+                "ModelDataQuality": {
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": f"s3://{CONFIG.bucket_name}/{baseline_key}",
+                    }
+                },
+            },
+            MetadataProperties={
+                "GeneratedBy": f"{EXECUTION}{n_estimators}",
+                "CommitId": "0123456789abcdef",
+            },
+        )["ModelPackageArn"]
+        registry = Registry(emulator_connection, CONFIG.model_package_group_name)
+        version = registry.describe(arn)
+        if approve:
+            version = registry.set_status(version.version, APPROVED, "tests", "pytest")
+        return version
+
+    return register
+
+
+def read_jsonl(s3, bucket: str, prefix: str) -> list[dict]:
+    records = []
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+        body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
+        records += [json.loads(line) for line in body.splitlines() if line]
+    return records
