@@ -176,30 +176,39 @@ class LocalEndpoint:
         model_dir, code_dir = self._materialize(version, release)
         program = version.environment.get("SAGEMAKER_PROGRAM", "inference.py")
         previous = self._state()
+        self._check_port_is_ours()
 
         server_pid, server_port = self._start_model_server(
             release, model_dir, code_dir, program, timeout
         )
-        code, _ = _get(f"http://{LOOPBACK}:{server_port}/ping")
-        if code != 200:
-            _stop(server_pid)
-            raise MlopsError(
-                f"The new model server failed its health check (/ping answered {code})."
+        # Until the router serves the new version, a failure leaves the previous one
+        # serving and no new process behind.
+        try:
+            code, _ = _get(f"http://{LOOPBACK}:{server_port}/ping")
+            if code != 200:
+                raise MlopsError(
+                    f"The new model server failed its health check (/ping answered {code})."
+                )
+            self._ensure_router(timeout)
+            _write_json_atomically(
+                self.state_file,
+                {
+                    "upstream_port": server_port,
+                    "model_server_pid": server_pid,
+                    "version": version.version,
+                    "package_arn": version.arn,
+                    "release": str(release),
+                    "deployed_at": time.time(),
+                },
             )
-
-        self._ensure_router(timeout)
-        _write_json_atomically(
-            self.state_file,
-            {
-                "upstream_port": server_port,
-                "model_server_pid": server_pid,
-                "version": version.version,
-                "package_arn": version.arn,
-                "release": str(release),
-                "deployed_at": time.time(),
-            },
-        )
-        self._wait_for_version(version.version, timeout)
+            self._wait_for_version(version.version, timeout)
+        except BaseException:
+            if previous:
+                _write_json_atomically(self.state_file, previous)
+            else:
+                self.state_file.unlink(missing_ok=True)
+            _stop(server_pid)
+            raise
         old_pid = previous.get("model_server_pid")
         if old_pid and old_pid != server_pid:
             time.sleep(_DRAIN_SECONDS)  # requests routed just before the switch get through
@@ -266,15 +275,19 @@ class LocalEndpoint:
         _stop(process.pid)
         raise MlopsError(f"The model server did not start within {timeout:.0f} s.")
 
-    def _ensure_router(self, timeout: float) -> None:
-        router = self._router()
-        if _alive(router.get("pid"), _ROUTER, self.name):
+    def _check_port_is_ours(self) -> None:
+        if _alive(self._router().get("pid"), _ROUTER, self.name):
             return
         if _port_in_use(self.port):
             raise MlopsError(
                 f"Port {self.port} on {LOOPBACK} is already in use by another program. Choose "
                 "another with MLOPS_ENDPOINT_PORT (or mlops.endpoint.port in invoke.yaml)."
             )
+
+    def _ensure_router(self, timeout: float) -> None:
+        if _alive(self._router().get("pid"), _ROUTER, self.name):
+            return
+        self._check_port_is_ours()
         self.dir.mkdir(parents=True, exist_ok=True)
         with (self.dir / "router.log").open("ab") as log:
             process = subprocess.Popen(

@@ -247,7 +247,40 @@ def test_a_port_taken_by_another_program_is_reported(
         )
         with pytest.raises(MlopsError, match="already in use by another program"):
             endpoint.deploy(register_version(10))
+        assert model_servers_under(tmp_path) == []
         endpoint.down()
+
+
+def model_servers_under(directory) -> list[int]:
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if "pipelines.serving.model_server" in " ".join(p.info["cmdline"] or [])
+        and str(directory) in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+def test_a_failed_switch_keeps_the_previous_version_and_stops_the_new_server(
+    endpoint, register_version, tmp_path, monkeypatch
+):
+    first = endpoint.deploy(register_version(10))
+
+    def never_switches(version: int, timeout: float) -> None:
+        raise MlopsError(f"The endpoint did not switch to version {version}")
+
+    monkeypatch.setattr(endpoint, "_wait_for_version", never_switches)
+    second = register_version(12)
+    with pytest.raises(MlopsError, match="did not switch"):
+        endpoint.deploy(second)
+    assert model_servers_under(tmp_path) == [first.model_server_pid]
+    status = endpoint.status()
+    assert status.running
+    assert status.version == first.version
+    code, headers, _ = call(
+        endpoint.port, "POST", "/invocations", ROW.encode(), {"Content-Type": "text/csv"}
+    )
+    assert code == 200
+    assert headers["X-Mlops-Model-Version"] == str(first.version)
 
 
 def test_only_approved_versions_are_deployable(register_version, emulator_connection):
