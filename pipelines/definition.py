@@ -83,9 +83,10 @@ def default_input_data_uri(config: InfraConfig) -> str:
     return f"s3://{config.bucket_name}/datasets/sample/boston_housing.csv"
 
 
-def build_parameters(config: InfraConfig) -> PipelineParameters:
+def build_parameters(input_data_uri: str) -> PipelineParameters:
+    """The parameters; only the input's default depends on the infrastructure."""
     return PipelineParameters(
-        input_data=ParameterString("InputDataUrl", default_value=default_input_data_uri(config)),
+        input_data=ParameterString("InputDataUrl", default_value=input_data_uri),
         target_column=ParameterString("TargetColumn", default_value="medv"),
         # Empty: every column except the target.
         feature_columns=ParameterString("FeatureColumns", default_value=""),
@@ -359,7 +360,7 @@ def get_pipeline(
 ) -> Pipeline:
     """The pipeline for this infrastructure; makes no AWS call."""
     code = code or package_code(training_dir)
-    params = build_parameters(config)
+    params = build_parameters(default_input_data_uri(config))
     preprocess = build_preprocess_step(config, session, params, code)
     train = build_train_step(
         config, session, params, code, preprocess, metric_definitions(training_dir)

@@ -44,20 +44,6 @@ if TYPE_CHECKING:
 
 INPUT_PARAMETER = "InputDataUrl"
 COMMIT_PARAMETER = "GitCommit"
-# Parameter names and types do not depend on the infrastructure; this stands in for
-# the real outputs when overrides are checked before anything else runs.
-_TEMPLATE_CONFIG = InfraConfig(
-    region="us-east-1",
-    account_id="000000000000",
-    environment="check",
-    name_prefix="check",
-    bucket_name="check",
-    bucket_arn="arn:aws:s3:::check",
-    execution_role_arn="arn:aws:iam::000000000000:role/check",
-    model_package_group_name="check",
-    model_package_group_arn="arn:aws:sagemaker:us-east-1:000000000000:model-package-group/check",
-    pipeline_name="check",
-)
 
 
 @dataclass(frozen=True)
@@ -83,7 +69,7 @@ def check_overrides(pairs: list[str], data: str | None) -> dict[str, str]:
     template = {
         "Parameters": [
             {"Name": p.name, "Type": p.parameter_type.value, "DefaultValue": p.default_value}
-            for p in build_parameters(_TEMPLATE_CONFIG).as_list()
+            for p in build_parameters(input_data_uri="").as_list()
         ]
     }
     resolve_parameters(template, overrides)
