@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from pipelines.settings import PROJECT_ROOT
@@ -24,3 +27,30 @@ def project_copy(destination: Path) -> Path:
         ignore=shutil.ignore_patterns(".terraform", "backend_override.tf.json", "*.tfstate*"),
     )
     return destination
+
+
+def invoke_task(
+    *args: str, state_dir: Path, port: int, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a task as a user would, in its own process, against the given state
+    directory and emulator port."""
+    env = {
+        **os.environ,
+        "MLOPS_STATE_DIR": str(state_dir),
+        "MLOPS_EMULATOR_PORT": str(port),
+        "COLUMNS": "200",
+        **(extra_env or {}),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+    )
+    # Rich wraps long lines; tests read the text with single spaces.
+    result.stdout = " ".join(result.stdout.split())
+    result.stderr = " ".join(result.stderr.split())
+    return result

@@ -5,32 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from pipelines.emulator import Emulator
 from pipelines.settings import PROJECT_ROOT
-from tests.support import free_port
-
-
-def invoke(*args: str, state_dir: Path, port: int, extra_env: dict[str, str] | None = None):
-    env = {
-        **os.environ,
-        "MLOPS_STATE_DIR": str(state_dir),
-        "MLOPS_EMULATOR_PORT": str(port),
-        "COLUMNS": "200",
-        **(extra_env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-    )
+from tests.support import free_port, invoke_task
 
 
 @pytest.fixture
@@ -40,7 +20,7 @@ def state(tmp_path):
 
 def test_emulator_status_exits_non_zero_when_stopped(state):
     state_dir, port = state
-    result = invoke("emulator-status", state_dir=state_dir, port=port)
+    result = invoke_task("emulator-status", state_dir=state_dir, port=port)
     assert result.returncode == 3
     assert "not running" in result.stdout
 
@@ -48,20 +28,20 @@ def test_emulator_status_exits_non_zero_when_stopped(state):
 def test_emulator_up_status_down_round_trip(state):
     state_dir, port = state
     try:
-        up = invoke("emulator-up", state_dir=state_dir, port=port)
+        up = invoke_task("emulator-up", state_dir=state_dir, port=port)
         assert up.returncode == 0, up.stderr
         assert f"https://127.0.0.1:{port}" in up.stdout
-        status = invoke("emulator-status", state_dir=state_dir, port=port)
+        status = invoke_task("emulator-status", state_dir=state_dir, port=port)
         assert status.returncode == 0
         assert "running (pid" in status.stdout
     finally:
-        down = invoke("emulator-down", state_dir=state_dir, port=port)
+        down = invoke_task("emulator-down", state_dir=state_dir, port=port)
     assert "Emulator stopped." in down.stdout
 
 
 def test_infra_outputs_without_a_running_emulator_says_how_to_start_it(state):
     state_dir, port = state
-    result = invoke("infra-outputs", "--json", state_dir=state_dir, port=port)
+    result = invoke_task("infra-outputs", "--json", state_dir=state_dir, port=port)
     assert result.returncode == 1
     assert "emulator is not running" in result.stderr
     assert "invoke emulator-up" in result.stderr
@@ -97,7 +77,7 @@ def test_aws_target_without_credentials_fails_before_touching_anything(state, ta
 
 def test_unknown_target_is_rejected(state):
     state_dir, port = state
-    result = invoke("plan", "--target", "gcp", state_dir=state_dir, port=port)
+    result = invoke_task("plan", "--target", "gcp", state_dir=state_dir, port=port)
     assert result.returncode == 1
     assert "Unknown target 'gcp'" in result.stderr
 
@@ -107,7 +87,7 @@ def test_destroy_asks_for_confirmation_and_changes_nothing_without_it(state):
     emulator = Emulator(state_dir / "emulator", port)
     info, _ = emulator.start()
     try:
-        result = invoke("destroy", state_dir=state_dir, port=port)
+        result = invoke_task("destroy", state_dir=state_dir, port=port)
         assert result.returncode == 1
         assert "pass --yes" in result.stderr
         assert emulator.status().running
@@ -121,7 +101,7 @@ def test_destroy_with_the_emulator_down_only_clears_stale_state(state):
     stale = state_dir / "terraform" / "local" / "terraform.tfstate"
     stale.parent.mkdir(parents=True)
     stale.write_text("{}")
-    result = invoke("destroy", "--yes", state_dir=state_dir, port=port)
+    result = invoke_task("destroy", "--yes", state_dir=state_dir, port=port)
     assert result.returncode == 0
     assert "already gone; local state cleared" in result.stdout
     assert not stale.exists()

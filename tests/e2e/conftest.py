@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +14,8 @@ from pipelines import deploy, infra, run
 from pipelines.backends.local import LocalBackend
 from pipelines.backends.records import Execution
 from pipelines.infra_config import InfraConfig
-from pipelines.settings import PROJECT_ROOT, Settings
-from tests.support import free_port
+from pipelines.settings import Settings
+from tests.support import free_port, invoke_task
 
 
 @dataclass
@@ -44,39 +43,12 @@ class LocalStack:
         return {s.name: s for s in self.backend.steps(execution.execution_id)}
 
     def invoke(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return invoke(
+        return invoke_task(
             *args,
             state_dir=self.settings.state_dir,
             port=self.settings.emulator_port,
-            endpoint_port=self.settings.endpoint_port,
+            extra_env={"MLOPS_ENDPOINT_PORT": str(self.settings.endpoint_port)},
         )
-
-
-def invoke(
-    *args: str, state_dir: Path, port: int, endpoint_port: int | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run a task as a user would, against the given state directory and ports."""
-    env = {
-        **os.environ,
-        "MLOPS_STATE_DIR": str(state_dir),
-        "MLOPS_EMULATOR_PORT": str(port),
-        "COLUMNS": "200",
-    }
-    if endpoint_port is not None:
-        env["MLOPS_ENDPOINT_PORT"] = str(endpoint_port)
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=600,
-    )
-    # Rich wraps long lines; tests read the text with single spaces.
-    result.stdout = " ".join(result.stdout.split())
-    result.stderr = " ".join(result.stderr.split())
-    return result
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,7 @@ from pipelines import run
 from pipelines.errors import MlopsError
 from pipelines.executor.s3io import parse_s3_uri
 from pipelines.settings import PROJECT_ROOT
-from tests.e2e.conftest import invoke
-from tests.support import free_port
+from tests.support import free_port, invoke_task
 
 pytestmark = pytest.mark.e2e
 
@@ -204,7 +203,7 @@ def test_executions_and_execution_show_report_the_runs(local_stack):
 
 
 def test_retry_is_refused_clearly_when_the_emulator_is_down(tmp_path):
-    result = invoke("pipeline-retry", state_dir=tmp_path, port=free_port())
+    result = invoke_task("pipeline-retry", state_dir=tmp_path, port=free_port())
     assert result.returncode == 1
     assert "The local AWS emulator is not running" in result.stderr
     assert "invoke emulator-up" in result.stderr
