@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from pipelines.plan_review import (
     summarize_checkov,
     summarize_plan,
 )
-from pipelines.settings import Settings
+from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.targets import AwsConnection, Deployment, emulator_process_env
 from pipelines.terraform import (
     TerraformStack,
@@ -185,16 +184,30 @@ def review_plan(stack: Stack, directory: Path | None = None) -> PlanReview:
     return PlanReview(directory=directory, summary=summary, checkov=checkov)
 
 
+CHECKOV_PROJECT = PROJECT_ROOT / "tools" / "checkov"
+
+
+def checkov_command(project: Path = CHECKOV_PROJECT) -> list[str] | None:
+    """The command that runs checkov from its own locked tool environment.
+
+    checkov pins boto3 exactly, so it cannot share the project's environment: uv
+    builds `tools/checkov/.venv` from `tools/checkov/uv.lock` on first use (a few
+    seconds from a warm cache) and reuses it afterwards."""
+    try:
+        from uv import find_uv_bin
+    except ImportError:  # pragma: no cover - uv is a project dependency
+        return None
+    return [find_uv_bin(), "run", "--project", str(project), "--locked", "--quiet", "checkov"]
+
+
 def run_checkov_on_plan(plan_json: Path, report: Path, code_dir: Path) -> CheckovSummary:
     """checkov on the plan, honouring the justified inline skips in the code."""
-    # Prefer the checkov installed beside this interpreter (the project's venv).
-    beside = Path(sys.executable).parent / "checkov"
-    binary = str(beside) if beside.is_file() else shutil.which("checkov")
-    if binary is None:
-        return CheckovSummary(0, 0, 0, error="checkov is not installed (pip install -e '.[dev]')")
+    command = checkov_command()
+    if command is None:
+        return CheckovSummary(0, 0, 0, error="uv is not installed (uv sync --locked)")
     result = subprocess.run(
         [
-            binary,
+            *command,
             "--file",
             str(plan_json),
             "--framework",
