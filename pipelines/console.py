@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import sys
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TextIO
 
 from invoke.exceptions import Exit
 from rich.console import Console
@@ -13,8 +15,30 @@ from rich.table import Table
 
 from pipelines.errors import MlopsError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Width of output that goes to a file or a pipe (CI logs, `| tee`), where rich would
+# otherwise assume 80 columns and cut table cells ("durati…", "172 M…").
+PIPE_WIDTH = 200
+
+
+def output_width(stream: TextIO, environ: Mapping[str, str] = os.environ) -> int | None:
+    """The width to render at: the terminal's own (None lets rich ask it), COLUMNS when
+    set, and a width that fits our tables and URIs on one line when not a terminal."""
+    if "COLUMNS" in environ:
+        return None
+    try:
+        is_terminal = stream.isatty()
+    except (AttributeError, ValueError):
+        is_terminal = False
+    return None if is_terminal else PIPE_WIDTH
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, width=output_width(stream))
+
+
+console = make_console()
+err_console = make_console(stderr=True)
 
 _PROGRESS = re.compile(
     r"^(?P<address>\S+): (?P<event>Creating\.\.\.|Creation complete|Modifying\.\.\.|"

@@ -64,8 +64,9 @@ def steps_table(execution: Execution, steps: list[StepRun]) -> Table:
         show_header=True,
         header_style="bold",
     )
+    # fold, not ellipsis: on a narrow terminal a cell wraps rather than losing its end.
     for column in ("step", "type", "status", "duration", "cache", "memory"):
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, overflow="fold")
     by_name = {step.name: step for step in steps}
     names = [name for name, _ in step_order(execution)] or [s.name for s in steps]
     types = dict(step_order(execution))
@@ -232,7 +233,7 @@ def versions_table(versions: list[Any], metrics: dict[int, dict[str, float]]) ->
     names = sorted({name for values in metrics.values() for name in values})
     table = Table(header_style="bold")
     for column in ("version", "status", "created", *names):
-        table.add_column(column, no_wrap=True, justify="right" if column in names else "left")
+        table.add_column(column, overflow="fold", justify="right" if column in names else "left")
     for column in ("execution", "commit", "note"):
         table.add_column(column, overflow="fold")
     styles = {"Approved": "green", "Rejected": "red", "PendingManualApproval": "yellow"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -181,3 +182,56 @@ def test_report_metrics_pairs_values_with_their_spread_and_skips_metadata():
         ("regression_metrics.mse", "8.8000 ± 2.3000"),
         ("regression_metrics.r2", "0.8700"),
     ]
+
+
+def _long_run() -> tuple[Execution, list[StepRun]]:
+    # The real pipeline's step names, whose table was cut at 80 columns in a CI log.
+    names = [
+        ("PreprocessData", "Processing"),
+        ("TrainModel", "Training"),
+        ("EvaluateModel", "Processing"),
+        ("CheckModelQuality", "Condition"),
+        ("Register-RegisterModel", "RegisterModel"),
+        ("QualityGateFailed", "Fail"),
+    ]
+    definition = json.dumps(
+        {"Steps": [{"Name": name, "Type": kind, "Arguments": {}} for name, kind in names]}
+    )
+    steps = [
+        step(name, kind, "Succeeded", peak_memory_bytes=180 * 2**20) for name, kind in names[:5]
+    ]
+    return dataclasses.replace(execution("Succeeded"), definition=definition), steps
+
+
+@pytest.mark.parametrize("width", [200, 80])
+def test_steps_table_never_cuts_a_cell(width):
+    # A pipe gets our wide width; an 80-column terminal folds cells instead of "durati…".
+    run, steps = _long_run()
+    console = Console(record=True, width=width, color_system=None)
+    console.print(steps_table(run, steps))
+    text = console.export_text()
+    assert "…" not in text
+    cells = re.sub(r"[\u2500-\u257f\s]", "", text)
+    for word in ("duration", "memory", "RegisterModel", "180MiB"):
+        assert word in cells
+    if width == 200:
+        assert "Register-RegisterModel" in cells
+    else:  # folded onto a second line of the same row
+        assert "Register-RegisterMo" in cells
+
+
+def test_output_width_is_wide_for_pipes_and_the_terminals_own_for_terminals(tmp_path):
+    import io
+
+    from pipelines.console import PIPE_WIDTH, output_width
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert output_width(io.StringIO(), environ={}) == PIPE_WIDTH
+    assert output_width(Terminal(), environ={}) is None
+    # COLUMNS is the user's explicit choice, honoured by rich itself.
+    assert output_width(io.StringIO(), environ={"COLUMNS": "100"}) is None
+    with open(tmp_path / "log", "w") as log:
+        assert output_width(log, environ={}) == PIPE_WIDTH
