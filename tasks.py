@@ -232,9 +232,9 @@ def pipeline_run(c, target="local", env=None, param=None, data=None, wait=True, 
         overrides = run.check_overrides(param or [], data)
         settings = _settings(c)
         if deployment.is_local:
-            stack, config, provisioned = run.ensure_local_stack(settings, terraform_progress)
-            if provisioned:
-                console.print("Local infrastructure applied.")
+            stack, config, up = run.ensure_local_stack(settings, terraform_progress)
+            if up is not None:
+                console.print(f"Local infrastructure applied: {up.timing()}.")
         else:
             # Credentials are verified here, before anything is uploaded.
             stack = infra.open_stack(settings, deployment)

@@ -55,6 +55,11 @@ class UpResult:
     outputs: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
 
+    def timing(self) -> str:
+        """``"12.3 s (init 1.2 s, plan 5.0 s, apply 6.1 s)"``"""
+        parts = ", ".join(f"{name} {value:.1f} s" for name, value in self.seconds.items())
+        return f"{sum(self.seconds.values()):.1f} s ({parts})"
+
 
 def emulator_for(settings: Settings) -> Emulator:
     return Emulator(settings.emulator_dir, settings.emulator_port)

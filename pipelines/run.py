@@ -96,20 +96,21 @@ def open_target(
 
 def ensure_local_stack(
     settings: Settings, on_output: Callable[[str], None] | None = None
-) -> tuple[infra.Stack, InfraConfig, bool]:
-    """The local stack, applied; returns whether infra-up had to run."""
+) -> tuple[infra.Stack, InfraConfig, infra.UpResult | None]:
+    """The local stack, applied; the third item is infra-up's result when it had to
+    run (with its timings), None when the stack was already up."""
     deployment = Deployment.parse("local")
     if infra.emulator_for(settings).status().running:
         stack = infra.open_stack(settings, deployment)
         try:
             config = infra.read_infra_config(stack)
             stack.connection.client("s3").head_bucket(Bucket=config.bucket_name)
-            return stack, config, False
+            return stack, config, None
         except (MlopsError, ClientError, BotoCoreError):
             pass  # not applied yet, or applied to an emulator that has since restarted
     stack = infra.open_stack(settings, deployment, start_emulator=True, on_output=on_output)
     result = infra.infra_up(stack)
-    return stack, InfraConfig.from_outputs(result.outputs), True
+    return stack, InfraConfig.from_outputs(result.outputs), result
 
 
 def prepare_run(
