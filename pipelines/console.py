@@ -43,6 +43,7 @@ err_console = make_console(stderr=True)
 _PROGRESS = re.compile(
     r"^(?P<address>\S+): (?P<event>Creating\.\.\.|Creation complete|Modifying\.\.\.|"
     r"Modifications complete|Destroying\.\.\.|Destruction complete|Still \w+\.\.\.)"
+    r"(?: after (?P<after>\w+))?"
 )
 
 
@@ -63,7 +64,9 @@ def terraform_progress(line: str) -> None:
     """Echo Terraform's per-resource progress lines, dimmed; drop the rest."""
     match = _PROGRESS.match(line.strip())
     if match:
-        console.print(f"  [dim]{match['address']}: {match['event']}[/]")
+        # "after 55s" is each resource's share of an apply: keep it.
+        after = f" after {match['after']}" if match["after"] else ""
+        console.print(f"  [dim]{match['address']}: {match['event']}{after}[/]")
 
 
 def key_value_table(title: str, values: Mapping[str, Any]) -> Table:
