@@ -27,6 +27,19 @@ FAKE_AWS_ENV = {
 _REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
 
 
+# Fixtures that start a real server (the emulator, and everything built on it). A test
+# that uses one, directly or through another fixture, is in the `server` tier; the
+# rest is the fast tier: `python -m pytest -m "not server"`.
+SERVER_FIXTURES = frozenset({"emulator", "emulator_connection", "local_stack"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SERVER_FIXTURES or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.server)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Session fixtures start before any function-scoped fixture can patch the
     # environment, so the fake identity is installed for the whole process here.

@@ -12,6 +12,9 @@ from pipelines.emulator import Emulator
 from pipelines.settings import PROJECT_ROOT
 from tests.support import free_port, invoke_task
 
+# Each test starts `invoke` in a process of its own (and some start the emulator).
+pytestmark = pytest.mark.server
+
 
 @pytest.fixture
 def state(tmp_path):
