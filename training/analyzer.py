@@ -467,7 +467,12 @@ def suggest_regression_constraints(statistics: Json) -> Json:
     return {"version": 0.0, "regression_constraints": constraints}
 
 
-def check_model_quality(current: Json, constraints: Json) -> list[Violation]:
+def check_model_quality(
+    current: Json, constraints: Json, baseline: Json | None = None
+) -> list[Violation]:
+    """A metric on the wrong side of its threshold is a violation; the message names the
+    metric, its value, the threshold and (given the baseline's statistics) the baseline's value."""
+    base_metrics = (baseline or {}).get("regression_metrics", {})
     violations: list[Violation] = []
     for name, rule in constraints.get("regression_constraints", {}).items():
         entry = current["regression_metrics"].get(name)
@@ -476,12 +481,14 @@ def check_model_quality(current: Json, constraints: Json) -> list[Violation]:
         value, threshold, operator = entry["value"], rule["threshold"], rule["comparison_operator"]
         worse = value < threshold if operator == "LessThanThreshold" else value > threshold
         if worse:
+            base = base_metrics.get(name, {}).get("value")
+            against = f" (baseline {base:.6g})" if base is not None else ""
             violations.append(
                 {
                     "constraint_check_type": operator,
                     "metric_name": name,
                     "description": f"Metric {name} with {value:.6g} was {operator} "
-                    f"'{threshold:.6g}' (the baseline's threshold).",
+                    f"'{threshold:.6g}'{against}.",
                 }
             )
     return violations

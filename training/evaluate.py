@@ -15,6 +15,10 @@ safely into a temporary folder) and the test CSV(s) written by preprocess.py, an
       "metadata": {"test_rows": int, "target": str, "features": [...], ...}
     }
 
+With ``--predictions-dir``, also ``<predictions-dir>/predictions.csv``: one row per test row,
+columns ``prediction`` and ``label`` (with a header), the dataset a model-quality check
+(``ModelQualityCheckConfig``, inference and ground-truth attributes) reads.
+
 ``value`` is the metric on the whole test split. ``standard_deviation`` is the standard
 deviation of the same metric over ``--bootstrap-samples`` bootstrap resamples of the test rows
 (seeded, so reproducible): an estimate of the metric's standard error, computed the same way for
@@ -46,6 +50,7 @@ MODEL_FILE_NAME = "model.joblib"
 METADATA_FILE_NAME = "model_metadata.json"
 MODEL_ARCHIVE_NAME = "model.tar.gz"
 EVALUATION_FILE_NAME = "evaluation.json"
+PREDICTIONS_FILE_NAME = "predictions.csv"
 METRIC_NAMES = ("mse", "rmse", "mae", "r2")
 
 
@@ -325,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--target-column", default=None, help="default: from model_metadata.json, else column 1"
     )
+    parser.add_argument(
+        "--predictions-dir", default=None, help="also write predictions.csv (prediction, label)"
+    )
     parser.add_argument("--bootstrap-samples", type=int, default=200)
     parser.add_argument("--bootstrap-seed", type=int, default=42)
     return parser
@@ -351,7 +359,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         entry = report["regression_metrics"][name]
         log(f"test {name} = {entry['value']:.6g} (bootstrap std {entry['standard_deviation']:.3g})")
     log(f"wrote {output}")
+    if args.predictions_dir:
+        write_predictions(Path(args.predictions_dir) / PREDICTIONS_FILE_NAME, predictions, y)
     return report
+
+
+def write_predictions(path: Path, predictions: np.ndarray, labels: np.ndarray) -> None:
+    """The model's predictions beside the true labels, for the model-quality check."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"prediction": predictions, "label": labels}).to_csv(
+        path, index=False, float_format="%.10g"
+    )
+    log(f"wrote {path} ({len(predictions)} rows)")
 
 
 def main(argv: list[str] | None = None) -> int:

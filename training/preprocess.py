@@ -15,6 +15,10 @@ Outputs (the contract read by train.py and evaluate.py):
   comma-separated, UTF-8, ``\\n`` line endings, one header row, the target column first, then the
   feature columns in order; every value is a finite float written with Python's ``repr``.
 * ``<baseline-dir>/baseline.json``: per-column statistics of the train split, for drift checks.
+* ``<baseline-dir>/analysis_config.json`` (with ``--bias-facet``): the SageMaker Clarify analysis
+  config of the data-bias check: the target as the label, positive above
+  ``--bias-label-threshold`` (default: the train split's median), and the facet, whose values
+  above ``--bias-facet-threshold`` form the sensitive group.
 
 Running twice on the same input with the same arguments gives byte-identical outputs.
 """
@@ -43,6 +47,7 @@ DEFAULT_OUTPUT_BASE = "/opt/ml/processing"
 SPLITS = ("train", "validation", "test")
 BASELINE_DIR_NAME = "baseline"
 BASELINE_FILE_NAME = "baseline.json"
+ANALYSIS_CONFIG_FILE_NAME = "analysis_config.json"
 QUANTILES = (
     ("p01", 1.0),
     ("p05", 5.0),
@@ -669,6 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--random-state", type=int, default=42)
     parser.add_argument("--min-rows", type=int, default=20)
     parser.add_argument("--max-invalid-fraction", type=float, default=0.0)
+    parser.add_argument("--bias-facet", default=None, help="write the Clarify analysis config")
+    parser.add_argument("--bias-facet-threshold", default="", help="default 0.5")
+    parser.add_argument("--bias-label-threshold", default="", help="default: the median")
     return parser
 
 
@@ -763,7 +771,60 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = dirs["baseline"] / BASELINE_FILE_NAME
     dump_json(out, baseline)
     log(f"wrote {out}")
+    if args.bias_facet:
+        config = bias_analysis_config(
+            columns, train, args.bias_facet, args.bias_facet_threshold, args.bias_label_threshold
+        )
+        out = dirs["baseline"] / ANALYSIS_CONFIG_FILE_NAME
+        dump_json(out, config)
+        log(
+            f"wrote {out} (facet {args.bias_facet!r}, "
+            f"label above {config['label_values_or_threshold'][0]:g})"
+        )
     return baseline
+
+
+def _threshold(text: str, default: float, name: str) -> float:
+    if not str(text).strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataValidationError(f"{name} must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise DataValidationError(f"{name} must be finite, got {text!r}")
+    return value
+
+
+def bias_analysis_config(
+    columns: list[str], train: np.ndarray, facet: str, facet_threshold: str, label_threshold: str
+) -> dict[str, Any]:
+    """Clarify's analysis config for pre-training bias (the shape the SDK's DataConfig and
+    BiasConfig write): the label is the target column, the first of ``columns``."""
+    if facet not in columns[1:]:
+        raise DataValidationError(
+            f"bias facet column {facet!r} is not a feature column ({', '.join(columns[1:])}); "
+            "set the BiasFacetColumn parameter"
+        )
+    median = float(np.median(train[:, 0])) if len(train) else 0.0
+    return {
+        "dataset_type": "text/csv",
+        "headers": columns,
+        "label": columns[0],
+        "label_values_or_threshold": [
+            _threshold(label_threshold, median, "--bias-label-threshold")
+        ],
+        "facet": [
+            {
+                "name_or_index": facet,
+                "value_or_threshold": [_threshold(facet_threshold, 0.5, "--bias-facet-threshold")],
+            }
+        ],
+        "methods": {
+            "pre_training_bias": {"methods": "all"},
+            "report": {"name": "report", "title": "Analysis Report"},
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

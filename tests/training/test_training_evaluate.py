@@ -9,6 +9,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
@@ -213,3 +214,22 @@ def test_model_without_metadata_uses_test_columns(
     assert run_evaluate(evaluate, cli, model_dir, boston_splits / "test", tmp_path / "eval") == 0
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert report["metadata"]["target"] == "medv"
+
+
+def test_predictions_file_for_the_model_quality_check(
+    evaluate, cli, boston_model, boston_splits, tmp_path
+):
+    args = cli(
+        model_dir=boston_model,
+        test_dir=boston_splits / "test",
+        output_dir=tmp_path / "eval",
+        predictions_dir=tmp_path / "predictions",
+    )
+    assert evaluate.main(args) == 0
+    predictions = pd.read_csv(tmp_path / "predictions" / "predictions.csv")
+    test = pd.read_csv(boston_splits / "test" / "test.csv")
+    assert list(predictions.columns) == ["prediction", "label"]
+    assert predictions["label"].tolist() == pytest.approx(test["medv"].tolist())
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    rmse = float(((predictions["prediction"] - predictions["label"]) ** 2).mean() ** 0.5)
+    assert report["regression_metrics"]["rmse"]["value"] == pytest.approx(rmse, rel=1e-6)

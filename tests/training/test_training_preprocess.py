@@ -588,3 +588,27 @@ def test_chunked_writing_gives_identical_bytes(
     assert rc == 0
     for rel in ("train/train.csv", "validation/validation.csv", "test/test.csv"):
         assert (tmp_path / rel).read_bytes() == (boston_splits / rel).read_bytes()
+
+
+def test_bias_analysis_config_uses_the_target_and_the_train_median(
+    preprocess, cli, boston_csv, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    args = cli(input_dir=boston_csv.parent, output_dir=out, target_column="medv")
+    assert preprocess.main([*args, "--bias-facet=chas", "--bias-label-threshold="]) == 0
+    config = json.loads((out / "baseline" / "analysis_config.json").read_text())
+    train = read_csv(out / "train" / "train.csv")
+    medv = sorted(float(row[0]) for row in train[1:])
+    middle = len(medv) // 2
+    median = medv[middle] if len(medv) % 2 else (medv[middle - 1] + medv[middle]) / 2
+    assert config["label"] == "medv"
+    assert config["headers"] == train[0]
+    assert config["label_values_or_threshold"] == [pytest.approx(median)]
+    assert config["facet"] == [{"name_or_index": "chas", "value_or_threshold": [0.5]}]
+    assert config["methods"]["pre_training_bias"] == {"methods": "all"}
+    # An explicit threshold wins, and a facet that is not a feature is refused clearly.
+    assert preprocess.main([*args, "--bias-facet=chas", "--bias-label-threshold=30"]) == 0
+    config = json.loads((out / "baseline" / "analysis_config.json").read_text())
+    assert config["label_values_or_threshold"] == [30.0]
+    assert preprocess.main([*args, "--bias-facet=river"]) == 2
+    assert "bias facet column 'river' is not a feature column" in capsys.readouterr().err
