@@ -1,4 +1,5 @@
-"""The SageMaker pipeline: preprocess → train → evaluate → quality gate → register | fail.
+"""The SageMaker pipeline: preprocess → data checks → train → evaluate → quality gates →
+register | fail.
 
 ``get_pipeline(config, session)`` builds it from the Terraform outputs without any
 AWS call; ``definition_json`` gives the exact bytes that upsert sends to SageMaker
@@ -21,22 +22,37 @@ from pipelines.sdk import DefinitionSession, definition_session
 from pipelines.settings import PROJECT_ROOT
 
 from sagemaker import image_uris  # isort: skip  (after pipelines.sdk tames the SDK)
+from sagemaker.clarify import BiasConfig, DataConfig
+from sagemaker.drift_check_baselines import DriftCheckBaselines
 from sagemaker.inputs import TrainingInput
 from sagemaker.metadata_properties import MetadataProperties
 from sagemaker.model import Model
 from sagemaker.model_metrics import MetricsSource, ModelMetrics
+from sagemaker.model_monitor import DatasetFormat
 from sagemaker.processing import ProcessingInput, ProcessingOutput
 from sagemaker.sklearn.estimator import SKLearn
 from sagemaker.sklearn.processing import SKLearnProcessor
+from sagemaker.workflow.check_job_config import CheckJobConfig
+from sagemaker.workflow.clarify_check_step import ClarifyCheckStep, DataBiasCheckConfig
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
 from sagemaker.workflow.execution_variables import ExecutionVariables
 from sagemaker.workflow.fail_step import FailStep
 from sagemaker.workflow.functions import Join, JsonGet
 from sagemaker.workflow.model_step import ModelStep
-from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+from sagemaker.workflow.parameters import (
+    ParameterBoolean,
+    ParameterFloat,
+    ParameterInteger,
+    ParameterString,
+)
 from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.properties import PropertyFile
+from sagemaker.workflow.quality_check_step import (
+    DataQualityCheckConfig,
+    ModelQualityCheckConfig,
+    QualityCheckStep,
+)
 from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
 
 FRAMEWORK_VERSION = "1.2-1"
@@ -50,6 +66,9 @@ EVALUATE_STEP = "EvaluateModel"
 QUALITY_GATE_STEP = "CheckModelQuality"
 REGISTER_STEP = "Register"  # the SDK's ModelStep renders it as "Register-RegisterModel"
 FAIL_STEP = "QualityGateFailed"
+DATA_QUALITY_STEP = "CheckDataQuality"
+DATA_BIAS_STEP = "CheckDataBias"
+MODEL_QUALITY_STEP = "CheckModelQualityBaseline"
 
 EVALUATION_REPORT = "EvaluationReport"
 QUALITY_METRIC_PATH = "regression_metrics.r2.value"
@@ -74,6 +93,15 @@ class PipelineParameters:
     min_test_r2: ParameterFloat
     model_approval_status: ParameterString
     git_commit: ParameterString
+    bias_facet_column: ParameterString
+    bias_facet_threshold: ParameterFloat
+    bias_label_threshold: ParameterString
+    skip_data_quality_check: ParameterBoolean
+    register_new_data_quality_baseline: ParameterBoolean
+    skip_data_bias_check: ParameterBoolean
+    register_new_data_bias_baseline: ParameterBoolean
+    skip_model_quality_check: ParameterBoolean
+    register_new_model_quality_baseline: ParameterBoolean
 
     def as_list(self) -> list[Any]:
         return list(vars(self).values())
@@ -106,6 +134,26 @@ def build_parameters(input_data_uri: str) -> PipelineParameters:
         ),
         # Set by pipeline-run: which code a registered model came from, in the registry.
         git_commit=ParameterString("GitCommit", default_value="unknown"),
+        # The data-bias check: rows whose facet is above its threshold form the sensitive
+        # group; the positive outcome is a target above the label threshold (empty: the
+        # train split's median).
+        bias_facet_column=ParameterString("BiasFacetColumn", default_value="chas"),
+        bias_facet_threshold=ParameterFloat("BiasFacetThreshold", default_value=0.5),
+        bias_label_threshold=ParameterString("BiasLabelThreshold", default_value=""),
+        # The check steps' switches, as the SDK names them: skip a check, or accept the
+        # newly calculated baseline (an intended shift) instead of the approved version's.
+        skip_data_quality_check=ParameterBoolean("SkipDataQualityCheck", default_value=False),
+        register_new_data_quality_baseline=ParameterBoolean(
+            "RegisterNewDataQualityBaseline", default_value=False
+        ),
+        skip_data_bias_check=ParameterBoolean("SkipDataBiasCheck", default_value=False),
+        register_new_data_bias_baseline=ParameterBoolean(
+            "RegisterNewDataBiasBaseline", default_value=False
+        ),
+        skip_model_quality_check=ParameterBoolean("SkipModelQualityCheck", default_value=False),
+        register_new_model_quality_baseline=ParameterBoolean(
+            "RegisterNewModelQualityBaseline", default_value=False
+        ),
     )
 
 
@@ -160,9 +208,139 @@ def build_preprocess_step(
             _flag("target-column", params.target_column),
             _flag("feature-columns", params.feature_columns),
             _flag("random-state", params.random_state),
+            _flag("bias-facet", params.bias_facet_column),
+            _flag("bias-facet-threshold", params.bias_facet_threshold),
+            _flag("bias-label-threshold", params.bias_label_threshold),
         ],
     )
     return ProcessingStep(name=PREPROCESS_STEP, step_args=step_args, cache_config=CACHE)
+
+
+def _check_job_config(
+    config: InfraConfig, session: DefinitionSession, params: PipelineParameters
+) -> CheckJobConfig:
+    return CheckJobConfig(
+        role=config.execution_role_arn,
+        instance_count=1,
+        instance_type=params.processing_instance_type,
+        volume_size_in_gb=30,
+        sagemaker_session=session,
+    )
+
+
+def _joined(*values: Any) -> Join:
+    return Join(on="/", values=list(values))
+
+
+def build_data_quality_step(
+    config: InfraConfig,
+    session: DefinitionSession,
+    params: PipelineParameters,
+    preprocess: ProcessingStep,
+) -> QualityCheckStep:
+    """Model Monitor's data-quality baseline of the training split, checked against the
+    latest Approved version's (SageMaker looks it up in the group) before training."""
+    train_uri = preprocess.properties.ProcessingOutputConfig.Outputs["train"].S3Output.S3Uri
+    return QualityCheckStep(
+        name=DATA_QUALITY_STEP,
+        quality_check_config=DataQualityCheckConfig(
+            baseline_dataset=train_uri,
+            dataset_format=DatasetFormat.csv(header=True),
+            output_s3_uri=_execution_prefix(config, DATA_QUALITY_STEP),
+        ),
+        check_job_config=_check_job_config(config, session, params),
+        skip_check=params.skip_data_quality_check,
+        register_new_baseline=params.register_new_data_quality_baseline,
+        model_package_group_name=config.model_package_group_name,
+        cache_config=CACHE,
+    )
+
+
+class ParameterizedClarifyCheckStep(ClarifyCheckStep):
+    """A ClarifyCheckStep whose analysis config is a file an earlier step wrote.
+
+    The SDK writes the analysis config while the definition is built and refuses pipeline
+    variables in it, so a facet or a label threshold could never be a parameter. The
+    Clarify job reads whatever file its ``analysis_config`` input holds, so here that input
+    points at the config preprocess.py writes from the parameters; the request is otherwise
+    the SDK's own, and valid on SageMaker.
+    """
+
+    def __init__(self, *, analysis_config_uri: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.analysis_config_uri = analysis_config_uri
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        request = super().arguments
+        for item in request["ProcessingInputs"]:
+            if item["InputName"] == "analysis_config":
+                item["S3Input"]["S3Uri"] = self.analysis_config_uri
+        return request
+
+
+def build_data_bias_step(
+    config: InfraConfig,
+    session: DefinitionSession,
+    params: PipelineParameters,
+    preprocess: ProcessingStep,
+) -> ClarifyCheckStep:
+    """Clarify's pre-training bias metrics of the training split for one facet."""
+    outputs = preprocess.properties.ProcessingOutputConfig.Outputs
+    # The SDK needs literal values to build its (replaced) config; the parameters' defaults.
+    data_config = DataConfig(
+        s3_data_input_path=outputs["train"].S3Output.S3Uri,
+        s3_output_path=_execution_prefix(config, DATA_BIAS_STEP),
+        s3_analysis_config_output_path=(
+            f"s3://{config.bucket_name}/{config.pipeline_name}/clarify/{DATA_BIAS_STEP}"
+        ),
+        label=params.target_column.default_value,
+        dataset_type="text/csv",
+    )
+    bias_config = BiasConfig(
+        label_values_or_threshold=[0.0],
+        facet_name=params.bias_facet_column.default_value,
+        facet_values_or_threshold=[params.bias_facet_threshold.default_value],
+    )
+    return ParameterizedClarifyCheckStep(
+        name=DATA_BIAS_STEP,
+        analysis_config_uri=_joined(outputs["baseline"].S3Output.S3Uri, "analysis_config.json"),
+        clarify_check_config=DataBiasCheckConfig(
+            data_config=data_config, data_bias_config=bias_config
+        ),
+        check_job_config=_check_job_config(config, session, params),
+        skip_check=params.skip_data_bias_check,
+        register_new_baseline=params.register_new_data_bias_baseline,
+        model_package_group_name=config.model_package_group_name,
+        cache_config=CACHE,
+    )
+
+
+def build_model_quality_step(
+    config: InfraConfig,
+    session: DefinitionSession,
+    params: PipelineParameters,
+    evaluate: ProcessingStep,
+) -> QualityCheckStep:
+    """The champion check: the candidate's test-split metrics against the latest Approved
+    version's model-quality baseline."""
+    predictions = evaluate.properties.ProcessingOutputConfig.Outputs["predictions"].S3Output.S3Uri
+    return QualityCheckStep(
+        name=MODEL_QUALITY_STEP,
+        quality_check_config=ModelQualityCheckConfig(
+            baseline_dataset=predictions,
+            dataset_format=DatasetFormat.csv(header=True),
+            output_s3_uri=_execution_prefix(config, MODEL_QUALITY_STEP),
+            problem_type="Regression",
+            inference_attribute="prediction",
+            ground_truth_attribute="label",
+        ),
+        check_job_config=_check_job_config(config, session, params),
+        skip_check=params.skip_model_quality_check,
+        register_new_baseline=params.register_new_model_quality_baseline,
+        model_package_group_name=config.model_package_group_name,
+        cache_config=CACHE,
+    )
 
 
 def metric_definitions(training_dir: Path = TRAINING_DIR) -> list[dict[str, str]]:
@@ -182,6 +360,7 @@ def build_train_step(
     code: CodeBundle,
     preprocess: ProcessingStep,
     metrics: list[dict[str, str]],
+    checks: list[QualityCheckStep | ClarifyCheckStep] | None = None,
 ) -> TrainingStep:
     estimator = SKLearn(
         entry_point="train.py",
@@ -211,7 +390,10 @@ def build_train_step(
             for channel in ("train", "validation")
         }
     )
-    return TrainingStep(name=TRAIN_STEP, step_args=step_args, cache_config=CACHE)
+    # The data checks gate training: a failed check stops the run before it trains.
+    return TrainingStep(
+        name=TRAIN_STEP, step_args=step_args, cache_config=CACHE, depends_on=checks or None
+    )
 
 
 def build_evaluate_step(
@@ -245,15 +427,17 @@ def build_evaluate_step(
         ],
         outputs=[
             ProcessingOutput(
-                output_name="evaluation",
-                source=f"{_PROCESSING}/evaluation",
-                destination=_execution_prefix(config, EVALUATE_STEP, "evaluation"),
+                output_name=name,
+                source=f"{_PROCESSING}/{name}",
+                destination=_execution_prefix(config, EVALUATE_STEP, name),
             )
+            for name in ("evaluation", "predictions")
         ],
         arguments=[
             f"--model-dir={_PROCESSING}/model",
             f"--test-dir={_PROCESSING}/test",
             f"--output-dir={_PROCESSING}/evaluation",
+            f"--predictions-dir={_PROCESSING}/predictions",
         ],
     )
     step = ProcessingStep(
@@ -262,14 +446,20 @@ def build_evaluate_step(
     return step, report
 
 
+def _json(uri: Any) -> MetricsSource:
+    return MetricsSource(s3_uri=uri, content_type="application/json")
+
+
 def build_register_step(
     config: InfraConfig,
     session: DefinitionSession,
     params: PipelineParameters,
     code: CodeBundle,
-    preprocess: ProcessingStep,
     train: TrainingStep,
     evaluate: ProcessingStep,
+    data_quality: QualityCheckStep,
+    data_bias: ClarifyCheckStep,
+    model_quality: QualityCheckStep,
 ) -> ModelStep:
     image = image_uris.retrieve(
         "sklearn",
@@ -280,7 +470,6 @@ def build_register_step(
         instance_type="ml.m5.large",
     )
     evaluation_uri = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
-    baseline_uri = preprocess.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri
     model = Model(
         image_uri=image,
         model_data=train.properties.ModelArtifacts.S3ModelArtifacts,
@@ -303,14 +492,27 @@ def build_register_step(
         model_package_group_name=config.model_package_group_name,
         approval_status=params.model_approval_status,
         model_metrics=ModelMetrics(
-            model_statistics=MetricsSource(
-                s3_uri=Join(on="/", values=[evaluation_uri, "evaluation.json"]),
-                content_type="application/json",
+            # evaluation.json is in Model Monitor's model-quality statistics format, and
+            # carries the feature names and target that predict reads.
+            model_statistics=_json(_joined(evaluation_uri, "evaluation.json")),
+            model_constraints=_json(model_quality.properties.CalculatedBaselineConstraints),
+            model_data_statistics=_json(data_quality.properties.CalculatedBaselineStatistics),
+            model_data_constraints=_json(data_quality.properties.CalculatedBaselineConstraints),
+            bias_pre_training=_json(data_bias.properties.CalculatedBaselineConstraints),
+        ),
+        # What the next run's checks compare against once this version is Approved.
+        drift_check_baselines=DriftCheckBaselines(
+            model_data_statistics=_json(
+                data_quality.properties.BaselineUsedForDriftCheckStatistics
             ),
-            model_data_statistics=MetricsSource(
-                s3_uri=Join(on="/", values=[baseline_uri, "baseline.json"]),
-                content_type="application/json",
+            model_data_constraints=_json(
+                data_quality.properties.BaselineUsedForDriftCheckConstraints
             ),
+            bias_pre_training_constraints=_json(
+                data_bias.properties.BaselineUsedForDriftCheckConstraints
+            ),
+            model_statistics=_json(model_quality.properties.BaselineUsedForDriftCheckStatistics),
+            model_constraints=_json(model_quality.properties.BaselineUsedForDriftCheckConstraints),
         ),
         description="Random forest regressor trained by the MLOps pipeline.",
         # Lineage in the registry itself: the execution and the code behind a version.
@@ -358,20 +560,32 @@ def get_pipeline(
     code: CodeBundle | None = None,
     training_dir: Path = TRAINING_DIR,
 ) -> Pipeline:
-    """The pipeline for this infrastructure; makes no AWS call."""
+    """The pipeline for this infrastructure; makes no AWS call (the files the SDK would
+    upload while building are kept in ``session.uploads``; the definition uses none)."""
     code = code or package_code(training_dir)
     params = build_parameters(default_input_data_uri(config))
     preprocess = build_preprocess_step(config, session, params, code)
+    data_quality = build_data_quality_step(config, session, params, preprocess)
+    data_bias = build_data_bias_step(config, session, params, preprocess)
     train = build_train_step(
-        config, session, params, code, preprocess, metric_definitions(training_dir)
+        config,
+        session,
+        params,
+        code,
+        preprocess,
+        metric_definitions(training_dir),
+        checks=[data_quality, data_bias],
     )
     evaluate, report = build_evaluate_step(config, session, params, code, preprocess, train)
-    register = build_register_step(config, session, params, code, preprocess, train, evaluate)
+    model_quality = build_model_quality_step(config, session, params, evaluate)
+    register = build_register_step(
+        config, session, params, code, train, evaluate, data_quality, data_bias, model_quality
+    )
     gate = build_quality_gate_step(params, evaluate, report, register)
     return Pipeline(
         name=config.pipeline_name,
         parameters=params.as_list(),
-        steps=[preprocess, train, evaluate, gate],
+        steps=[preprocess, data_quality, data_bias, train, evaluate, model_quality, gate],
         sagemaker_session=session,
     )
 

@@ -169,11 +169,17 @@ class Registry:
         }
 
     def features(self, version: ModelVersion) -> tuple[list[str], str]:
-        """The feature columns (in model order) and the target, from the data baseline."""
-        if not version.baseline_uri:
-            raise MlopsError(f"Model version {version.version} has no data baseline registered.")
-        baseline = self._read_json(version.baseline_uri)
-        return list(baseline["features"]), str(baseline["target"])
+        """The feature columns (in model order) and the target: from the evaluation report's
+        metadata, or, for versions registered before the quality checks, the data baseline
+        preprocess wrote (both carry ``features`` and ``target``)."""
+        for uri in (version.report_uri, version.baseline_uri):
+            if not uri:
+                continue
+            document = self._read_json(uri)
+            described = document.get("metadata", document)
+            if "features" in described and "target" in described:
+                return list(described["features"]), str(described["target"])
+        raise MlopsError(f"Model version {version.version} has no feature list registered.")
 
 
 def require_approved(version: ModelVersion) -> None:

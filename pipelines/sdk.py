@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 # Read when sagemaker is imported; setdefault keeps an explicit user choice.
@@ -43,7 +44,13 @@ _NO_FILE_DEFAULTS = {"SchemaVersion": "1.0"}
 
 
 class DefinitionSession(PipelineSession):
-    """A PipelineSession that ignores SageMaker defaults config files."""
+    """A PipelineSession that ignores SageMaker defaults config files and never uploads.
+
+    Some step classes upload files while they are built (``ClarifyCheckStep`` writes its
+    analysis configs to S3). Building must make no AWS call, so those uploads are kept in
+    :attr:`uploads` (S3 URI to bytes); ``pipeline-run`` puts them in the bucket before it
+    upserts the definition that refers to them.
+    """
 
     def __init__(self, boto_session: boto3.Session, default_bucket: str, **kwargs: Any) -> None:
         super().__init__(
@@ -54,6 +61,30 @@ class DefinitionSession(PipelineSession):
         )
         # Lookups into an empty config return nothing, without re-validating it.
         self.sagemaker_config = None
+        self.uploads: dict[str, bytes] = {}
+
+    def upload_data(
+        self, path: str, bucket: str | None = None, key_prefix: str = "data", **_: Any
+    ) -> str:
+        """Records a file (or a folder's files) for upload; returns the SDK's S3 URI."""
+        bucket = bucket or self.default_bucket()
+        source = Path(path)
+        prefix = key_prefix.strip("/")
+        if source.is_dir():
+            for item in sorted(p for p in source.rglob("*") if p.is_file()):
+                key = f"{prefix}/{item.relative_to(source).as_posix()}"
+                self.uploads[f"s3://{bucket}/{key}"] = item.read_bytes()
+            return f"s3://{bucket}/{prefix}"
+        uri = f"s3://{bucket}/{prefix}/{source.name}"
+        self.uploads[uri] = source.read_bytes()
+        return uri
+
+    def upload_string_as_file_body(
+        self, body: str, bucket: str, key: str, kms_key: str | None = None
+    ) -> str:
+        uri = f"s3://{bucket}/{key}"
+        self.uploads[uri] = body.encode()
+        return uri
 
 
 def definition_session(

@@ -19,7 +19,13 @@ TRAINING = PROJECT_ROOT / "training"
 
 def test_bundle_holds_only_the_scripts_in_sorted_order():
     bundle = package_code(TRAINING)
-    assert bundle.names() == ["evaluate.py", "inference.py", "preprocess.py", "train.py"]
+    assert bundle.names() == [
+        "analyzer.py",
+        "evaluate.py",
+        "inference.py",
+        "preprocess.py",
+        "train.py",
+    ]
     with tarfile.open(fileobj=io.BytesIO(bundle.tarball), mode="r:gz") as tar:
         members = tar.getmembers()
     assert [m.name for m in members] == bundle.names()

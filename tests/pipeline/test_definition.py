@@ -14,8 +14,11 @@ import pytest
 from pipelines import definition as pipeline_definition
 from pipelines.code_package import package_code
 from pipelines.definition import (
+    DATA_BIAS_STEP,
+    DATA_QUALITY_STEP,
     EVALUATE_STEP,
     FAIL_STEP,
+    MODEL_QUALITY_STEP,
     PREPROCESS_STEP,
     QUALITY_GATE_STEP,
     TRAIN_STEP,
@@ -55,16 +58,22 @@ def test_steps_and_types(definition):
     steps = all_steps(definition)
     assert {name: step["Type"] for name, step in steps.items()} == {
         PREPROCESS_STEP: "Processing",
+        DATA_QUALITY_STEP: "QualityCheck",
+        DATA_BIAS_STEP: "ClarifyCheck",
         TRAIN_STEP: "Training",
         EVALUATE_STEP: "Processing",
+        MODEL_QUALITY_STEP: "QualityCheck",
         QUALITY_GATE_STEP: "Condition",
         REGISTER: "RegisterModel",
         FAIL_STEP: "Fail",
     }
     assert [s["Name"] for s in definition["Steps"]] == [
         PREPROCESS_STEP,
+        DATA_QUALITY_STEP,
+        DATA_BIAS_STEP,
         TRAIN_STEP,
         EVALUATE_STEP,
+        MODEL_QUALITY_STEP,
         QUALITY_GATE_STEP,
     ]
 
@@ -79,10 +88,20 @@ def test_dependency_graph_comes_from_step_properties(definition):
     graph[QUALITY_GATE_STEP] = referenced_steps(steps[QUALITY_GATE_STEP]["Arguments"]["Conditions"])
     assert graph == {
         PREPROCESS_STEP: set(),
-        TRAIN_STEP: {PREPROCESS_STEP},
+        DATA_QUALITY_STEP: {PREPROCESS_STEP},
+        DATA_BIAS_STEP: {PREPROCESS_STEP},
+        # The data checks gate training.
+        TRAIN_STEP: {PREPROCESS_STEP, DATA_QUALITY_STEP, DATA_BIAS_STEP},
         EVALUATE_STEP: {PREPROCESS_STEP, TRAIN_STEP},
+        MODEL_QUALITY_STEP: {EVALUATE_STEP},
         QUALITY_GATE_STEP: {EVALUATE_STEP},
-        REGISTER: {PREPROCESS_STEP, TRAIN_STEP, EVALUATE_STEP},
+        REGISTER: {
+            TRAIN_STEP,
+            EVALUATE_STEP,
+            DATA_QUALITY_STEP,
+            DATA_BIAS_STEP,
+            MODEL_QUALITY_STEP,
+        },
         FAIL_STEP: {EVALUATE_STEP},
     }
 
@@ -101,6 +120,15 @@ def test_parameters_and_defaults(definition):
         "MinTestR2": ("Float", 0.7),
         "ModelApprovalStatus": ("String", "PendingManualApproval"),
         "GitCommit": ("String", "unknown"),
+        "BiasFacetColumn": ("String", "chas"),
+        "BiasFacetThreshold": ("Float", 0.5),
+        "BiasLabelThreshold": ("String", ""),
+        "SkipDataQualityCheck": ("Boolean", False),
+        "RegisterNewDataQualityBaseline": ("Boolean", False),
+        "SkipDataBiasCheck": ("Boolean", False),
+        "RegisterNewDataBiasBaseline": ("Boolean", False),
+        "SkipModelQualityCheck": ("Boolean", False),
+        "RegisterNewModelQualityBaseline": ("Boolean", False),
     }
 
 
@@ -156,13 +184,39 @@ def test_expensive_steps_are_cached(definition):
         assert steps[name]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}, name
 
 
+def source(step: str, attribute: str) -> dict[str, Any]:
+    return {"ContentType": "application/json", "S3Uri": {"Get": f"Steps.{step}.{attribute}"}}
+
+
 def test_registration_carries_metrics_baseline_and_approval(definition):
     register = all_steps(definition)[REGISTER]["Arguments"]
     assert register["ModelPackageGroupName"] == CONFIG.model_package_group_name
     assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
     metrics = register["ModelMetrics"]
     assert "evaluation.json" in json.dumps(metrics["ModelQuality"]["Statistics"]["S3Uri"])
-    assert "baseline.json" in json.dumps(metrics["ModelDataQuality"]["Statistics"]["S3Uri"])
+    assert metrics["ModelDataQuality"] == {
+        "Statistics": source(DATA_QUALITY_STEP, "CalculatedBaselineStatistics"),
+        "Constraints": source(DATA_QUALITY_STEP, "CalculatedBaselineConstraints"),
+    }
+    assert metrics["ModelQuality"]["Constraints"] == source(
+        MODEL_QUALITY_STEP, "CalculatedBaselineConstraints"
+    )
+    assert metrics["Bias"] == {
+        "PreTrainingReport": source(DATA_BIAS_STEP, "CalculatedBaselineConstraints")
+    }
+    assert register["DriftCheckBaselines"] == {
+        "ModelDataQuality": {
+            "Statistics": source(DATA_QUALITY_STEP, "BaselineUsedForDriftCheckStatistics"),
+            "Constraints": source(DATA_QUALITY_STEP, "BaselineUsedForDriftCheckConstraints"),
+        },
+        "ModelQuality": {
+            "Statistics": source(MODEL_QUALITY_STEP, "BaselineUsedForDriftCheckStatistics"),
+            "Constraints": source(MODEL_QUALITY_STEP, "BaselineUsedForDriftCheckConstraints"),
+        },
+        "Bias": {
+            "PreTrainingConstraints": source(DATA_BIAS_STEP, "BaselineUsedForDriftCheckConstraints")
+        },
+    }
     assert register["MetadataProperties"] == {
         "CommitId": {"Get": "Parameters.GitCommit"},
         "GeneratedBy": {"Get": "Execution.PipelineExecutionArn"},
