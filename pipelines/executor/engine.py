@@ -34,6 +34,7 @@ from pipelines.backends.records import (
     StepRun,
 )
 from pipelines.executor import cache
+from pipelines.executor.checks import CHECK_RUNNERS, step_request
 from pipelines.executor.conditions import evaluate_conditions
 from pipelines.executor.expressions import EvaluationContext, ExpressionError, resolve
 from pipelines.executor.graph import DefinitionError, PipelineGraph, StepNode
@@ -239,15 +240,15 @@ class Engine:
                 record.properties = {"Outcome": str(outcome)}
                 self._publish(node.name, record.properties, {})
                 return SUCCEEDED
-            runner = RUNNERS.get(node.type)
+            runner = RUNNERS.get(node.type) or CHECK_RUNNERS.get(node.type)
             if runner is None:
                 record.failure_reason = (
                     f"Unsupported step type {node.type!r}: the local executor runs "
-                    + ", ".join(sorted([*RUNNERS, "Condition"]))
+                    + ", ".join(sorted([*RUNNERS, *CHECK_RUNNERS, "Condition"]))
                     + " steps."
                 )
                 return FAILED
-            arguments = resolve(dict(node.arguments), ctx)
+            arguments = resolve(step_request(node), ctx)
         except ExpressionError as error:
             record.failure_reason = f"Cannot resolve the step's arguments: {error}"
             return FAILED
