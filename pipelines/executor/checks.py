@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,20 +67,23 @@ CHECK_FIELDS = (
 CHECK_KEY = "__Check__"
 CHECK_STEP_TYPES = ("QualityCheck", "ClarifyCheck")
 APPROVED = "Approved"
+_LOAD_LOCK = threading.Lock()
 
 
 def load_analyzer(path: Path = ANALYZER_PATH) -> ModuleType:
     """training/analyzer.py, imported by path (it is a standalone container script)."""
     name = "_mlops_analyzer"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    # Check steps run in parallel threads: one loads it, the others wait for a whole module.
+    with _LOAD_LOCK:
+        if name in sys.modules:
+            return sys.modules[name]
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+        return module
 
 
 def step_request(node: StepNode) -> dict[str, Any]:
