@@ -313,11 +313,26 @@ def models(c, status=None, target="local", env=None):
     with exit_on_error():
         from pipelines.monitor import versions_table
 
-        stack, config, _ = _open(c, target, env)
+        stack, config, backend = _open(c, target, env)
         registry = _registry(stack, config)
         versions = registry.versions(status)
         metrics = {v.version: registry.metrics(v) for v in versions}
-        console.print(versions_table(versions, metrics))
+        console.print(versions_table(versions, metrics, _version_checks(backend, versions)))
+
+
+def _version_checks(backend, versions) -> dict[int, str]:
+    """Each version's check results, from the steps of the execution that registered it."""
+    from pipelines.errors import MlopsError
+    from pipelines.monitor import version_checks
+
+    found = {}
+    for version in versions:
+        if version.execution_id:
+            try:
+                found[version.version] = version_checks(backend.steps(version.execution_id))
+            except MlopsError:
+                found[version.version] = ""  # the execution's records are gone
+    return found
 
 
 @task(help={**MODEL_HELP, "reason": "why (recorded in the approval description)"})

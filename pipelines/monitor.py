@@ -180,6 +180,11 @@ def execution_summary(
             )
         if step.type == "Training" and step.properties.get("ModelArtifacts"):
             details.add_row("model artifact", step.properties["ModelArtifacts"]["S3ModelArtifacts"])
+        if step.type in CHECK_STEP_TYPES and step.status == "Succeeded":
+            source = step.properties.get("BaselineSource")
+            details.add_row(
+                "check", check_summary(step) + (f" (drift baseline: {source})" if source else "")
+            )
         if step.cache_hit_of:
             details.add_row("cache hit", f"{step.name} reused execution {step.cache_hit_of}")
     logs = {Path(s.log_path).parent.parent.parent for s in steps if s.log_path}
@@ -228,13 +233,47 @@ def executions_table(executions: list[Execution]) -> Table:
     return table
 
 
-def versions_table(versions: list[Any], metrics: dict[int, dict[str, float]]) -> Table:
-    """The model package group's versions, newest first, with their key metrics."""
+CHECK_STEP_TYPES = ("QualityCheck", "ClarifyCheck")
+
+
+def check_summary(step: StepRun) -> str:
+    """One check step's result: skipped, or how many violations against which baseline, and
+    which baseline the version records for the next run."""
+    props = step.properties
+    if step.status == "Failed":
+        return f"{step.name}: failed ({(step.failure_reason or '').splitlines()[0]})"
+    if "CheckType" not in props:
+        return f"{step.name}: {step.status}"
+    if props.get("SkipCheck"):
+        result = "skipped"
+    elif "no baseline" in str(props.get("BaselineSource")) or props.get("ViolationCount") is None:
+        result = "passed"
+    else:
+        result = f"passed, {props['ViolationCount']} violation(s)"
+    new = props.get("BaselineUsedForDriftCheckConstraints") == props.get(
+        "CalculatedBaselineConstraints"
+    )
+    return f"{step.name}: {result}; baseline {'new' if new else 'kept'}"
+
+
+def version_checks(steps: list[StepRun]) -> str:
+    """The check results of the execution behind a model version, for ``invoke models``."""
+    return "\n".join(check_summary(s) for s in steps if s.type in CHECK_STEP_TYPES)
+
+
+def versions_table(
+    versions: list[Any],
+    metrics: dict[int, dict[str, float]],
+    checks: dict[int, str] | None = None,
+) -> Table:
+    """The model package group's versions, newest first, with their key metrics, which drift
+    baselines each records, and the results of the checks that let it register."""
     names = sorted({name for values in metrics.values() for name in values})
+    checks = checks or {}
     table = Table(header_style="bold")
     for column in ("version", "status", "created", *names):
         table.add_column(column, overflow="fold", justify="right" if column in names else "left")
-    for column in ("execution", "commit", "note"):
+    for column in ("baselines", "checks", "execution", "commit", "note"):
         table.add_column(column, overflow="fold")
     styles = {"Approved": "green", "Rejected": "red", "PendingManualApproval": "yellow"}
     for version in versions:
@@ -248,6 +287,8 @@ def versions_table(versions: list[Any], metrics: dict[int, dict[str, float]]) ->
             ),
             created,
             *(f"{values[name]:.4f}" if name in values else "" for name in names),
+            ", ".join(getattr(version, "drift_baselines", ())) or "none",
+            checks.get(version.version, ""),
             version.execution_id or "",
             (version.commit or "")[:12],
             version.approval_description or "",

@@ -42,6 +42,8 @@ class ModelVersion:
     environment: dict[str, str] = field(default_factory=dict)
     report_uri: str | None = None
     baseline_uri: str | None = None
+    # Which DriftCheckBaselines the version records: "data", "bias", "model".
+    drift_baselines: tuple[str, ...] = ()
 
     @property
     def execution_id(self) -> str | None:
@@ -142,6 +144,7 @@ class Registry:
             environment=dict(containers[0].get("Environment", {})),
             report_uri=metrics.get("ModelQuality", {}).get("Statistics", {}).get("S3Uri"),
             baseline_uri=metrics.get("ModelDataQuality", {}).get("Statistics", {}).get("S3Uri"),
+            drift_baselines=drift_baseline_kinds(package.get("DriftCheckBaselines") or {}),
         )
 
     # --- what a version's reports say ---------------------------------------------------------
@@ -180,6 +183,14 @@ class Registry:
             if "features" in described and "target" in described:
                 return list(described["features"]), str(described["target"])
         raise MlopsError(f"Model version {version.version} has no feature list registered.")
+
+
+_DRIFT_KINDS = {"ModelDataQuality": "data", "Bias": "bias", "ModelQuality": "model"}
+
+
+def drift_baseline_kinds(drift: dict[str, Any]) -> tuple[str, ...]:
+    """The kinds of drift-check baseline a model package records, in a fixed order."""
+    return tuple(kind for key, kind in _DRIFT_KINDS.items() if drift.get(key))
 
 
 def require_approved(version: ModelVersion) -> None:

@@ -235,3 +235,65 @@ def test_output_width_is_wide_for_pipes_and_the_terminals_own_for_terminals(tmp_
     assert output_width(io.StringIO(), environ={"COLUMNS": "100"}) is None
     with open(tmp_path / "log", "w") as log:
         assert output_width(log, environ={}) == PIPE_WIDTH
+
+
+def check_step(name: str, **properties) -> StepRun:
+    base = {
+        "CheckType": "DATA_QUALITY",
+        "CalculatedBaselineConstraints": "s3://b/new/constraints.json",
+        "BaselineUsedForDriftCheckConstraints": "s3://b/old/constraints.json",
+        "BaselineSource": "model package arn:.../3 (the latest Approved version)",
+        "ViolationCount": 0,
+        "SkipCheck": False,
+    }
+    return StepRun(name=name, type="QualityCheck", status="Succeeded", properties=base | properties)
+
+
+def test_models_show_each_versions_baselines_and_check_results():
+    from pipelines.monitor import version_checks, versions_table
+    from pipelines.registry import ModelVersion
+
+    steps = [
+        check_step("CheckDataQuality"),
+        check_step(
+            "CheckModelQualityBaseline",
+            SkipCheck=True,
+            BaselineUsedForDriftCheckConstraints="s3://b/new/constraints.json",
+        ),
+        StepRun(name="TrainModel", type="Training", status="Succeeded"),
+    ]
+    checks = version_checks(steps)
+    assert checks.splitlines() == [
+        "CheckDataQuality: passed, 0 violation(s); baseline kept",
+        "CheckModelQualityBaseline: skipped; baseline new",
+    ]
+    version = ModelVersion(
+        arn="arn:aws:sagemaker:us-east-1:1:model-package/g/4",
+        version=4,
+        status="Approved",
+        created_at=0.0,
+        drift_baselines=("data", "bias", "model"),
+    )
+    older = dataclasses.replace(version, version=1, drift_baselines=())
+    text = render(versions_table([version, older], {4: {"r2": 0.87}}, {4: checks}))
+    assert "data, bias, model" in text
+    assert "CheckDataQuality: passed, 0 violation(s); baseline kept" in text
+    assert text.endswith(" none")  # a version registered before the checks
+
+
+def test_execution_show_lists_each_violation_and_each_check():
+    reason = (
+        "Step CheckDataQuality failed: ClientError: DATA_QUALITY check failed: 2 violation(s) "
+        "against model package arn:.../3 (the latest Approved version); see s3://b/v.json\n"
+        "  - rm: baseline_drift_check: Baseline drift distance: 0.88 exceeds threshold: 0.1\n"
+        "  - age: completeness_check: Completeness 0.8 of 'age' is below the baseline's 1"
+    )
+    failed = StepRun(
+        name="CheckDataQuality", type="QualityCheck", status="Failed", failure_reason=reason
+    )
+    passed = check_step("CheckDataBias")
+    text = render(execution_summary(execution("Failed", failure_reason=reason), [passed, failed]))
+    assert "- rm: baseline_drift_check: Baseline drift distance: 0.88" in text
+    assert "- age: completeness_check:" in text
+    assert "CheckDataBias: passed, 0 violation(s); baseline kept" in text
+    assert "(the latest Approved version)" in text
