@@ -14,6 +14,12 @@ ClarifyCheck and QualityCheck steps", pipelines-quality-clarify-baseline-lifecyc
 * violations fail the step when ``FailOnViolation``, listing them, so nothing downstream
   (registration) runs.
 
+The step-level fields (``CheckType``, ``SkipCheck``, ``FailOnViolation``,
+``RegisterNewBaseline``, ``ModelPackageGroupName``, ``SuppliedBaseline*``) and the
+properties are those the SDK's ``sagemaker/workflow/quality_check_step.py`` and
+``clarify_check_step.py`` write and refer to (``to_request``, ``properties``); the files'
+formats are documented in ``training/analyzer.py``.
+
 The analysis runs in-process with ``training/analyzer.py`` rather than as a job: the step's
 image is AWS's Model Monitor or Clarify container, which has no Python entrypoint to run
 locally, and the analyzer on a split of a few thousand rows takes milliseconds while a job

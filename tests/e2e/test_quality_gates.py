@@ -52,6 +52,10 @@ def test_an_unchanged_rerun_passes_every_check(local_stack, approved_good_model)
         assert properties["ViolationCount"] == 0, name
         assert approved_good_model in properties["BaselineSource"], name
     assert steps["Register-RegisterModel"].status == "Succeeded"
+    listing = local_stack.invoke("models")
+    assert listing.returncode == 0, listing.stderr
+    assert "data, bias, model" in listing.stdout
+    assert "CheckDataQuality: passed, 0 violation(s); baseline kept" in listing.stdout
 
 
 def test_a_feature_scaled_three_times_fails_the_data_quality_check(
@@ -65,6 +69,8 @@ def test_a_feature_scaled_three_times_fails_the_data_quality_check(
     assert "- rm: baseline_drift_check: Baseline drift distance" in reason
     steps = local_stack.steps(execution)
     assert "TrainModel" not in steps  # the gate is before training
+    shown = local_stack.invoke("execution-show", "--execution", execution.execution_id)
+    assert "- rm: baseline_drift_check: Baseline drift distance" in shown.stdout
     assert local_stack.model_packages() == before
 
 
