@@ -103,9 +103,9 @@ def open_stack(
             variables={"aws_endpoint_url": info.endpoint},
             on_output=on_output,
         )
-        if fresh:
-            # moto keeps everything in memory: the resources in the local state died
-            # with the previous emulator process, so the state describes nothing.
+        if fresh and not info.restored:
+            # A new emulator without durable state (first start, or after destroy):
+            # whatever the local Terraform state lists does not exist in it.
             terraform.discard_local_state()
         return Stack(settings, deployment, terraform, connection, emulator)
 
@@ -254,6 +254,8 @@ def destroy(stack: Stack) -> DestroyResult:
     stopped = False
     if stack.emulator is not None:
         stopped = stack.emulator.stop()
+        # Everything in it was just deleted; its durable copy must not come back.
+        stack.emulator.discard_data()
     if stack.deployment.is_local:
         # The local executor's records describe runs in the emulator that is now gone.
         (stack.settings.state_dir / "executor.db").unlink(missing_ok=True)
