@@ -3,6 +3,11 @@
 Each execution runs in a background worker process (pipelines.executor.worker)
 that records its progress in the executor's SQLite database; this class starts,
 watches, stops and retries those workers.
+
+An execution is never visible without an owner that can be checked: the worker
+is spawned first and its pid goes into the same INSERT (or, for a retry, the same
+UPDATE) that makes the run Executing. The worker waits until the record names it
+before it does anything, so a reader can always tell a live run from a dead one.
 """
 
 from __future__ import annotations
@@ -132,8 +137,14 @@ class LocalBackend:
                 "work_dir": str(work_dir),
             },
         )
-        self.store.insert_execution(execution)
-        self._spawn(execution_id)
+        process = self._spawn(execution_id)
+        execution.worker_pid = process.pid
+        try:
+            self.store.insert_execution(execution)
+        except BaseException:
+            # No record names it, so nobody else could ever stop it.
+            process.kill()
+            raise
         return self.store.get_execution(execution_id)
 
     def _account_id(self) -> str:
@@ -142,7 +153,8 @@ class LocalBackend:
         except (ClientError, BotoCoreError) as error:
             raise MlopsError(f"The emulator did not answer: {error}") from error
 
-    def _spawn(self, execution_id: str) -> None:
+    def _spawn(self, execution_id: str) -> subprocess.Popen[bytes]:
+        """Start a worker; it waits until the execution's record names it as owner."""
         log = (self.work_dir(execution_id) / "worker.log").open("ab")
         with log:
             process = subprocess.Popen(
@@ -160,7 +172,7 @@ class LocalBackend:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.store.update_execution(execution_id, worker_pid=process.pid)
+        return process
 
     def describe(self, execution_id: str) -> Execution:
         execution = self.store.get_execution(execution_id)
@@ -219,14 +231,15 @@ class LocalBackend:
                 f"Execution {execution_id} is {execution.status}; only Failed or Stopped "
                 "executions can be retried."
             )
+        process = self._spawn(execution_id)
         self.store.update_execution(
             execution_id,
             status=EXECUTING,
             failure_reason=None,
             ended_at=None,
             retries=execution.retries + 1,
+            worker_pid=process.pid,
         )
-        self._spawn(execution_id)
         return self.store.get_execution(execution_id)
 
     def wait(self, execution_id: str, poll: float = 0.2, timeout: float | None = None) -> Execution:
