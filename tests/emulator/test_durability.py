@@ -39,8 +39,8 @@ def _write_everything(connection: AwsConnection) -> dict[str, object]:
     s3 = connection.client("s3")
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    first = s3.put_object(Bucket=BUCKET, Key="data/a.csv", Body=b"x,y\n1,2\n")["VersionId"]
-    second = s3.put_object(Bucket=BUCKET, Key="data/a.csv", Body=b"x,y\n3,4\n")["VersionId"]
+    first = s3.put_object(Bucket=BUCKET, Key="data/a#b?.csv", Body=b"x,y\n1,2\n")["VersionId"]
+    second = s3.put_object(Bucket=BUCKET, Key="data/a#b?.csv", Body=b"x,y\n3,4\n")["VersionId"]
     big = bytes(range(256)) * 40_000  # 10 MB: stored outside the snapshot
     s3.put_object(Bucket=BUCKET, Key="big.bin", Body=big)
 
@@ -75,9 +75,9 @@ def _check_everything(connection: AwsConnection, written: dict[str, object]) -> 
     first, second = written["versions"]  # type: ignore[misc]
     versions = s3.list_object_versions(Bucket=BUCKET, Prefix="data/")["Versions"]
     assert {v["VersionId"] for v in versions} == {first, second}
-    old = s3.get_object(Bucket=BUCKET, Key="data/a.csv", VersionId=first)["Body"].read()
+    old = s3.get_object(Bucket=BUCKET, Key="data/a#b?.csv", VersionId=first)["Body"].read()
     assert old == b"x,y\n1,2\n"
-    assert s3.get_object(Bucket=BUCKET, Key="data/a.csv")["Body"].read() == b"x,y\n3,4\n"
+    assert s3.get_object(Bucket=BUCKET, Key="data/a#b?.csv")["Body"].read() == b"x,y\n3,4\n"
     assert s3.get_object(Bucket=BUCKET, Key="big.bin")["Body"].read() == written["big"]
 
     assert connection.client("iam").get_role(RoleName="durable-role")["Role"]["RoleName"]
