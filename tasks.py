@@ -11,6 +11,7 @@ from invoke import task
 from invoke.exceptions import Exit
 
 from pipelines import infra
+from pipelines.arguments import optional_whole_number, whole_number
 from pipelines.console import console, exit_on_error, key_value_table, terraform_progress
 from pipelines.errors import MlopsError
 from pipelines.settings import Settings
@@ -67,10 +68,12 @@ def infra_up(c, target="local", env=None):
     with exit_on_error():
         deployment = Deployment.parse(target, env)
         console.print(f"[bold]infra-up[/] {deployment}")
-        stack = infra.open_stack(
-            _settings(c), deployment, start_emulator=True, on_output=terraform_progress
-        )
-        result = infra.infra_up(stack)
+        settings = _settings(c)
+        with infra.infra_lock(settings, deployment):
+            stack = infra.open_stack(
+                settings, deployment, start_emulator=True, on_output=terraform_progress
+            )
+            result = infra.infra_up(stack)
         timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
         state = "Applied changes" if result.changed else "No changes"
         console.print(f"{state} ({timing}).")
@@ -113,23 +116,32 @@ def destroy(c, target="local", env=None, yes=False):
     with exit_on_error():
         settings = _settings(c)
         deployment = Deployment.parse(target, env)
-        if deployment.is_local and not infra.emulator_for(settings).status().running:
-            forgot = infra.forget_local_stack(settings, deployment)
-            console.print(
-                "The emulator is not running, so its resources are already gone"
-                + ("; local state cleared." if forgot else ".")
-            )
-            return
-        stack = infra.open_stack(settings, deployment, on_output=terraform_progress)
-        if not yes:
-            _confirm(f"Destroy every resource of {deployment}, including all artifacts?")
-        result = infra.destroy(stack)
+        with infra.infra_lock(settings, deployment):
+            _destroy(settings, deployment, yes)
+
+
+def _destroy(settings: Settings, deployment: Deployment, yes: bool) -> None:
+    emulator = infra.emulator_for(settings) if deployment.is_local else None
+    if emulator is not None and not emulator.status().running and not emulator.has_data():
+        forgot = infra.forget_local_stack(settings, deployment)
         console.print(
-            f"Destroyed {deployment}: {result.endpoints_deleted} endpoint(s), "
-            f"{result.objects_deleted} object version(s) and "
-            f"{result.model_packages_deleted} model package(s) deleted first"
-            + ("; emulator stopped." if result.emulator_stopped else ".")
+            "The emulator is not running, so its resources are already gone"
+            + ("; local state cleared." if forgot else ".")
         )
+        return
+    if not yes:
+        _confirm(f"Destroy every resource of {deployment}, including all artifacts?")
+    # The emulator's state is durable: a stopped emulator is started to destroy it.
+    stack = infra.open_stack(
+        settings, deployment, start_emulator=emulator is not None, on_output=terraform_progress
+    )
+    result = infra.destroy(stack, on_stop=lambda note: console.print(note))
+    console.print(
+        f"Destroyed {deployment}: {result.endpoints_deleted} endpoint(s), "
+        f"{result.objects_deleted} object version(s) and "
+        f"{result.model_packages_deleted} model package(s) deleted first"
+        + ("; emulator stopped." if result.emulator_stopped else ".")
+    )
 
 
 def _confirm(question: str) -> None:
@@ -185,6 +197,18 @@ def _open(c, target, env):
     return open_target(_settings(c), Deployment.parse(target, env))
 
 
+def _open_records(c, target, env):
+    """The backend, for reading executions; locally, the executor's own records when
+    the emulator is down (they live in SQLite and need nothing else)."""
+    settings = _settings(c)
+    deployment = Deployment.parse(target, env)
+    if deployment.is_local and not infra.emulator_for(settings).status().running:
+        from pipelines.backends.local import LocalBackend
+
+        return LocalBackend(settings, None)
+    return _open(c, target, env)[2]
+
+
 def _finish(backend, execution) -> None:
     from pipelines.monitor import execution_summary
 
@@ -227,9 +251,12 @@ def pipeline_run(c, target="local", env=None, param=None, data=None, wait=True, 
     """Run the pipeline end to end: infra, data, definition, execution, summary."""
     with exit_on_error():
         from pipelines import run
+        from pipelines.datasets import check_data_argument
 
         deployment = Deployment.parse(target, env)
         overrides = run.check_overrides(param or [], data)
+        # A typo in --data is reported now, not after a cold infra-up.
+        check_data_argument(data)
         settings = _settings(c)
         if deployment.is_local:
             stack, config, provisioned = run.ensure_local_stack(settings, terraform_progress)
@@ -257,8 +284,9 @@ def executions(c, target="local", env=None, limit=10):
     with exit_on_error():
         from pipelines.monitor import executions_table
 
-        _, _, backend = _open(c, target, env)
-        console.print(executions_table(backend.list_executions(limit=int(limit))))
+        count = whole_number(limit, "--limit")
+        backend = _open_records(c, target, env)
+        console.print(executions_table(backend.list_executions(limit=count)))
 
 
 @task(help=EXECUTION_HELP)
@@ -267,7 +295,7 @@ def execution_show(c, execution=None, target="local", env=None):
     with exit_on_error():
         from pipelines.monitor import execution_summary, steps_table
 
-        _, _, backend = _open(c, target, env)
+        backend = _open_records(c, target, env)
         found = backend.describe(execution) if execution else backend.latest()
         steps = backend.details(found, backend.steps(found.execution_id))
         console.print(steps_table(found, steps))
@@ -326,8 +354,8 @@ def model_approve(c, version=None, reason="", target="local", env=None):
     with exit_on_error():
         from pipelines.registry import APPROVED, actor
 
+        number = optional_whole_number(version, "--version")
         stack, config, _ = _open(c, target, env)
-        number = int(version) if version is not None else None
         updated = _registry(stack, config).set_status(
             number, APPROVED, reason, actor(stack.connection)
         )
@@ -344,8 +372,8 @@ def model_reject(c, version=None, reason=None, target="local", env=None):
 
         if not reason:
             raise MlopsError("Say why with --reason: it is recorded with the rejection.")
+        number = optional_whole_number(version, "--version")
         stack, config, _ = _open(c, target, env)
-        number = int(version) if version is not None else None
         updated = _registry(stack, config).set_status(
             number, REJECTED, reason, actor(stack.connection)
         )
@@ -368,10 +396,11 @@ def deploy(c, version=None, target="local", env=None, strategy=None, wait=True):
         from pipelines import deploy as deployment
         from pipelines.registry import require_approved
 
+        number = optional_whole_number(version, "--version")
         settings = _settings(c)
         stack, config, _ = _open(c, target, env)
         registry = _registry(stack, config)
-        chosen = registry.get(int(version)) if version is not None else registry.latest_approved()
+        chosen = registry.get(number) if number is not None else registry.latest_approved()
         require_approved(chosen)
         deploy_settings = deployment.DeploySettings.from_settings(settings, strategy=strategy)
         if stack.deployment.is_local:
@@ -456,6 +485,7 @@ def predict(c, data, target="local", env=None, output=None, limit=20):
         from pipelines import predict as predicting
         from pipelines.monitor import predictions_table
 
+        shown = whole_number(limit, "--limit")
         settings = _settings(c)
         stack, config, _ = _open(c, target, env)
         registry = _registry(stack, config)
@@ -477,7 +507,7 @@ def predict(c, data, target="local", env=None, output=None, limit=20):
         rows, actual = predicting.read_rows(Path(data), features, target_column)
         values = predicting.predict(rows, invoke)
         result = predicting.Predictions(values, actual, target_column, features)
-        console.print(predictions_table(result, int(limit), version.version))
+        console.print(predictions_table(result, shown, version.version))
         if output:
             Path(output).write_text("prediction\n" + "".join(f"{value!r}\n" for value in values))
             console.print(f"Wrote {len(values)} predictions to {output}")

@@ -54,12 +54,25 @@ def new_execution_id() -> str:
 class LocalBackend:
     name = "local"
 
-    def __init__(self, settings: Settings, connection: AwsConnection) -> None:
-        if connection.endpoint_url is None or connection.ca_bundle is None:
+    def __init__(self, settings: Settings, connection: AwsConnection | None) -> None:
+        """``connection`` None: the records only, readable while the emulator is down
+        (listing, describing and showing executions never needs it)."""
+        if connection is not None and (
+            connection.endpoint_url is None or connection.ca_bundle is None
+        ):
             raise MlopsError("The local backend needs the emulator connection.")
         self.settings = settings
-        self.connection = connection
+        self._connection = connection
         self.store = ExecutionStore(settings.state_dir / "executor.db")
+
+    @property
+    def connection(self) -> AwsConnection:
+        if self._connection is None:
+            raise MlopsError(
+                "This needs the local AWS emulator, which is not running: start it with "
+                "`invoke emulator-up`."
+            )
+        return self._connection
 
     def work_dir(self, execution_id: str) -> Path:
         return self.settings.state_dir / "executions" / execution_id

@@ -15,7 +15,6 @@ durable (pipelines.emulator.durability) in ``<state>/data``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -27,7 +26,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +34,7 @@ import psutil
 from pipelines.emulator.server import DATA_NAME, EXIT_LOCKED, LOOPBACK, lock_is_held
 from pipelines.emulator.tls import TlsFiles, ensure_certificates
 from pipelines.errors import MlopsError
+from pipelines.locks import exclusive
 
 _SERVER_MODULE = "pipelines.emulator.server"
 
@@ -157,7 +156,7 @@ class Emulator:
         from any process, serialise on the start lock: one starts, the others reuse.
         """
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        with _exclusive(self.start_lock):
+        with exclusive(self.start_lock, what="the emulator's start lock"):
             return self._start_locked(timeout)
 
     def _start_locked(self, timeout: float) -> tuple[EmulatorInfo, bool]:
@@ -247,20 +246,13 @@ class Emulator:
         """True while any process holds this state directory's serving lock."""
         return lock_is_held(self.state_dir)
 
+    def has_data(self) -> bool:
+        """True when a previous emulator left acknowledged state to restore."""
+        return any((self.data_dir / "snapshots").glob("*.pickle"))
+
     def discard_data(self) -> None:
         """Forget every acknowledged write (destroy: nothing is left behind)."""
         shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """An exclusive flock on ``path`` for the duration of the block (blocking)."""
-    with path.open("a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _server_environment() -> dict[str, str]:
