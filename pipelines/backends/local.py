@@ -35,6 +35,7 @@ from pipelines.backends.records import (
     StepRun,
 )
 from pipelines.errors import MlopsError
+from pipelines.executor.lifecycle import stop_jobs
 from pipelines.executor.store import ExecutionStore
 from pipelines.settings import Settings
 from pipelines.targets import AwsConnection
@@ -193,18 +194,40 @@ class LocalBackend:
             # Re-read: the worker may have finished between the two reads.
             execution = self.store.get_execution(execution_id)
             if not execution.finished:
-                status = STOPPED if execution.status == STOPPING else FAILED
-                reason = (
-                    "Stopped on request."
-                    if status == STOPPED
-                    else "The local executor process exited unexpectedly; see "
-                    f"{self.work_dir(execution_id) / 'worker.log'}."
-                )
-                self.store.update_execution(
-                    execution_id, status=status, failure_reason=reason, ended_at=time.time()
-                )
+                self._settle_dead_worker(execution)
                 execution = self.store.get_execution(execution_id)
         return execution
+
+    def _settle_dead_worker(self, execution: Execution) -> None:
+        """The worker is gone: stop the jobs it left running and record why each
+        unfinished step and the execution ended."""
+        stopped = stop_jobs(self.work_dir(execution.execution_id))
+        requested = execution.status == STOPPING
+        status = STOPPED if requested else FAILED
+        log = self.work_dir(execution.execution_id) / "worker.log"
+        if requested:
+            reason = "Stopped on request."
+        else:
+            reason = (
+                f"The local executor process (pid {execution.worker_pid}) exited unexpectedly; "
+                f"see {log}."
+            )
+        if stopped.pids:
+            reason += f" Its running job(s) were stopped (process group {stopped.groups})."
+        now = time.time()
+        for step in self.store.steps(execution.execution_id):
+            if not step.finished:
+                step.status = status
+                step.ended_at = now
+                step.failure_reason = (
+                    "Stopped on request."
+                    if requested
+                    else "The local executor exited while this step ran; its job was stopped."
+                )
+                self.store.upsert_step(execution.execution_id, step)
+        self.store.update_execution(
+            execution.execution_id, status=status, failure_reason=reason, ended_at=now
+        )
 
     def _worker_alive(self, execution: Execution) -> bool:
         if execution.worker_pid is None:

@@ -120,3 +120,60 @@ def test_a_worker_that_no_record_names_never_runs(tmp_path):
             store.get_execution("nosuchexecution")
     finally:
         store.close()
+
+
+def _wait_for_step(backend: LocalBackend, execution_id: str, name: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        steps = {s.name: s for s in backend.steps(execution_id)}
+        if name in steps and steps[name].status == EXECUTING:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"step {name} never started")
+
+
+def _job_pids(marker: str) -> list[int]:
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if marker in " ".join(p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE
+    ]
+
+
+def test_a_killed_worker_leaves_no_job_running_and_its_step_failed_with_a_reason(backend):
+    """Issue 12, item 6: train.py ran on under PID 1 and the step stayed Executing."""
+    marker = "time.sleep(61.25)"
+    execution = backend.start_definition(
+        "executor-tests",
+        definition(processing("Orphan", f"import time; print('up', flush=True); {marker}")),
+        {},
+    )
+    _wait_for_step(backend, execution.execution_id, "Orphan")
+    jobs = _job_pids(marker)
+    assert jobs, "the job is running"
+    worker = psutil.Process(backend.store.get_execution(execution.execution_id).worker_pid)
+    worker.kill()
+    worker.wait(timeout=10)
+
+    described = backend.describe(execution.execution_id)
+    assert described.status == FAILED
+    assert "exited unexpectedly" in described.failure_reason
+    assert "job(s) were stopped" in described.failure_reason
+    step = {s.name: s for s in backend.steps(execution.execution_id)}["Orphan"]
+    assert step.status == FAILED
+    assert "its job was stopped" in step.failure_reason
+    assert _job_pids(marker) == []
+
+
+def test_stopping_a_run_whose_worker_died_stops_its_job(backend):
+    marker = "time.sleep(62.5)"
+    execution = backend.start_definition(
+        "executor-tests", definition(processing("Orphan", f"import time; {marker}")), {}
+    )
+    _wait_for_step(backend, execution.execution_id, "Orphan")
+    worker = psutil.Process(backend.store.get_execution(execution.execution_id).worker_pid)
+    worker.kill()
+    worker.wait(timeout=10)
+    stopped = backend.stop(execution.execution_id)
+    assert stopped.finished
+    assert _job_pids(marker) == []
