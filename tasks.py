@@ -10,7 +10,7 @@ from pathlib import Path
 from invoke import task
 from invoke.exceptions import Exit
 
-from pipelines import infra
+from pipelines import infra, retention
 from pipelines.arguments import optional_whole_number, whole_number
 from pipelines.console import console, exit_on_error, key_value_table, terraform_progress
 from pipelines.errors import MlopsError
@@ -47,6 +47,22 @@ def emulator_down(c):
     with exit_on_error():
         stopped = infra.emulator_for(_settings(c)).stop()
         console.print("Emulator stopped." if stopped else "The emulator was not running.")
+
+
+@task
+def state_usage(c):
+    """Show what the state folder (.mlops) uses, part by part."""
+    with exit_on_error():
+        settings = _settings(c)
+        usage = retention.state_usage(settings.state_dir)
+        total = sum(size for _, size in usage)
+        rows = {name: _megabytes(size) for name, size in usage}
+        rows["total"] = _megabytes(total)
+        console.print(key_value_table(f"State folder: {settings.state_dir}", rows))
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
 
 
 @task
@@ -272,6 +288,8 @@ def pipeline_run(c, target="local", env=None, param=None, data=None, wait=True, 
         backend = run.backend_for(stack, config)
         execution = backend.start(prepared)
         console.print(f"Started {execution.execution_arn} ({execution.display_name})")
+        if deployment.is_local:
+            retention.prune_sandboxes(settings.state_dir, settings.keep_execution_sandboxes)
         if not wait:
             sys.stdout.write(execution.execution_arn + "\n")
             return
@@ -409,6 +427,12 @@ def deploy(c, version=None, target="local", env=None, strategy=None, wait=True):
             )
             status = endpoint.deploy(chosen)
             console.print(f"Version {chosen.version} serving at {status.url}/invocations")
+            pruned = retention.prune_releases(endpoint.dir, settings.keep_releases)
+            if pruned.removed:
+                console.print(
+                    f"Removed {len(pruned.removed)} old release(s) "
+                    f"({_megabytes(pruned.freed_bytes)}; keeping {settings.keep_releases})."
+                )
             return
         result = deployment.deploy_to_sagemaker(
             stack.connection, config, chosen, deploy_settings, wait=wait

@@ -288,9 +288,7 @@ def destroy(stack: Stack, on_stop: Callable[[str], None] | None = None) -> Destr
         # Everything in it was just deleted; its durable copy must not come back.
         stack.emulator.discard_data()
     if stack.deployment.is_local:
-        # The local executor's records describe runs in the emulator that is now gone.
-        (stack.settings.state_dir / "executor.db").unlink(missing_ok=True)
-        shutil.rmtree(stack.settings.state_dir / "executions", ignore_errors=True)
+        remove_local_records(stack.settings)
     return DestroyResult(objects, packages, stopped, pipeline_deleted, endpoints)
 
 
@@ -356,12 +354,26 @@ def delete_pipeline(connection: AwsConnection, name: str) -> bool:
     return True
 
 
+def remove_local_records(settings: Settings) -> None:
+    """The executor's records, sandboxes and endpoint releases describe resources
+    that are gone: stop any endpoint still serving, then remove them all."""
+    from pipelines.serving.local_endpoint import stop_local_endpoints
+
+    state = settings.state_dir
+    stop_local_endpoints(state)
+    for name in ("executor.db", "executor.db-wal", "executor.db-shm"):
+        (state / name).unlink(missing_ok=True)
+    shutil.rmtree(state / "executions", ignore_errors=True)
+    shutil.rmtree(state / "endpoints", ignore_errors=True)
+
+
 def forget_local_stack(settings: Settings, deployment: Deployment) -> bool:
     """With no emulator running, the local resources are already gone: drop the state
     and stop a local endpoint that outlived its emulator."""
     from pipelines.serving.local_endpoint import stop_local_endpoints
 
     stop_local_endpoints(settings.state_dir)
+    remove_local_records(settings)
     stack_dir = settings.state_dir / "terraform" / deployment.slug
     state = stack_dir / "terraform.tfstate"
     if state.is_file():
