@@ -296,13 +296,14 @@ def pipeline_run(c, target="local", env=None, param=None, data=None, wait=True, 
         _follow(backend, execution, float(timeout))
 
 
-@task(help={**TARGET_HELP, "limit": "how many executions to show (newest first)"})
-def executions(c, target="local", env=None, limit=10):
+@task(help={**TARGET_HELP, "limit": "how many executions to show, newest first (default 10)"})
+def executions(c, target="local", env=None, limit=None):
     """List recent executions of the pipeline with their status."""
     with exit_on_error():
         from pipelines.monitor import executions_table
 
-        count = whole_number(limit, "--limit")
+        # Typed here, not by invoke (an int default makes invoke parse it: a traceback).
+        count = whole_number(10 if limit is None else limit, "--limit")
         backend = _open_records(c, target, env)
         console.print(executions_table(backend.list_executions(limit=count)))
 
@@ -499,17 +500,17 @@ def endpoint_down(c, target="local", env=None, yes=False):
         **TARGET_HELP,
         "data": "CSV file with a header: the model's feature columns (extra columns are ignored)",
         "output": "also write every prediction to this CSV file",
-        "limit": "how many rows to show",
+        "limit": "how many rows to show (default 20)",
     }
 )
-def predict(c, data, target="local", env=None, output=None, limit=20):
+def predict(c, data, target="local", env=None, output=None, limit=None):
     """Send rows of a CSV file to the deployed endpoint and print the predictions."""
     with exit_on_error():
         from pipelines import deploy as deployment
         from pipelines import predict as predicting
         from pipelines.monitor import predictions_table
 
-        shown = whole_number(limit, "--limit")
+        shown = whole_number(20 if limit is None else limit, "--limit")
         settings = _settings(c)
         stack, config, _ = _open(c, target, env)
         registry = _registry(stack, config)
