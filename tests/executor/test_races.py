@@ -177,3 +177,29 @@ def test_stopping_a_run_whose_worker_died_stops_its_job(backend):
     stopped = backend.stop(execution.execution_id)
     assert stopped.finished
     assert _job_pids(marker) == []
+
+
+def test_destroy_stops_running_executions_first(backend):
+    """Issue 12, item 5: a run kept uploading into the bucket destroy was emptying."""
+    import dataclasses
+
+    from pipelines import infra
+    from pipelines.targets import Deployment
+    from tests.pipeline.conftest import CONFIG
+
+    marker = "time.sleep(63.75)"
+    execution = backend.start_definition(
+        "executor-tests", definition(processing("Uploading", f"import time; {marker}")), {}
+    )
+    _wait_for_step(backend, execution.execution_id, "Uploading")
+    stack = infra.Stack(
+        settings=backend.settings,
+        deployment=Deployment.parse("local"),
+        terraform=None,  # type: ignore[arg-type] - not used to stop executions
+        connection=backend.connection,
+    )
+    config = dataclasses.replace(CONFIG, pipeline_name="executor-tests")
+    stopped = infra.stop_running_executions(stack, config)
+    assert stopped == [execution.execution_id]
+    assert backend.describe(execution.execution_id).status == "Stopped"
+    assert _job_pids(marker) == []
