@@ -35,10 +35,10 @@ from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.targets import AwsConnection
 from tests.support import free_port
 
-pytestmark = [pytest.mark.soak, pytest.mark.e2e]
-
 RUNS = 3
-DEADLINE = 900.0
+DEADLINE = 1500.0  # seconds for the whole soak, destroy included, on a busy 2-core machine
+
+pytestmark = [pytest.mark.soak, pytest.mark.e2e, pytest.mark.timeout(DEADLINE)]
 ROWS = re.compile(r"\[preprocess\] (\d+) data rows")
 
 
@@ -189,7 +189,6 @@ def test_concurrent_runs_survive_an_emulator_kill(tmp_path):
             for execution_id in failed:
                 retry = _task(env, "pipeline-retry", "--execution", execution_id, "--no-wait")
                 assert retry.returncode == 0, retry.stderr
-        assert time.monotonic() - started < DEADLINE
         stop_polling.set()
         poller.join(timeout=120)
 
