@@ -38,12 +38,13 @@ def emulator_up(c):
         emulator = infra.emulator_for(_settings(c))
         info, started = emulator.start()
         verb = "Started" if started else "Already running:"
-        console.print(f"{verb} emulator pid {info.pid} at {info.endpoint}")
+        restored = " (state restored)" if started and info.restored else ""
+        console.print(f"{verb} emulator pid {info.pid} at {info.endpoint}{restored}")
 
 
 @task
 def emulator_down(c):
-    """Stop the local AWS emulator (its resources vanish with it)."""
+    """Stop the local AWS emulator; its state is kept for the next start."""
     with exit_on_error():
         stopped = infra.emulator_for(_settings(c)).stop()
         console.print("Emulator stopped." if stopped else "The emulator was not running.")
