@@ -10,7 +10,8 @@ from pathlib import Path
 from invoke import task
 from invoke.exceptions import Exit
 
-from pipelines import infra
+from pipelines import infra, retention
+from pipelines.arguments import optional_whole_number, whole_number
 from pipelines.console import console, exit_on_error, key_value_table, terraform_progress
 from pipelines.errors import MlopsError
 from pipelines.settings import Settings
@@ -37,15 +38,32 @@ def emulator_up(c):
         emulator = infra.emulator_for(_settings(c))
         info, started = emulator.start()
         verb = "Started" if started else "Already running:"
-        console.print(f"{verb} emulator pid {info.pid} at {info.endpoint}")
+        restored = " (state restored)" if started and info.restored else ""
+        console.print(f"{verb} emulator pid {info.pid} at {info.endpoint}{restored}")
 
 
 @task
 def emulator_down(c):
-    """Stop the local AWS emulator (its resources vanish with it)."""
+    """Stop the local AWS emulator; its state is kept for the next start."""
     with exit_on_error():
         stopped = infra.emulator_for(_settings(c)).stop()
         console.print("Emulator stopped." if stopped else "The emulator was not running.")
+
+
+@task
+def state_usage(c):
+    """Show what the state folder (.mlops) uses, part by part."""
+    with exit_on_error():
+        settings = _settings(c)
+        usage = retention.state_usage(settings.state_dir)
+        total = sum(size for _, size in usage)
+        rows = {name: _megabytes(size) for name, size in usage}
+        rows["total"] = _megabytes(total)
+        console.print(key_value_table(f"State folder: {settings.state_dir}", rows))
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
 
 
 @task
@@ -67,10 +85,12 @@ def infra_up(c, target="local", env=None):
     with exit_on_error():
         deployment = Deployment.parse(target, env)
         console.print(f"[bold]infra-up[/] {deployment}")
-        stack = infra.open_stack(
-            _settings(c), deployment, start_emulator=True, on_output=terraform_progress
-        )
-        result = infra.infra_up(stack)
+        settings = _settings(c)
+        with infra.infra_lock(settings, deployment):
+            stack = infra.open_stack(
+                settings, deployment, start_emulator=True, on_output=terraform_progress
+            )
+            result = infra.infra_up(stack)
         timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
         state = "Applied changes" if result.changed else "No changes"
         console.print(f"{state} ({timing}).")
@@ -113,23 +133,32 @@ def destroy(c, target="local", env=None, yes=False):
     with exit_on_error():
         settings = _settings(c)
         deployment = Deployment.parse(target, env)
-        if deployment.is_local and not infra.emulator_for(settings).status().running:
-            forgot = infra.forget_local_stack(settings, deployment)
-            console.print(
-                "The emulator is not running, so its resources are already gone"
-                + ("; local state cleared." if forgot else ".")
-            )
-            return
-        stack = infra.open_stack(settings, deployment, on_output=terraform_progress)
-        if not yes:
-            _confirm(f"Destroy every resource of {deployment}, including all artifacts?")
-        result = infra.destroy(stack)
+        with infra.infra_lock(settings, deployment):
+            _destroy(settings, deployment, yes)
+
+
+def _destroy(settings: Settings, deployment: Deployment, yes: bool) -> None:
+    emulator = infra.emulator_for(settings) if deployment.is_local else None
+    if emulator is not None and not emulator.status().running and not emulator.has_data():
+        forgot = infra.forget_local_stack(settings, deployment)
         console.print(
-            f"Destroyed {deployment}: {result.endpoints_deleted} endpoint(s), "
-            f"{result.objects_deleted} object version(s) and "
-            f"{result.model_packages_deleted} model package(s) deleted first"
-            + ("; emulator stopped." if result.emulator_stopped else ".")
+            "The emulator is not running, so its resources are already gone"
+            + ("; local state cleared." if forgot else ".")
         )
+        return
+    if not yes:
+        _confirm(f"Destroy every resource of {deployment}, including all artifacts?")
+    # The emulator's state is durable: a stopped emulator is started to destroy it.
+    stack = infra.open_stack(
+        settings, deployment, start_emulator=emulator is not None, on_output=terraform_progress
+    )
+    result = infra.destroy(stack, on_stop=lambda note: console.print(note))
+    console.print(
+        f"Destroyed {deployment}: {result.endpoints_deleted} endpoint(s), "
+        f"{result.objects_deleted} object version(s) and "
+        f"{result.model_packages_deleted} model package(s) deleted first"
+        + ("; emulator stopped." if result.emulator_stopped else ".")
+    )
 
 
 def _confirm(question: str) -> None:
@@ -185,6 +214,19 @@ def _open(c, target, env):
     return open_target(_settings(c), Deployment.parse(target, env))
 
 
+def _open_records(c, target, env):
+    """The backend, for reading executions; locally, the executor's own records
+    (they live in SQLite and need nothing else, so they read while the emulator is down)."""
+    settings = _settings(c)
+    deployment = Deployment.parse(target, env)
+    if deployment.is_local:
+        from pipelines.backends.local import LocalBackend
+
+        # Reading needs neither Terraform nor the emulator: a poll costs milliseconds.
+        return LocalBackend(settings, None)
+    return _open(c, target, env)[2]
+
+
 def _finish(backend, execution) -> None:
     from pipelines.monitor import execution_summary
 
@@ -227,9 +269,12 @@ def pipeline_run(c, target="local", env=None, param=None, data=None, wait=True, 
     """Run the pipeline end to end: infra, data, definition, execution, summary."""
     with exit_on_error():
         from pipelines import run
+        from pipelines.datasets import check_data_argument
 
         deployment = Deployment.parse(target, env)
         overrides = run.check_overrides(param or [], data)
+        # A typo in --data is reported now, not after a cold infra-up.
+        check_data_argument(data)
         settings = _settings(c)
         if deployment.is_local:
             stack, config, up = run.ensure_local_stack(settings, terraform_progress)
@@ -245,20 +290,24 @@ def pipeline_run(c, target="local", env=None, param=None, data=None, wait=True, 
         backend = run.backend_for(stack, config)
         execution = backend.start(prepared)
         console.print(f"Started {execution.execution_arn} ({execution.display_name})")
+        if deployment.is_local:
+            retention.prune_sandboxes(settings.state_dir, settings.keep_execution_sandboxes)
         if not wait:
             sys.stdout.write(execution.execution_arn + "\n")
             return
         _follow(backend, execution, float(timeout))
 
 
-@task(help={**TARGET_HELP, "limit": "how many executions to show (newest first)"})
-def executions(c, target="local", env=None, limit=10):
+@task(help={**TARGET_HELP, "limit": "how many executions to show, newest first (default 10)"})
+def executions(c, target="local", env=None, limit=None):
     """List recent executions of the pipeline with their status."""
     with exit_on_error():
         from pipelines.monitor import executions_table
 
-        _, _, backend = _open(c, target, env)
-        console.print(executions_table(backend.list_executions(limit=int(limit))))
+        # Typed here, not by invoke (an int default makes invoke parse it: a traceback).
+        count = whole_number(10 if limit is None else limit, "--limit")
+        backend = _open_records(c, target, env)
+        console.print(executions_table(backend.list_executions(limit=count)))
 
 
 @task(help=EXECUTION_HELP)
@@ -267,7 +316,7 @@ def execution_show(c, execution=None, target="local", env=None):
     with exit_on_error():
         from pipelines.monitor import execution_summary, steps_table
 
-        _, _, backend = _open(c, target, env)
+        backend = _open_records(c, target, env)
         found = backend.describe(execution) if execution else backend.latest()
         steps = backend.details(found, backend.steps(found.execution_id))
         console.print(steps_table(found, steps))
@@ -341,8 +390,8 @@ def model_approve(c, version=None, reason="", target="local", env=None):
     with exit_on_error():
         from pipelines.registry import APPROVED, actor
 
+        number = optional_whole_number(version, "--version")
         stack, config, _ = _open(c, target, env)
-        number = int(version) if version is not None else None
         updated = _registry(stack, config).set_status(
             number, APPROVED, reason, actor(stack.connection)
         )
@@ -359,8 +408,8 @@ def model_reject(c, version=None, reason=None, target="local", env=None):
 
         if not reason:
             raise MlopsError("Say why with --reason: it is recorded with the rejection.")
+        number = optional_whole_number(version, "--version")
         stack, config, _ = _open(c, target, env)
-        number = int(version) if version is not None else None
         updated = _registry(stack, config).set_status(
             number, REJECTED, reason, actor(stack.connection)
         )
@@ -383,10 +432,11 @@ def deploy(c, version=None, target="local", env=None, strategy=None, wait=True):
         from pipelines import deploy as deployment
         from pipelines.registry import require_approved
 
+        number = optional_whole_number(version, "--version")
         settings = _settings(c)
         stack, config, _ = _open(c, target, env)
         registry = _registry(stack, config)
-        chosen = registry.get(int(version)) if version is not None else registry.latest_approved()
+        chosen = registry.get(number) if number is not None else registry.latest_approved()
         require_approved(chosen)
         deploy_settings = deployment.DeploySettings.from_settings(settings, strategy=strategy)
         if stack.deployment.is_local:
@@ -395,6 +445,12 @@ def deploy(c, version=None, target="local", env=None, strategy=None, wait=True):
             )
             status = endpoint.deploy(chosen)
             console.print(f"Version {chosen.version} serving at {status.url}/invocations")
+            pruned = retention.prune_releases(endpoint.dir, settings.keep_releases)
+            if pruned.removed:
+                console.print(
+                    f"Removed {len(pruned.removed)} old release(s) "
+                    f"({_megabytes(pruned.freed_bytes)}; keeping {settings.keep_releases})."
+                )
             return
         result = deployment.deploy_to_sagemaker(
             stack.connection, config, chosen, deploy_settings, wait=wait
@@ -461,16 +517,17 @@ def endpoint_down(c, target="local", env=None, yes=False):
         **TARGET_HELP,
         "data": "CSV file with a header: the model's feature columns (extra columns are ignored)",
         "output": "also write every prediction to this CSV file",
-        "limit": "how many rows to show",
+        "limit": "how many rows to show (default 20)",
     }
 )
-def predict(c, data, target="local", env=None, output=None, limit=20):
+def predict(c, data, target="local", env=None, output=None, limit=None):
     """Send rows of a CSV file to the deployed endpoint and print the predictions."""
     with exit_on_error():
         from pipelines import deploy as deployment
         from pipelines import predict as predicting
         from pipelines.monitor import predictions_table
 
+        shown = whole_number(20 if limit is None else limit, "--limit")
         settings = _settings(c)
         stack, config, _ = _open(c, target, env)
         registry = _registry(stack, config)
@@ -492,7 +549,7 @@ def predict(c, data, target="local", env=None, output=None, limit=20):
         rows, actual = predicting.read_rows(Path(data), features, target_column)
         values = predicting.predict(rows, invoke)
         result = predicting.Predictions(values, actual, target_column, features)
-        console.print(predictions_table(result, int(limit), version.version))
+        console.print(predictions_table(result, shown, version.version))
         if output:
             Path(output).write_text("prediction\n" + "".join(f"{value!r}\n" for value in values))
             console.print(f"Wrote {len(values)} predictions to {output}")

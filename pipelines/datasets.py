@@ -1,11 +1,23 @@
-"""Stage the input data in the artifact bucket, versioned, and record which version ran."""
+"""Stage the input data in the artifact bucket, immutably, and record which version ran.
+
+A local file is uploaded to a content-addressed key, ``datasets/<sha256>/<name>``,
+and the run reads that key: nothing else is ever written there, so what a job reads
+is what lineage records, however many runs stage files of the same name at once.
+A plain S3 URI is an ordinary key that anyone may overwrite, so it is first copied
+to its content-addressed key as well (``etag`` names the bytes copied). The friendly
+``datasets/<name>`` key still receives every upload, as a versioned alias whose
+history lists what ran; lineage records the alias version that holds these bytes.
+The definition's ``InputDataUrl`` is a plain S3 URI either way, valid on SageMaker.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.errors import MlopsError
@@ -15,16 +27,19 @@ from pipelines.settings import PROJECT_ROOT
 from pipelines.targets import AwsConnection
 
 SAMPLE_DATA = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
-SAMPLE_KEY = "datasets/sample/boston_housing.csv"
+DATASET_PREFIX = "datasets/"
+SAMPLE_KEY = f"{DATASET_PREFIX}sample/boston_housing.csv"
 
 
 @dataclass(frozen=True)
 class StagedDataset:
-    uri: str
-    version_id: str | None
+    uri: str  # the versioned alias: s3://bucket/datasets/<name>
+    version_id: str | None  # the alias version that holds exactly these bytes
     etag: str
     source: str
     uploaded: bool
+    read_uri: str = ""  # what the run reads: the content-addressed, never-rewritten key
+    sha256: str = ""
 
 
 def _sha256(path: Path) -> str:
@@ -35,47 +50,111 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def content_key(sha256: str, name: str) -> str:
+    """Where a body with this digest lives; the name keeps the file's extension."""
+    return f"{DATASET_PREFIX}{sha256}/{name}"
+
+
+def check_data_argument(data: str | None) -> None:
+    """Fail before any work (infra-up takes minutes) when a local --data file is missing."""
+    if data is None or data.startswith("s3://"):
+        if data is not None:
+            parse_s3_uri(data)
+        return
+    path = Path(data)
+    if not path.is_file():
+        raise MlopsError(f"Data file {path} does not exist (or is not a file).")
+
+
 def stage_dataset(
     connection: AwsConnection, config: InfraConfig, data: str | None = None
 ) -> StagedDataset:
-    """Upload a local file (default: the sample data) or point at an S3 object.
+    """Upload a local file (default: the sample data) or pin an S3 object's bytes.
 
-    A local file goes to ``datasets/<name>`` (the sample to ``datasets/sample/``);
-    an unchanged file is not uploaded again, so its version id stays the same.
+    An unchanged file is not uploaded again: its content-addressed key exists.
     """
     s3 = connection.client("s3")
     try:
         if data is not None and data.startswith("s3://"):
-            bucket, key = parse_s3_uri(data)
-            try:
-                head = s3.head_object(Bucket=bucket, Key=key)
-            except ClientError as error:
-                raise MlopsError(f"No object at {data}: {error}") from error
-            return StagedDataset(data, head.get("VersionId"), head["ETag"].strip('"'), data, False)
-
+            return _pin_s3_object(s3, config, data)
         path = Path(data) if data is not None else SAMPLE_DATA
         if not path.is_file():
             raise MlopsError(f"Data file {path} does not exist (or is not a file).")
-        key = SAMPLE_KEY if data is None else f"datasets/{path.name}"
         checksum = _sha256(path)
+        bucket = config.bucket_name
+        immutable = content_key(checksum, path.name)
+        alias = SAMPLE_KEY if data is None else f"{DATASET_PREFIX}{path.name}"
         uploaded = False
-        try:
-            head = s3.head_object(Bucket=config.bucket_name, Key=key)
-            current = head.get("Metadata", {}).get("sha256")
-        except ClientError:
-            current = None
-        if current != checksum:
+        head = _head(s3, bucket, immutable)
+        if head is None:
             s3.upload_file(
-                str(path), config.bucket_name, key, ExtraArgs={"Metadata": {"sha256": checksum}}
+                str(path), bucket, immutable, ExtraArgs={"Metadata": {"sha256": checksum}}
             )
+            head = s3.head_object(Bucket=bucket, Key=immutable)
             uploaded = True
-            head = s3.head_object(Bucket=config.bucket_name, Key=key)
+        version_id = _alias_version(s3, bucket, alias, immutable, checksum)
         return StagedDataset(
-            uri=f"s3://{config.bucket_name}/{key}",
-            version_id=head.get("VersionId"),
+            uri=f"s3://{bucket}/{alias}",
+            version_id=version_id,
             etag=head["ETag"].strip('"'),
             source=str(path),
             uploaded=uploaded,
+            read_uri=f"s3://{bucket}/{immutable}",
+            sha256=checksum,
         )
     except (ClientError, BotoCoreError) as error:
         raise MlopsError(f"Could not stage the input data: {error}") from error
+
+
+def _head(s3: BaseClient, bucket: str, key: str) -> dict[str, Any] | None:
+    try:
+        return s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def _alias_version(
+    s3: BaseClient, bucket: str, alias: str, source: str, checksum: str
+) -> str | None:
+    """The alias version holding ``checksum``: the current one if it already does,
+    else a new one copied from the content-addressed key (server side, no upload)."""
+    current = _head(s3, bucket, alias)
+    if current is not None and current.get("Metadata", {}).get("sha256") == checksum:
+        return current.get("VersionId")
+    copied = s3.copy_object(
+        Bucket=bucket,
+        Key=alias,
+        CopySource={"Bucket": bucket, "Key": source},
+        MetadataDirective="COPY",
+    )
+    return copied.get("VersionId")
+
+
+def _pin_s3_object(s3: BaseClient, config: InfraConfig, uri: str) -> StagedDataset:
+    """An S3 object can be overwritten while a run reads it: read a pinned copy."""
+    bucket, key = parse_s3_uri(uri)
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        raise MlopsError(f"No object at {uri}: {error}") from error
+    version_id = head.get("VersionId")
+    etag = head["ETag"].strip('"')
+    name = key.rsplit("/", 1)[-1] or "data"
+    source: dict[str, str] = {"Bucket": bucket, "Key": key}
+    if version_id and version_id != "null":
+        source["VersionId"] = version_id
+    # The ETag of a single-part upload is its MD5; either way it names these bytes.
+    immutable = content_key(f"etag-{etag.replace('-', '_')}", name)
+    if _head(s3, config.bucket_name, immutable) is None:
+        # A managed copy: objects over 5 GB need a multipart copy.
+        s3.copy(source, config.bucket_name, immutable)
+    return StagedDataset(
+        uri=uri,
+        version_id=version_id,
+        etag=etag,
+        source=uri,
+        uploaded=False,
+        read_uri=f"s3://{config.bucket_name}/{immutable}",
+    )

@@ -7,6 +7,7 @@ differs between the local emulator and a real account.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -22,6 +23,7 @@ from botocore.exceptions import ClientError
 from pipelines.emulator import Emulator
 from pipelines.errors import MlopsError
 from pipelines.infra_config import InfraConfig
+from pipelines.locks import exclusive
 from pipelines.plan_review import (
     CheckovSummary,
     PlanSummary,
@@ -59,6 +61,22 @@ class UpResult:
         """``"12.3 s (init 1.2 s, plan 5.0 s, apply 6.1 s)"``"""
         parts = ", ".join(f"{name} {value:.1f} s" for name, value in self.seconds.items())
         return f"{sum(self.seconds.values()):.1f} s ({parts})"
+
+
+def infra_lock(
+    settings: Settings, deployment: Deployment
+) -> contextlib.AbstractContextManager[None]:
+    """One infra-up / destroy at a time per deployment, across processes: two cold
+    ``pipeline-run``s would otherwise both apply, and one would hit Terraform's state lock."""
+
+    def waiting() -> None:
+        print(f"Waiting for another task that is changing {deployment} ...", file=sys.stderr)
+
+    return exclusive(
+        settings.state_dir / "locks" / f"infra-{deployment.slug}.lock",
+        on_wait=waiting,
+        what=f"the infrastructure lock of {deployment}",
+    )
 
 
 def emulator_for(settings: Settings) -> Emulator:
@@ -107,9 +125,9 @@ def open_stack(
             variables={"aws_endpoint_url": info.endpoint},
             on_output=on_output,
         )
-        if fresh:
-            # moto keeps everything in memory: the resources in the local state died
-            # with the previous emulator process, so the state describes nothing.
+        if fresh and not info.restored:
+            # A new emulator without durable state (first start, or after destroy):
+            # whatever the local Terraform state lists does not exist in it.
             terraform.discard_local_state()
         return Stack(settings, deployment, terraform, connection, emulator)
 
@@ -132,7 +150,9 @@ def infra_up(stack: Stack) -> UpResult:
         stack.terraform.apply(plan.plan_file)
         seconds["apply"] = time.perf_counter() - mark
     plan.plan_file.unlink(missing_ok=True)
-    return UpResult(changed=plan.has_changes, outputs=stack.terraform.outputs(), seconds=seconds)
+    outputs = stack.terraform.outputs()
+    remember_outputs(stack, outputs)
+    return UpResult(changed=plan.has_changes, outputs=outputs, seconds=seconds)
 
 
 def read_infra_config(stack: Stack) -> InfraConfig:
@@ -251,32 +271,78 @@ class DestroyResult:
     endpoints_deleted: int = 0
 
 
-def destroy(stack: Stack) -> DestroyResult:
-    """Delete what pipelines put in the stack's resources, then terraform destroy.
+def destroy(stack: Stack, on_stop: Callable[[str], None] | None = None) -> DestroyResult:
+    """Stop running executions, delete what pipelines put in the stack's resources,
+    then terraform destroy.
 
     Versioned objects would otherwise block the bucket's deletion, and SageMaker
-    refuses to delete a model package group that still holds versions.
+    refuses to delete a model package group that still holds versions. A running
+    execution would upload into the bucket while it is emptied, so it is stopped
+    first. Rerunning finishes a half-done destroy: when the outputs are gone (the
+    root module's outputs vanish first), the names recorded at the last apply are used.
     """
     stack.terraform.init()
-    outputs = stack.terraform.outputs()
+    outputs = stack.terraform.outputs() or _remembered_outputs(stack)
     objects = packages = 0
     pipeline_deleted = False
     endpoints = 0
     if outputs:
         config = InfraConfig.from_outputs(outputs)
+        stopped_runs = stop_running_executions(stack, config)
+        if stopped_runs and on_stop is not None:
+            on_stop(
+                f"Stopped {len(stopped_runs)} running execution(s) first: "
+                + ", ".join(stopped_runs)
+            )
         endpoints = remove_deployments(stack, config)
         pipeline_deleted = delete_pipeline(stack.connection, config.pipeline_name)
         objects = empty_bucket(stack.connection, config.bucket_name)
         packages = delete_model_packages(stack.connection, config.model_package_group_name)
     stack.terraform.destroy()
+    _remembered_outputs_file(stack).unlink(missing_ok=True)
     stopped = False
     if stack.emulator is not None:
         stopped = stack.emulator.stop()
+        # Everything in it was just deleted; its durable copy must not come back.
+        stack.emulator.discard_data()
     if stack.deployment.is_local:
-        # The local executor's records describe runs in the emulator that is now gone.
-        (stack.settings.state_dir / "executor.db").unlink(missing_ok=True)
-        shutil.rmtree(stack.settings.state_dir / "executions", ignore_errors=True)
+        remove_local_records(stack.settings)
     return DestroyResult(objects, packages, stopped, pipeline_deleted, endpoints)
+
+
+def stop_running_executions(stack: Stack, config: InfraConfig, timeout: float = 120.0) -> list[str]:
+    """Stop every unfinished execution of the pipeline and wait for it; returns their ids."""
+    from pipelines.run import backend_for
+
+    backend = backend_for(stack, config)
+    try:
+        running = [e for e in backend.list_executions(config.pipeline_name, 100) if not e.finished]
+    except MlopsError:
+        return []  # no pipeline (yet): nothing runs
+    for execution in running:
+        backend.stop(execution.execution_id)
+    for execution in running:
+        backend.wait(execution.execution_id, timeout=timeout)
+    return [e.execution_id for e in running]
+
+
+def remember_outputs(stack: Stack, outputs: dict[str, Any]) -> None:
+    """Keep the names of what was applied, for a destroy that outlives the outputs."""
+    if outputs:
+        path = _remembered_outputs_file(stack)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(outputs, sort_keys=True))
+
+
+def _remembered_outputs_file(stack: Stack) -> Path:
+    return stack.terraform.work_dir / "applied_outputs.json"
+
+
+def _remembered_outputs(stack: Stack) -> dict[str, Any]:
+    try:
+        return json.loads(_remembered_outputs_file(stack).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
 
 
 def remove_deployments(stack: Stack, config: InfraConfig) -> int:
@@ -306,12 +372,26 @@ def delete_pipeline(connection: AwsConnection, name: str) -> bool:
     return True
 
 
+def remove_local_records(settings: Settings) -> None:
+    """The executor's records, sandboxes and endpoint releases describe resources
+    that are gone: stop any endpoint still serving, then remove them all."""
+    from pipelines.serving.local_endpoint import stop_local_endpoints
+
+    state = settings.state_dir
+    stop_local_endpoints(state)
+    for name in ("executor.db", "executor.db-wal", "executor.db-shm"):
+        (state / name).unlink(missing_ok=True)
+    shutil.rmtree(state / "executions", ignore_errors=True)
+    shutil.rmtree(state / "endpoints", ignore_errors=True)
+
+
 def forget_local_stack(settings: Settings, deployment: Deployment) -> bool:
     """With no emulator running, the local resources are already gone: drop the state
     and stop a local endpoint that outlived its emulator."""
     from pipelines.serving.local_endpoint import stop_local_endpoints
 
     stop_local_endpoints(settings.state_dir)
+    remove_local_records(settings)
     stack_dir = settings.state_dir / "terraform" / deployment.slug
     state = stack_dir / "terraform.tfstate"
     if state.is_file():

@@ -105,7 +105,7 @@ class Registry:
         if not approved:
             raise MlopsError(
                 f"No Approved version in {self.group}. Review the candidates with "
-                "`invoke models` and approve one with `invoke model-approve VERSION`."
+                "`invoke models` and approve one with `invoke model-approve --version N`."
             )
         return approved[0]
 
@@ -197,7 +197,8 @@ def require_approved(version: ModelVersion) -> None:
     if version.status != APPROVED:
         raise MlopsError(
             f"Model version {version.version} is {version.status}; only Approved versions can "
-            f"be deployed. Approve it first with `invoke model-approve {version.version}`."
+            "be deployed. Approve it first with "
+            f"`invoke model-approve --version {version.version}`."
         )
 
 

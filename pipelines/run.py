@@ -12,6 +12,7 @@ this happens.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from pipelines.definition import (
 from pipelines.errors import MlopsError
 from pipelines.infra_config import InfraConfig
 from pipelines.lineage import git_state
-from pipelines.parameters import parse_assignments, resolve_parameters
+from pipelines.parameters import ParameterError, parse_assignments, resolve_parameters
 from pipelines.sdk import definition_session
 from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.targets import AwsConnection, Deployment
@@ -72,8 +73,44 @@ def check_overrides(pairs: list[str], data: str | None) -> dict[str, str]:
             for p in build_parameters(input_data_uri="").as_list()
         ]
     }
-    resolve_parameters(template, overrides)
+    check_meanings(resolve_parameters(template, overrides))
     return overrides
+
+
+def _r2_threshold(value: float) -> str | None:
+    if not math.isfinite(value) or value > 1.0:
+        return "must be a finite R² threshold of at most 1 (R² is never above 1)"
+    return None
+
+
+def _at_least(minimum: int) -> Callable[[int], str | None]:
+    return lambda value: None if value >= minimum else f"must be at least {minimum}"
+
+
+def _one_of(*choices: str) -> Callable[[str], str | None]:
+    return lambda value: None if value in choices else "must be one of " + ", ".join(choices)
+
+
+# What each value means, beyond its type; checked before any work starts, so a bad
+# threshold is not found only by the condition step at the end of a full run.
+PARAMETER_RULES: dict[str, Callable[[Any], str | None]] = {
+    "MinTestR2": _r2_threshold,
+    "NEstimators": _at_least(1),
+    "MaxDepth": _at_least(0),
+    "RandomState": _at_least(0),
+    "ProcessingInstanceCount": _at_least(1),
+    "ModelApprovalStatus": _one_of("PendingManualApproval", "Approved", "Rejected"),
+}
+
+
+def check_meanings(values: Mapping[str, Any]) -> None:
+    problems = [
+        f"{name}={values[name]!r} {problem}"
+        for name, rule in PARAMETER_RULES.items()
+        if name in values and (problem := rule(values[name])) is not None
+    ]
+    if problems:
+        raise ParameterError("Invalid parameter value(s): " + "; ".join(problems) + ".")
 
 
 def backend_for(stack: infra.Stack, config: InfraConfig) -> Backend:
@@ -98,19 +135,24 @@ def ensure_local_stack(
     settings: Settings, on_output: Callable[[str], None] | None = None
 ) -> tuple[infra.Stack, InfraConfig, infra.UpResult | None]:
     """The local stack, applied; the third item is infra-up's result when it had to
-    run (with its timings), None when the stack was already up."""
+    run (with its timings), None when the stack was already up.
+
+    Serialised on the infrastructure lock: of two concurrent cold runs, the second
+    waits, then finds the stack applied and goes on without touching Terraform.
+    """
     deployment = Deployment.parse("local")
-    if infra.emulator_for(settings).status().running:
-        stack = infra.open_stack(settings, deployment)
-        try:
-            config = infra.read_infra_config(stack)
-            stack.connection.client("s3").head_bucket(Bucket=config.bucket_name)
-            return stack, config, None
-        except (MlopsError, ClientError, BotoCoreError):
-            pass  # not applied yet, or applied to an emulator that has since restarted
-    stack = infra.open_stack(settings, deployment, start_emulator=True, on_output=on_output)
-    result = infra.infra_up(stack)
-    return stack, InfraConfig.from_outputs(result.outputs), result
+    with infra.infra_lock(settings, deployment):
+        if infra.emulator_for(settings).status().running:
+            stack = infra.open_stack(settings, deployment)
+            try:
+                config = infra.read_infra_config(stack)
+                stack.connection.client("s3").head_bucket(Bucket=config.bucket_name)
+                return stack, config, None
+            except (MlopsError, ClientError, BotoCoreError):
+                pass  # not applied yet, or applied to an emulator that has since been reset
+        stack = infra.open_stack(settings, deployment, start_emulator=True, on_output=on_output)
+        result = infra.infra_up(stack)
+        return stack, InfraConfig.from_outputs(result.outputs), result
 
 
 def prepare_run(
@@ -137,7 +179,8 @@ def prepare_run(
     definition = definition_json(pipeline)
     overrides = dict(overrides)
     dataset = stage_dataset(connection, config, data or overrides.get(INPUT_PARAMETER))
-    overrides[INPUT_PARAMETER] = dataset.uri
+    # The job reads the content-addressed copy: exactly the bytes lineage records.
+    overrides[INPUT_PARAMETER] = dataset.read_uri or dataset.uri
     git = git_state(root)
     if git["git_commit"]:
         overrides.setdefault(
@@ -151,6 +194,8 @@ def prepare_run(
             "version_id": dataset.version_id,
             "etag": dataset.etag,
             "source": dataset.source,
+            "read_uri": dataset.read_uri,
+            "sha256": dataset.sha256,
         },
         "code_sha256": code.sha256,
     }

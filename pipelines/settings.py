@@ -32,6 +32,10 @@ class Settings:
     studio_domain_id: str | None = None
     endpoint_port: int = DEFAULT_ENDPOINT_PORT
     deploy: dict[str, Any] = field(default_factory=dict)
+    # Retention (mlops.retention in invoke.yaml): how many endpoint releases and
+    # execution sandboxes the state folder keeps; older ones are pruned.
+    keep_releases: int = 3
+    keep_execution_sandboxes: int = 20
 
     @property
     def infra_dir(self) -> Path:
@@ -56,6 +60,7 @@ class Settings:
         terraform = config.get("terraform") or {}
         aws = config.get("aws") or {}
         endpoint = config.get("endpoint") or {}
+        retention = config.get("retention") or {}
 
         state_dir = Path(environ.get("MLOPS_STATE_DIR") or config.get("state_dir") or ".mlops")
         mirror = environ.get("MLOPS_TF_PROVIDER_MIRROR") or terraform.get("provider_mirror")
@@ -73,6 +78,10 @@ class Settings:
                 environ.get("MLOPS_ENDPOINT_PORT") or endpoint.get("port") or DEFAULT_ENDPOINT_PORT
             ),
             deploy=dict(config.get("deploy") or {}),
+            keep_releases=_count(retention.get("endpoint_releases", 3), "endpoint_releases"),
+            keep_execution_sandboxes=_count(
+                retention.get("execution_sandboxes", 20), "execution_sandboxes"
+            ),
         )
         return settings
 
@@ -88,3 +97,15 @@ def _port(value: object) -> int:
     if not 1024 <= port <= 65535:
         raise MlopsError(f"A port must be between 1024 and 65535, got {port}.")
     return port
+
+
+def _count(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 1:
+        raise MlopsError(
+            f"mlops.retention.{name} must be a whole number of at least 1, got {value!r}."
+        )
+    return number

@@ -216,6 +216,12 @@ class _Terraform(python_terraform.Terraform):
             self.temp_var_files.clean_up()
         out = "".join(lines)
         failed = returncode not in (0, 2) or (returncode == 2 and cmd != "plan")
+        if failed and raise_on_error and "Error acquiring the state lock" in stderr:
+            raise TerraformError(
+                f"Another Terraform run holds the state lock in {self.working_dir}; "
+                "wait for it to finish and run the task again. If no other task runs, "
+                "the lock is stale: `terraform force-unlock <ID>` in that folder removes it."
+            )
         if failed and raise_on_error:
             raise TerraformError(
                 f"`terraform {cmd}` failed (exit {returncode}) in {self.working_dir}:\n"

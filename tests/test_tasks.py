@@ -108,3 +108,64 @@ def test_destroy_with_the_emulator_down_only_clears_stale_state(state):
     assert result.returncode == 0
     assert "already gone; local state cleared" in result.stdout
     assert not stale.exists()
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        (["executions", "--limit", "abc"], "--limit must be a whole number, got 'abc'"),
+        (["model-approve", "--version", "abc"], "--version must be a whole number, got 'abc'"),
+        (["deploy", "--version", "x1"], "--version must be a whole number, got 'x1'"),
+        (["pipeline-run", "--param", "MinTestR2=nan"], "MinTestR2=nan must be a finite R²"),
+        (["pipeline-run", "--data", "no/such/file.csv"], "no/such/file.csv does not exist"),
+    ],
+)
+def test_bad_input_is_refused_before_any_work_without_a_traceback(state, task, message):
+    state_dir, port = state
+    result = invoke_task(*task, state_dir=state_dir, port=port)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    # Nothing was started or applied: the checks come first.
+    assert not (state_dir / "emulator" / "emulator.json").exists()
+    assert not (state_dir / "terraform").exists()
+
+
+def test_executions_are_readable_while_the_emulator_is_down(state):
+    import time
+
+    from pipelines.backends.records import Execution
+    from pipelines.executor.store import ExecutionStore
+
+    state_dir, port = state
+    store = ExecutionStore(state_dir / "executor.db")
+    store.insert_execution(
+        Execution(
+            execution_id="offline12345",
+            execution_arn="arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/offline12345",
+            pipeline_name="p",
+            status="Succeeded",
+            created_at=time.time() - 60,
+            ended_at=time.time(),
+        )
+    )
+    store.close()
+    listed = invoke_task("executions", state_dir=state_dir, port=port)
+    assert listed.returncode == 0, listed.stderr
+    assert "offline12345" in listed.stdout
+    shown = invoke_task(
+        "execution-show", "--execution", "offline12345", state_dir=state_dir, port=port
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "Succeeded" in shown.stdout
+    assert not (state_dir / "emulator" / "emulator.json").exists()
+
+
+def test_state_usage_lists_the_parts_of_the_state_folder(state):
+    state_dir, port = state
+    (state_dir / "executions" / "x").mkdir(parents=True)
+    (state_dir / "executions" / "x" / "big.bin").write_bytes(b"0" * 2_000_000)
+    result = invoke_task("state-usage", state_dir=state_dir, port=port)
+    assert result.returncode == 0, result.stderr
+    assert "executions" in result.stdout
+    assert "2.0 MB" in result.stdout

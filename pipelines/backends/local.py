@@ -3,6 +3,11 @@
 Each execution runs in a background worker process (pipelines.executor.worker)
 that records its progress in the executor's SQLite database; this class starts,
 watches, stops and retries those workers.
+
+An execution is never visible without an owner that can be checked: the worker
+is spawned first and its pid goes into the same INSERT (or, for a retry, the same
+UPDATE) that makes the run Executing. The worker waits until the record names it
+before it does anything, so a reader can always tell a live run from a dead one.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pipelines.backends.records import (
     StepRun,
 )
 from pipelines.errors import MlopsError
+from pipelines.executor.lifecycle import stop_jobs
 from pipelines.executor.store import ExecutionStore
 from pipelines.settings import Settings
 from pipelines.targets import AwsConnection
@@ -49,12 +55,25 @@ def new_execution_id() -> str:
 class LocalBackend:
     name = "local"
 
-    def __init__(self, settings: Settings, connection: AwsConnection) -> None:
-        if connection.endpoint_url is None or connection.ca_bundle is None:
+    def __init__(self, settings: Settings, connection: AwsConnection | None) -> None:
+        """``connection`` None: the records only, readable while the emulator is down
+        (listing, describing and showing executions never needs it)."""
+        if connection is not None and (
+            connection.endpoint_url is None or connection.ca_bundle is None
+        ):
             raise MlopsError("The local backend needs the emulator connection.")
         self.settings = settings
-        self.connection = connection
+        self._connection = connection
         self.store = ExecutionStore(settings.state_dir / "executor.db")
+
+    @property
+    def connection(self) -> AwsConnection:
+        if self._connection is None:
+            raise MlopsError(
+                "This needs the local AWS emulator, which is not running: start it with "
+                "`invoke emulator-up`."
+            )
+        return self._connection
 
     def work_dir(self, execution_id: str) -> Path:
         return self.settings.state_dir / "executions" / execution_id
@@ -132,8 +151,14 @@ class LocalBackend:
                 "work_dir": str(work_dir),
             },
         )
-        self.store.insert_execution(execution)
-        self._spawn(execution_id)
+        process = self._spawn(execution_id)
+        execution.worker_pid = process.pid
+        try:
+            self.store.insert_execution(execution)
+        except BaseException:
+            # No record names it, so nobody else could ever stop it.
+            process.kill()
+            raise
         return self.store.get_execution(execution_id)
 
     def _account_id(self) -> str:
@@ -142,7 +167,8 @@ class LocalBackend:
         except (ClientError, BotoCoreError) as error:
             raise MlopsError(f"The emulator did not answer: {error}") from error
 
-    def _spawn(self, execution_id: str) -> None:
+    def _spawn(self, execution_id: str) -> subprocess.Popen[bytes]:
+        """Start a worker; it waits until the execution's record names it as owner."""
         log = (self.work_dir(execution_id) / "worker.log").open("ab")
         with log:
             process = subprocess.Popen(
@@ -160,7 +186,7 @@ class LocalBackend:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.store.update_execution(execution_id, worker_pid=process.pid)
+        return process
 
     def describe(self, execution_id: str) -> Execution:
         execution = self.store.get_execution(execution_id)
@@ -168,18 +194,40 @@ class LocalBackend:
             # Re-read: the worker may have finished between the two reads.
             execution = self.store.get_execution(execution_id)
             if not execution.finished:
-                status = STOPPED if execution.status == STOPPING else FAILED
-                reason = (
-                    "Stopped on request."
-                    if status == STOPPED
-                    else "The local executor process exited unexpectedly; see "
-                    f"{self.work_dir(execution_id) / 'worker.log'}."
-                )
-                self.store.update_execution(
-                    execution_id, status=status, failure_reason=reason, ended_at=time.time()
-                )
+                self._settle_dead_worker(execution)
                 execution = self.store.get_execution(execution_id)
         return execution
+
+    def _settle_dead_worker(self, execution: Execution) -> None:
+        """The worker is gone: stop the jobs it left running and record why each
+        unfinished step and the execution ended."""
+        stopped = stop_jobs(self.work_dir(execution.execution_id))
+        requested = execution.status == STOPPING
+        status = STOPPED if requested else FAILED
+        log = self.work_dir(execution.execution_id) / "worker.log"
+        if requested:
+            reason = "Stopped on request."
+        else:
+            reason = (
+                f"The local executor process (pid {execution.worker_pid}) exited unexpectedly; "
+                f"see {log}."
+            )
+        if stopped.pids:
+            reason += f" Its running job(s) were stopped (process group {stopped.groups})."
+        now = time.time()
+        for step in self.store.steps(execution.execution_id):
+            if not step.finished:
+                step.status = status
+                step.ended_at = now
+                step.failure_reason = (
+                    "Stopped on request."
+                    if requested
+                    else "The local executor exited while this step ran; its job was stopped."
+                )
+                self.store.upsert_step(execution.execution_id, step)
+        self.store.update_execution(
+            execution.execution_id, status=status, failure_reason=reason, ended_at=now
+        )
 
     def _worker_alive(self, execution: Execution) -> bool:
         if execution.worker_pid is None:
@@ -219,14 +267,15 @@ class LocalBackend:
                 f"Execution {execution_id} is {execution.status}; only Failed or Stopped "
                 "executions can be retried."
             )
+        process = self._spawn(execution_id)
         self.store.update_execution(
             execution_id,
             status=EXECUTING,
             failure_reason=None,
             ended_at=None,
             retries=execution.retries + 1,
+            worker_pid=process.pid,
         )
-        self._spawn(execution_id)
         return self.store.get_execution(execution_id)
 
     def wait(self, execution_id: str, poll: float = 0.2, timeout: float | None = None) -> Execution:

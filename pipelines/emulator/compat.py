@@ -69,6 +69,11 @@ class RequestConditionsMiddleware:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        # moto rebuilds the URL from RAW_URI, which werkzeug and gunicorn set but cheroot
+        # does not; without it moto uses the decoded path, and a key containing "?"
+        # swallows the query string (GetObject's versionId was silently ignored).
+        if "RAW_URI" not in environ and "REQUEST_URI" in environ:
+            environ["RAW_URI"] = environ["REQUEST_URI"]
         token = _REQUEST_CONDITIONS.set(request_condition_keys(environ))
         try:
             return self.app(environ, start_response)

@@ -4,6 +4,12 @@ The emulator is moto's server (with pipelines.emulator.compat applied) running i
 the background on 127.0.0.1 over HTTPS. Its pid and port live in a small JSON file
 in the state directory, so every task finds the same process and only the code
 that started it (``emulator-down``/``destroy``) stops it.
+
+Two locks keep this true under concurrency: starters serialise on
+``emulator.start.lock`` (the second one finds the first one's server and reuses it),
+and the server itself holds ``emulator.lock`` while it serves and writes the pid
+file, so the file always names the process that really serves. Its state is
+durable (pipelines.emulator.durability) in ``<state>/data``.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -19,14 +26,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from pipelines.emulator.server import LOOPBACK
+from pipelines.emulator.server import DATA_NAME, EXIT_LOCKED, LOOPBACK, lock_is_held
 from pipelines.emulator.tls import TlsFiles, ensure_certificates
 from pipelines.errors import MlopsError
+from pipelines.locks import exclusive
 
 _SERVER_MODULE = "pipelines.emulator.server"
 
@@ -42,6 +50,7 @@ class EmulatorInfo:
     pid: int
     port: int
     started_at: float
+    restored: bool = False  # the server loaded durable state from a previous run
 
     @property
     def endpoint(self) -> str:
@@ -67,6 +76,15 @@ class Emulator:
         return self.state_dir / "emulator.json"
 
     @property
+    def start_lock(self) -> Path:
+        return self.state_dir / "emulator.start.lock"
+
+    @property
+    def data_dir(self) -> Path:
+        """Snapshots and S3 bodies: everything the emulator has acknowledged."""
+        return self.state_dir / DATA_NAME
+
+    @property
     def log_file(self) -> Path:
         return self.state_dir / "emulator.log"
 
@@ -85,6 +103,16 @@ class Emulator:
             return EmulatorInfo(**json.loads(self.pid_file.read_text()))
         except (FileNotFoundError, json.JSONDecodeError, TypeError):
             return None
+
+    def server_pids(self) -> list[int]:
+        """Every emulator process serving this state directory (normally at most one)."""
+        marker = str(self.state_dir)
+        found = []
+        for process in psutil.process_iter(["pid", "cmdline"]):
+            command = process.info.get("cmdline") or []
+            if _SERVER_MODULE in command and marker in command:
+                found.append(process.info["pid"])
+        return found
 
     def status(self) -> EmulatorStatus:
         info = self.read_info()
@@ -120,12 +148,18 @@ class Emulator:
 
     # --- lifecycle -------------------------------------------------------------
 
-    def start(self, timeout: float = 30.0) -> tuple[EmulatorInfo, bool]:
+    def start(self, timeout: float = 60.0) -> tuple[EmulatorInfo, bool]:
         """Start the emulator unless ours is already running.
 
-        Returns the emulator info and whether a new process was started; a new
-        process is empty, since moto keeps everything in memory.
+        Returns the emulator info and whether a new process was started. A new
+        process restores the durable state (``info.restored``). Concurrent calls,
+        from any process, serialise on the start lock: one starts, the others reuse.
         """
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with exclusive(self.start_lock, what="the emulator's start lock"):
+            return self._start_locked(timeout)
+
+    def _start_locked(self, timeout: float) -> tuple[EmulatorInfo, bool]:
         status = self.status()
         if status.running and status.info is not None:
             if status.info.port != self.port:
@@ -134,9 +168,9 @@ class Emulator:
                     f"not {self.port}. Stop it first with `invoke emulator-down`."
                 )
             return status.info, False
-        if status.info is not None and _is_our_server(status.info.pid):
-            # Alive but not answering: a hung server is no use to anyone.
-            _terminate(status.info.pid)
+        # Alive but not answering, or serving without a pid file: no use to anyone.
+        for pid in self.server_pids():
+            _terminate(pid)
         self.pid_file.unlink(missing_ok=True)
 
         if _port_in_use(self.port):
@@ -146,7 +180,6 @@ class Emulator:
                 "MLOPS_EMULATOR_PORT=<port> (or mlops.emulator.port in invoke.yaml)."
             )
 
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         ensure_certificates(self.tls)
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
@@ -160,6 +193,8 @@ class Emulator:
                     str(self.tls.server_cert),
                     "--ssl-key",
                     str(self.tls.server_key),
+                    "--state-dir",
+                    str(self.state_dir),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -168,16 +203,25 @@ class Emulator:
                 start_new_session=True,
                 env=_server_environment(),
             )
-        info = EmulatorInfo(pid=process.pid, port=self.port, started_at=time.time())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
+                if process.returncode == EXIT_LOCKED:
+                    raise EmulatorError(
+                        f"Another emulator already serves {self.state_dir} but does not "
+                        "answer; stop it with `invoke emulator-down` and try again."
+                    )
                 raise EmulatorError(
                     f"The emulator exited with code {process.returncode} while starting.\n"
                     f"Last lines of {self.log_file}:\n{_tail(self.log_file)}"
                 )
-            if self.is_healthy(self.port, timeout=1.0):
-                self.pid_file.write_text(json.dumps(asdict(info)))
+            info = self.read_info()
+            # The server writes the pid file itself, after binding: only then is it ours.
+            if (
+                info is not None
+                and info.pid == process.pid
+                and self.is_healthy(self.port, timeout=1.0)
+            ):
                 return info, True
             time.sleep(0.1)
         _terminate(process.pid)
@@ -189,12 +233,26 @@ class Emulator:
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop our emulator if it runs; True when a process was stopped."""
         info = self.read_info()
-        stopped = False
+        pids = set(self.server_pids())
         if info is not None and _is_our_server(info.pid):
-            _terminate(info.pid, timeout=timeout)
-            stopped = True
+            pids.add(info.pid)
+        for pid in pids:
+            # SIGTERM lets the server write what is pending before it exits.
+            _terminate(pid, timeout=timeout)
         self.pid_file.unlink(missing_ok=True)
-        return stopped
+        return bool(pids)
+
+    def serving(self) -> bool:
+        """True while any process holds this state directory's serving lock."""
+        return lock_is_held(self.state_dir)
+
+    def has_data(self) -> bool:
+        """True when a previous emulator left acknowledged state to restore."""
+        return any((self.data_dir / "snapshots").glob("*.pickle"))
+
+    def discard_data(self) -> None:
+        """Forget every acknowledged write (destroy: nothing is left behind)."""
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def _server_environment() -> dict[str, str]:

@@ -6,18 +6,33 @@ It always binds 127.0.0.1: the emulator accepts any credentials, so it must neve
 be reachable from another machine. cheroot rather than werkzeug's development
 server because werkzeug closes the connection after every response, and a new TLS
 handshake per request tripled the latency of every AWS call a run makes.
+
+The process that serves is the one that owns the emulator: it takes an exclusive
+lock on ``<state>/emulator.lock`` before binding, restores the durable state, and
+only then writes its own pid to ``<state>/emulator.json``. A second server started
+on the same state directory finds the lock taken and exits with ``EXIT_LOCKED``, so
+there is never an orphan that holds resources while the pid file names another.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import json
 import os
 import signal
 import ssl
 import sys
+import time
+from pathlib import Path
 from types import FrameType
+from typing import IO
 
 LOOPBACK = "127.0.0.1"
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another emulator already serves this state directory
+LOCK_NAME = "emulator.lock"
+PID_NAME = "emulator.json"
+DATA_NAME = "data"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -26,7 +41,51 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ssl-cert", required=True)
     parser.add_argument("--ssl-key", required=True)
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--state-dir", type=Path, default=None)
     return parser.parse_args(argv)
+
+
+def take_lock(state_dir: Path) -> IO[str] | None:
+    """The serving lock, held for the life of the process (the kernel drops it on any
+    exit, kill -9 included); None when another process holds it."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = (state_dir / LOCK_NAME).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def lock_is_held(state_dir: Path) -> bool:
+    """True while some process serves this state directory."""
+    path = state_dir / LOCK_NAME
+    if not path.exists():
+        return False
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def _write_pid_file(state_dir: Path, port: int, restored: bool) -> None:
+    record = {"pid": os.getpid(), "port": port, "started_at": time.time(), "restored": restored}
+    tmp = state_dir / (PID_NAME + ".tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, state_dir / PID_NAME)
+
+
+def _remove_pid_file(state_dir: Path) -> None:
+    path = state_dir / PID_NAME
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
 
 
 def _exit(signum: int, frame: FrameType | None) -> None:
@@ -45,9 +104,28 @@ def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from pipelines.emulator.compat import RequestConditionsMiddleware, apply_patches
+    from pipelines.emulator.durability import DurableMiddleware, DurableState
+
+    state_dir: Path | None = args.state_dir
+    lock = take_lock(state_dir) if state_dir is not None else None
+    if state_dir is not None and lock is None:
+        print(f"another emulator already serves {state_dir}", file=sys.stderr)
+        sys.exit(EXIT_LOCKED)
 
     apply_patches()
     app = RequestConditionsMiddleware(DomainDispatcherApplication(create_backend_app))
+    durable: DurableState | None = None
+    restored = False
+    if state_dir is not None:
+        durable = DurableState(state_dir / DATA_NAME)
+        report = durable.restore()
+        restored = bool(report.services)
+        print(
+            f"restored {', '.join(report.services) or 'nothing'} in {report.seconds:.2f} s",
+            flush=True,
+        )
+        durable.start()
+        app = DurableMiddleware(app, durable)
     server = Server((LOOPBACK, args.port), app, numthreads=args.threads)
     adapter = BuiltinSSLAdapter(args.ssl_cert, args.ssl_key)
     # The bucket policy denies TLS < 1.2; the server never offers it either.
@@ -56,9 +134,16 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
     try:
-        server.start()
+        server.prepare()  # binds; a taken port raises here, before the pid file is written
+        if state_dir is not None:
+            _write_pid_file(state_dir, args.port, restored)
+        server.serve()
     finally:
         server.stop()
+        if durable is not None:
+            durable.close()
+        if state_dir is not None:
+            _remove_pid_file(state_dir)
 
 
 if __name__ == "__main__":

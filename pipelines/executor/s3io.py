@@ -12,7 +12,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 from botocore.client import BaseClient
 
@@ -31,10 +30,15 @@ class S3Object:
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
+    """``s3://bucket/key`` split as S3 means it: everything after the bucket is the key,
+    ``#`` and ``?`` included (urlparse would cut them off as fragment and query)."""
+    scheme = "s3://"
+    if not uri.startswith(scheme):
         raise MlopsError(f"Not an S3 URI: {uri!r}.")
-    return parsed.netloc, parsed.path.lstrip("/")
+    bucket, _, key = uri[len(scheme) :].partition("/")
+    if not bucket:
+        raise MlopsError(f"Not an S3 URI: {uri!r}.")
+    return bucket, key
 
 
 def list_objects(s3: BaseClient, uri: str) -> list[S3Object]:

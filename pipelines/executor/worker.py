@@ -18,9 +18,9 @@ from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.backends.records import FAILED
+from pipelines.backends.records import FAILED, Execution
 from pipelines.executor.engine import Engine
-from pipelines.executor.store import ExecutionStore
+from pipelines.executor.store import ExecutionNotFound, ExecutionStore
 from pipelines.targets import AwsConnection, emulator_process_env
 
 
@@ -36,6 +36,24 @@ def job_environment(connection: AwsConnection) -> dict[str, str]:
     return env
 
 
+def wait_until_owner(
+    store: ExecutionStore, execution_id: str, timeout: float = 60.0
+) -> Execution | None:
+    """The execution, once its record names this process as its worker; None if it
+    never does. The starter spawns the worker before it writes the record, so a
+    reader never sees a running execution whose owner it cannot check."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            execution = store.get_execution(execution_id)
+        except ExecutionNotFound:
+            execution = None
+        if execution is not None and execution.worker_pid == os.getpid():
+            return None if execution.finished else execution
+        time.sleep(0.02)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pipelines.executor.worker")
     parser.add_argument("--db", required=True, type=Path)
@@ -43,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     store = ExecutionStore(args.db)
-    execution = store.get_execution(args.execution_id)
-    store.update_execution(execution.execution_id, worker_pid=os.getpid())
+    execution = wait_until_owner(store, args.execution_id)
+    if execution is None:
+        # The starter died (or chose another worker) before recording us: not our run.
+        store.close()
+        return 0
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -35,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.errors import MlopsError
 from pipelines.executor.s3io import parse_s3_uri
+from pipelines.locks import exclusive
 from pipelines.registry import ModelVersion
 from pipelines.serving.router import LOOPBACK, VERSION_HEADER
 from pipelines.targets import AwsConnection
@@ -172,6 +173,15 @@ class LocalEndpoint:
     # --- deploy ------------------------------------------------------------------------------
 
     def deploy(self, version: ModelVersion, timeout: float = 120.0) -> EndpointStatus:
+        """Serve ``version``. Deploys and downs of one endpoint are serialised across
+        processes, so two concurrent deploys never start two routers or lose a server."""
+        with self._lock():
+            return self._deploy(version, timeout)
+
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        return exclusive(self.dir / "endpoint.lock", what=f"the lock of endpoint {self.name}")
+
+    def _deploy(self, version: ModelVersion, timeout: float) -> EndpointStatus:
         release = self.dir / "releases" / f"v{version.version}-{int(time.time() * 1000)}"
         model_dir, code_dir = self._materialize(version, release)
         program = version.environment.get("SAGEMAKER_PROGRAM", "inference.py")
@@ -381,7 +391,8 @@ class LocalEndpoint:
 
     def down(self) -> bool:
         """Stop the router and the model server, and forget the endpoint in the emulator."""
-        running = stop_endpoint_processes(self.dir)
+        with self._lock():
+            running = stop_endpoint_processes(self.dir)
         self._forget_in_emulator()
         return running
 

@@ -315,3 +315,34 @@ def test_predict_names_missing_feature_columns(tmp_path):
     data.write_text("crim,zn\n1,2\n")
     with pytest.raises(MlopsError, match="lacks the model's feature column\\(s\\) indus"):
         read_rows(data, ["crim", "zn", "indus"], "medv")
+
+
+def test_concurrent_deploys_leave_one_router_and_one_model_server(endpoint, register_version):
+    import threading
+
+    first, second = register_version(10), register_version(12)
+    errors: list[BaseException] = []
+
+    def deploy(version) -> None:
+        try:
+            endpoint.deploy(version)
+        except BaseException as error:  # surfaced by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=deploy, args=(v,)) for v in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert errors == []
+    status = endpoint.status()
+    assert status.running
+    assert status.version in (first.version, second.version)
+    servers = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(endpoint.dir) in " ".join(p.info["cmdline"] or [])
+        and p.status() != psutil.STATUS_ZOMBIE
+    ]
+    # The router and the model server that serves; the replaced server was stopped.
+    assert {p.pid for p in servers} == {status.router_pid, status.model_server_pid}
