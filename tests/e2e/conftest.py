@@ -47,7 +47,8 @@ class LocalStack:
             *args,
             state_dir=self.settings.state_dir,
             port=self.settings.emulator_port,
-            extra_env={"MLOPS_ENDPOINT_PORT": str(self.settings.endpoint_port)},
+            # Wide enough that no table cell folds: assertions read whole phrases.
+            extra_env={"MLOPS_ENDPOINT_PORT": str(self.settings.endpoint_port), "COLUMNS": "400"},
         )
 
 
