@@ -32,6 +32,14 @@ class Settings:
     studio_domain_id: str | None = None
     endpoint_port: int = DEFAULT_ENDPOINT_PORT
     deploy: dict[str, Any] = field(default_factory=dict)
+    # Run local jobs on the host interpreter instead of the container's runtime profile.
+    runtime_host: bool = False
+    # Where runtime profile environments are built; default <state_dir>/runtimes.
+    runtime_cache_dir: Path | None = None
+
+    @property
+    def runtime_cache(self) -> Path:
+        return self.runtime_cache_dir or self.state_dir / "runtimes"
 
     @property
     def infra_dir(self) -> Path:
@@ -56,7 +64,9 @@ class Settings:
         terraform = config.get("terraform") or {}
         aws = config.get("aws") or {}
         endpoint = config.get("endpoint") or {}
+        runtime = config.get("runtime") or {}
 
+        cache_dir = environ.get("MLOPS_RUNTIME_CACHE") or runtime.get("cache_dir")
         state_dir = Path(environ.get("MLOPS_STATE_DIR") or config.get("state_dir") or ".mlops")
         mirror = environ.get("MLOPS_TF_PROVIDER_MIRROR") or terraform.get("provider_mirror")
         settings = cls(
@@ -73,6 +83,8 @@ class Settings:
                 environ.get("MLOPS_ENDPOINT_PORT") or endpoint.get("port") or DEFAULT_ENDPOINT_PORT
             ),
             deploy=dict(config.get("deploy") or {}),
+            runtime_host=_flag(environ.get("MLOPS_RUNTIME_HOST", runtime.get("host", False))),
+            runtime_cache_dir=Path(cache_dir) if cache_dir else None,
         )
         return settings
 
@@ -88,3 +100,14 @@ def _port(value: object) -> int:
     if not 1024 <= port <= 65535:
         raise MlopsError(f"A port must be between 1024 and 65535, got {port}.")
     return port
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off", "none", "null"):
+        return False
+    raise MlopsError(f"Expected true or false, got {value!r}.")

@@ -15,6 +15,7 @@ import string
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,8 @@ from pipelines.backends.records import (
     StepRun,
 )
 from pipelines.errors import MlopsError
+from pipelines.executor import startup as startup_checks
+from pipelines.executor.preflight import PreflightError
 from pipelines.executor.store import ExecutionStore
 from pipelines.settings import Settings
 from pipelines.targets import AwsConnection
@@ -41,6 +44,10 @@ _WORKER_MODULE = "pipelines.executor.worker"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def new_execution_id() -> str:
     """12 lower-case letters and digits, like SageMaker's execution ids."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
@@ -49,10 +56,17 @@ def new_execution_id() -> str:
 class LocalBackend:
     name = "local"
 
-    def __init__(self, settings: Settings, connection: AwsConnection) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        connection: AwsConnection,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
         if connection.endpoint_url is None or connection.ca_bundle is None:
             raise MlopsError("The local backend needs the emulator connection.")
         self.settings = settings
+        # Progress of a runtime build and the host-runtime warning, for the user.
+        self.notify = notify or _to_stderr
         self.connection = connection
         self.store = ExecutionStore(settings.state_dir / "executor.db")
 
@@ -132,6 +146,20 @@ class LocalBackend:
                 "work_dir": str(work_dir),
             },
         )
+        # Preflight and runtimes before the execution is recorded: a missing Python
+        # raises here, and nothing runs.
+        startup = startup_checks.prepare(execution, self.settings, self.notify)
+        execution.runtime["job_runtimes"] = {
+            image: runtime.as_record() for image, runtime in startup.runtimes.items()
+        }
+        if startup.problems:
+            # Recorded as a failed execution that ran no step, as SageMaker reports a
+            # definition it rejects at start.
+            execution.status = FAILED
+            execution.ended_at = time.time()
+            execution.failure_reason = str(PreflightError(startup.problems))
+            self.store.insert_execution(execution)
+            return self.store.get_execution(execution_id)
         self.store.insert_execution(execution)
         self._spawn(execution_id)
         return self.store.get_execution(execution_id)

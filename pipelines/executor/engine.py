@@ -33,18 +33,21 @@ from pipelines.backends.records import (
     Execution,
     StepRun,
 )
-from pipelines.executor import cache
+from pipelines.executor import cache, retries
 from pipelines.executor.conditions import evaluate_conditions
 from pipelines.executor.expressions import EvaluationContext, ExpressionError, resolve
 from pipelines.executor.graph import DefinitionError, PipelineGraph, StepNode
+from pipelines.executor.preflight import request_problems, validation_message
 from pipelines.executor.runners import (
     RUNNERS,
     JobContext,
+    Runner,
     StepFailed,
     StepOutcome,
     StepStopped,
 )
 from pipelines.executor.store import ExecutionStore
+from pipelines.runtime.environments import JobRuntime
 from pipelines.targets import AwsConnection
 
 NOT_EXECUTED = "NotExecuted"  # never stored: the step's branch or inputs never came
@@ -72,6 +75,10 @@ class Engine:
         self._properties: dict[str, dict[str, Any]] = {}
         self._property_files: dict[str, dict[str, Any]] = {}
         self._outcomes: dict[str, bool] = {}
+        self._runtimes = {
+            image: JobRuntime.from_record(record)
+            for image, record in (execution.runtime.get("job_runtimes") or {}).items()
+        }
 
     # --- the execution ------------------------------------------------------------------
 
@@ -251,6 +258,12 @@ class Engine:
         except ExpressionError as error:
             record.failure_reason = f"Cannot resolve the step's arguments: {error}"
             return FAILED
+        # Values from earlier steps are known now: the whole request is checked before
+        # anything is sent or started, as SageMaker validates it on submission.
+        invalid = request_problems(node.type, arguments)
+        if invalid:
+            record.failure_reason = validation_message(node.type, invalid)
+            return FAILED
 
         s3 = self.connection.client("s3")
         use_cache = cache.cache_enabled(node.spec)
@@ -280,9 +293,10 @@ class Engine:
             step_dir=step_dir,
             stop=self.stop,
             job_env=self.job_env,
+            runtimes=self._runtimes,
         )
         try:
-            outcome: StepOutcome = runner(node, arguments, job)
+            outcome: StepOutcome = self._run_with_retries(node, runner, arguments, job)
         except StepStopped:
             record.failure_reason = "Stopped on request."
             return STOPPED
@@ -295,6 +309,34 @@ class Engine:
         record.peak_memory_bytes = outcome.peak_memory_bytes
         self._publish(node.name, outcome.properties, outcome.property_files)
         return SUCCEEDED
+
+    def _run_with_retries(
+        self, node: StepNode, runner: Runner, arguments: dict[str, Any], job: JobContext
+    ) -> StepOutcome:
+        """Run the step; retry a failure its RetryPolicies match, after their backoff."""
+        policies = retries.policies(node.spec)
+        first = time.monotonic()
+        attempts = 1
+        while True:
+            try:
+                return runner(node, arguments, job)
+            except StepFailed as failure:
+                delay = retries.next_delay(
+                    policies, failure.reason, attempts, time.monotonic() - first
+                )
+                if delay is None:
+                    if attempts > 1:
+                        failure.reason += f" (after {attempts} attempts)"
+                    raise
+                with job.log_path.open("a") as log:
+                    log.write(
+                        f"[local executor] attempt {attempts} failed ({failure.reason}); "
+                        f"retrying in {delay:g} s per the step's RetryPolicies\n"
+                    )
+                if self.stop.wait(delay):
+                    raise StepStopped() from failure
+                shutil.rmtree(job.step_dir / "sandbox", ignore_errors=True)
+                attempts += 1
 
     def _cache_hit(self, node: StepNode, key: str, s3: Any) -> tuple[str, StepRun] | None:
         expiry = cache.expire_after_seconds(node.spec.get("CacheConfig", {}).get("ExpireAfter"))

@@ -22,6 +22,7 @@ from pipelines.backends.records import Execution
 from pipelines.executor import s3io
 from pipelines.executor.graph import StepNode
 from pipelines.executor.jobs import JobResult, Sandbox, failure_line, local_python, run_job
+from pipelines.runtime.environments import JobRuntime
 from pipelines.targets import AwsConnection
 
 
@@ -52,6 +53,17 @@ class JobContext:
     step_dir: Path
     stop: threading.Event
     job_env: Mapping[str, str]
+    # The runtime of each job image, chosen before the run (pipelines.runtime.selection).
+    runtimes: Mapping[str, JobRuntime] = field(default_factory=dict)
+
+    def python_for(self, image: str) -> str:
+        runtime = self.runtimes.get(image)
+        if runtime is None:
+            raise StepFailed(
+                f"ClientError: no local runtime was prepared for image {image!r}; "
+                "start a new execution."
+            )
+        return runtime.python
 
     @property
     def log_path(self) -> Path:
@@ -147,13 +159,14 @@ def run_processing(node: StepNode, args: dict[str, Any], ctx: JobContext) -> Ste
 
     app = args["AppSpecification"]
     entrypoint = list(app.get("ContainerEntrypoint") or [])
-    if not entrypoint or local_python(entrypoint[0]) is None:
+    python = local_python(entrypoint[0], ctx.python_for(app["ImageUri"])) if entrypoint else None
+    if python is None:
         raise StepFailed(
             f"The local executor runs Python entrypoints; got {entrypoint[:1] or 'none'} "
             f"for image {app.get('ImageUri')}."
         )
     command = [
-        local_python(entrypoint[0]),
+        python,
         *(sandbox.remap(part) for part in entrypoint[1:]),
         *(sandbox.remap(str(part)) for part in app.get("ContainerArguments") or []),
     ]
@@ -340,7 +353,7 @@ def run_training(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepO
 
     limit = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
     result = run_job(
-        [local_python("python3"), program, *user_args],
+        [ctx.python_for(args["AlgorithmSpecification"]["TrainingImage"]), program, *user_args],
         cwd=code_dir,
         env=env,
         log_path=ctx.log_path,

@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 import pytest
+from sagemaker import image_uris
 
 from pipelines.backends.local import LocalBackend
 from pipelines.backends.records import Execution
@@ -24,6 +25,10 @@ from pipelines.settings import Settings
 
 BUCKET = "executor-tests"
 ROLE = "arn:aws:iam::123456789012:role/test"
+# The image the SDK names for scikit-learn 1.2-1: jobs run in its runtime profile.
+SKLEARN_IMAGE = image_uris.retrieve(
+    "sklearn", region="us-east-1", version="1.2-1", instance_type="ml.m5.large"
+)
 
 
 def join(*values: Any) -> dict:
@@ -50,9 +55,11 @@ def processing(
         "Type": "Processing",
         "Arguments": {
             "AppSpecification": {
-                "ImageUri": "example/sklearn:1",
+                "ImageUri": SKLEARN_IMAGE,
                 "ContainerEntrypoint": ["python3", "-c", code],
-                "ContainerArguments": arguments or [],
+                # The API wants at least one argument when the field is present; the
+                # SDK leaves it out when there are none.
+                **({"ContainerArguments": arguments} if arguments else {}),
             },
             "ProcessingInputs": [
                 {
@@ -163,11 +170,13 @@ def gate(threshold: float) -> dict:
 
 
 @pytest.fixture
-def backend(tmp_path, emulator_connection) -> LocalBackend:
+def backend(tmp_path, emulator_connection, runtime_cache) -> LocalBackend:
     s3 = emulator_connection.client("s3")
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=BUCKET)
-    settings = Settings(root=tmp_path, state_dir=tmp_path / ".mlops")
+    settings = Settings(
+        root=tmp_path, state_dir=tmp_path / ".mlops", runtime_cache_dir=runtime_cache
+    )
     return LocalBackend(settings, emulator_connection)
 
 
@@ -433,7 +442,7 @@ def test_training_follows_the_script_mode_contract(backend, emulator_connection)
         "Type": "Training",
         "Arguments": {
             "AlgorithmSpecification": {
-                "TrainingImage": "example/sklearn:1",
+                "TrainingImage": SKLEARN_IMAGE,
                 "TrainingInputMode": "File",
                 "MetricDefinitions": [
                     {"Name": "validation:rmse", "Regex": "validation:rmse=([0-9.]+);"}
