@@ -144,6 +144,7 @@ class LocalBackend:
                 "ca_bundle": str(self.connection.ca_bundle),
                 "region": self.connection.region,
                 "work_dir": str(work_dir),
+                "runtime_cache": str(self.settings.runtime_cache),
             },
         )
         # Preflight and runtimes before the execution is recorded: a missing Python

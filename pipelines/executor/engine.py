@@ -75,6 +75,8 @@ class Engine:
         self._properties: dict[str, dict[str, Any]] = {}
         self._property_files: dict[str, dict[str, Any]] = {}
         self._outcomes: dict[str, bool] = {}
+        cache_dir = execution.runtime.get("runtime_cache")
+        self._runtime_cache = Path(cache_dir) if cache_dir else None
         self._runtimes = {
             image: JobRuntime.from_record(record)
             for image, record in (execution.runtime.get("job_runtimes") or {}).items()
@@ -294,6 +296,7 @@ class Engine:
             stop=self.stop,
             job_env=self.job_env,
             runtimes=self._runtimes,
+            runtime_cache=self._runtime_cache,
         )
         try:
             outcome: StepOutcome = self._run_with_retries(node, runner, arguments, job)

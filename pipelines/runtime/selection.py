@@ -77,9 +77,21 @@ def prepare_runtimes(
     return chosen
 
 
-def runtime_label(runtime: Mapping[str, Any], step_type: str, properties: Mapping[str, Any]) -> str:
-    """What execution-show prints for a step: e.g. ``sklearn 1.2-1 · Python 3.9.18``."""
-    image = job_image(step_type, properties)
+def step_runtime_labels(
+    definition: Mapping[str, Any], runtime: Mapping[str, Any]
+) -> dict[str, str]:
+    """What execution-show prints for each job step, e.g. ``sklearn 1.2-1 · Python 3.9.18``:
+    the runtime recorded for the image the step's request names."""
     records = runtime.get("job_runtimes") or {}
-    record = records.get(image) if isinstance(image, str) else None
-    return str(record["label"]) if record else ""
+    labels: dict[str, str] = {}
+    pending = list(definition.get("Steps", []))
+    while pending:
+        step = pending.pop()
+        arguments = step.get("Arguments") or {}
+        if step.get("Type") == "Condition":
+            pending += arguments.get("IfSteps", []) + arguments.get("ElseSteps", [])
+        image = job_image(str(step.get("Type")), arguments)
+        record = records.get(image) if isinstance(image, str) else None
+        if record:
+            labels[str(step.get("Name"))] = str(record["label"])
+    return labels
