@@ -135,7 +135,7 @@ class LocalBackend:
             status=EXECUTING,
             created_at=time.time(),
             display_name=display_name,
-            parameters=parameters,
+            parameters=startup_checks.with_defaults(definition, parameters),
             definition=definition,
             definition_sha256=hashlib.sha256(definition.encode()).hexdigest(),
             lineage=lineage or {},

@@ -27,15 +27,21 @@ class Startup:
     runtimes: dict[str, JobRuntime]
 
 
+def with_defaults(definition_text: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The execution's parameters: the definition's defaults, then the given values,
+    as SageMaker fills in a parameter the start request leaves out."""
+    try:
+        declared = json.loads(definition_text).get("Parameters", [])
+    except (json.JSONDecodeError, AttributeError):
+        return dict(parameters)
+    merged = {p["Name"]: p["DefaultValue"] for p in declared if "DefaultValue" in p}
+    merged.update(parameters)
+    return merged
+
+
 def preflight_context(definition: Mapping[str, Any], execution: Execution) -> EvaluationContext:
-    """The values known before the first step: parameters (defaults, then the
-    execution's) and the execution variables."""
-    parameters = {
-        p["Name"]: p["DefaultValue"]
-        for p in definition.get("Parameters", [])
-        if "DefaultValue" in p
-    }
-    parameters.update(execution.parameters)
+    """The values known before the first step: parameters and execution variables."""
+    parameters = dict(execution.parameters)
     created = datetime.fromtimestamp(execution.created_at, UTC).isoformat()
     return EvaluationContext(
         parameters=parameters,

@@ -110,15 +110,12 @@ class EnvironmentCache:
             self._uv(
                 "venv", "--quiet", "--relocatable", "--python", str(interpreter.path), str(staging)
             )
-            self._uv(
-                "pip",
-                "install",
-                "--quiet",
-                "--python",
-                str(staging / "bin" / "python"),
-                *profile.requirements,
-                *extras,
-            )
+            python = str(staging / "bin" / "python")
+            self._uv("pip", "install", "--quiet", "--python", python, *profile.requirements)
+            if extras:
+                # Installed over the image's packages, as the container's toolkit runs
+                # ``pip install -r requirements.txt``: an extra may upgrade a pin.
+                self._uv("pip", "install", "--quiet", "--python", python, *extras)
             runtime = JobRuntime(
                 python=str(folder / "bin" / "python"),
                 label=f"{profile.label} · Python {interpreter.version}",
