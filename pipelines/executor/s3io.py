@@ -45,7 +45,8 @@ def list_objects(s3: BaseClient, uri: str) -> list[S3Object]:
     parent = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
     found: list[S3Object] = []
     paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+    # The raw key is the S3 prefix: with a trailing slash it names only that folder.
+    for page in paginator.paginate(Bucket=bucket, Prefix=key):
         for item in page.get("Contents", []):
             name = item["Key"]
             if name.startswith(prefix + "/") or not prefix:
