@@ -35,7 +35,12 @@ from pipelines.backends.records import (
 )
 from pipelines.executor import cache, retries
 from pipelines.executor.conditions import evaluate_conditions
-from pipelines.executor.expressions import EvaluationContext, ExpressionError, resolve
+from pipelines.executor.expressions import (
+    EvaluationContext,
+    ExpressionError,
+    referenced_steps,
+    resolve,
+)
 from pipelines.executor.graph import DefinitionError, PipelineGraph, StepNode
 from pipelines.executor.preflight import request_problems, validation_message
 from pipelines.executor.runners import (
@@ -47,10 +52,17 @@ from pipelines.executor.runners import (
     StepStopped,
 )
 from pipelines.executor.store import ExecutionStore
+from pipelines.executor.validation import preload_service_model
 from pipelines.runtime.environments import JobRuntime
 from pipelines.targets import AwsConnection
 
 NOT_EXECUTED = "NotExecuted"  # never stored: the step's branch or inputs never came
+
+
+def _refers_to_steps(node: StepNode) -> bool:
+    """Whether the step's request holds values that only earlier steps provide."""
+    text = json.dumps(node.arguments)
+    return bool(referenced_steps(node.arguments)) or "Std:JsonGet" in text
 
 
 class Engine:
@@ -85,6 +97,9 @@ class Engine:
     # --- the execution ------------------------------------------------------------------
 
     def run(self) -> Execution:
+        # The API model the later steps' requests are checked against loads while the
+        # first jobs run, not on their critical path.
+        threading.Thread(target=preload_service_model, daemon=True).start()
         try:
             graph = PipelineGraph.from_definition(json.loads(self.execution.definition))
         except (DefinitionError, json.JSONDecodeError) as error:
@@ -261,8 +276,9 @@ class Engine:
             record.failure_reason = f"Cannot resolve the step's arguments: {error}"
             return FAILED
         # Values from earlier steps are known now: the whole request is checked before
-        # anything is sent or started, as SageMaker validates it on submission.
-        invalid = request_problems(node.type, arguments)
+        # anything is sent or started, as SageMaker validates it on submission. A request
+        # that refers to no step was checked whole by the preflight already.
+        invalid = request_problems(node.type, arguments) if _refers_to_steps(node) else []
         if invalid:
             record.failure_reason = validation_message(node.type, invalid)
             return FAILED

@@ -33,6 +33,11 @@ def _service_model() -> Any:
     return botocore.session.get_session().get_service_model("sagemaker")
 
 
+def preload_service_model() -> None:
+    """Load (and cache) the SageMaker API model ahead of the first validation."""
+    _service_model().operation_model("CreateTrainingJob").input_shape  # noqa: B018
+
+
 @cache
 def _pattern(text: str) -> re.Pattern[str] | None:
     try:

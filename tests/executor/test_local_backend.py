@@ -552,3 +552,44 @@ def test_an_invalid_registry_request_fails_before_reaching_the_api(backend):
         "ValidationException: CreateModelPackage: Parameter validation failed"
         in execution.failure_reason
     )
+
+
+def test_a_request_is_validated_again_when_earlier_steps_complete_it(backend, emulator_connection):
+    """The description is only known once Score has run: the preflight lets it through,
+    and the API model's maximum length (which botocore does not check) stops it then."""
+    sagemaker = emulator_connection.client("sagemaker")
+    with contextlib.suppress(sagemaker.exceptions.ClientError):
+        sagemaker.create_model_package_group(ModelPackageGroupName="executor-tests")
+    before = sagemaker.list_model_packages(ModelPackageGroupName="executor-tests")
+    text = definition(
+        processing(
+            "Score",
+            WRITE_SCORE,
+            outputs=("report",),
+            arguments=["0.875"],
+            property_files=SCORE_FILE,
+        ),
+        {
+            "Name": "Register",
+            "Type": "RegisterModel",
+            "Arguments": {
+                "ModelPackageGroupName": "executor-tests",
+                "ModelPackageDescription": {"Std:Join": {"On": " ", "Values": ["x" * 1020, SCORE]}},
+                "InferenceSpecification": {
+                    "Containers": [{"Image": SKLEARN_IMAGE}],
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedResponseMIMETypes": ["text/csv"],
+                },
+            },
+        },
+    )
+    execution = run(backend, text)
+    assert execution.status == "Failed"
+    steps = steps_by_name(backend, execution)
+    assert steps["Score"].status == "Succeeded"
+    assert (
+        "ValidationException: CreateModelPackage: Parameter validation failed: "
+        "ModelPackageDescription: 1026 characters, above the maximum of 1024"
+    ) in steps["Register"].failure_reason
+    after = sagemaker.list_model_packages(ModelPackageGroupName="executor-tests")
+    assert after["ModelPackageSummaryList"] == before["ModelPackageSummaryList"]
