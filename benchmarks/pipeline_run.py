@@ -157,11 +157,13 @@ def main() -> None:
 
 def measure(args, workdir, stack, config, backend, python) -> list[tuple[str, str, str]]:
     figures: list[tuple[str, str, str]] = []
-    direct = [direct_scripts(workdir / f"direct-{i}", python) for i in range(args.repeat)]
-    host = [direct_scripts(workdir / f"host-{i}", sys.executable) for i in range(args.repeat)]
-
+    direct: list[float] = []
+    host: list[float] = []
     cold, cold_total, cached = [], [], []
     for i in range(args.repeat):
+        # Interleaved with the pipeline runs, so a busy machine slows both alike.
+        direct.append(direct_scripts(workdir / f"direct-{i}", python))
+        host.append(direct_scripts(workdir / f"host-{i}", sys.executable))
         # A fresh emulator and a RandomState no earlier run used: every step misses the cache.
         overrides = run.check_overrides([f"RandomState={1000 + i}"], None)
         started = time.perf_counter()
