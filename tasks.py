@@ -204,6 +204,8 @@ RUN_HELP = {
     "data": "input CSV: a local file (uploaded, versioned) or an s3:// URI; default: sample_data/",
     "wait": "follow the execution to the end (default); --no-wait prints its ARN and returns",
     "timeout": "stop following after this many seconds (the execution keeps running)",
+    "host_runtime": "local: run jobs on the host interpreter instead of the SageMaker "
+    "container's runtime profile (results may not hold on SageMaker; mlops.runtime.host)",
 }
 EXECUTION_HELP = {**TARGET_HELP, "execution": "execution id or ARN (default: the latest)"}
 
@@ -265,7 +267,16 @@ def backend_target(backend) -> str:
 
 
 @task(iterable=["param"], help=RUN_HELP)
-def pipeline_run(c, target="local", env=None, param=None, data=None, wait=True, timeout=7200):
+def pipeline_run(
+    c,
+    target="local",
+    env=None,
+    param=None,
+    data=None,
+    wait=True,
+    timeout=7200,
+    host_runtime=False,
+):
     """Run the pipeline end to end: infra, data, definition, execution, summary."""
     with exit_on_error():
         from pipelines import run
@@ -276,6 +287,8 @@ def pipeline_run(c, target="local", env=None, param=None, data=None, wait=True, 
         # A typo in --data is reported now, not after a cold infra-up.
         check_data_argument(data)
         settings = _settings(c)
+        if host_runtime:
+            settings = settings.with_overrides(runtime_host=True)
         if deployment.is_local:
             stack, config, up = run.ensure_local_stack(settings, terraform_progress)
             if up is not None:

@@ -2,8 +2,11 @@
 
     python benchmarks/pipeline_run.py [--repeat N] [--skip-large]
 
-Figures (issue #4 goals in brackets):
-- local execution wall time / the three scripts run directly in sequence  [<= 1.5x]
+Figures (issue #4 and #11 goals in brackets):
+- first use of the scikit-learn 1.2-1 runtime: building its environment with uv,
+  from a warm package cache                                               [<= 30 s]
+- local execution wall time / the three scripts run directly in sequence, in the
+  same runtime environment (Python 3.9, the container's pins)             [<= 1.25x]
 - cached re-run / cold run                                                [<= 0.25x]
 - 100k and 1M generated rows in the sample's schema: completion, the peak
   memory of the largest job [< 2 GiB], and time(1M) / time(100k)          [<= 12x]
@@ -34,6 +37,8 @@ from rich.table import Table
 from pipelines import run
 from pipelines.backends.local import LocalBackend
 from pipelines.backends.records import Execution
+from pipelines.runtime.environments import EnvironmentCache
+from pipelines.runtime.profiles import profiles
 from pipelines.settings import PROJECT_ROOT, Settings
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
@@ -47,12 +52,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def direct_scripts(workdir: Path) -> float:
-    """preprocess, train and evaluate run directly, one after the other."""
+def direct_scripts(workdir: Path, python: str) -> float:
+    """preprocess, train and evaluate run directly with ``python``, one after the other."""
     out, model, evaluation = workdir / "out", workdir / "model", workdir / "eval"
     commands = [
         [
-            sys.executable,
+            python,
             str(TRAINING / "preprocess.py"),
             f"--input-dir={SAMPLE.parent}",
             f"--input-file={SAMPLE.name}",
@@ -60,7 +65,7 @@ def direct_scripts(workdir: Path) -> float:
             "--target-column=medv",
         ],
         [
-            sys.executable,
+            python,
             str(TRAINING / "train.py"),
             f"--train={out / 'train'}",
             f"--validation={out / 'validation'}",
@@ -68,7 +73,7 @@ def direct_scripts(workdir: Path) -> float:
             f"--output-data-dir={workdir / 'output'}",
         ],
         [
-            sys.executable,
+            python,
             str(TRAINING / "evaluate.py"),
             f"--model-dir={model}",
             f"--test-dir={out / 'test'}",
@@ -111,12 +116,19 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as temp:
         workdir = Path(temp)
+        # First use of the runtime: a new cache folder, uv's package cache as it is.
+        runtime_cache = workdir / "runtimes"
+        started = time.perf_counter()
+        runtime = EnvironmentCache(runtime_cache).ensure(profiles()["sklearn-1.2-1"])
+        build_seconds = time.perf_counter() - started
         settings = Settings.load(
             None,
             environ={
                 **os.environ,
                 "MLOPS_STATE_DIR": str(workdir / "state"),
                 "MLOPS_EMULATOR_PORT": str(free_port()),
+                "MLOPS_RUNTIME_CACHE": str(runtime_cache),
+                "MLOPS_RUNTIME_HOST": "false",
             },
         )
         started = time.perf_counter()
@@ -124,7 +136,7 @@ def main() -> None:
         infra_seconds = time.perf_counter() - started
         backend = LocalBackend(settings, stack.connection)
         try:
-            figures = measure(args, workdir, stack, config, backend)
+            figures = measure(args, workdir, stack, config, backend, runtime.python)
             emulator_rss = psutil.Process(stack.emulator.read_info().pid).memory_info().rss
         finally:
             stack.emulator.stop()
@@ -133,6 +145,9 @@ def main() -> None:
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_column("goal", justify="right")
+    table.add_row(
+        f"first use: build the {runtime.label} runtime (s)", f"{build_seconds:.1f}", "<= 30"
+    )
     table.add_row("infra-up for the benchmark's own emulator (s)", f"{infra_seconds:.1f}", "")
     for name, value, goal in figures:
         table.add_row(name, value, goal)
@@ -140,12 +155,15 @@ def main() -> None:
     console.print(table)
 
 
-def measure(args, workdir, stack, config, backend) -> list[tuple[str, str, str]]:
+def measure(args, workdir, stack, config, backend, python) -> list[tuple[str, str, str]]:
     figures: list[tuple[str, str, str]] = []
-    direct = [direct_scripts(workdir / f"direct-{i}") for i in range(args.repeat)]
-
+    direct: list[float] = []
+    host: list[float] = []
     cold, cold_total, cached = [], [], []
     for i in range(args.repeat):
+        # Interleaved with the pipeline runs, so a busy machine slows both alike.
+        direct.append(direct_scripts(workdir / f"direct-{i}", python))
+        host.append(direct_scripts(workdir / f"host-{i}", sys.executable))
         # A fresh emulator and a RandomState no earlier run used: every step misses the cache.
         overrides = run.check_overrides([f"RandomState={1000 + i}"], None)
         started = time.perf_counter()
@@ -163,10 +181,11 @@ def measure(args, workdir, stack, config, backend) -> list[tuple[str, str, str]]
     direct_s, cold_s, cached_s = (statistics.median(x) for x in (direct, cold, cached))
     staged_s = statistics.median(cold_total)
     figures += [
-        ("three scripts run directly, in sequence (s)", f"{direct_s:.2f}", ""),
+        ("three scripts run directly in the runtime, in sequence (s)", f"{direct_s:.2f}", ""),
+        ("  the same on the host interpreter (s)", f"{statistics.median(host):.2f}", ""),
         ("local execution, cold (s)", f"{cold_s:.2f}", ""),
         ("  plus definition build, code/data staging, upsert (s)", f"{staged_s:.2f}", ""),
-        ("local cold / direct", f"{cold_s / direct_s:.2f}x", "<= 1.5x"),
+        ("local cold / direct", f"{cold_s / direct_s:.2f}x", "<= 1.25x"),
         ("local execution, all cached (s)", f"{cached_s:.2f}", ""),
         ("cached / cold", f"{cached_s / cold_s:.2f}x", "<= 0.25x"),
     ]

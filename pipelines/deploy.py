@@ -288,6 +288,8 @@ def local_endpoint(
         capture_uri=capture_destination(config),
         capture_percent=deploy.capture_percent,
         tags={t["Key"]: t["Value"] for t in resource_tags(config)},
+        runtime_cache=settings.runtime_cache,
+        host_runtime=settings.runtime_host,
     )
 
 

@@ -16,7 +16,9 @@ from rich.text import Text
 
 from pipelines.backends.base import Backend
 from pipelines.backends.records import Execution, StepRun
+from pipelines.executor import retries
 from pipelines.executor.graph import DefinitionError, PipelineGraph
+from pipelines.runtime.selection import step_runtime_labels
 
 _STATUS_STYLE = {
     "Succeeded": "green",
@@ -64,8 +66,12 @@ def steps_table(execution: Execution, steps: list[StepRun]) -> Table:
         show_header=True,
         header_style="bold",
     )
+    runtimes = _runtime_labels(execution)
+    columns = ["step", "type", "status", "duration", "cache", "memory"]
+    if runtimes:
+        columns.append("runtime")
     # fold, not ellipsis: on a narrow terminal a cell wraps rather than losing its end.
-    for column in ("step", "type", "status", "duration", "cache", "memory"):
+    for column in columns:
         table.add_column(column, overflow="fold")
     by_name = {step.name: step for step in steps}
     names = [name for name, _ in step_order(execution)] or [s.name for s in steps]
@@ -74,7 +80,8 @@ def steps_table(execution: Execution, steps: list[StepRun]) -> Table:
         step = by_name.get(name)
         if step is None:
             status = "Not run" if execution.finished else "Pending"
-            table.add_row(name, types.get(name, ""), status_text(status), "", "", "")
+            extra = [runtimes.get(name, "")] if runtimes else []
+            table.add_row(name, types.get(name, ""), status_text(status), "", "", "", *extra)
             continue
         cache = "hit" if step.cache_hit_of else ""
         duration = (
@@ -87,8 +94,32 @@ def steps_table(execution: Execution, steps: list[StepRun]) -> Table:
             _duration(duration),
             cache,
             _memory(step.peak_memory_bytes),
+            *([runtimes.get(name, "")] if runtimes else []),
         )
     return table
+
+
+def _runtime_labels(execution: Execution) -> dict[str, str]:
+    """The local runtime each job step ran in (empty for AWS executions)."""
+    if not execution.runtime.get("job_runtimes"):
+        return {}
+    try:
+        definition = json.loads(execution.definition)
+    except json.JSONDecodeError:
+        return {}
+    return step_runtime_labels(definition, execution.runtime)
+
+
+def _retry_policies(execution: Execution) -> list[tuple[str, str]]:
+    try:
+        graph = PipelineGraph.from_definition(json.loads(execution.definition))
+    except (DefinitionError, json.JSONDecodeError):
+        return []
+    return [
+        (name, policy.describe())
+        for name, node in graph.steps.items()
+        for policy in retries.policies(node.spec)
+    ]
 
 
 def watch(
@@ -187,6 +218,8 @@ def execution_summary(
             )
         if step.cache_hit_of:
             details.add_row("cache hit", f"{step.name} reused execution {step.cache_hit_of}")
+    for name, policy in _retry_policies(execution):
+        details.add_row("retry policy", f"{name}: {policy}")
     logs = {Path(s.log_path).parent.parent.parent for s in steps if s.log_path}
     for folder in sorted(logs):
         details.add_row("logs", f"{folder}/<step>/attempt-N/job.log")

@@ -174,6 +174,9 @@ def prepare_run(
         config.bucket_name,
         connection.session,
         sagemaker_client=connection.client("sagemaker", max_attempts=10, retries_mode="adaptive"),
+        # On the emulator, the SDK's own clients (S3 uploads, bucket checks) go there too.
+        endpoint_url=connection.endpoint_url,
+        ca_bundle=str(connection.ca_bundle) if connection.ca_bundle else None,
     )
     pipeline = get_pipeline(config, session, code=code)
     definition = definition_json(pipeline)

@@ -29,6 +29,7 @@ warnings.filterwarnings("ignore", message="Running within a PipelineSession", ca
 
 import boto3  # noqa: E402
 import sagemaker.telemetry.telemetry_logging as _telemetry  # noqa: E402
+from botocore.config import Config  # noqa: E402
 from sagemaker.workflow.pipeline_context import PipelineSession  # noqa: E402
 
 
@@ -87,21 +88,88 @@ class DefinitionSession(PipelineSession):
         return uri
 
 
+class TargetBoundSession(boto3.Session):
+    """A boto3 session whose every client and resource goes to one endpoint.
+
+    The SDK makes clients of its own while building (an S3 resource to check the
+    default bucket or upload ``entry_point`` code, STS with an endpoint it computes),
+    which would otherwise reach AWS even when the target is the emulator. This
+    session overrides the endpoint (and the CA) of each of them.
+    """
+
+    def __init__(self, endpoint_url: str, ca_bundle: str | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.endpoint_url = endpoint_url
+        self.ca_bundle = ca_bundle
+
+    def _bind(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        kwargs["endpoint_url"] = self.endpoint_url
+        if self.ca_bundle is not None:
+            kwargs["verify"] = self.ca_bundle
+        # One host for every bucket: path-style S3 addressing, as the emulator needs.
+        path_style = Config(s3={"addressing_style": "path"})
+        kwargs["config"] = (
+            kwargs["config"].merge(path_style) if kwargs.get("config") else path_style
+        )
+        return kwargs
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super().client(*args, **self._bind(kwargs))
+
+    def resource(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return super().resource(*args, **self._bind(kwargs))
+
+
+class AwsCallRefused(RuntimeError):
+    """A definition build without a target tried to reach AWS."""
+
+
+def _refuse(request: Any, **_: Any) -> None:
+    raise AwsCallRefused(
+        f"Building the definition tried to call AWS ({request.method} {request.url}); "
+        "build it with the target's session (pipelines.run.prepare_run) instead."
+    )
+
+
+def target_session(
+    base: boto3.Session, region: str, endpoint_url: str, ca_bundle: str | None
+) -> TargetBoundSession:
+    """``base``'s credentials, with every client bound to ``endpoint_url``."""
+    credentials = base.get_credentials()
+    frozen = credentials.get_frozen_credentials() if credentials else None
+    return TargetBoundSession(
+        endpoint_url,
+        ca_bundle,
+        aws_access_key_id=frozen.access_key if frozen else None,
+        aws_secret_access_key=frozen.secret_key if frozen else None,
+        aws_session_token=frozen.token if frozen else None,
+        region_name=region,
+    )
+
+
 def definition_session(
     region: str,
     default_bucket: str,
     boto_session: boto3.Session | None = None,
     sagemaker_client: Any = None,
+    *,
+    endpoint_url: str | None = None,
+    ca_bundle: str | None = None,
 ) -> DefinitionSession:
-    """A session for building definitions; without a boto session, one with placeholder
-    credentials, since building makes no AWS call. ``sagemaker_client`` is where
-    ``Pipeline.upsert``/``start`` go (the emulator's client in tests)."""
+    """A session for building definitions. ``endpoint_url``: the target is the emulator,
+    and every call the SDK makes while building goes there. Without a boto session,
+    one with placeholder credentials that refuses any request: building needs no AWS
+    call. ``sagemaker_client`` is where ``Pipeline.upsert``/``start`` go."""
     if boto_session is None:
         boto_session = boto3.Session(
             aws_access_key_id="definition-only",
             aws_secret_access_key="definition-only",  # noqa: S106 - never sent anywhere
             region_name=region,
         )
+        if endpoint_url is None:
+            boto_session.events.register("before-send", _refuse)
+    if endpoint_url is not None:
+        boto_session = target_session(boto_session, region, endpoint_url, ca_bundle)
     extra = {"sagemaker_client": sagemaker_client} if sagemaker_client is not None else {}
     return DefinitionSession(boto_session, default_bucket=default_bucket, **extra)
 

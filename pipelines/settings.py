@@ -36,6 +36,14 @@ class Settings:
     # execution sandboxes the state folder keeps; older ones are pruned.
     keep_releases: int = 3
     keep_execution_sandboxes: int = 20
+    # Run local jobs on the host interpreter instead of the container's runtime profile.
+    runtime_host: bool = False
+    # Where runtime profile environments are built; default <state_dir>/runtimes.
+    runtime_cache_dir: Path | None = None
+
+    @property
+    def runtime_cache(self) -> Path:
+        return self.runtime_cache_dir or self.state_dir / "runtimes"
 
     @property
     def infra_dir(self) -> Path:
@@ -61,7 +69,9 @@ class Settings:
         aws = config.get("aws") or {}
         endpoint = config.get("endpoint") or {}
         retention = config.get("retention") or {}
+        runtime = config.get("runtime") or {}
 
+        cache_dir = environ.get("MLOPS_RUNTIME_CACHE") or runtime.get("cache_dir")
         state_dir = Path(environ.get("MLOPS_STATE_DIR") or config.get("state_dir") or ".mlops")
         mirror = environ.get("MLOPS_TF_PROVIDER_MIRROR") or terraform.get("provider_mirror")
         settings = cls(
@@ -82,6 +92,8 @@ class Settings:
             keep_execution_sandboxes=_count(
                 retention.get("execution_sandboxes", 20), "execution_sandboxes"
             ),
+            runtime_host=_flag(environ.get("MLOPS_RUNTIME_HOST", runtime.get("host", False))),
+            runtime_cache_dir=Path(cache_dir) if cache_dir else None,
         )
         return settings
 
@@ -109,3 +121,14 @@ def _count(value: Any, name: str) -> int:
             f"mlops.retention.{name} must be a whole number of at least 1, got {value!r}."
         )
     return number
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off", "none", "null"):
+        return False
+    raise MlopsError(f"Expected true or false, got {value!r}.")

@@ -3,7 +3,10 @@ the user's AWS config files are hidden before anything creates a boto3 client.""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +47,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # Session fixtures start before any function-scoped fixture can patch the
     # environment, so the fake identity is installed for the whole process here.
     os.environ.update(FAKE_AWS_ENV)
+    # One build of each runtime profile's environment for the whole session (uv's own
+    # package cache makes that build a few seconds), shared by every test's settings.
+    if "MLOPS_RUNTIME_CACHE" not in os.environ:
+        cache = tempfile.mkdtemp(prefix="mlops-runtimes-")
+        atexit.register(shutil.rmtree, cache, True)
+        os.environ["MLOPS_RUNTIME_CACHE"] = cache
     for key in _REMOVED:
         os.environ.pop(key, None)
 
@@ -83,3 +92,9 @@ def tmp_settings(tmp_path: Path) -> Settings:
         "MLOPS_EMULATOR_PORT": str(free_port()),
     }
     return Settings.load(None, root=root, environ=environ)
+
+
+@pytest.fixture(scope="session")
+def runtime_cache() -> Path:
+    """The session's shared runtime environments (see pytest_configure)."""
+    return Path(os.environ["MLOPS_RUNTIME_CACHE"])

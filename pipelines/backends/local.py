@@ -20,6 +20,7 @@ import string
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,9 @@ from pipelines.backends.records import (
     StepRun,
 )
 from pipelines.errors import MlopsError
+from pipelines.executor import startup as startup_checks
 from pipelines.executor.lifecycle import stop_jobs
+from pipelines.executor.preflight import PreflightError
 from pipelines.executor.store import ExecutionStore
 from pipelines.settings import Settings
 from pipelines.targets import AwsConnection
@@ -47,6 +50,10 @@ _WORKER_MODULE = "pipelines.executor.worker"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def new_execution_id() -> str:
     """12 lower-case letters and digits, like SageMaker's execution ids."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
@@ -55,7 +62,12 @@ def new_execution_id() -> str:
 class LocalBackend:
     name = "local"
 
-    def __init__(self, settings: Settings, connection: AwsConnection | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        connection: AwsConnection | None,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
         """``connection`` None: the records only, readable while the emulator is down
         (listing, describing and showing executions never needs it)."""
         if connection is not None and (
@@ -63,6 +75,8 @@ class LocalBackend:
         ):
             raise MlopsError("The local backend needs the emulator connection.")
         self.settings = settings
+        # Progress of a runtime build and the host-runtime warning, for the user.
+        self.notify = notify or _to_stderr
         self._connection = connection
         self.store = ExecutionStore(settings.state_dir / "executor.db")
 
@@ -140,7 +154,7 @@ class LocalBackend:
             status=EXECUTING,
             created_at=time.time(),
             display_name=display_name,
-            parameters=parameters,
+            parameters=startup_checks.with_defaults(definition, parameters),
             definition=definition,
             definition_sha256=hashlib.sha256(definition.encode()).hexdigest(),
             lineage=lineage or {},
@@ -149,8 +163,23 @@ class LocalBackend:
                 "ca_bundle": str(self.connection.ca_bundle),
                 "region": self.connection.region,
                 "work_dir": str(work_dir),
+                "runtime_cache": str(self.settings.runtime_cache),
             },
         )
+        # Preflight and runtimes before the execution is recorded: a missing Python
+        # raises here, and nothing runs.
+        startup = startup_checks.prepare(execution, self.settings, self.notify)
+        execution.runtime["job_runtimes"] = {
+            image: runtime.as_record() for image, runtime in startup.runtimes.items()
+        }
+        if startup.problems:
+            # Recorded as a failed execution that ran no step, as SageMaker reports a
+            # definition it rejects at start.
+            execution.status = FAILED
+            execution.ended_at = time.time()
+            execution.failure_reason = str(PreflightError(startup.problems))
+            self.store.insert_execution(execution)
+            return self.store.get_execution(execution_id)
         process = self._spawn(execution_id)
         execution.worker_pid = process.pid
         try:

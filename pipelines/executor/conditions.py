@@ -56,7 +56,8 @@ def evaluate_condition(condition: Mapping[str, Any], ctx: EvaluationContext) -> 
         values = [resolve(v, ctx) for v in condition["Values"]]
         return any(_comparable(query, v)[0] == _comparable(query, v)[1] for v in values)
     if kind == "Not":
-        return not evaluate_condition(condition["Expression"], ctx)
+        # ConditionNot.to_request(): {"Type": "Not", "Condition": {...}}
+        return not evaluate_condition(condition["Condition"], ctx)
     if kind == "Or":
         return any(evaluate_condition(c, ctx) for c in condition["Conditions"])
     raise ExpressionError(f"Unsupported condition type {kind!r}.")

@@ -33,22 +33,41 @@ from pipelines.backends.records import (
     Execution,
     StepRun,
 )
-from pipelines.executor import cache
+from pipelines.executor import cache, retries
 from pipelines.executor.checks import CHECK_RUNNERS, step_request
 from pipelines.executor.conditions import evaluate_conditions
-from pipelines.executor.expressions import EvaluationContext, ExpressionError, resolve
+from pipelines.executor.expressions import (
+    EvaluationContext,
+    ExpressionError,
+    referenced_steps,
+    resolve,
+)
 from pipelines.executor.graph import DefinitionError, PipelineGraph, StepNode
+from pipelines.executor.preflight import (
+    request_problems,
+    supported_step_types,
+    validation_message,
+)
 from pipelines.executor.runners import (
     RUNNERS,
     JobContext,
+    Runner,
     StepFailed,
     StepOutcome,
     StepStopped,
 )
 from pipelines.executor.store import ExecutionStore
+from pipelines.executor.validation import preload_service_model
+from pipelines.runtime.environments import JobRuntime
 from pipelines.targets import AwsConnection
 
 NOT_EXECUTED = "NotExecuted"  # never stored: the step's branch or inputs never came
+
+
+def _refers_to_steps(node: StepNode) -> bool:
+    """Whether the step's request holds values that only earlier steps provide."""
+    text = json.dumps(node.arguments)
+    return bool(referenced_steps(node.arguments)) or "Std:JsonGet" in text
 
 
 class Engine:
@@ -73,10 +92,19 @@ class Engine:
         self._properties: dict[str, dict[str, Any]] = {}
         self._property_files: dict[str, dict[str, Any]] = {}
         self._outcomes: dict[str, bool] = {}
+        cache_dir = execution.runtime.get("runtime_cache")
+        self._runtime_cache = Path(cache_dir) if cache_dir else None
+        self._runtimes = {
+            image: JobRuntime.from_record(record)
+            for image, record in (execution.runtime.get("job_runtimes") or {}).items()
+        }
 
     # --- the execution ------------------------------------------------------------------
 
     def run(self) -> Execution:
+        # The API model the later steps' requests are checked against loads while the
+        # first jobs run, not on their critical path.
+        threading.Thread(target=preload_service_model, daemon=True).start()
         try:
             graph = PipelineGraph.from_definition(json.loads(self.execution.definition))
         except (DefinitionError, json.JSONDecodeError) as error:
@@ -244,13 +272,20 @@ class Engine:
             if runner is None:
                 record.failure_reason = (
                     f"Unsupported step type {node.type!r}: the local executor runs "
-                    + ", ".join(sorted([*RUNNERS, *CHECK_RUNNERS, "Condition"]))
+                    + ", ".join(supported_step_types())
                     + " steps."
                 )
                 return FAILED
             arguments = resolve(step_request(node), ctx)
         except ExpressionError as error:
             record.failure_reason = f"Cannot resolve the step's arguments: {error}"
+            return FAILED
+        # Values from earlier steps are known now: the whole request is checked before
+        # anything is sent or started, as SageMaker validates it on submission. A request
+        # that refers to no step was checked whole by the preflight already.
+        invalid = request_problems(node.type, arguments) if _refers_to_steps(node) else []
+        if invalid:
+            record.failure_reason = validation_message(node.type, invalid)
             return FAILED
 
         s3 = self.connection.client("s3")
@@ -281,9 +316,11 @@ class Engine:
             step_dir=step_dir,
             stop=self.stop,
             job_env=self.job_env,
+            runtimes=self._runtimes,
+            runtime_cache=self._runtime_cache,
         )
         try:
-            outcome: StepOutcome = runner(node, arguments, job)
+            outcome: StepOutcome = self._run_with_retries(node, runner, arguments, job)
         except StepStopped:
             record.failure_reason = "Stopped on request."
             return STOPPED
@@ -296,6 +333,34 @@ class Engine:
         record.peak_memory_bytes = outcome.peak_memory_bytes
         self._publish(node.name, outcome.properties, outcome.property_files)
         return SUCCEEDED
+
+    def _run_with_retries(
+        self, node: StepNode, runner: Runner, arguments: dict[str, Any], job: JobContext
+    ) -> StepOutcome:
+        """Run the step; retry a failure its RetryPolicies match, after their backoff."""
+        policies = retries.policies(node.spec)
+        first = time.monotonic()
+        attempts = 1
+        while True:
+            try:
+                return runner(node, arguments, job)
+            except StepFailed as failure:
+                delay = retries.next_delay(
+                    policies, failure.reason, attempts, time.monotonic() - first
+                )
+                if delay is None:
+                    if attempts > 1:
+                        failure.reason += f" (after {attempts} attempts)"
+                    raise
+                with job.log_path.open("a") as log:
+                    log.write(
+                        f"[local executor] attempt {attempts} failed ({failure.reason}); "
+                        f"retrying in {delay:g} s per the step's RetryPolicies\n"
+                    )
+                if self.stop.wait(delay):
+                    raise StepStopped() from failure
+                shutil.rmtree(job.step_dir / "sandbox", ignore_errors=True)
+                attempts += 1
 
     def _cache_hit(self, node: StepNode, key: str, s3: Any) -> tuple[str, StepRun] | None:
         expiry = cache.expire_after_seconds(node.spec.get("CacheConfig", {}).get("ExpireAfter"))

@@ -44,9 +44,10 @@ class Sandbox:
         return text.replace(str(self.root / CONTAINER_ROOT.lstrip("/")), CONTAINER_ROOT)
 
 
-def local_python(entrypoint: str) -> str | None:
-    """The project's interpreter for a container's ``python``/``python3`` entrypoint."""
-    return sys.executable if _PYTHON.match(entrypoint) else None
+def local_python(entrypoint: str, interpreter: str = sys.executable) -> str | None:
+    """The job's interpreter (its runtime profile's, see pipelines.runtime) for a
+    container's ``python``/``python3`` entrypoint; None for any other entrypoint."""
+    return interpreter if _PYTHON.match(entrypoint) else None
 
 
 @dataclass(frozen=True)

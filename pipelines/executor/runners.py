@@ -5,7 +5,6 @@ matching Describe*Response, so later steps can refer to them."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import tarfile
 import threading
@@ -19,9 +18,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from pipelines.backends.records import Execution
-from pipelines.executor import s3io
+from pipelines.errors import MlopsError
+from pipelines.executor import s3io, toolkit
 from pipelines.executor.graph import StepNode
 from pipelines.executor.jobs import JobResult, Sandbox, failure_line, local_python, run_job
+from pipelines.runtime.environments import EnvironmentCache, JobRuntime
+from pipelines.runtime.profiles import profile_for_image
 from pipelines.targets import AwsConnection
 
 
@@ -52,6 +54,25 @@ class JobContext:
     step_dir: Path
     stop: threading.Event
     job_env: Mapping[str, str]
+    # The runtime of each job image, chosen before the run (pipelines.runtime.selection).
+    runtimes: Mapping[str, JobRuntime] = field(default_factory=dict)
+    runtime_cache: Path | None = None
+
+    def python_for(self, image: str) -> str:
+        runtime = self.runtimes.get(image)
+        if runtime is None:
+            raise StepFailed(
+                f"ClientError: no local runtime was prepared for image {image!r}; "
+                "start a new execution."
+            )
+        return runtime.python
+
+    def with_requirements(self, image: str, requirements: Path) -> str:
+        """The image's runtime plus a code bundle's requirements.txt (cached by content)."""
+        runtime = self.runtimes.get(image)
+        if runtime is None or runtime.host or self.runtime_cache is None:
+            return self.python_for(image)  # the host runtime installs nothing
+        return requirements_runtime(image, requirements, self.runtime_cache).python
 
     @property
     def log_path(self) -> Path:
@@ -65,6 +86,29 @@ class JobContext:
 
 
 Runner = Callable[[StepNode, dict[str, Any], JobContext], StepOutcome]
+
+
+def container_environment(ctx: JobContext, python: str) -> dict[str, str]:
+    """The job's environment: the allow-listed base, with the runtime's bin folder first
+    on the container's PATH."""
+    env = dict(ctx.job_env)
+    env["PATH"] = f"{Path(python).parent}:{toolkit.CONTAINER_PATH}"
+    return env
+
+
+def requirements_runtime(image: str, requirements: Path, cache_root: Path) -> JobRuntime:
+    profile = profile_for_image(image)
+    if profile is None:
+        raise StepFailed(f"ClientError: no runtime profile for image {image!r}.")
+    lines = tuple(
+        line.strip()
+        for line in requirements.read_text().splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    )
+    try:
+        return EnvironmentCache(cache_root).ensure(profile, extras=lines)
+    except MlopsError as error:
+        raise StepFailed(f"ClientError: installing requirements.txt failed: {error}") from error
 
 
 def job_name(execution: Execution, step: str) -> str:
@@ -147,18 +191,22 @@ def run_processing(node: StepNode, args: dict[str, Any], ctx: JobContext) -> Ste
 
     app = args["AppSpecification"]
     entrypoint = list(app.get("ContainerEntrypoint") or [])
-    if not entrypoint or local_python(entrypoint[0]) is None:
+    python = local_python(entrypoint[0], ctx.python_for(app["ImageUri"])) if entrypoint else None
+    if python is None:
         raise StepFailed(
             f"The local executor runs Python entrypoints; got {entrypoint[:1] or 'none'} "
             f"for image {app.get('ImageUri')}."
         )
     command = [
-        local_python(entrypoint[0]),
+        python,
         *(sandbox.remap(part) for part in entrypoint[1:]),
         *(sandbox.remap(str(part)) for part in app.get("ContainerArguments") or []),
     ]
-    env = dict(ctx.job_env)
+    env = container_environment(ctx, python)
     env.update({k: sandbox.remap(str(v)) for k, v in (args.get("Environment") or {}).items()})
+    toolkit.write_processing_config(
+        args, sandbox, job_name=name, job_arn=_arn(ctx, f"processing-job/{name}")
+    )
     limit = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
     result = run_job(
         command, cwd=sandbox.root, env=env, log_path=ctx.log_path, stop=ctx.stop, max_seconds=limit
@@ -279,7 +327,6 @@ def run_training(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepO
     if not (code_dir / program).is_file():
         raise StepFailed(f"ClientError: the training code has no entry point {program!r}.")
 
-    channels = []
     for channel in args.get("InputDataConfig", []):
         source = channel.get("DataSource", {}).get("S3DataSource")
         if source is None:
@@ -288,59 +335,36 @@ def run_training(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepO
             )
         destination = sandbox.path(f"/opt/ml/input/data/{channel['ChannelName']}")
         _download_inputs(ctx, source["S3Uri"], destination, f"channel {channel['ChannelName']!r}")
-        channels.append(channel["ChannelName"])
 
-    user_hps = {k: _decode(v) for k, v in raw_hps.items() if not k.startswith("sagemaker_")}
-    user_args = script_mode_arguments(user_hps)
     model_dir = sandbox.path("/opt/ml/model")
     output_data = sandbox.path("/opt/ml/output/data")
-    config_dir = sandbox.path("/opt/ml/input/config")
-    for folder in (model_dir, output_data, config_dir):
+    for folder in (model_dir, output_data, sandbox.path("/opt/ml/output/intermediate")):
         folder.mkdir(parents=True, exist_ok=True)
-    (config_dir / "hyperparameters.json").write_text(json.dumps(raw_hps))
-    (config_dir / "inputdataconfig.json").write_text(
-        json.dumps(
-            {
-                c["ChannelName"]: {k: v for k, v in c.items() if k != "DataSource"}
-                for c in args.get("InputDataConfig", [])
-            }
+    contract = toolkit.training_contract(
+        args,
+        sandbox,
+        job_name=name,
+        program=program,
+        submit_dir=submit_dir,
+        cmd_args=script_mode_arguments,
+    )
+    user_args = contract.user_args
+    python = ctx.python_for(args["AlgorithmSpecification"]["TrainingImage"])
+    if (code_dir / "requirements.txt").is_file():
+        # The training toolkit pip-installs the bundle's requirements.txt before the
+        # script starts; locally they go into a cached environment of their own.
+        python = ctx.with_requirements(
+            args["AlgorithmSpecification"]["TrainingImage"], code_dir / "requirements.txt"
         )
-    )
-    (config_dir / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
-    )
 
-    env = dict(ctx.job_env)
+    env = container_environment(ctx, python)
     env.update({k: sandbox.remap(str(v)) for k, v in (args.get("Environment") or {}).items()})
-    env.update(
-        {
-            "SM_MODEL_DIR": str(model_dir),
-            "SM_OUTPUT_DATA_DIR": str(output_data),
-            "SM_OUTPUT_DIR": str(sandbox.path("/opt/ml/output")),
-            "SM_INPUT_DIR": str(sandbox.path("/opt/ml/input")),
-            "SM_INPUT_CONFIG_DIR": str(config_dir),
-            "SM_CHANNELS": json.dumps(sorted(channels)),
-            "SM_HPS": json.dumps(user_hps),
-            "SM_USER_ARGS": json.dumps(user_args),
-            "SM_MODULE_NAME": Path(program).stem,
-            "SM_MODULE_DIR": submit_dir,
-            "SM_USER_ENTRY_POINT": program,
-            "SM_HOSTS": json.dumps(["algo-1"]),
-            "SM_CURRENT_HOST": "algo-1",
-            "SM_NUM_GPUS": "0",
-            "SM_NUM_CPUS": str(_cpu_count()),
-            "SM_LOG_LEVEL": raw_hps.get("sagemaker_container_log_level", "20"),
-            "PYTHONPATH": str(code_dir),
-        }
-    )
-    for channel in channels:
-        env[f"SM_CHANNEL_{channel.upper()}"] = str(sandbox.path(f"/opt/ml/input/data/{channel}"))
-    for hp_name, hp_value in user_hps.items():
-        env[f"SM_HP_{hp_name.upper()}"] = str(hp_value)
+    env.update(contract.env)
+    env["PYTHONPATH"] = str(code_dir)
 
     limit = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
     result = run_job(
-        [local_python("python3"), program, *user_args],
+        [python, program, *user_args],
         cwd=code_dir,
         env=env,
         log_path=ctx.log_path,
@@ -391,16 +415,9 @@ def run_training(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepO
 
 
 def scrape_metrics(log_path: Path, definitions: list[Mapping[str, str]]) -> dict[str, float]:
-    """The last value each MetricDefinitions regex captures in the job's log."""
+    """The last value each MetricDefinitions regex captures in the job's log, line by line."""
     text = log_path.read_text(errors="replace") if log_path.exists() else ""
-    metrics: dict[str, float] = {}
-    for definition in definitions:
-        for match in re.finditer(definition["Regex"], text):
-            try:
-                metrics[definition["Name"]] = float(match.group(1))
-            except (IndexError, ValueError):
-                continue
-    return metrics
+    return toolkit.scrape_metric_lines(text, definitions)
 
 
 def _tar_directory(source: Path, archive: Path) -> None:
@@ -408,10 +425,6 @@ def _tar_directory(source: Path, archive: Path) -> None:
     with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
         for path in sorted(source.rglob("*")):
             tar.add(path, arcname=path.relative_to(source).as_posix(), recursive=False)
-
-
-def _cpu_count() -> int:
-    return os.cpu_count() or 1
 
 
 # --- Model registry and models -----------------------------------------------------------

@@ -1,9 +1,11 @@
 """S3 transfers for local jobs, through the emulator, as SageMaker performs them.
 
-An ``S3Prefix`` URI names one object or every object under ``<uri>/``; files land
-in the local folder under their key relative to the URI (an exact object under its
-base name). Large files go through boto3's managed transfers (multipart, threads);
-small ones through a single request, which is several times faster for them.
+An ``S3Prefix`` URI names every object whose key starts with it, as S3 and SageMaker
+match it; objects under ``<uri>/`` land in the local folder under their key relative
+to the URI, any other match (an exact object, ``train.csv.bak`` for ``train``) under
+its key relative to the URI's folder. Large files go through boto3's managed
+transfers (multipart, threads); small ones through a single request, which is
+several times faster for them.
 """
 
 from __future__ import annotations
@@ -44,17 +46,20 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 def list_objects(s3: BaseClient, uri: str) -> list[S3Object]:
     bucket, key = parse_s3_uri(uri)
     prefix = key.rstrip("/")
+    parent = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
     found: list[S3Object] = []
     paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+    # The raw key is the S3 prefix: with a trailing slash it names only that folder.
+    for page in paginator.paginate(Bucket=bucket, Prefix=key):
         for item in page.get("Contents", []):
             name = item["Key"]
-            if name == prefix:
-                relative = name.rsplit("/", 1)[-1]
-            elif name.startswith(prefix + "/") or not prefix:
+            if name.startswith(prefix + "/") or not prefix:
                 relative = name[len(prefix) :].lstrip("/")
             else:
-                continue  # "data/train2" is not under "data/train"
+                # S3Prefix is a raw key prefix, as in S3: "data/train" also names
+                # "data/train.csv.bak" and "data/train_extra/b.csv", which land under
+                # their key relative to the prefix's folder.
+                relative = name[len(parent) :]
             if not relative or relative.endswith("/"):
                 continue  # folder markers
             found.append(S3Object(name, relative, item["ETag"].strip('"'), item["Size"]))

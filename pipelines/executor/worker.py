@@ -21,14 +21,21 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipelines.backends.records import FAILED, Execution
 from pipelines.executor.engine import Engine
 from pipelines.executor.store import ExecutionNotFound, ExecutionStore
+from pipelines.executor.toolkit import allowed_host_environment
 from pipelines.targets import AwsConnection, emulator_process_env
 
 
 def job_environment(connection: AwsConnection) -> dict[str, str]:
-    """What a job process sees: only the emulator, with the project's CA; no real identity."""
+    """What a job process sees: only the emulator, with the project's CA; no real identity,
+    and of the host's variables only the allow-listed locale ones (a container starts
+    with an environment of its own, not the user's shell)."""
     if connection.ca_bundle is None or connection.endpoint_url is None:
         raise ValueError("job_environment needs the emulator connection")
-    env = emulator_process_env(os.environ, ca_bundle=connection.ca_bundle, region=connection.region)
+    env = emulator_process_env(
+        allowed_host_environment(os.environ),
+        ca_bundle=connection.ca_bundle,
+        region=connection.region,
+    )
     env["AWS_ENDPOINT_URL"] = connection.endpoint_url
     env["PYTHONUNBUFFERED"] = "1"
     # Keep the unpacked code folders free of bytecode.

@@ -37,7 +37,9 @@ from pipelines.errors import MlopsError
 from pipelines.executor.s3io import parse_s3_uri
 from pipelines.locks import exclusive
 from pipelines.registry import ModelVersion
+from pipelines.runtime.environments import JobRuntime
 from pipelines.serving.router import LOOPBACK, VERSION_HEADER
+from pipelines.serving.runtime import model_server_environment, model_server_runtime
 from pipelines.targets import AwsConnection
 
 _MODEL_SERVER = "pipelines.serving.model_server"
@@ -99,6 +101,10 @@ def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _extract(archive: Path, destination: Path) -> None:
     destination.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive, "r:*") as tar:
@@ -117,6 +123,8 @@ class LocalEndpoint:
         capture_uri: str = "",
         capture_percent: float = 0.0,
         tags: dict[str, str] | None = None,
+        runtime_cache: Path | None = None,
+        host_runtime: bool = False,
     ) -> None:
         if connection.endpoint_url is None or connection.ca_bundle is None:
             raise MlopsError("The local endpoint records itself in the emulator; it needs it.")
@@ -127,6 +135,10 @@ class LocalEndpoint:
         self.capture_uri = capture_uri
         self.capture_percent = capture_percent
         self.tags = tags or {}
+        # Where the inference image's runtime environment is built (pipelines.serving.runtime);
+        # None or host_runtime: the model server runs on the host interpreter.
+        self.runtime_cache = runtime_cache
+        self.host_runtime = host_runtime
         self.dir = state_dir / "endpoints" / name
         self.state_file = self.dir / "endpoint.json"
         self.router_file = self.dir / "router.json"
@@ -188,8 +200,11 @@ class LocalEndpoint:
         previous = self._state()
         self._check_port_is_ours()
 
+        runtime = model_server_runtime(
+            version.image, self.runtime_cache, host=self.host_runtime, notify=_to_stderr
+        )
         server_pid, server_port = self._start_model_server(
-            release, model_dir, code_dir, program, timeout
+            release, model_dir, code_dir, program, timeout, runtime
         )
         # Until the router serves the new version, a failure leaves the previous one
         # serving and no new process behind.
@@ -247,14 +262,20 @@ class LocalEndpoint:
         return release / "model", release / "code"
 
     def _start_model_server(
-        self, release: Path, model_dir: Path, code_dir: Path, program: str, timeout: float
+        self,
+        release: Path,
+        model_dir: Path,
+        code_dir: Path,
+        program: str,
+        timeout: float,
+        runtime: JobRuntime,
     ) -> tuple[int, int]:
         ready = release / "ready.json"
         log = (release / "model_server.log").open("ab")
         with log:
             process = subprocess.Popen(
                 [
-                    sys.executable,
+                    runtime.python,
                     "-m",
                     _MODEL_SERVER,
                     "--model-dir",
@@ -270,7 +291,7 @@ class LocalEndpoint:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+                env=model_server_environment(runtime, dict(os.environ)),
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import sqlite3
+import subprocess
 import tarfile
 import time
 
@@ -15,19 +15,37 @@ import pytest
 from pipelines import run
 from pipelines.errors import MlopsError
 from pipelines.executor.s3io import parse_s3_uri
+from pipelines.runtime.environments import EnvironmentCache
+from pipelines.runtime.profiles import profile_for_image
 from pipelines.settings import PROJECT_ROOT
 from tests.support import free_port, invoke_task
 
 pytestmark = pytest.mark.e2e
 
 
-def load_inference_module():
-    spec = importlib.util.spec_from_file_location(
-        "e2e_inference", PROJECT_ROOT / "training" / "inference.py"
+PREDICT = """
+import json, runpy, sys
+handlers = runpy.run_path(sys.argv[1])
+model = handlers["model_fn"](sys.argv[2])
+rows = handlers["input_fn"](sys.stdin.read(), "text/csv")
+print(json.dumps([float(v) for v in handlers["predict_fn"](rows, model)]))
+"""
+
+
+def predict_in_runtime(image: str, model_dir, features: str, local_stack) -> list[float]:
+    profile = profile_for_image(image)
+    assert profile is not None, image
+    python = EnvironmentCache(local_stack.settings.runtime_cache).ensure(profile).python
+    done = subprocess.run(
+        [python, "-I", "-c", PREDICT, str(PROJECT_ROOT / "training" / "inference.py"), model_dir],
+        input=features,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def test_pipeline_run_registers_one_model_that_loads_and_predicts(local_stack, tmp_path):
@@ -50,11 +68,11 @@ def test_pipeline_run_registers_one_model_that_loads_and_predicts(local_stack, t
     archive = local_stack.stack.connection.client("s3").get_object(Bucket=bucket, Key=key)
     with tarfile.open(fileobj=io.BytesIO(archive["Body"].read())) as tar:
         tar.extractall(tmp_path / "model", filter="data")
-    inference = load_inference_module()
-    model = inference.model_fn(str(tmp_path / "model"))
     rows = (PROJECT_ROOT / "sample_data" / "boston_housing.csv").read_text().splitlines()[1:4]
     features = "\n".join(",".join(row.split(",")[:-1]) for row in rows)
-    predictions = inference.predict_fn(inference.input_fn(features, "text/csv"), model)
+    # The model loads where SageMaker serves it: the package's inference image's runtime.
+    image = package["InferenceSpecification"]["Containers"][0]["Image"]
+    predictions = predict_in_runtime(image, tmp_path / "model", features, local_stack)
     assert len(predictions) == 3
     actual = [float(row.split(",")[-1]) for row in rows]
     assert np.all(np.abs(np.asarray(predictions, dtype=float) - actual) < 10)
@@ -213,6 +231,25 @@ def test_executions_and_execution_show_report_the_runs(local_stack):
     assert latest.execution_id in shown.stdout
     assert "PreprocessData" in shown.stdout
     assert "definition" in shown.stdout
+    # Which runtime each job ran in.
+    assert "sklearn 1.2-1 · Python 3.9." in shown.stdout
+
+
+def test_an_invalid_instance_count_and_type_are_rejected_before_any_step(local_stack):
+    before = local_stack.model_packages()
+    result = local_stack.invoke(
+        "pipeline-run",
+        "--param",
+        "ProcessingInstanceCount=0",
+        "--param",
+        "ProcessingInstanceType=ml.bogus.huge",
+    )
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "ProcessingResources.ClusterConfig.InstanceCount: 0, below the minimum of 1" in output
+    assert "InstanceType: 'ml.bogus.huge' is not one of" in output
+    assert local_stack.steps(local_stack.backend.latest()) == {}
+    assert local_stack.model_packages() == before
 
 
 def test_retry_is_refused_clearly_when_the_emulator_is_down(tmp_path):

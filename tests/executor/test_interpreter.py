@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from sagemaker.workflow.conditions import (
+    Condition,
+    ConditionEquals,
+    ConditionIn,
+    ConditionNot,
+    ConditionOr,
+)
+from sagemaker.workflow.parameters import ParameterString
 
 from pipelines.executor.conditions import evaluate_conditions
 from pipelines.executor.expressions import (
@@ -161,15 +171,34 @@ def test_comparison_against_a_property_file_and_a_parameter(ctx):
     assert evaluate_conditions([gate], ctx) is True
 
 
+def sdk_condition(condition: Condition) -> dict:
+    """A condition as the SDK writes it into the definition (parameters as Get)."""
+    return json.loads(json.dumps(condition.to_request(), default=lambda value: value.expr))
+
+
 def test_in_not_and_or(ctx):
-    in_ = {"Type": "In", "QueryValue": {"Get": "Parameters.Name"}, "Values": ["medv", "target"]}
+    name = ParameterString(name="Name")
+    in_condition = ConditionIn(value=name, in_values=["medv", "target"])
+    in_ = sdk_condition(in_condition)
     assert evaluate_conditions([in_], ctx) is True
-    assert evaluate_conditions([{"Type": "Not", "Expression": in_}], ctx) is False
-    false = comparison("Equals", 1, 2)
-    assert evaluate_conditions([{"Type": "Or", "Conditions": [false, in_]}], ctx) is True
-    assert evaluate_conditions([{"Type": "Or", "Conditions": [false, false]}], ctx) is False
+    assert evaluate_conditions([sdk_condition(ConditionNot(expression=in_condition))], ctx) is False
+    false = ConditionEquals(left=1, right=2)
+    assert evaluate_conditions([sdk_condition(ConditionOr(conditions=[false, in_condition]))], ctx)
+    assert (
+        evaluate_conditions([sdk_condition(ConditionOr(conditions=[false, false]))], ctx) is False
+    )
     # A Condition step's list of conditions holds only when all of them hold.
-    assert evaluate_conditions([in_, false], ctx) is False
+    assert evaluate_conditions([in_, sdk_condition(false)], ctx) is False
+
+
+def test_not_is_read_as_the_sdk_writes_it(ctx):
+    # ConditionNot.to_request() nests the negated condition under "Condition".
+    request = sdk_condition(ConditionNot(expression=ConditionEquals(left=1, right=2)))
+    assert request == {
+        "Type": "Not",
+        "Condition": {"Type": "Equals", "LeftValue": 1, "RightValue": 2},
+    }
+    assert evaluate_conditions([request], ctx) is True
 
 
 def test_unknown_condition_type_is_an_error(ctx):

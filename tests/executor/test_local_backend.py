@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 import pytest
+from sagemaker import image_uris
 
 from pipelines.backends.local import LocalBackend
 from pipelines.backends.records import Execution
@@ -24,6 +25,10 @@ from pipelines.settings import Settings
 
 BUCKET = "executor-tests"
 ROLE = "arn:aws:iam::123456789012:role/test"
+# The image the SDK names for scikit-learn 1.2-1: jobs run in its runtime profile.
+SKLEARN_IMAGE = image_uris.retrieve(
+    "sklearn", region="us-east-1", version="1.2-1", instance_type="ml.m5.large"
+)
 
 
 def join(*values: Any) -> dict:
@@ -50,9 +55,11 @@ def processing(
         "Type": "Processing",
         "Arguments": {
             "AppSpecification": {
-                "ImageUri": "example/sklearn:1",
+                "ImageUri": SKLEARN_IMAGE,
                 "ContainerEntrypoint": ["python3", "-c", code],
-                "ContainerArguments": arguments or [],
+                # The API wants at least one argument when the field is present; the
+                # SDK leaves it out when there are none.
+                **({"ContainerArguments": arguments} if arguments else {}),
             },
             "ProcessingInputs": [
                 {
@@ -163,11 +170,13 @@ def gate(threshold: float) -> dict:
 
 
 @pytest.fixture
-def backend(tmp_path, emulator_connection) -> LocalBackend:
+def backend(tmp_path, emulator_connection, runtime_cache) -> LocalBackend:
     s3 = emulator_connection.client("s3")
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=BUCKET)
-    settings = Settings(root=tmp_path, state_dir=tmp_path / ".mlops")
+    settings = Settings(
+        root=tmp_path, state_dir=tmp_path / ".mlops", runtime_cache_dir=runtime_cache
+    )
     return LocalBackend(settings, emulator_connection)
 
 
@@ -433,7 +442,7 @@ def test_training_follows_the_script_mode_contract(backend, emulator_connection)
         "Type": "Training",
         "Arguments": {
             "AlgorithmSpecification": {
-                "TrainingImage": "example/sklearn:1",
+                "TrainingImage": SKLEARN_IMAGE,
                 "TrainingInputMode": "File",
                 "MetricDefinitions": [
                     {"Name": "validation:rmse", "Regex": "validation:rmse=([0-9.]+);"}
@@ -543,3 +552,44 @@ def test_an_invalid_registry_request_fails_before_reaching_the_api(backend):
         "ValidationException: CreateModelPackage: Parameter validation failed"
         in execution.failure_reason
     )
+
+
+def test_a_request_is_validated_again_when_earlier_steps_complete_it(backend, emulator_connection):
+    """The description is only known once Score has run: the preflight lets it through,
+    and the API model's maximum length (which botocore does not check) stops it then."""
+    sagemaker = emulator_connection.client("sagemaker")
+    with contextlib.suppress(sagemaker.exceptions.ClientError):
+        sagemaker.create_model_package_group(ModelPackageGroupName="executor-tests")
+    before = sagemaker.list_model_packages(ModelPackageGroupName="executor-tests")
+    text = definition(
+        processing(
+            "Score",
+            WRITE_SCORE,
+            outputs=("report",),
+            arguments=["0.875"],
+            property_files=SCORE_FILE,
+        ),
+        {
+            "Name": "Register",
+            "Type": "RegisterModel",
+            "Arguments": {
+                "ModelPackageGroupName": "executor-tests",
+                "ModelPackageDescription": {"Std:Join": {"On": " ", "Values": ["x" * 1020, SCORE]}},
+                "InferenceSpecification": {
+                    "Containers": [{"Image": SKLEARN_IMAGE}],
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedResponseMIMETypes": ["text/csv"],
+                },
+            },
+        },
+    )
+    execution = run(backend, text)
+    assert execution.status == "Failed"
+    steps = steps_by_name(backend, execution)
+    assert steps["Score"].status == "Succeeded"
+    assert (
+        "ValidationException: CreateModelPackage: Parameter validation failed: "
+        "ModelPackageDescription: 1026 characters, above the maximum of 1024"
+    ) in steps["Register"].failure_reason
+    after = sagemaker.list_model_packages(ModelPackageGroupName="executor-tests")
+    assert after["ModelPackageSummaryList"] == before["ModelPackageSummaryList"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import subprocess
-import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +18,8 @@ from pipelines.code_package import package_code, upload_code
 from pipelines.definition import TRAINING_DIR
 from pipelines.infra_config import InfraConfig
 from pipelines.registry import APPROVED, ModelVersion, Registry
+from pipelines.runtime.environments import EnvironmentCache
+from pipelines.runtime.profiles import profile_for_image
 from pipelines.settings import PROJECT_ROOT
 
 ACCOUNT = "123456789012"
@@ -39,8 +41,13 @@ EXECUTION = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:pipeline/p/execution/exec"
 
 
 def run_script(name: str, *args: str) -> None:
+    """Run a training script where SageMaker runs it: in the 1.2-1 image's runtime, so
+    the model server (which runs there too) can load what it trained."""
+    python = EnvironmentCache(Path(os.environ["MLOPS_RUNTIME_CACHE"])).ensure(
+        profile_for_image(IMAGE)
+    )
     subprocess.run(
-        [sys.executable, str(TRAINING_DIR / name), *args], check=True, capture_output=True
+        [python.python, str(TRAINING_DIR / name), *args], check=True, capture_output=True
     )
 
 

@@ -34,7 +34,7 @@ def call(port: int, method: str, path: str, body: bytes = b"", headers: dict | N
 
 
 @pytest.fixture
-def endpoint(tmp_path, emulator_connection):
+def endpoint(tmp_path, emulator_connection, runtime_cache):
     instance = LocalEndpoint(
         tmp_path,
         emulator_connection,
@@ -44,6 +44,7 @@ def endpoint(tmp_path, emulator_connection):
         capture_uri=capture_destination(CONFIG),
         capture_percent=100,
         tags={"Project": CONFIG.name_prefix},
+        runtime_cache=runtime_cache,
     )
     yield instance
     instance.down()

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.runtime.environments import EnvironmentCache
+from pipelines.runtime.profiles import profiles
+
 TRAINING_DIR = Path(__file__).resolve().parents[2] / "training"
 
 
@@ -100,9 +103,11 @@ def test_diabetes_needs_only_the_target_argument(
 # --------------------------------------------------------------------------------------------
 
 
-def run_script(name: str, *args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_script(
+    name: str, *args: object, cwd: Path, python: str = sys.executable
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-I", str(TRAINING_DIR / f"{name}.py"), *map(str, args)],
+        [python, "-I", str(TRAINING_DIR / f"{name}.py"), *map(str, args)],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -111,7 +116,16 @@ def run_script(name: str, *args: object, cwd: Path) -> subprocess.CompletedProce
     )
 
 
-def test_scripts_run_standalone_as_subprocesses(boston_csv, tmp_path):
+@pytest.fixture(params=["host", "sklearn-1.2-1"])
+def script_python(request: pytest.FixtureRequest, runtime_cache: Path) -> str:
+    """The host interpreter, and the SageMaker scikit-learn 1.2-1 container's runtime
+    (Python 3.9, scikit-learn 1.2.1, pandas 1.1.3, numpy 1.24.1), where they really run."""
+    if request.param == "host":
+        return sys.executable
+    return EnvironmentCache(runtime_cache).ensure(profiles()[request.param]).python
+
+
+def test_scripts_run_standalone_as_subprocesses(boston_csv, tmp_path, script_python):
     out = tmp_path / "processing"
     done = run_script(
         "preprocess",
@@ -124,6 +138,7 @@ def test_scripts_run_standalone_as_subprocesses(boston_csv, tmp_path):
         "--target-column",
         "medv",
         cwd=tmp_path,
+        python=script_python,
     )
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout
@@ -140,6 +155,7 @@ def test_scripts_run_standalone_as_subprocesses(boston_csv, tmp_path):
         "--n_estimators",
         "10",
         cwd=tmp_path,
+        python=script_python,
     )
     assert done.returncode == 0, done.stderr
     assert "validation:rmse=" in done.stdout
@@ -152,6 +168,7 @@ def test_scripts_run_standalone_as_subprocesses(boston_csv, tmp_path):
         "--output-dir",
         tmp_path / "evaluation",
         cwd=tmp_path,
+        python=script_python,
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "evaluation" / "evaluation.json").is_file()
@@ -163,7 +180,7 @@ def test_scripts_run_standalone_as_subprocesses(boston_csv, tmp_path):
         "print(handlers['output_fn'](handlers['predict_fn'](rows, bundle), 'text/csv')[0])"
     )
     done = subprocess.run(
-        [sys.executable, "-I", "-c", probe, str(TRAINING_DIR / "inference.py"), tmp_path / "model"],
+        [script_python, "-I", "-c", probe, str(TRAINING_DIR / "inference.py"), tmp_path / "model"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -194,11 +211,14 @@ def test_scripts_run_standalone_as_subprocesses(boston_csv, tmp_path):
         ),
     ],
 )
-def test_bad_input_exits_non_zero_without_traceback(tmp_path, script, options, message):
+def test_bad_input_exits_non_zero_without_traceback(
+    tmp_path, script, options, message, script_python
+):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "data.csv").write_bytes(b"")
     args = [item for flag, value in options.items() for item in (flag, value)]
-    done = run_script(script, *args, cwd=tmp_path)  # relative paths resolve against tmp_path
+    # Relative paths resolve against tmp_path.
+    done = run_script(script, *args, cwd=tmp_path, python=script_python)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("ERROR: ")

@@ -1,0 +1,325 @@
+"""Check a whole definition before its first step runs, as far as it can be known.
+
+Every step type, entrypoint, input mode, execution variable, function and condition
+must be one the local executor runs, and every request must satisfy SageMaker's API
+model (``validation``) with the values known before the run: parameters and
+execution variables. Values that come from other steps are checked when they are
+resolved, at the step (``request_problems``). A problem names the step and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.errors import MlopsError
+from pipelines.executor.expressions import EvaluationContext, ExpressionError, resolve
+from pipelines.executor.jobs import local_python
+from pipelines.executor.validation import UNRESOLVED, validate_request
+from pipelines.runtime.profiles import profile_for_image
+from pipelines.runtime.selection import job_image, unsupported_image_message
+
+CONDITION_TYPES = frozenset(
+    {"Equals", "GreaterThan", "GreaterThanOrEqualTo", "LessThan", "LessThanOrEqualTo"}
+    | {"In", "Not", "Or"}
+)
+FUNCTIONS = frozenset({"Std:Join", "Std:JsonGet"})
+# The execution variables the engine provides (Engine._context).
+EXECUTION_VARIABLES = frozenset(
+    {
+        "PipelineExecutionId",
+        "PipelineExecutionArn",
+        "PipelineName",
+        "PipelineArn",
+        "StartDateTime",
+        "CurrentDateTime",
+    }
+)
+# The SageMaker API operation each step type's request is sent to.
+OPERATIONS: dict[str, str] = {
+    "Processing": "CreateProcessingJob",
+    "Training": "CreateTrainingJob",
+    "RegisterModel": "CreateModelPackage",
+    "Model": "CreateModel",
+}
+# Request members the service names itself; filled in so "required" checks hold.
+_SERVICE_NAMED = {
+    "Processing": {"ProcessingJobName": "pipelines-preflight"},
+    "Training": {"TrainingJobName": "pipelines-preflight"},
+    "Model": {"ModelName": "pipelines-preflight"},
+}
+_STEP_KEYS = {"Name", "Type", "Arguments", "DependsOn", "CacheConfig", "PropertyFiles"} | {
+    "RetryPolicies",
+    "DisplayName",
+    "Description",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    step: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"Step {self.step}: {self.field}: {self.message}"
+
+
+class PreflightError(MlopsError):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__(
+            "The definition cannot run locally; nothing ran. "
+            + "; ".join(str(problem) for problem in problems)
+        )
+
+
+def supported_step_types() -> list[str]:
+    from pipelines.executor.checks import CHECK_RUNNERS
+    from pipelines.executor.runners import RUNNERS
+
+    return sorted([*RUNNERS, *CHECK_RUNNERS, "Condition"])
+
+
+def check_definition(
+    definition: Mapping[str, Any], ctx: EvaluationContext, *, host: bool = False
+) -> list[Problem]:
+    """Every problem found before the run; empty when the definition can run.
+
+    ``host``: jobs run on the host interpreter, so any image is accepted.
+    """
+    steps = all_steps(definition.get("Steps", []))
+    names = {step.get("Name") for step in steps}
+    problems: list[Problem] = []
+    for step in steps:
+        name = str(step.get("Name"))
+        kind = step.get("Type")
+        if kind not in supported_step_types():
+            problems.append(
+                Problem(
+                    name,
+                    "Type",
+                    f"Unsupported step type {kind!r}: the local executor runs "
+                    + ", ".join(supported_step_types())
+                    + " steps.",
+                )
+            )
+            continue
+        problems += _expression_problems(name, step, ctx, names)
+        if kind == "Condition":
+            for index, condition in enumerate(step.get("Arguments", {}).get("Conditions", [])):
+                problems += _condition_problems(name, condition, f"Conditions[{index}]")
+            continue
+        for policy_problem in _retry_policy_problems(step):
+            problems.append(Problem(name, "RetryPolicies", policy_problem))
+        arguments = partially_resolve(step.get("Arguments", {}), ctx)
+        problems += _job_problems(name, kind, arguments, host)
+        invalid = request_problems(kind, arguments)
+        if invalid:
+            problems.append(Problem(name, "Arguments", validation_message(kind, invalid)))
+    return problems
+
+
+def request_problems(step_type: str, arguments: Mapping[str, Any]) -> list[str]:
+    """API-model violations of a step's request (``Field: message`` each)."""
+    operation = OPERATIONS.get(step_type)
+    if operation is None:
+        return []
+    request = {**_SERVICE_NAMED.get(step_type, {}), **arguments}
+    return validate_request(operation, request)
+
+
+def validation_message(step_type: str, problems: list[str]) -> str:
+    """Worded like botocore's ParamValidationError, which SageMaker's errors echo."""
+    return (
+        f"ValidationException: {OPERATIONS[step_type]}: Parameter validation failed: "
+        + "; ".join(problems)
+    )
+
+
+def all_steps(steps: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    found: list[Mapping[str, Any]] = []
+    for step in steps:
+        found.append(step)
+        arguments = step.get("Arguments") or {}
+        if step.get("Type") == "Condition":
+            found += all_steps(arguments.get("IfSteps", []) + arguments.get("ElseSteps", []))
+    return found
+
+
+def partially_resolve(value: Any, ctx: EvaluationContext) -> Any:
+    """Resolve what is known before the run; step properties become UNRESOLVED."""
+    if isinstance(value, Mapping):
+        if set(value) == {"Get"}:
+            reference = str(value["Get"])
+            if reference.startswith("Steps."):
+                return UNRESOLVED
+            try:
+                return resolve(value, ctx)
+            except ExpressionError:
+                return UNRESOLVED  # reported by _expression_problems
+        if set(value) == {"Std:JsonGet"}:
+            return UNRESOLVED
+        if set(value) == {"Std:Join"}:
+            parts = partially_resolve(value["Std:Join"].get("Values", []), ctx)
+            if any(part is UNRESOLVED for part in parts):
+                return UNRESOLVED
+            return resolve(value, ctx)
+        return {key: partially_resolve(item, ctx) for key, item in value.items()}
+    if isinstance(value, list):
+        return [partially_resolve(item, ctx) for item in value]
+    return value
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    if isinstance(value, Mapping):
+        yield path, value
+        for key, item in value.items():
+            yield from _walk(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{path}[{index}]")
+
+
+def _expression_problems(
+    name: str, step: Mapping[str, Any], ctx: EvaluationContext, names: set[Any]
+) -> list[Problem]:
+    problems = []
+    arguments = {
+        k: v for k, v in step.get("Arguments", {}).items() if k not in ("IfSteps", "ElseSteps")
+    }
+    for path, node in _walk(arguments, "Arguments"):
+        for key in node:
+            if key.startswith("Std:") and key not in FUNCTIONS:
+                problems.append(Problem(name, path, f"unsupported function {key!r}."))
+        reference = node.get("Get") if set(node) == {"Get"} else None
+        if not isinstance(reference, str):
+            continue
+        namespace, _, rest = reference.partition(".")
+        if namespace == "Parameters" and rest not in ctx.parameters:
+            problems.append(Problem(name, path, f"unknown parameter {rest!r}."))
+        elif namespace == "Execution" and rest not in EXECUTION_VARIABLES:
+            problems.append(
+                Problem(
+                    name,
+                    path,
+                    f"unsupported execution variable {rest!r} (the local executor provides "
+                    + ", ".join(sorted(EXECUTION_VARIABLES))
+                    + ").",
+                )
+            )
+        elif namespace == "Steps" and rest.partition(".")[0] not in names:
+            problems.append(Problem(name, path, f"refers to unknown step in {reference!r}."))
+        elif namespace not in ("Parameters", "Execution", "Steps"):
+            problems.append(Problem(name, path, f"unsupported reference {reference!r}."))
+    return problems
+
+
+def _condition_problems(name: str, condition: Any, path: str) -> list[Problem]:
+    if not isinstance(condition, Mapping):
+        return [Problem(name, path, "a condition must be an object.")]
+    kind = condition.get("Type")
+    if kind not in CONDITION_TYPES:
+        return [Problem(name, path, f"unsupported condition type {kind!r}.")]
+    if kind == "Not":
+        return _condition_problems(name, condition.get("Condition"), f"{path}.Condition")
+    if kind == "Or":
+        problems = []
+        for index, inner in enumerate(condition.get("Conditions", [])):
+            problems += _condition_problems(name, inner, f"{path}.Conditions[{index}]")
+        return problems
+    return []
+
+
+def _retry_policy_problems(step: Mapping[str, Any]) -> list[str]:
+    from pipelines.executor.retries import policy_problems
+
+    return policy_problems(step.get("RetryPolicies") or [])
+
+
+def _job_problems(name: str, kind: str, arguments: Mapping[str, Any], host: bool) -> list[Problem]:
+    problems: list[Problem] = []
+    image = job_image(kind, arguments)
+    image_field = (
+        "AppSpecification.ImageUri"
+        if kind == "Processing"
+        else ("AlgorithmSpecification.TrainingImage")
+    )
+    if kind in ("Processing", "Training"):
+        if image is UNRESOLVED or not isinstance(image, str):
+            problems.append(Problem(name, image_field, "must be known before the run."))
+        elif profile_for_image(image) is None and not host:
+            problems.append(Problem(name, image_field, unsupported_image_message(image)))
+    if kind == "Processing":
+        entrypoint = list(arguments.get("AppSpecification", {}).get("ContainerEntrypoint") or [])
+        if (
+            not entrypoint
+            or not isinstance(entrypoint[0], str)
+            or local_python(entrypoint[0]) is None
+        ):
+            problems.append(
+                Problem(
+                    name,
+                    "AppSpecification.ContainerEntrypoint",
+                    "the local executor runs Python entrypoints; got "
+                    f"{json.dumps(entrypoint[:2])}.",
+                )
+            )
+        for index, item in enumerate(arguments.get("ProcessingInputs", [])):
+            field = f"ProcessingInputs[{index}]"
+            s3_input = item.get("S3Input")
+            if s3_input is None:
+                problems.append(Problem(name, field, "only S3 inputs run locally."))
+                continue
+            problems += _s3_input_problems(name, field + ".S3Input", s3_input, "S3InputMode")
+    if kind == "Training":
+        algorithm = arguments.get("AlgorithmSpecification", {})
+        if algorithm.get("TrainingInputMode", "File") != "File":
+            problems.append(
+                Problem(
+                    name, "AlgorithmSpecification.TrainingInputMode", "only File mode runs locally."
+                )
+            )
+        hyperparameters = arguments.get("HyperParameters") or {}
+        for required in ("sagemaker_program", "sagemaker_submit_directory"):
+            if required not in hyperparameters:
+                problems.append(
+                    Problem(
+                        name,
+                        f"HyperParameters.{required}",
+                        "missing: the local executor runs script-mode training jobs.",
+                    )
+                )
+        for index, channel in enumerate(arguments.get("InputDataConfig", [])):
+            field = f"InputDataConfig[{index}]"
+            source = channel.get("DataSource", {}).get("S3DataSource")
+            if source is None:
+                problems.append(Problem(name, field, "only S3 data sources run locally."))
+                continue
+            problems += _s3_input_problems(name, field + ".DataSource.S3DataSource", source, None)
+            if channel.get("CompressionType", "None") != "None":
+                problems.append(
+                    Problem(name, field + ".CompressionType", "only None runs locally.")
+                )
+    return problems
+
+
+def _s3_input_problems(
+    name: str, field: str, source: Mapping[str, Any], mode_key: str | None
+) -> list[Problem]:
+    problems = []
+    if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+        problems.append(
+            Problem(
+                name,
+                field + ".S3DataType",
+                f"{source.get('S3DataType')} is not supported locally; only S3Prefix runs.",
+            )
+        )
+    if mode_key and source.get(mode_key, "File") != "File":
+        problems.append(Problem(name, f"{field}.{mode_key}", "only File mode runs locally."))
+    if source.get("S3CompressionType", "None") != "None":
+        problems.append(Problem(name, field + ".S3CompressionType", "only None runs locally."))
+    return problems

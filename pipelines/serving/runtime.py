@@ -1,0 +1,50 @@
+"""The interpreter a local model server runs with: the model's inference image's profile.
+
+A model pickled in the training container (scikit-learn 1.2.1) loads only with the
+same library versions, as in the SageMaker serving container; so the model server
+runs in the runtime profile of the image its model package names, plus the one
+package it needs to serve: cheroot (the container serves with Flask and gunicorn,
+which the local endpoint's contract does not need).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pipelines.errors import MlopsError
+from pipelines.runtime.environments import EnvironmentCache, JobRuntime
+from pipelines.runtime.profiles import profile_for_image
+from pipelines.runtime.selection import HOST_WARNING, host_runtime, unsupported_image_message
+
+# cheroot 11 still supports Python 3.9 (the 1.2-1 image's).
+SERVING_EXTRAS = ("cheroot==11.1.2",)
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding pipelines/
+
+
+def model_server_runtime(
+    image: str,
+    cache_root: Path | None,
+    *,
+    host: bool = False,
+    notify: Callable[[str], None] = lambda line: None,
+) -> JobRuntime:
+    """The runtime for serving a model package whose inference image is ``image``."""
+    if host or cache_root is None:
+        runtime = host_runtime()
+        notify(HOST_WARNING.format(version=runtime.label.rsplit(" ", 1)[-1]))
+        return runtime
+    profile = profile_for_image(image)
+    if profile is None:
+        raise MlopsError(f"Cannot serve the model locally: {unsupported_image_message(image)}")
+    return EnvironmentCache(cache_root, progress=notify).ensure(profile, extras=SERVING_EXTRAS)
+
+
+def model_server_environment(runtime: JobRuntime, base: dict[str, str]) -> dict[str, str]:
+    """The model server's environment: only what it needs, and the package for its own
+    module (which imports nothing but the standard library and cheroot)."""
+    env = {k: base[k] for k in ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "PATH") if k in base}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if not runtime.host:
+        env["PYTHONPATH"] = str(PACKAGE_ROOT)
+    return env
