@@ -266,7 +266,8 @@ def backend_target(backend) -> str:
     return "local" if backend.name == "local" else "aws"
 
 
-@task(iterable=["param"], help=RUN_HELP)
+# No automatic short flags: --host-runtime would take -h, which users type for help.
+@task(iterable=["param"], help=RUN_HELP, auto_shortflags=False)
 def pipeline_run(
     c,
     target="local",
