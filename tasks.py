@@ -291,9 +291,12 @@ def pipeline_run(
         if host_runtime:
             settings = settings.with_overrides(runtime_host=True)
         if deployment.is_local:
+            runtime_build = run.start_runtime_build(settings, console.print)
             stack, config, up = run.ensure_local_stack(settings, terraform_progress)
             if up is not None:
                 console.print(f"Local infrastructure applied: {up.timing()}.")
+            if runtime_build is not None:
+                runtime_build.result()  # a failed build is reported here, before uploads
         else:
             # Credentials are verified here, before anything is uploaded.
             stack = infra.open_stack(settings, deployment)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from pipelines.backends.sagemaker import SageMakerBackend
 from pipelines.code_package import package_code, upload_code
 from pipelines.datasets import StagedDataset, stage_dataset
 from pipelines.definition import (
+    FRAMEWORK_VERSION,
     TRAINING_DIR,
     build_parameters,
     definition_json,
@@ -36,6 +38,9 @@ from pipelines.errors import MlopsError
 from pipelines.infra_config import InfraConfig
 from pipelines.lineage import git_state
 from pipelines.parameters import ParameterError, parse_assignments, resolve_parameters
+from pipelines.runtime.environments import EnvironmentCache, JobRuntime
+from pipelines.runtime.interpreters import find_interpreter
+from pipelines.runtime.profiles import profiles
 from pipelines.sdk import definition_session
 from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.targets import AwsConnection, Deployment
@@ -153,6 +158,29 @@ def ensure_local_stack(
         stack = infra.open_stack(settings, deployment, start_emulator=True, on_output=on_output)
         result = infra.infra_up(stack)
         return stack, InfraConfig.from_outputs(result.outputs), result
+
+
+def start_runtime_build(
+    settings: Settings, notify: Callable[[str], None]
+) -> Future[JobRuntime] | None:
+    """Start building the job runtime the definition's images need, on a thread, so
+    that a first run builds it while Terraform applies (the provider's lifecycle
+    waiter alone takes 55 s) instead of after.
+
+    The interpreter is looked up now, so a missing Python is reported before any
+    slow work starts. The executor's own ``ensure`` later finds the environment
+    built, or waits on the same file lock while the build finishes."""
+    if settings.runtime_host:
+        return None
+    profile = profiles()[f"sklearn-{FRAMEWORK_VERSION}"]
+    cache = EnvironmentCache(settings.runtime_cache, progress=notify)
+    if cache.ready(profile):
+        return None
+    find_interpreter(profile.python, cache.uv_bin)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runtime-build")
+    future = executor.submit(cache.ensure, profile)
+    executor.shutdown(wait=False)
+    return future
 
 
 def prepare_run(

@@ -76,6 +76,10 @@ class EnvironmentCache:
     def folder(self, profile: RuntimeProfile, extras: tuple[str, ...] = ()) -> Path:
         return self.root / f"{profile.name}-{profile.key(extras)}"
 
+    def ready(self, profile: RuntimeProfile, extras: tuple[str, ...] = ()) -> bool:
+        """Whether the profile's environment is built (no lock, no build)."""
+        return self._read(self.folder(profile, extras)) is not None
+
     def ensure(self, profile: RuntimeProfile, extras: tuple[str, ...] = ()) -> JobRuntime:
         """The profile's environment, built now if it does not exist yet."""
         folder = self.folder(profile, extras)
