@@ -237,17 +237,16 @@ def test_executions_and_execution_show_report_the_runs(local_stack):
 
 def test_an_invalid_instance_count_and_type_are_rejected_before_any_step(local_stack):
     before = local_stack.model_packages()
-    result = local_stack.invoke(
-        "pipeline-run",
-        "--param",
-        "ProcessingInstanceCount=0",
-        "--param",
-        "ProcessingInstanceType=ml.bogus.huge",
-    )
+    latest = [e.execution_id for e in local_stack.backend.list_executions(limit=1)]
+    # The count's meaning is checked before any slow work, with the other parameters.
+    result = local_stack.invoke("pipeline-run", "--param", "ProcessingInstanceCount=0")
     assert result.returncode == 1
-    output = result.stdout + result.stderr
-    assert "ProcessingResources.ClusterConfig.InstanceCount: 0, below the minimum of 1" in output
-    assert "InstanceType: 'ml.bogus.huge' is not one of" in output
+    assert "ProcessingInstanceCount=0 must be at least 1" in result.stdout + result.stderr
+    assert [e.execution_id for e in local_stack.backend.list_executions(limit=1)] == latest
+    # The type is checked by the preflight, against the SageMaker API's own enum.
+    result = local_stack.invoke("pipeline-run", "--param", "ProcessingInstanceType=ml.bogus.huge")
+    assert result.returncode == 1
+    assert "InstanceType: 'ml.bogus.huge' is not one of" in result.stdout + result.stderr
     assert local_stack.steps(local_stack.backend.latest()) == {}
     assert local_stack.model_packages() == before
 
