@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 from pipelines.settings import PROJECT_ROOT
@@ -54,3 +56,15 @@ def invoke_task(
     result.stdout = " ".join(result.stdout.split())
     result.stderr = " ".join(result.stderr.split())
     return result
+
+
+def source_tarball(files: dict[str, str]) -> bytes:
+    """A gzipped tar of text files, as SageMaker's sourcedir.tar.gz bundles are."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -34,6 +33,7 @@ from pipelines.monitor import execution_summary, steps_table
 from pipelines.runtime.selection import step_runtime_labels
 from pipelines.sdk import AwsCallRefused, definition_session
 from pipelines.settings import Settings
+from tests.support import source_tarball
 
 BUCKET = "runtime-tests"
 ROLE = "arn:aws:iam::123456789012:role/test"
@@ -338,19 +338,8 @@ print("rmse=1.5")
 """
 
 
-def _tarball(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def test_training_gets_the_toolkits_contract(backend, session, emulator_connection):
-    source = put(emulator_connection, "train/sourcedir.tar.gz", _tarball({"train.py": TRAIN}))
+    source = put(emulator_connection, "train/sourcedir.tar.gz", source_tarball({"train.py": TRAIN}))
     data = put(emulator_connection, "train/data/part.csv", "1,2\n")
     estimator = SKLearn(
         entry_point="train.py",
@@ -399,7 +388,7 @@ def test_a_requirements_file_in_the_code_bundle_is_installed(backend, session, e
     source = put(
         emulator_connection,
         "req/sourcedir.tar.gz",
-        _tarball({"train.py": script, "requirements.txt": "six==1.16.0\n"}),
+        source_tarball({"train.py": script, "requirements.txt": "six==1.16.0\n"}),
     )
     estimator = SKLearn(
         entry_point="train.py",

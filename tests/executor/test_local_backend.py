@@ -22,6 +22,7 @@ from pipelines.backends.local import LocalBackend
 from pipelines.backends.records import Execution
 from pipelines.errors import MlopsError
 from pipelines.settings import Settings
+from tests.support import source_tarball
 
 BUCKET = "executor-tests"
 ROLE = "arn:aws:iam::123456789012:role/test"
@@ -403,17 +404,6 @@ def test_only_failed_or_stopped_executions_can_be_retried(backend):
     execution = run(backend, definition(processing("Ok", "print(1)")))
     with pytest.raises(MlopsError, match="only Failed or Stopped executions can be retried"):
         backend.retry(execution.execution_id)
-
-
-def source_tarball(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 TRAIN_SCRIPT = """
