@@ -10,13 +10,14 @@ from pathlib import Path
 from invoke import task
 from invoke.exceptions import Exit
 
-from pipelines import infra, retention
-from pipelines.arguments import optional_whole_number, whole_number
-from pipelines.console import console, exit_on_error, key_value_table, terraform_progress
-from pipelines.errors import MlopsError
-from pipelines.settings import Settings
-from pipelines.targets import Deployment
-from pipelines.terraform import validate_configuration
+from pipelines.infra import stack as infra
+from pipelines.executor import retention
+from pipelines.cli.arguments import optional_whole_number, whole_number
+from pipelines.ui.console import console, exit_on_error, key_value_table, terraform_progress
+from pipelines.core.errors import MlopsError
+from pipelines.config.settings import Settings
+from pipelines.core.aws import Deployment
+from pipelines.infra.terraform import validate_configuration
 
 TARGET_HELP = {
     "target": "local (the emulator, default) or aws",
@@ -178,7 +179,7 @@ def _confirm(question: str) -> None:
 def pipeline_definition(c, target="local", env=None, output=None):
     """Build the pipeline definition JSON from the Terraform outputs, for review."""
     with exit_on_error():
-        from pipelines.definition import build_definition
+        from pipelines.definition.pipeline import build_definition
 
         config = infra.read_infra_config_from_state(_settings(c), Deployment.parse(target, env))
         text = build_definition(config)
@@ -211,7 +212,7 @@ EXECUTION_HELP = {**TARGET_HELP, "execution": "execution id or ARN (default: the
 
 
 def _open(c, target, env):
-    from pipelines.run import open_target
+    from pipelines.runs.prepare import open_target
 
     return open_target(_settings(c), Deployment.parse(target, env))
 
@@ -230,7 +231,7 @@ def _open_records(c, target, env):
 
 
 def _finish(backend, execution) -> None:
-    from pipelines.monitor import execution_summary
+    from pipelines.ui.views import execution_summary
 
     steps = backend.details(execution, backend.steps(execution.execution_id))
     console.print(execution_summary(execution, steps, backend.links(execution, steps)))
@@ -241,7 +242,7 @@ def _finish(backend, execution) -> None:
 def _follow(backend, execution, timeout) -> None:
     from rich.prompt import Confirm
 
-    from pipelines.monitor import watch
+    from pipelines.ui.views import watch
 
     try:
         execution = watch(backend, execution, timeout=timeout)
@@ -280,8 +281,8 @@ def pipeline_run(
 ):
     """Run the pipeline end to end: infra, data, definition, execution, summary."""
     with exit_on_error():
-        from pipelines import run
-        from pipelines.datasets import check_data_argument
+        from pipelines.runs import prepare as run
+        from pipelines.runs.datasets import check_data_argument
 
         deployment = Deployment.parse(target, env)
         overrides = run.check_overrides(param or [], data)
@@ -319,7 +320,7 @@ def pipeline_run(
 def executions(c, target="local", env=None, limit=None):
     """List recent executions of the pipeline with their status."""
     with exit_on_error():
-        from pipelines.monitor import executions_table
+        from pipelines.ui.views import executions_table
 
         # Typed here, not by invoke (an int default makes invoke parse it: a traceback).
         count = whole_number(10 if limit is None else limit, "--limit")
@@ -331,7 +332,7 @@ def executions(c, target="local", env=None, limit=None):
 def execution_show(c, execution=None, target="local", env=None):
     """Steps, statuses, durations, failure reasons, metrics and lineage of an execution."""
     with exit_on_error():
-        from pipelines.monitor import execution_summary, steps_table
+        from pipelines.ui.views import execution_summary, steps_table
 
         backend = _open_records(c, target, env)
         found = backend.describe(execution) if execution else backend.latest()
@@ -377,7 +378,7 @@ def _registry(stack, config):
 def models(c, status=None, target="local", env=None):
     """List the model versions: approval status, metrics, the execution behind each."""
     with exit_on_error():
-        from pipelines.monitor import versions_table
+        from pipelines.ui.views import versions_table
 
         stack, config, backend = _open(c, target, env)
         registry = _registry(stack, config)
@@ -388,8 +389,8 @@ def models(c, status=None, target="local", env=None):
 
 def _version_checks(backend, versions) -> dict[int, str]:
     """Each version's check results, from the steps of the execution that registered it."""
-    from pipelines.errors import MlopsError
-    from pipelines.monitor import version_checks
+    from pipelines.core.errors import MlopsError
+    from pipelines.ui.views import version_checks
 
     found = {}
     for version in versions:
@@ -542,7 +543,7 @@ def predict(c, data, target="local", env=None, output=None, limit=None):
     with exit_on_error():
         from pipelines import deploy as deployment
         from pipelines import predict as predicting
-        from pipelines.monitor import predictions_table
+        from pipelines.ui.views import predictions_table
 
         shown = whole_number(20 if limit is None else limit, "--limit")
         settings = _settings(c)

@@ -31,10 +31,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from pipelines import deploy, run
+from pipelines import deploy
+from pipelines.runs import prepare as run
 from pipelines.backends.local import LocalBackend
 from pipelines.registry import APPROVED, Registry
-from pipelines.settings import PROJECT_ROOT, Settings
+from pipelines.config.settings import PROJECT_ROOT, Settings
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 console = Console()

@@ -23,9 +23,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipelines import infra
-from pipelines.settings import PROJECT_ROOT, Settings
-from pipelines.targets import Deployment
+from pipelines.infra import stack as infra
+from pipelines.config.settings import PROJECT_ROOT, Settings
+from pipelines.core.aws import Deployment
 
 
 def free_port() -> int:

@@ -34,12 +34,12 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from pipelines import run
+from pipelines.runs import prepare as run
 from pipelines.backends.local import LocalBackend
-from pipelines.backends.records import Execution
+from pipelines.core.records import Execution
 from pipelines.runtime.environments import EnvironmentCache
 from pipelines.runtime.profiles import profiles
-from pipelines.settings import PROJECT_ROOT, Settings
+from pipelines.config.settings import PROJECT_ROOT, Settings
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 TRAINING = PROJECT_ROOT / "training"

@@ -18,12 +18,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from pipelines.errors import MlopsError
-from pipelines.infra_config import InfraConfig
+from pipelines.core.errors import MlopsError
+from pipelines.config.infra_config import InfraConfig
 from pipelines.registry import ModelVersion, require_approved
 from pipelines.serving.local_endpoint import LocalEndpoint
-from pipelines.settings import Settings
-from pipelines.targets import AwsConnection
+from pipelines.config.settings import Settings
+from pipelines.core.aws import AwsConnection
 
 STRATEGIES = ("all-at-once", "canary")
 

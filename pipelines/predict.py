@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.errors import MlopsError
-from pipelines.targets import AwsConnection
+from pipelines.core.errors import MlopsError
+from pipelines.core.aws import AwsConnection
 
 BATCH_ROWS = 500
 Invoke = Callable[[bytes], bytes]

@@ -16,10 +16,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.errors import MlopsError
-from pipelines.executor.s3io import parse_s3_uri
-from pipelines.monitor import numeric_leaves
-from pipelines.targets import AwsConnection
+from pipelines.core.errors import MlopsError
+from pipelines.core.s3io import parse_s3_uri
+from pipelines.ui.views import numeric_leaves
+from pipelines.core.aws import AwsConnection
 
 APPROVED = "Approved"
 REJECTED = "Rejected"

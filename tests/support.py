@@ -11,7 +11,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from pipelines.settings import PROJECT_ROOT
+from pipelines.config.settings import PROJECT_ROOT
 
 
 def free_port() -> int:

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from pipelines.emulator import Emulator
-from pipelines.settings import PROJECT_ROOT
+from pipelines.infra.emulator import Emulator
+from pipelines.config.settings import PROJECT_ROOT
 from tests.support import free_port, invoke_task
 
 # Each test starts `invoke` in a process of its own (and some start the emulator).
@@ -134,7 +134,7 @@ def test_bad_input_is_refused_before_any_work_without_a_traceback(state, task, m
 def test_executions_are_readable_while_the_emulator_is_down(state):
     import time
 
-    from pipelines.backends.records import Execution
+    from pipelines.core.records import Execution
     from pipelines.executor.store import ExecutionStore
 
     state_dir, port = state

@@ -1,13 +1,13 @@
-"""One runner interface, one backend per target, chosen from one map (pipelines.run)."""
+"""One runner interface, one backend per target, chosen from one map (pipelines.runs.prepare)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from pipelines.backends.records import Execution, StepRun
+from pipelines.core.records import Execution, StepRun
 
 if TYPE_CHECKING:
-    from pipelines.run import PreparedRun
+    from pipelines.runs.prepare import PreparedRun
 
 
 class Backend(Protocol):

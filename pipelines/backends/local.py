@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.backends.records import (
+from pipelines.core.records import (
     EXECUTING,
     FAILED,
     STOPPED,
@@ -35,16 +35,16 @@ from pipelines.backends.records import (
     Execution,
     StepRun,
 )
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 from pipelines.executor import startup as startup_checks
 from pipelines.executor.lifecycle import stop_jobs
 from pipelines.executor.preflight import PreflightError
 from pipelines.executor.store import ExecutionStore
-from pipelines.settings import Settings
-from pipelines.targets import AwsConnection
+from pipelines.config.settings import Settings
+from pipelines.core.aws import AwsConnection
 
 if TYPE_CHECKING:
-    from pipelines.run import PreparedRun
+    from pipelines.runs.prepare import PreparedRun
 
 _WORKER_MODULE = "pipelines.executor.worker"
 _ID_ALPHABET = string.ascii_lowercase + string.digits

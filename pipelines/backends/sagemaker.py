@@ -20,14 +20,14 @@ from urllib.parse import quote
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.backends.records import Execution, StepRun
-from pipelines.errors import MlopsError
-from pipelines.executor.s3io import parse_s3_uri
-from pipelines.infra_config import InfraConfig
-from pipelines.targets import AwsConnection
+from pipelines.core.records import Execution, StepRun
+from pipelines.core.errors import MlopsError
+from pipelines.core.s3io import parse_s3_uri
+from pipelines.config.infra_config import InfraConfig
+from pipelines.core.aws import AwsConnection
 
 if TYPE_CHECKING:
-    from pipelines.run import PreparedRun
+    from pipelines.runs.prepare import PreparedRun
 
 # Metadata key of a ListPipelineExecutionSteps entry → the step type of the definition.
 _METADATA_TYPES = {

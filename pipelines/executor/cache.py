@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.client import BaseClient
 
-from pipelines.executor import s3io
+from pipelines.core import s3io
 from pipelines.executor.runners import CACHE_KEY_ATTRIBUTES
 
 _DURATION = re.compile(

@@ -24,7 +24,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.backends.records import (
+from pipelines.core.records import (
     EXECUTING,
     FAILED,
     STARTING,
@@ -59,7 +59,7 @@ from pipelines.executor.runners import (
 from pipelines.executor.store import ExecutionStore
 from pipelines.executor.validation import preload_service_model
 from pipelines.runtime.environments import JobRuntime
-from pipelines.targets import AwsConnection
+from pipelines.core.aws import AwsConnection
 
 NOT_EXECUTED = "NotExecuted"  # never stored: the step's branch or inputs never came
 

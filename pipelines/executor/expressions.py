@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 
 _PATH_TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(?:'([^']*)'|\"([^\"]*)\"|(\d+))\]")
 _STEP_REFERENCE = re.compile(r"^Steps\.([^.\[]+)")

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 from pipelines.executor.expressions import referenced_steps
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 from pipelines.executor.expressions import EvaluationContext, ExpressionError, resolve
 from pipelines.executor.jobs import local_python
 from pipelines.executor.validation import UNRESOLVED, validate_request

@@ -17,14 +17,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from pipelines.backends.records import Execution
-from pipelines.errors import MlopsError
-from pipelines.executor import s3io, toolkit
+from pipelines.core.records import Execution
+from pipelines.core.errors import MlopsError
+from pipelines.core import s3io
+from pipelines.executor import toolkit
 from pipelines.executor.graph import StepNode
 from pipelines.executor.jobs import JobResult, Sandbox, failure_line, local_python, run_job
 from pipelines.runtime.environments import EnvironmentCache, JobRuntime
 from pipelines.runtime.profiles import profile_for_image
-from pipelines.targets import AwsConnection
+from pipelines.core.aws import AwsConnection
 
 
 class StepFailed(Exception):

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 from pipelines.runtime.interpreters import find_interpreter
 from pipelines.runtime.profiles import RuntimeProfile
 

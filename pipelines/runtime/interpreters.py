@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 
 _PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3]); print(sys.executable)"
 

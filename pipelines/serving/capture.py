@@ -20,7 +20,7 @@ from typing import Any
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.executor.s3io import parse_s3_uri
+from pipelines.core.s3io import parse_s3_uri
 
 
 @dataclass(frozen=True)

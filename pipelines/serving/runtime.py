@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 from pipelines.runtime.environments import EnvironmentCache, JobRuntime
 from pipelines.runtime.profiles import profile_for_image
 from pipelines.runtime.selection import HOST_WARNING, host_runtime, unsupported_image_message

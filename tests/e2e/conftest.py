@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import deploy, infra, run
+from pipelines import deploy
+from pipelines.infra import stack as infra
+from pipelines.runs import prepare as run
 from pipelines.backends.local import LocalBackend
-from pipelines.backends.records import Execution
-from pipelines.infra_config import InfraConfig
-from pipelines.settings import Settings
+from pipelines.core.records import Execution
+from pipelines.config.infra_config import InfraConfig
+from pipelines.config.settings import Settings
 from tests.support import free_port, invoke_task
 
 

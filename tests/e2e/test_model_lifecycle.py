@@ -11,9 +11,9 @@ import urllib.request
 
 import pytest
 
-from pipelines import infra
+from pipelines.infra import stack as infra
 from pipelines.registry import APPROVED, PENDING, REJECTED, ModelVersion, Registry
-from pipelines.settings import PROJECT_ROOT
+from pipelines.config.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines.settings import PROJECT_ROOT
+from pipelines.config.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 

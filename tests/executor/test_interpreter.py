@@ -23,7 +23,7 @@ from pipelines.executor.expressions import (
     resolve,
 )
 from pipelines.executor.graph import DefinitionError, PipelineGraph
-from pipelines.parameters import ParameterError, parse_assignments, resolve_parameters
+from pipelines.definition.parameters import ParameterError, parse_assignments, resolve_parameters
 
 PROCESSING_PROPERTIES = {
     "ProcessingJobName": "pipelines-abc-Prep",

@@ -18,10 +18,10 @@ import pytest
 
 import pipelines.backends.local as local_module
 from pipelines.backends.local import LocalBackend
-from pipelines.backends.records import EXECUTING, FAILED, Execution
+from pipelines.core.records import EXECUTING, FAILED, Execution
 from pipelines.executor.store import ExecutionNotFound, ExecutionStore
 from pipelines.executor.worker import wait_until_owner
-from pipelines.settings import Settings
+from pipelines.config.settings import Settings
 from tests.executor.test_local_backend import BUCKET, definition, processing
 
 UNEXPECTED = "exited unexpectedly"
@@ -183,8 +183,8 @@ def test_destroy_stops_running_executions_first(backend):
     """Issue 12, item 5: a run kept uploading into the bucket destroy was emptying."""
     import dataclasses
 
-    from pipelines import infra
-    from pipelines.targets import Deployment
+    from pipelines.infra import stack as infra
+    from pipelines.core.aws import Deployment
     from tests.pipeline.conftest import CONFIG
 
     marker = "time.sleep(63.75)"

@@ -12,7 +12,8 @@ from sagemaker.workflow.retry import (
     StepRetryPolicy,
 )
 
-from pipelines.executor import retries, s3io
+from pipelines.core import s3io
+from pipelines.executor import retries
 
 
 def policy(sdk_policy) -> retries.RetryPolicy:

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import tftest
 
-from pipelines.emulator import Emulator, EmulatorInfo
-from pipelines.settings import Settings
-from pipelines.targets import emulator_process_env
-from pipelines.terraform import terraform_base_env, write_local_backend_override
+from pipelines.infra.emulator import Emulator, EmulatorInfo
+from pipelines.config.settings import Settings
+from pipelines.core.aws import emulator_process_env
+from pipelines.infra.terraform import terraform_base_env, write_local_backend_override
 from tests.support import project_copy
 
 PlanFn = Callable[..., tftest.TerraformPlanOutput]

@@ -8,9 +8,10 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from pipelines import deploy, infra
-from pipelines.infra_config import InfraConfig
-from pipelines.targets import Deployment
+from pipelines import deploy
+from pipelines.infra import stack as infra
+from pipelines.config.infra_config import InfraConfig
+from pipelines.core.aws import Deployment
 
 pytestmark = pytest.mark.e2e
 

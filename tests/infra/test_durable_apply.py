@@ -6,10 +6,10 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from pipelines import infra
-from pipelines.infra_config import InfraConfig
-from pipelines.targets import Deployment
-from pipelines.terraform import TerraformError
+from pipelines.infra import stack as infra
+from pipelines.config.infra_config import InfraConfig
+from pipelines.core.aws import Deployment
+from pipelines.infra.terraform import TerraformError
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,9 @@ from typing import Any
 import boto3
 import pytest
 
-from pipelines.definition import definition_json, get_pipeline
-from pipelines.infra_config import InfraConfig
-from pipelines.sdk import DefinitionSession
+from pipelines.definition.pipeline import definition_json, get_pipeline
+from pipelines.config.infra_config import InfraConfig
+from pipelines.definition.sdk import DefinitionSession
 
 CONFIG = InfraConfig(
     region="us-east-1",

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from pipelines import definition as pipeline_definition
-from pipelines.code_package import package_code
-from pipelines.definition import (
+from pipelines.definition import pipeline as pipeline_definition
+from pipelines.definition.code_package import package_code
+from pipelines.definition.pipeline import (
     DATA_BIAS_STEP,
     DATA_QUALITY_STEP,
     EVALUATE_STEP,
@@ -26,7 +26,7 @@ from pipelines.definition import (
     get_pipeline,
     pretty,
 )
-from pipelines.sdk import telemetry_disabled
+from pipelines.definition.sdk import telemetry_disabled
 from tests.pipeline.conftest import CONFIG, offline_session
 
 GOLDEN = Path(__file__).parent / "golden" / "definition.json"

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import run
-from pipelines.definition import FRAMEWORK_VERSION
+from pipelines.runs import prepare as run
+from pipelines.definition.pipeline import FRAMEWORK_VERSION
 from pipelines.runtime.environments import EnvironmentCache
 from pipelines.runtime.interpreters import NoInterpreterError
 from pipelines.runtime.profiles import profiles
-from pipelines.settings import Settings
+from pipelines.config.settings import Settings
 
 PROFILE = profiles()[f"sklearn-{FRAMEWORK_VERSION}"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sagemaker import image_uris
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 from pipelines.runtime import interpreters
 from pipelines.runtime.environments import EnvironmentCache
 from pipelines.runtime.interpreters import NoInterpreterError, find_interpreter

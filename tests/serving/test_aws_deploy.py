@@ -12,9 +12,9 @@ from botocore.stub import ANY, Stubber
 
 from pipelines import deploy
 from pipelines.deploy import DeploySettings, deploy_to_sagemaker, deployed_package_arn
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 from pipelines.registry import PENDING, ModelVersion
-from pipelines.settings import Settings
+from pipelines.config.settings import Settings
 from tests.serving.conftest import ACCOUNT, CONFIG
 
 AWS_CONFIG = dataclasses.replace(CONFIG, environment="aws", name_prefix="deploy")

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from pipelines.deploy import capture_destination, endpoint_name
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 from pipelines.predict import Predictions, local_invoker, predict, read_rows
 from pipelines.registry import REJECTED, Registry, require_approved
 from pipelines.serving.local_endpoint import LocalEndpoint, stop_local_endpoints

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 from pipelines.registry import APPROVED, REJECTED, Registry
 from pipelines.serving.capture import CaptureSettings, DataCapture
 from tests.serving.conftest import CONFIG, read_jsonl

@@ -8,10 +8,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipelines.errors import MlopsError
-from pipelines.infra_config import InfraConfig
-from pipelines.settings import Settings
-from pipelines.targets import (
+from pipelines.core.errors import MlopsError
+from pipelines.config.infra_config import InfraConfig
+from pipelines.config.settings import Settings
+from pipelines.core.aws import (
     EMULATOR_ACCESS_KEY,
     Deployment,
     emulator_process_env,

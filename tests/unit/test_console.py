@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines import console as console_module
+from pipelines.ui import console as console_module
 
 
 @pytest.mark.parametrize(

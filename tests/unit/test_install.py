@@ -7,8 +7,8 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-from pipelines.infra import CHECKOV_PROJECT, checkov_command
-from pipelines.settings import PROJECT_ROOT
+from pipelines.infra.stack import CHECKOV_PROJECT, checkov_command
+from pipelines.config.settings import PROJECT_ROOT
 
 INSTALL = PROJECT_ROOT / "scripts" / "install"
 

@@ -9,8 +9,8 @@ import re
 import pytest
 from rich.console import Console
 
-from pipelines.backends.records import Execution, StepRun
-from pipelines.monitor import execution_summary, executions_table, report_metrics, steps_table
+from pipelines.core.records import Execution, StepRun
+from pipelines.ui.views import execution_summary, executions_table, report_metrics, steps_table
 
 DEFINITION = json.dumps(
     {
@@ -223,7 +223,7 @@ def test_steps_table_never_cuts_a_cell(width):
 def test_output_width_is_wide_for_pipes_and_the_terminals_own_for_terminals(tmp_path):
     import io
 
-    from pipelines.console import PIPE_WIDTH, output_width
+    from pipelines.ui.console import PIPE_WIDTH, output_width
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -250,7 +250,7 @@ def check_step(name: str, **properties) -> StepRun:
 
 
 def test_models_show_each_versions_baselines_and_check_results():
-    from pipelines.monitor import version_checks, versions_table
+    from pipelines.ui.views import version_checks, versions_table
     from pipelines.registry import ModelVersion
 
     steps = [

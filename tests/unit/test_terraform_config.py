@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.errors import MlopsError
-from pipelines.settings import PROJECT_ROOT, Settings
-from pipelines.targets import Deployment
-from pipelines.terraform import (
+from pipelines.core.errors import MlopsError
+from pipelines.config.settings import PROJECT_ROOT, Settings
+from pipelines.core.aws import Deployment
+from pipelines.infra.terraform import (
     BACKEND_OVERRIDE,
     TerraformStack,
     cli_config_text,

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipelines.backends.base import Backend
-from pipelines.backends.records import Execution, StepRun
+from pipelines.core.records import Execution, StepRun
 from pipelines.executor import retries
 from pipelines.executor.graph import DefinitionError, PipelineGraph
 from pipelines.runtime.selection import step_runtime_labels

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 
 
 class LockTimeout(MlopsError):

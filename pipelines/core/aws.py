@@ -19,7 +19,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 
 TargetName = Literal["local", "aws"]
 TARGETS: tuple[TargetName, ...] = ("local", "aws")

@@ -21,20 +21,20 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipelines.emulator import Emulator
-from pipelines.errors import MlopsError
-from pipelines.infra_config import InfraConfig
-from pipelines.locks import exclusive
-from pipelines.plan_review import (
+from pipelines.infra.emulator import Emulator
+from pipelines.core.errors import MlopsError
+from pipelines.config.infra_config import InfraConfig
+from pipelines.core.locks import exclusive
+from pipelines.infra.plan_review import (
     CheckovSummary,
     PlanSummary,
     render_markdown,
     summarize_checkov,
     summarize_plan,
 )
-from pipelines.settings import PROJECT_ROOT, Settings
-from pipelines.targets import AwsConnection, Deployment, emulator_process_env
-from pipelines.terraform import (
+from pipelines.config.settings import PROJECT_ROOT, Settings
+from pipelines.core.aws import AwsConnection, Deployment, emulator_process_env
+from pipelines.infra.terraform import (
     TerraformStack,
     environment_without_terraform_noise,
     terraform_base_env,
@@ -313,7 +313,7 @@ def destroy(stack: Stack, on_stop: Callable[[str], None] | None = None) -> Destr
 
 def stop_running_executions(stack: Stack, config: InfraConfig, timeout: float = 120.0) -> list[str]:
     """Stop every unfinished execution of the pipeline and wait for it; returns their ids."""
-    from pipelines.run import backend_for
+    from pipelines.runs.prepare import backend_for
 
     backend = backend_for(stack, config)
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 
 
 def whole_number(value: object, flag: str, *, minimum: int = 1) -> int:

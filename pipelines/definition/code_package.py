@@ -18,7 +18,7 @@ from pathlib import Path
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 
 SOURCEDIR = "sourcedir.tar.gz"
 # What a container needs: the scripts and, if present, their extra requirements.

@@ -21,29 +21,29 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines import infra
+from pipelines.infra import stack as infra
 from pipelines.backends.base import Backend
 from pipelines.backends.local import LocalBackend
 from pipelines.backends.sagemaker import SageMakerBackend
-from pipelines.code_package import package_code, upload_code
-from pipelines.datasets import StagedDataset, stage_dataset
-from pipelines.definition import (
+from pipelines.definition.code_package import package_code, upload_code
+from pipelines.runs.datasets import StagedDataset, stage_dataset
+from pipelines.definition.pipeline import (
     FRAMEWORK_VERSION,
     TRAINING_DIR,
     build_parameters,
     definition_json,
     get_pipeline,
 )
-from pipelines.errors import MlopsError
-from pipelines.infra_config import InfraConfig
-from pipelines.lineage import git_state
-from pipelines.parameters import ParameterError, parse_assignments, resolve_parameters
+from pipelines.core.errors import MlopsError
+from pipelines.config.infra_config import InfraConfig
+from pipelines.runs.lineage import git_state
+from pipelines.definition.parameters import ParameterError, parse_assignments, resolve_parameters
 from pipelines.runtime.environments import EnvironmentCache, JobRuntime
 from pipelines.runtime.interpreters import find_interpreter
 from pipelines.runtime.profiles import profiles
-from pipelines.sdk import definition_session
-from pipelines.settings import PROJECT_ROOT, Settings
-from pipelines.targets import AwsConnection, Deployment
+from pipelines.definition.sdk import definition_session
+from pipelines.config.settings import PROJECT_ROOT, Settings
+from pipelines.core.aws import AwsConnection, Deployment
 
 if TYPE_CHECKING:
     from sagemaker.workflow.pipeline import Pipeline

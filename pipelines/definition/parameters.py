@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 
 
 class ParameterError(MlopsError):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from botocore.client import BaseClient
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 
 # boto3's own multipart threshold: below it a managed transfer is one request anyway.
 _SINGLE_REQUEST_BYTES = 8 * 1024 * 1024

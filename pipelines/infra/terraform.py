@@ -23,9 +23,9 @@ from typing import Any
 import python_terraform
 from python_terraform import IsFlagged, IsNotFlagged
 
-from pipelines.errors import MlopsError
-from pipelines.settings import Settings
-from pipelines.targets import Deployment
+from pipelines.core.errors import MlopsError
+from pipelines.config.settings import Settings
+from pipelines.core.aws import Deployment
 
 BACKEND_OVERRIDE = "backend_override.tf.json"
 LOCK_FILE = ".terraform.lock.hcl"

@@ -13,7 +13,7 @@ from invoke.exceptions import Exit
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.errors import MlopsError
+from pipelines.core.errors import MlopsError
 
 # Width of output that goes to a file or a pipe (CI logs, `| tee`), where rich would
 # otherwise assume 80 columns and cut table cells ("durati…", "172 M…").

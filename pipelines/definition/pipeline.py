@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.code_package import CodeBundle, package_code
-from pipelines.errors import MlopsError
-from pipelines.infra_config import InfraConfig
-from pipelines.sdk import DefinitionSession, definition_session
-from pipelines.settings import PROJECT_ROOT
+from pipelines.definition.code_package import CodeBundle, package_code
+from pipelines.core.errors import MlopsError
+from pipelines.config.infra_config import InfraConfig
+from pipelines.definition.sdk import DefinitionSession, definition_session
+from pipelines.config.settings import PROJECT_ROOT
 
-from sagemaker import image_uris  # isort: skip  (after pipelines.sdk tames the SDK)
+from sagemaker import image_uris  # isort: skip  (after pipelines.definition.sdk tames the SDK)
 from sagemaker.clarify import BiasConfig, DataConfig
 from sagemaker.drift_check_baselines import DriftCheckBaselines
 from sagemaker.inputs import TrainingInput
