@@ -25,8 +25,8 @@ from pathlib import Path
 
 import psutil
 
-from pipelines.infra.emulator import Emulator
 from pipelines.core.aws import AwsConnection
+from pipelines.infra.emulator import Emulator
 
 BUCKET = "restart-benchmark"
 GROUP = "restart-benchmark"

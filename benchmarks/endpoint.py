@@ -32,10 +32,11 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines import deploy
-from pipelines.runs import prepare as run
 from pipelines.backends.local import LocalBackend
-from pipelines.registry import APPROVED, Registry
 from pipelines.config.settings import PROJECT_ROOT, Settings
+from pipelines.registry import APPROVED, Registry
+from pipelines.runs import prepare as run
+from pipelines.targets import ensure_local_stack
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 console = Console()
@@ -111,7 +112,8 @@ def main() -> None:
             },
         )
         console.print("Setting up: infra-up, pipeline run, approve, deploy ...")
-        stack, config, _ = run.ensure_local_stack(settings)
+        ready = ensure_local_stack(settings)
+        stack, config = ready.stack, ready.config
         endpoint = None
         try:
             prepared = run.prepare_run(stack.connection, config, {}, None)

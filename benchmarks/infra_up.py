@@ -23,9 +23,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.infra import stack as infra
+from pipelines import targets, teardown
+from pipelines.config.deployment import Deployment
 from pipelines.config.settings import PROJECT_ROOT, Settings
-from pipelines.core.aws import Deployment
+from pipelines.infra import stack as infra
 
 
 def free_port() -> int:
@@ -68,7 +69,7 @@ def one_run(workdir: Path) -> dict[str, float]:
             created[match["address"]] = seconds(match["time"])
 
     started = time.perf_counter()
-    stack = infra.open_stack(settings, deployment, start_emulator=True, on_output=record)
+    stack = targets.open_stack(settings, deployment, start_emulator=True, on_output=record)
     figures["emulator start"] = time.perf_counter() - started
     try:
         cold = infra.infra_up(stack)
@@ -80,13 +81,13 @@ def one_run(workdir: Path) -> dict[str, float]:
         figures[f"  slowest resource: {slowest.rsplit('.', 1)[0]}"] = created[slowest]
 
         started = time.perf_counter()
-        warm = infra.infra_up(infra.open_stack(settings, deployment))
+        warm = infra.infra_up(targets.open_stack(settings, deployment))
         figures["no-change infra-up"] = time.perf_counter() - started
         if warm.changed:
             raise SystemExit("the second infra-up planned changes: not idempotent")
 
         started = time.perf_counter()
-        infra.destroy(infra.open_stack(settings, deployment))
+        teardown.destroy(targets.open_stack(settings, deployment))
         figures["destroy"] = time.perf_counter() - started
     finally:
         stack.emulator.stop()

@@ -34,12 +34,13 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.runs import prepare as run
 from pipelines.backends.local import LocalBackend
+from pipelines.config.settings import PROJECT_ROOT, Settings
 from pipelines.core.records import Execution
+from pipelines.runs import prepare as run
 from pipelines.runtime.environments import EnvironmentCache
 from pipelines.runtime.profiles import profiles
-from pipelines.config.settings import PROJECT_ROOT, Settings
+from pipelines.targets import ensure_local_stack
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 TRAINING = PROJECT_ROOT / "training"
@@ -132,7 +133,8 @@ def main() -> None:
             },
         )
         started = time.perf_counter()
-        stack, config, _ = run.ensure_local_stack(settings)
+        ready = ensure_local_stack(settings)
+        stack, config = ready.stack, ready.config
         infra_seconds = time.perf_counter() - started
         backend = LocalBackend(settings, stack.connection)
         try:

@@ -18,12 +18,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
-from pipelines.core.errors import MlopsError
 from pipelines.config.infra_config import InfraConfig
+from pipelines.config.settings import Settings
+from pipelines.core.aws import AwsConnection, api_error, is_missing
+from pipelines.core.errors import MlopsError
 from pipelines.registry import ModelVersion, require_approved
 from pipelines.serving.local_endpoint import LocalEndpoint
-from pipelines.config.settings import Settings
-from pipelines.core.aws import AwsConnection
 
 STRATEGIES = ("all-at-once", "canary")
 
@@ -83,18 +83,6 @@ def resource_tags(config: InfraConfig, version: ModelVersion | None = None) -> l
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
-def _error(action: str, error: Exception) -> MlopsError:
-    if isinstance(error, ClientError):
-        detail = error.response.get("Error", {})
-        return MlopsError(f"{action} failed: {detail.get('Code')}: {detail.get('Message')}")
-    return MlopsError(f"{action} failed: {error}")
-
-
-def _missing(error: ClientError) -> bool:
-    message = error.response.get("Error", {}).get("Message", "")
-    return "Could not find" in message or "does not exist" in message
-
-
 def deployment_config(settings: DeploySettings) -> dict[str, Any]:
     """The blue/green update policy for an existing endpoint."""
     if settings.strategy == "canary":
@@ -138,7 +126,7 @@ def deploy_to_sagemaker(
     poll_seconds: int = 30,
 ) -> AwsDeployment:
     require_approved(version)
-    sagemaker = connection.client("sagemaker", max_attempts=10, retries_mode="adaptive")
+    sagemaker = connection.sagemaker()
     endpoint = endpoint_name(config)
     tags = resource_tags(config, version)
     model = f"{endpoint}-v{version.version}"
@@ -148,7 +136,7 @@ def deploy_to_sagemaker(
         try:
             sagemaker.describe_model(ModelName=model)
         except ClientError as error:
-            if not _missing(error):
+            if not is_missing(error):
                 raise
             sagemaker.create_model(
                 ModelName=model,
@@ -186,7 +174,7 @@ def deploy_to_sagemaker(
             described = sagemaker.describe_endpoint(EndpointName=endpoint)
             created = False
         except ClientError as error:
-            if not _missing(error):
+            if not is_missing(error):
                 raise
             described, created = None, True
         if created:
@@ -201,7 +189,7 @@ def deploy_to_sagemaker(
             )
             sagemaker.add_tags(ResourceArn=described["EndpointArn"], Tags=tags)
     except (ClientError, BotoCoreError) as error:
-        raise _error(f"Deploying version {version.version} to {endpoint}", error) from error
+        raise api_error(f"Deploying version {version.version} to {endpoint}", error) from error
 
     status = "Creating" if created else "Updating"
     if wait:
@@ -239,7 +227,7 @@ def remove_endpoints(
     connection: AwsConnection, config: InfraConfig, timeout: float = 1800
 ) -> RemovedEndpoints:
     """Delete the endpoint, endpoint configs and models that deploys created."""
-    sagemaker = connection.client("sagemaker", max_attempts=10, retries_mode="adaptive")
+    sagemaker = connection.sagemaker()
     endpoint = endpoint_name(config)
     counts = [0, 0, 0]
     try:
@@ -267,7 +255,7 @@ def remove_endpoints(
                 sagemaker.delete_model(ModelName=item["ModelName"])
                 counts[2] += 1
     except (ClientError, BotoCoreError) as error:
-        raise _error(f"Removing the endpoint {endpoint}", error) from error
+        raise api_error(f"Removing the endpoint {endpoint}", error) from error
     return RemovedEndpoints(*counts)
 
 
@@ -295,7 +283,7 @@ def local_endpoint(
 
 def deployed_package_arn(connection: AwsConnection, config: InfraConfig) -> str:
     """The model package behind the SageMaker endpoint (endpoint → config → model)."""
-    sagemaker = connection.client("sagemaker", max_attempts=10, retries_mode="adaptive")
+    sagemaker = connection.sagemaker()
     endpoint = endpoint_name(config)
     try:
         described = sagemaker.describe_endpoint(EndpointName=endpoint)
@@ -306,13 +294,13 @@ def deployed_package_arn(connection: AwsConnection, config: InfraConfig) -> str:
             ModelName=endpoint_config["ProductionVariants"][0]["ModelName"]
         )
     except ClientError as error:
-        if _missing(error):
+        if is_missing(error):
             raise MlopsError(
                 f"There is no endpoint {endpoint}: deploy a version with `invoke deploy`."
             ) from error
-        raise _error(f"Describing {endpoint}", error) from error
+        raise api_error(f"Describing {endpoint}", error) from error
     except BotoCoreError as error:
-        raise _error(f"Describing {endpoint}", error) from error
+        raise api_error(f"Describing {endpoint}", error) from error
     package = model.get("PrimaryContainer", {}).get("ModelPackageName")
     if not package:
         raise MlopsError(f"Endpoint {endpoint} does not serve a registered model package.")

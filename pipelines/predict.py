@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.core.errors import MlopsError
 from pipelines.core.aws import AwsConnection
+from pipelines.core.errors import MlopsError
 
 BATCH_ROWS = 500
 Invoke = Callable[[bytes], bytes]

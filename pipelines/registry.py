@@ -8,7 +8,6 @@ and commit that produced it from its MetadataProperties.
 
 from __future__ import annotations
 
-import getpass
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,10 +15,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipelines.core.aws import AwsConnection, api_error, is_missing
+from pipelines.core.documents import numeric_leaves
 from pipelines.core.errors import MlopsError
 from pipelines.core.s3io import parse_s3_uri
-from pipelines.ui.views import numeric_leaves
-from pipelines.core.aws import AwsConnection
 
 APPROVED = "Approved"
 REJECTED = "Rejected"
@@ -50,18 +49,11 @@ class ModelVersion:
         return self.execution_arn.rsplit("/", 1)[-1] if self.execution_arn else None
 
 
-def _api_error(action: str, error: Exception) -> MlopsError:
-    if isinstance(error, ClientError):
-        detail = error.response.get("Error", {})
-        return MlopsError(f"{action} failed: {detail.get('Code')}: {detail.get('Message')}")
-    return MlopsError(f"{action} failed: {error}")
-
-
 class Registry:
     def __init__(self, connection: AwsConnection, group: str) -> None:
         self.connection = connection
         self.group = group
-        self.sagemaker = connection.client("sagemaker", max_attempts=10, retries_mode="adaptive")
+        self.sagemaker = connection.sagemaker()
 
     def versions(self, status: str | None = None) -> list[ModelVersion]:
         """Every version of the group, newest first (optionally one approval status)."""
@@ -73,14 +65,29 @@ class Registry:
         if status:
             request["ModelApprovalStatus"] = status
         try:
-            pages = self.sagemaker.get_paginator("list_model_packages").paginate(**request)
-            arns = [s["ModelPackageArn"] for page in pages for s in page["ModelPackageSummaryList"]]
-            found = [self.describe(arn) for arn in arns]
+            found = [self.describe(arn) for arn in self._arns(request)]
         except (ClientError, BotoCoreError) as error:
-            raise _api_error(f"Listing the versions of {self.group}", error) from error
+            raise api_error(f"Listing the versions of {self.group}", error) from error
         if status:  # the emulator ignores the filter
             found = [v for v in found if v.status == status]
         return sorted(found, key=lambda v: v.version, reverse=True)
+
+    def _arns(self, request: dict[str, Any]) -> list[str]:
+        pages = self.sagemaker.get_paginator("list_model_packages").paginate(**request)
+        return [s["ModelPackageArn"] for page in pages for s in page["ModelPackageSummaryList"]]
+
+    def delete_all(self) -> int:
+        """Delete every version (SageMaker refuses to delete a group that holds any);
+        returns how many were deleted, 0 when the group is already gone."""
+        try:
+            arns = self._arns({"ModelPackageGroupName": self.group})
+            for arn in arns:
+                self.sagemaker.delete_model_package(ModelPackageName=arn)
+        except ClientError as error:
+            if is_missing(error):
+                return 0
+            raise api_error(f"Deleting the model versions of {self.group}", error) from error
+        return len(arns)
 
     def get(self, version: int | None = None) -> ModelVersion:
         """One version by number; the latest when ``version`` is None."""
@@ -121,7 +128,7 @@ class Registry:
                 ApprovalDescription=description[:1024],
             )
         except (ClientError, BotoCoreError) as error:
-            raise _api_error(f"Updating version {target.version}", error) from error
+            raise api_error(f"Updating version {target.version}", error) from error
         return self.describe(target.arn)
 
     def describe(self, arn: str) -> ModelVersion:
@@ -154,7 +161,7 @@ class Registry:
         try:
             body = self.connection.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
         except (ClientError, BotoCoreError) as error:
-            raise _api_error(f"Reading {uri}", error) from error
+            raise api_error(f"Reading {uri}", error) from error
         return json.loads(body)
 
     def metrics(self, version: ModelVersion) -> dict[str, float]:
@@ -200,13 +207,3 @@ def require_approved(version: ModelVersion) -> None:
             "be deployed. Approve it first with "
             f"`invoke model-approve --version {version.version}`."
         )
-
-
-def actor(connection: AwsConnection) -> str:
-    """Who is changing the registry: the AWS identity, or the local user on the emulator."""
-    if connection.is_emulator:
-        return getpass.getuser()
-    try:
-        return connection.client("sts").get_caller_identity()["Arn"]
-    except (ClientError, BotoCoreError):
-        return getpass.getuser()

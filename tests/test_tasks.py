@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from pipelines.infra.emulator import Emulator
 from pipelines.config.settings import PROJECT_ROOT
+from pipelines.infra.emulator import Emulator
 from tests.support import free_port, invoke_task
 
 # Each test starts `invoke` in a process of its own (and some start the emulator).

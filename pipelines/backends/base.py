@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from pipelines.core.polling import PollSchedule
 from pipelines.core.records import Execution, StepRun
 
 if TYPE_CHECKING:
@@ -14,6 +15,7 @@ class Backend(Protocol):
     """Runs pipeline definitions and reports on their executions."""
 
     name: str
+    poll_schedule: PollSchedule
 
     def start(self, run: PreparedRun) -> Execution:
         """Upsert the pipeline and start an execution of its definition; return at once."""

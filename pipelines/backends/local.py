@@ -27,6 +27,10 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipelines.config.settings import Settings
+from pipelines.core import polling
+from pipelines.core.aws import AwsConnection
+from pipelines.core.errors import MlopsError
 from pipelines.core.records import (
     EXECUTING,
     FAILED,
@@ -35,13 +39,10 @@ from pipelines.core.records import (
     Execution,
     StepRun,
 )
-from pipelines.core.errors import MlopsError
 from pipelines.executor import startup as startup_checks
 from pipelines.executor.lifecycle import stop_jobs
 from pipelines.executor.preflight import PreflightError
 from pipelines.executor.store import ExecutionStore
-from pipelines.config.settings import Settings
-from pipelines.core.aws import AwsConnection
 
 if TYPE_CHECKING:
     from pipelines.runs.prepare import PreparedRun
@@ -61,6 +62,8 @@ def new_execution_id() -> str:
 
 class LocalBackend:
     name = "local"
+    # The records are a local SQLite file: looking is cheap, so look four times a second.
+    poll_schedule = polling.PollSchedule(0.25, 0.25)
 
     def __init__(
         self,
@@ -308,11 +311,14 @@ class LocalBackend:
         return self.store.get_execution(execution_id)
 
     def wait(self, execution_id: str, poll: float = 0.2, timeout: float | None = None) -> Execution:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            execution = self.describe(execution_id)
-            if execution.finished:
-                return execution
-            if deadline is not None and time.monotonic() > deadline:
-                raise MlopsError(f"Execution {execution_id} did not finish within {timeout:.0f} s.")
-            time.sleep(poll)
+        try:
+            return polling.poll(
+                lambda: self.describe(execution_id),
+                lambda execution: execution.finished,
+                polling.PollSchedule(poll, poll),
+                timeout=timeout,
+            )
+        except polling.PollTimeout:
+            raise MlopsError(
+                f"Execution {execution_id} did not finish within {timeout:.0f} s."
+            ) from None

@@ -20,11 +20,12 @@ from urllib.parse import quote
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.core.records import Execution, StepRun
-from pipelines.core.errors import MlopsError
-from pipelines.core.s3io import parse_s3_uri
 from pipelines.config.infra_config import InfraConfig
-from pipelines.core.aws import AwsConnection
+from pipelines.core import polling
+from pipelines.core.aws import AwsConnection, api_error
+from pipelines.core.errors import MlopsError
+from pipelines.core.records import Execution, StepRun
+from pipelines.core.s3io import parse_s3_uri
 
 if TYPE_CHECKING:
     from pipelines.runs.prepare import PreparedRun
@@ -54,16 +55,13 @@ def _seconds(value: Any) -> float | None:
 
 
 def _api_error(action: str, error: Exception) -> MlopsError:
-    if isinstance(error, ClientError):
-        detail = error.response.get("Error", {})
-        return MlopsError(
-            f"SageMaker {action} failed: {detail.get('Code')}: {detail.get('Message')}"
-        )
-    return MlopsError(f"SageMaker {action} failed: {error}")
+    return api_error(f"SageMaker {action}", error)
 
 
 class SageMakerBackend:
     name = "aws"
+    # SageMaker steps take minutes: look every 5 s, backing off to 30 s.
+    poll_schedule = polling.PollSchedule(5.0, _MAX_POLL_SECONDS)
 
     def __init__(
         self,
@@ -76,9 +74,7 @@ class SageMakerBackend:
         self.connection = connection
         self.config = config
         self.studio_domain_id = studio_domain_id
-        self.sagemaker = sagemaker_client or connection.client(
-            "sagemaker", max_attempts=10, retries_mode="adaptive"
-        )
+        self.sagemaker = sagemaker_client or connection.sagemaker()
         self._definitions: dict[str, str] = {}
         self._parameters: dict[str, dict[str, Any]] = {}
 
@@ -334,19 +330,18 @@ class SageMakerBackend:
 
     def wait(self, execution_id: str, poll: float = 5.0, timeout: float | None = None) -> Execution:
         """Poll until the execution finishes, backing off to 30 s between looks."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interval = poll
-        while True:
-            execution = self.describe(execution_id)
-            if execution.finished:
-                return execution
-            if deadline is not None and time.monotonic() + interval > deadline:
-                raise MlopsError(
-                    f"Execution {execution.execution_id} is still {execution.status} after "
-                    f"{timeout:.0f} s; it keeps running on SageMaker."
-                )
-            time.sleep(interval)
-            interval = min(interval * 1.5, _MAX_POLL_SECONDS)
+        try:
+            return polling.poll(
+                lambda: self.describe(execution_id),
+                lambda execution: execution.finished,
+                polling.PollSchedule(poll, _MAX_POLL_SECONDS),
+                timeout=timeout,
+            )
+        except polling.PollTimeout as late:
+            raise MlopsError(
+                f"Execution {execution_id} is still {late.last.status} after "
+                f"{timeout:.0f} s; it keeps running on SageMaker."
+            ) from None
 
 
 def cloudwatch_logs_url(region: str, group: str, job_name: str) -> str:

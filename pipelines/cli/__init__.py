@@ -1,1 +1,22 @@
+"""The command line: one invoke Collection, one module per area.
 
+Every task is thin: it parses its arguments, calls one function of the package
+(``pipelines.actions`` or the area's own module) and prints the result.
+"""
+
+from __future__ import annotations
+
+from invoke import Collection
+
+from pipelines.cli import endpoint, infrastructure, model, pipeline
+
+AREAS = (infrastructure, pipeline, model, endpoint)
+
+
+def build_namespace() -> Collection:
+    """Every area's tasks at the top level: `invoke deploy`, not `invoke endpoint.deploy`."""
+    namespace = Collection()
+    for area in AREAS:
+        for task in Collection.from_module(area).tasks.values():
+            namespace.add_task(task)
+    return namespace

@@ -1,18 +1,17 @@
-"""Deployment targets: the local emulator or a real AWS account, and how to reach each.
+"""How to reach AWS or the local emulator: one :class:`AwsConnection` for both.
 
-Everything that differs between the two targets is decided here: the endpoint,
-the credentials and the TLS trust. Callers receive an :class:`AwsConnection` and
-never branch on the target themselves.
+What differs between the two for a client is decided here: the endpoint, the
+credentials and the TLS trust. Callers receive a connection and never branch on
+the target themselves.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import boto3
 from botocore.client import BaseClient
@@ -21,10 +20,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.core.errors import MlopsError
 
-TargetName = Literal["local", "aws"]
-TARGETS: tuple[TargetName, ...] = ("local", "aws")
-LOCAL_ENV = "local"
-DEFAULT_AWS_ENV = "dev"
 LOCAL_REGION = "us-east-1"
 
 # The emulator accepts any key; these say what they are and match no AWS key format.
@@ -45,46 +40,6 @@ _CREDENTIAL_VARIABLES = (
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_ENDPOINT_URL",
 )
-_ENV_NAME = re.compile(r"^[a-z][a-z0-9]{1,9}$")
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """One stack: a target plus an environment name (``local``, ``aws/dev``, ...)."""
-
-    target: TargetName
-    env: str
-
-    @classmethod
-    def parse(cls, target: str | None = None, env: str | None = None) -> Deployment:
-        target = (target or "local").lower()
-        if target not in TARGETS:
-            raise MlopsError(f"Unknown target {target!r}: choose one of {', '.join(TARGETS)}.")
-        if target == "local":
-            if env not in (None, "", LOCAL_ENV):
-                raise MlopsError(
-                    f"The local target has one environment, 'local'; got --env {env!r}. "
-                    "Use --target aws for dev/prod."
-                )
-            return cls("local", LOCAL_ENV)
-        env = env or DEFAULT_AWS_ENV
-        if env == LOCAL_ENV or not _ENV_NAME.match(env):
-            raise MlopsError(
-                f"Invalid AWS environment {env!r}: use 2-10 lower-case letters or digits "
-                "(e.g. dev, prod), other than 'local'."
-            )
-        return cls("aws", env)
-
-    @property
-    def is_local(self) -> bool:
-        return self.target == "local"
-
-    @property
-    def slug(self) -> str:
-        return "local" if self.is_local else f"aws-{self.env}"
-
-    def __str__(self) -> str:
-        return "local" if self.is_local else f"aws/{self.env}"
 
 
 @dataclass(frozen=True)
@@ -95,6 +50,10 @@ class AwsConnection:
     region: str
     endpoint_url: str | None = None
     ca_bundle: Path | None = None
+    # The emulator answers at once or not at all: retrying it only delays the error.
+    default_attempts: int = 8
+    # The emulator serves every bucket under one host name.
+    path_style: bool = False
 
     @property
     def is_emulator(self) -> bool:
@@ -111,9 +70,9 @@ class AwsConnection:
         """A client with botocore's retry handling (throttling, transient errors)."""
         retries = {
             "mode": retries_mode,
-            "max_attempts": max_attempts or (2 if self.is_emulator else 8),
+            "max_attempts": max_attempts or self.default_attempts,
         }
-        if self.is_emulator:
+        if self.path_style:
             config.setdefault("s3", {"addressing_style": "path"})
         return self.session.client(
             service,
@@ -123,6 +82,11 @@ class AwsConnection:
             config=Config(retries=retries, connect_timeout=5, read_timeout=60, **config),
         )
 
+    def sagemaker(self) -> BaseClient:
+        """SageMaker's control plane throttles bursts (ThrottlingException): adaptive
+        retries also rate-limit on the client side, so a burst waits instead of failing."""
+        return self.client("sagemaker", max_attempts=10, retries_mode="adaptive")
+
     @classmethod
     def for_emulator(cls, endpoint_url: str, ca_bundle: Path, region: str) -> AwsConnection:
         session = boto3.Session(
@@ -130,7 +94,14 @@ class AwsConnection:
             aws_secret_access_key=EMULATOR_SECRET_KEY,
             region_name=region,
         )
-        return cls(session=session, region=region, endpoint_url=endpoint_url, ca_bundle=ca_bundle)
+        return cls(
+            session=session,
+            region=region,
+            endpoint_url=endpoint_url,
+            ca_bundle=ca_bundle,
+            default_attempts=2,
+            path_style=True,
+        )
 
     @classmethod
     def for_aws(cls, region: str | None = None, profile: str | None = None) -> AwsConnection:
@@ -196,3 +167,34 @@ def emulator_process_env(
         }
     )
     return env
+
+
+# --- how AWS errors read, everywhere -------------------------------------------------
+
+
+def error_code(error: Exception) -> str:
+    """The API's error code (``ResourceNotFound``, ...); empty for a non-API error."""
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def error_message(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Message", ""))
+    return str(error)
+
+
+def api_error(action: str, error: Exception) -> MlopsError:
+    """``"<action> failed: <Code>: <Message>"``: what the user sees for a failed call."""
+    if isinstance(error, ClientError):
+        return MlopsError(f"{action} failed: {error_code(error)}: {error_message(error)}")
+    return MlopsError(f"{action} failed: {error}")
+
+
+def is_missing(error: Exception) -> bool:
+    """SageMaker reports a missing resource as a ValidationException with this wording."""
+    message = error_message(error)
+    return error_code(error) == "ResourceNotFound" or (
+        "Could not find" in message or "does not exist" in message
+    )

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.definition.code_package import CodeBundle, package_code
-from pipelines.core.errors import MlopsError
 from pipelines.config.infra_config import InfraConfig
-from pipelines.definition.sdk import DefinitionSession, definition_session
 from pipelines.config.settings import PROJECT_ROOT
+from pipelines.core.errors import MlopsError
+from pipelines.definition.code_package import CodeBundle, package_code
+from pipelines.definition.sdk import DefinitionSession, definition_session
 
 from sagemaker import image_uris  # isort: skip  (after pipelines.definition.sdk tames the SDK)
 from sagemaker.clarify import BiasConfig, DataConfig
@@ -111,48 +111,82 @@ def default_input_data_uri(config: InfraConfig) -> str:
     return f"s3://{config.bucket_name}/datasets/sample/boston_housing.csv"
 
 
+class Param:
+    """The pipeline's parameter names: the one place each is spelled."""
+
+    INPUT_DATA = "InputDataUrl"
+    TARGET_COLUMN = "TargetColumn"
+    FEATURE_COLUMNS = "FeatureColumns"
+    PROCESSING_INSTANCE_TYPE = "ProcessingInstanceType"
+    PROCESSING_INSTANCE_COUNT = "ProcessingInstanceCount"
+    TRAINING_INSTANCE_TYPE = "TrainingInstanceType"
+    N_ESTIMATORS = "NEstimators"
+    MAX_DEPTH = "MaxDepth"
+    RANDOM_STATE = "RandomState"
+    MIN_TEST_R2 = "MinTestR2"
+    MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
+    GIT_COMMIT = "GitCommit"
+    BIAS_FACET_COLUMN = "BiasFacetColumn"
+    BIAS_FACET_THRESHOLD = "BiasFacetThreshold"
+    BIAS_LABEL_THRESHOLD = "BiasLabelThreshold"
+    SKIP_DATA_QUALITY_CHECK = "SkipDataQualityCheck"
+    REGISTER_NEW_DATA_QUALITY_BASELINE = "RegisterNewDataQualityBaseline"
+    SKIP_DATA_BIAS_CHECK = "SkipDataBiasCheck"
+    REGISTER_NEW_DATA_BIAS_BASELINE = "RegisterNewDataBiasBaseline"
+    SKIP_MODEL_QUALITY_CHECK = "SkipModelQualityCheck"
+    REGISTER_NEW_MODEL_QUALITY_BASELINE = "RegisterNewModelQualityBaseline"
+
+
 def build_parameters(input_data_uri: str) -> PipelineParameters:
     """The parameters; only the input's default depends on the infrastructure."""
     return PipelineParameters(
-        input_data=ParameterString("InputDataUrl", default_value=input_data_uri),
-        target_column=ParameterString("TargetColumn", default_value="medv"),
+        input_data=ParameterString(Param.INPUT_DATA, default_value=input_data_uri),
+        target_column=ParameterString(Param.TARGET_COLUMN, default_value="medv"),
         # Empty: every column except the target.
-        feature_columns=ParameterString("FeatureColumns", default_value=""),
+        feature_columns=ParameterString(Param.FEATURE_COLUMNS, default_value=""),
         processing_instance_type=ParameterString(
-            "ProcessingInstanceType", default_value="ml.m5.large"
+            Param.PROCESSING_INSTANCE_TYPE, default_value="ml.m5.large"
         ),
-        processing_instance_count=ParameterInteger("ProcessingInstanceCount", default_value=1),
+        processing_instance_count=ParameterInteger(
+            Param.PROCESSING_INSTANCE_COUNT, default_value=1
+        ),
         # scikit-learn trains on one instance: the SDK refuses an instance count for it.
-        training_instance_type=ParameterString("TrainingInstanceType", default_value="ml.m5.large"),
-        n_estimators=ParameterInteger("NEstimators", default_value=100),
+        training_instance_type=ParameterString(
+            Param.TRAINING_INSTANCE_TYPE, default_value="ml.m5.large"
+        ),
+        n_estimators=ParameterInteger(Param.N_ESTIMATORS, default_value=100),
         # 0: grow trees until their leaves are pure (scikit-learn's max_depth=None).
-        max_depth=ParameterInteger("MaxDepth", default_value=0),
-        random_state=ParameterInteger("RandomState", default_value=42),
-        min_test_r2=ParameterFloat("MinTestR2", default_value=0.7),
+        max_depth=ParameterInteger(Param.MAX_DEPTH, default_value=0),
+        random_state=ParameterInteger(Param.RANDOM_STATE, default_value=42),
+        min_test_r2=ParameterFloat(Param.MIN_TEST_R2, default_value=0.7),
         model_approval_status=ParameterString(
-            "ModelApprovalStatus", default_value="PendingManualApproval"
+            Param.MODEL_APPROVAL_STATUS, default_value="PendingManualApproval"
         ),
         # Set by pipeline-run: which code a registered model came from, in the registry.
-        git_commit=ParameterString("GitCommit", default_value="unknown"),
+        git_commit=ParameterString(Param.GIT_COMMIT, default_value="unknown"),
         # The data-bias check: rows whose facet is above its threshold form the sensitive
         # group; the positive outcome is a target above the label threshold (empty: the
         # train split's median).
-        bias_facet_column=ParameterString("BiasFacetColumn", default_value="chas"),
-        bias_facet_threshold=ParameterFloat("BiasFacetThreshold", default_value=0.5),
-        bias_label_threshold=ParameterString("BiasLabelThreshold", default_value=""),
+        bias_facet_column=ParameterString(Param.BIAS_FACET_COLUMN, default_value="chas"),
+        bias_facet_threshold=ParameterFloat(Param.BIAS_FACET_THRESHOLD, default_value=0.5),
+        bias_label_threshold=ParameterString(Param.BIAS_LABEL_THRESHOLD, default_value=""),
         # The check steps' switches, as the SDK names them: skip a check, or accept the
         # newly calculated baseline (an intended shift) instead of the approved version's.
-        skip_data_quality_check=ParameterBoolean("SkipDataQualityCheck", default_value=False),
+        skip_data_quality_check=ParameterBoolean(
+            Param.SKIP_DATA_QUALITY_CHECK, default_value=False
+        ),
         register_new_data_quality_baseline=ParameterBoolean(
-            "RegisterNewDataQualityBaseline", default_value=False
+            Param.REGISTER_NEW_DATA_QUALITY_BASELINE, default_value=False
         ),
-        skip_data_bias_check=ParameterBoolean("SkipDataBiasCheck", default_value=False),
+        skip_data_bias_check=ParameterBoolean(Param.SKIP_DATA_BIAS_CHECK, default_value=False),
         register_new_data_bias_baseline=ParameterBoolean(
-            "RegisterNewDataBiasBaseline", default_value=False
+            Param.REGISTER_NEW_DATA_BIAS_BASELINE, default_value=False
         ),
-        skip_model_quality_check=ParameterBoolean("SkipModelQualityCheck", default_value=False),
+        skip_model_quality_check=ParameterBoolean(
+            Param.SKIP_MODEL_QUALITY_CHECK, default_value=False
+        ),
         register_new_model_quality_baseline=ParameterBoolean(
-            "RegisterNewModelQualityBaseline", default_value=False
+            Param.REGISTER_NEW_MODEL_QUALITY_BASELINE, default_value=False
         ),
     )
 

@@ -45,6 +45,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipelines.config.settings import PROJECT_ROOT
 from pipelines.core import s3io
 from pipelines.executor.graph import StepNode
 from pipelines.executor.runners import (
@@ -57,7 +58,6 @@ from pipelines.executor.runners import (
     _iso,
     job_name,
 )
-from pipelines.config.settings import PROJECT_ROOT
 
 ANALYZER_PATH = PROJECT_ROOT / "training" / "analyzer.py"
 CHECK_FIELDS = (

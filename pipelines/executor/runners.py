@@ -17,15 +17,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from pipelines.core.records import Execution
-from pipelines.core.errors import MlopsError
 from pipelines.core import s3io
+from pipelines.core.aws import AwsConnection, error_code, error_message
+from pipelines.core.errors import MlopsError
+from pipelines.core.records import Execution
 from pipelines.executor import toolkit
 from pipelines.executor.graph import StepNode
 from pipelines.executor.jobs import JobResult, Sandbox, failure_line, local_python, run_job
 from pipelines.runtime.environments import EnvironmentCache, JobRuntime
 from pipelines.runtime.profiles import profile_for_image
-from pipelines.core.aws import AwsConnection
 
 
 class StepFailed(Exception):
@@ -128,10 +128,8 @@ def _iso(seconds: float) -> str:
 
 
 def _client_error(action: str, error: Exception) -> StepFailed:
-    if isinstance(error, ClientError):
-        detail = error.response.get("Error", {})
-        return StepFailed(f"{detail.get('Code', 'ClientError')}: {action}: {detail.get('Message')}")
-    return StepFailed(f"ClientError: {action}: {error}")
+    # SageMaker's FailureReason layout: the error code first.
+    return StepFailed(f"{error_code(error) or 'ClientError'}: {action}: {error_message(error)}")
 
 
 def _job_failure(

@@ -16,8 +16,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from pipelines.core.records import Execution, StepRun
 from pipelines.core.errors import MlopsError
+from pipelines.core.records import Execution, StepRun
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (

@@ -18,11 +18,11 @@ from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipelines.core.aws import AwsConnection, emulator_process_env
 from pipelines.core.records import FAILED, Execution
 from pipelines.executor.engine import Engine
 from pipelines.executor.store import ExecutionNotFound, ExecutionStore
 from pipelines.executor.toolkit import allowed_host_environment
-from pipelines.core.aws import AwsConnection, emulator_process_env
 
 
 def job_environment(connection: AwsConnection) -> dict[str, str]:

@@ -23,9 +23,9 @@ from typing import Any
 import python_terraform
 from python_terraform import IsFlagged, IsNotFlagged
 
-from pipelines.core.errors import MlopsError
+from pipelines.config.deployment import Deployment
 from pipelines.config.settings import Settings
-from pipelines.core.aws import Deployment
+from pipelines.core.errors import MlopsError
 
 BACKEND_OVERRIDE = "backend_override.tf.json"
 LOCK_FILE = ".terraform.lock.hcl"
@@ -243,6 +243,8 @@ class TerraformStack:
     env: Mapping[str, str]
     variables: Mapping[str, str] = field(default_factory=dict)
     on_output: Callable[[str], None] | None = None
+    # True: state in a local file (the emulator's stacks); False: the S3 backend.
+    local_state: bool = False
 
     def __post_init__(self) -> None:
         env = dict(self.env)
@@ -346,7 +348,7 @@ class TerraformStack:
 
     def discard_local_state(self) -> bool:
         """Forget local state whose resources died with a previous emulator process."""
-        if not self.deployment.is_local or not self.local_state_file.is_file():
+        if not self.local_state or not self.local_state_file.is_file():
             return False
         self.local_state_file.replace(self.local_state_file.with_suffix(".tfstate.stale"))
         return True
@@ -356,7 +358,7 @@ class TerraformStack:
     def configure_backend(self) -> list[str]:
         """Write or remove the local backend override; return the -backend-config values
         for init (the local state path, or the S3 partial file and bucket)."""
-        if self.deployment.is_local:
+        if self.local_state:
             write_local_backend_override(self.infra_dir)
             return [f"path={self.local_state_file}"]
         (self.infra_dir / BACKEND_OVERRIDE).unlink(missing_ok=True)

@@ -20,11 +20,11 @@ from typing import Any
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.core.errors import MlopsError
-from pipelines.core.s3io import parse_s3_uri
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import PROJECT_ROOT
 from pipelines.core.aws import AwsConnection
+from pipelines.core.errors import MlopsError
+from pipelines.core.s3io import parse_s3_uri
 
 SAMPLE_DATA = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 DATASET_PREFIX = "datasets/"

@@ -1,12 +1,8 @@
-"""`invoke pipeline-run`: from the Terraform outputs to a started execution.
+"""Preparing a run: from the Terraform outputs to what a backend starts.
 
-1. make sure the infrastructure is up (local: start the emulator and apply if needed);
-2. upload the training code (content-addressed) and the input data (versioned);
-3. build the definition and upsert it;
-4. start it on the target's backend, with lineage.
-
-Parameter overrides are checked against the definition's parameters before any of
-this happens.
+Upload the training code (content-addressed) and the input data (versioned),
+build the definition and type the parameters, with lineage. Parameter overrides
+are checked against the definition's parameters before any of this happens.
 """
 
 from __future__ import annotations
@@ -14,42 +10,34 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.infra import stack as infra
-from pipelines.backends.base import Backend
-from pipelines.backends.local import LocalBackend
-from pipelines.backends.sagemaker import SageMakerBackend
+from pipelines.config.infra_config import InfraConfig
+from pipelines.config.settings import PROJECT_ROOT
+from pipelines.core.aws import AwsConnection
+from pipelines.core.errors import MlopsError
 from pipelines.definition.code_package import package_code, upload_code
-from pipelines.runs.datasets import StagedDataset, stage_dataset
+from pipelines.definition.parameters import ParameterError, parse_assignments, resolve_parameters
 from pipelines.definition.pipeline import (
-    FRAMEWORK_VERSION,
     TRAINING_DIR,
+    Param,
     build_parameters,
     definition_json,
     get_pipeline,
 )
-from pipelines.core.errors import MlopsError
-from pipelines.config.infra_config import InfraConfig
-from pipelines.runs.lineage import git_state
-from pipelines.definition.parameters import ParameterError, parse_assignments, resolve_parameters
-from pipelines.runtime.environments import EnvironmentCache, JobRuntime
-from pipelines.runtime.interpreters import find_interpreter
-from pipelines.runtime.profiles import profiles
 from pipelines.definition.sdk import definition_session
-from pipelines.config.settings import PROJECT_ROOT, Settings
-from pipelines.core.aws import AwsConnection, Deployment
+from pipelines.runs.datasets import StagedDataset, stage_dataset
+from pipelines.runs.lineage import git_state
 
 if TYPE_CHECKING:
     from sagemaker.workflow.pipeline import Pipeline
 
-INPUT_PARAMETER = "InputDataUrl"
-COMMIT_PARAMETER = "GitCommit"
+INPUT_PARAMETER = Param.INPUT_DATA
+COMMIT_PARAMETER = Param.GIT_COMMIT
 
 
 @dataclass(frozen=True)
@@ -99,12 +87,12 @@ def _one_of(*choices: str) -> Callable[[str], str | None]:
 # What each value means, beyond its type; checked before any work starts, so a bad
 # threshold is not found only by the condition step at the end of a full run.
 PARAMETER_RULES: dict[str, Callable[[Any], str | None]] = {
-    "MinTestR2": _r2_threshold,
-    "NEstimators": _at_least(1),
-    "MaxDepth": _at_least(0),
-    "RandomState": _at_least(0),
-    "ProcessingInstanceCount": _at_least(1),
-    "ModelApprovalStatus": _one_of("PendingManualApproval", "Approved", "Rejected"),
+    Param.MIN_TEST_R2: _r2_threshold,
+    Param.N_ESTIMATORS: _at_least(1),
+    Param.MAX_DEPTH: _at_least(0),
+    Param.RANDOM_STATE: _at_least(0),
+    Param.PROCESSING_INSTANCE_COUNT: _at_least(1),
+    Param.MODEL_APPROVAL_STATUS: _one_of("PendingManualApproval", "Approved", "Rejected"),
 }
 
 
@@ -116,71 +104,6 @@ def check_meanings(values: Mapping[str, Any]) -> None:
     ]
     if problems:
         raise ParameterError("Invalid parameter value(s): " + "; ".join(problems) + ".")
-
-
-def backend_for(stack: infra.Stack, config: InfraConfig) -> Backend:
-    """The one place that maps a target to its backend."""
-    if stack.deployment.is_local:
-        return LocalBackend(stack.settings, stack.connection)
-    return SageMakerBackend(
-        stack.connection, config, studio_domain_id=stack.settings.studio_domain_id
-    )
-
-
-def open_target(
-    settings: Settings, deployment: Deployment
-) -> tuple[infra.Stack, InfraConfig, Backend]:
-    """An existing deployment's stack, outputs and backend (nothing is applied)."""
-    stack = infra.open_stack(settings, deployment)
-    config = infra.read_infra_config(stack)
-    return stack, config, backend_for(stack, config)
-
-
-def ensure_local_stack(
-    settings: Settings, on_output: Callable[[str], None] | None = None
-) -> tuple[infra.Stack, InfraConfig, infra.UpResult | None]:
-    """The local stack, applied; the third item is infra-up's result when it had to
-    run (with its timings), None when the stack was already up.
-
-    Serialised on the infrastructure lock: of two concurrent cold runs, the second
-    waits, then finds the stack applied and goes on without touching Terraform.
-    """
-    deployment = Deployment.parse("local")
-    with infra.infra_lock(settings, deployment):
-        if infra.emulator_for(settings).status().running:
-            stack = infra.open_stack(settings, deployment)
-            try:
-                config = infra.read_infra_config(stack)
-                stack.connection.client("s3").head_bucket(Bucket=config.bucket_name)
-                return stack, config, None
-            except (MlopsError, ClientError, BotoCoreError):
-                pass  # not applied yet, or applied to an emulator that has since been reset
-        stack = infra.open_stack(settings, deployment, start_emulator=True, on_output=on_output)
-        result = infra.infra_up(stack)
-        return stack, InfraConfig.from_outputs(result.outputs), result
-
-
-def start_runtime_build(
-    settings: Settings, notify: Callable[[str], None]
-) -> Future[JobRuntime] | None:
-    """Start building the job runtime the definition's images need, on a thread, so
-    that a first run builds it while Terraform applies (the provider's lifecycle
-    waiter alone takes 55 s) instead of after.
-
-    The interpreter is looked up now, so a missing Python is reported before any
-    slow work starts. The executor's own ``ensure`` later finds the environment
-    built, or waits on the same file lock while the build finishes."""
-    if settings.runtime_host:
-        return None
-    profile = profiles()[f"sklearn-{FRAMEWORK_VERSION}"]
-    cache = EnvironmentCache(settings.runtime_cache, progress=notify)
-    if cache.ready(profile):
-        return None
-    find_interpreter(profile.python, cache.uv_bin)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="runtime-build")
-    future = executor.submit(cache.ensure, profile)
-    executor.shutdown(wait=False)
-    return future
 
 
 def prepare_run(
@@ -201,7 +124,7 @@ def prepare_run(
         config.region,
         config.bucket_name,
         connection.session,
-        sagemaker_client=connection.client("sagemaker", max_attempts=10, retries_mode="adaptive"),
+        sagemaker_client=connection.sagemaker(),
         # On the emulator, the SDK's own clients (S3 uploads, bucket checks) go there too.
         endpoint_url=connection.endpoint_url,
         ca_bundle=str(connection.ca_bundle) if connection.ca_bundle else None,

@@ -33,14 +33,14 @@ from typing import Any
 import psutil
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipelines.core.aws import AwsConnection
 from pipelines.core.errors import MlopsError
-from pipelines.core.s3io import parse_s3_uri
 from pipelines.core.locks import exclusive
+from pipelines.core.s3io import parse_s3_uri
 from pipelines.registry import ModelVersion
 from pipelines.runtime.environments import JobRuntime
 from pipelines.serving.router import LOOPBACK, VERSION_HEADER
 from pipelines.serving.runtime import model_server_environment, model_server_runtime
-from pipelines.core.aws import AwsConnection
 
 _MODEL_SERVER = "pipelines.serving.model_server"
 _ROUTER = "pipelines.serving.router"

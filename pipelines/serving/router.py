@@ -22,9 +22,9 @@ from typing import Any
 
 from cheroot.wsgi import Server
 
+from pipelines.core.aws import AwsConnection
 from pipelines.serving.capture import CaptureSettings, DataCapture
 from pipelines.serving.wsgi import LOOPBACK, json_error, serve_until_signalled
-from pipelines.core.aws import AwsConnection
 
 VERSION_HEADER = "X-Mlops-Model-Version"
 # SageMaker refuses InvokeEndpoint payloads over 6 MB; the local endpoint does the same.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from pipelines.backends.base import Backend
+from pipelines.core import polling
+from pipelines.core.documents import numeric_leaves
 from pipelines.core.records import Execution, StepRun
 from pipelines.executor import retries
 from pipelines.executor.graph import DefinitionError, PipelineGraph
@@ -128,33 +129,27 @@ def watch(
     *,
     timeout: float | None = None,
 ) -> Execution:
-    """Redraw the step table until the execution finishes (or ``timeout``). Polls a local
-    run four times a second; SageMaker every 5 s, backing off to 30 s while nothing changes."""
-    local = backend.name == "local"
-    interval = first = 0.25 if local else 5.0
-    ceiling = 0.25 if local else 30.0
-    deadline = None if timeout is None else time.monotonic() + timeout
-    last: list[tuple[str, str]] = []
+    """Redraw the step table until the execution finishes (or ``timeout``), looking as
+    often as the backend's poll schedule says; a step change resets the back-off."""
     with Live(steps_table(execution, []), refresh_per_second=4, transient=False) as live:
-        while True:
-            execution = backend.describe(execution.execution_id)
-            steps = backend.steps(execution.execution_id)
-            live.update(steps_table(execution, steps))
-            if execution.finished or (deadline is not None and time.monotonic() > deadline):
-                return execution
-            current = [(s.name, s.status) for s in steps]
-            interval = first if current != last else min(interval * 1.5, ceiling)
-            last = current
-            time.sleep(interval)
 
+        def look() -> tuple[Execution, list[StepRun]]:
+            current = backend.describe(execution.execution_id)
+            steps = backend.steps(current.execution_id)
+            live.update(steps_table(current, steps))
+            return current, steps
 
-def numeric_leaves(document: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
-    """``{"a": {"b": {"value": 1.0}}}`` → ``("a.b.value", 1.0)``, for metric reports."""
-    if isinstance(document, Mapping):
-        for key, value in document.items():
-            yield from numeric_leaves(value, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(document, (int, float)) and not isinstance(document, bool):
-        yield prefix, float(document)
+        try:
+            found, _ = polling.poll(
+                look,
+                lambda seen: seen[0].finished,
+                backend.poll_schedule,
+                timeout=timeout,
+                progress=lambda seen: tuple((s.name, s.status) for s in seen[1]),
+            )
+        except polling.PollTimeout as late:
+            found = late.last[0]
+        return found
 
 
 def report_metrics(document: Any) -> list[tuple[str, str]]:

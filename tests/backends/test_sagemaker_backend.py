@@ -16,12 +16,12 @@ from botocore.config import Config
 from botocore.exceptions import ParamValidationError
 from botocore.stub import ANY, Stubber
 
-from pipelines.runs import prepare as run
 from pipelines.backends.local import LocalBackend
 from pipelines.backends.sagemaker import SageMakerBackend, cloudwatch_logs_url
-from pipelines.core.errors import MlopsError
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
+from pipelines.core.errors import MlopsError
+from pipelines.runs import prepare as run
 
 ACCOUNT = "123456789012"
 PIPELINE = "aws-backend-pipeline"

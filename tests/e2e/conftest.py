@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from pipelines import deploy
-from pipelines.infra import stack as infra
-from pipelines.runs import prepare as run
 from pipelines.backends.local import LocalBackend
-from pipelines.core.records import Execution
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
+from pipelines.core.records import Execution
+from pipelines.infra import stack as infra
+from pipelines.runs import prepare as run
+from pipelines.targets import ensure_local_stack
 from tests.support import free_port, invoke_task
 
 
@@ -66,7 +67,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             "MLOPS_ENDPOINT_PORT": str(free_port()),
         },
     )
-    stack, config, _ = run.ensure_local_stack(settings)
+    ready = ensure_local_stack(settings)
+    stack, config = ready.stack, ready.config
     try:
         yield LocalStack(settings, stack, config, LocalBackend(settings, stack.connection))
     finally:

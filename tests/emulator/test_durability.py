@@ -13,9 +13,9 @@ import threading
 import psutil
 import pytest
 
+from pipelines.core.aws import AwsConnection
 from pipelines.infra.emulator import Emulator
 from pipelines.infra.emulator.durability import classify
-from pipelines.core.aws import AwsConnection
 from tests.support import free_port
 
 BUCKET = "durable-bucket"

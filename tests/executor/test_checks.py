@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from pipelines.backends.local import LocalBackend
+from pipelines.config.settings import PROJECT_ROOT, Settings
 from pipelines.core.records import Execution
 from pipelines.core.s3io import parse_s3_uri
 from pipelines.definition.parameters import resolve_parameters
 from pipelines.definition.sdk import DefinitionSession, definition_session
-from pipelines.config.settings import PROJECT_ROOT, Settings
 
 from sagemaker.clarify import BiasConfig, DataConfig  # isort: skip
 from sagemaker.drift_check_baselines import DriftCheckBaselines

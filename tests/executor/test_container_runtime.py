@@ -28,11 +28,11 @@ from sagemaker.workflow.retry import StepExceptionTypeEnum, StepRetryPolicy
 from sagemaker.workflow.steps import ProcessingStep, TrainingStep, TransformStep
 
 from pipelines.backends.local import LocalBackend
-from pipelines.core.records import Execution
-from pipelines.ui.views import execution_summary, steps_table
-from pipelines.runtime.selection import step_runtime_labels
-from pipelines.definition.sdk import AwsCallRefused, definition_session
 from pipelines.config.settings import Settings
+from pipelines.core.records import Execution
+from pipelines.definition.sdk import AwsCallRefused, definition_session
+from pipelines.runtime.selection import step_runtime_labels
+from pipelines.ui.views import execution_summary, steps_table
 from tests.support import source_tarball
 
 BUCKET = "runtime-tests"

@@ -14,6 +14,7 @@ from sagemaker.workflow.conditions import (
 )
 from sagemaker.workflow.parameters import ParameterString
 
+from pipelines.definition.parameters import ParameterError, parse_assignments, resolve_parameters
 from pipelines.executor.conditions import evaluate_conditions
 from pipelines.executor.expressions import (
     EvaluationContext,
@@ -23,7 +24,6 @@ from pipelines.executor.expressions import (
     resolve,
 )
 from pipelines.executor.graph import DefinitionError, PipelineGraph
-from pipelines.definition.parameters import ParameterError, parse_assignments, resolve_parameters
 
 PROCESSING_PROPERTIES = {
     "ProcessingJobName": "pipelines-abc-Prep",

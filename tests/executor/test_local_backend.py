@@ -19,9 +19,9 @@ import pytest
 from sagemaker import image_uris
 
 from pipelines.backends.local import LocalBackend
-from pipelines.core.records import Execution
-from pipelines.core.errors import MlopsError
 from pipelines.config.settings import Settings
+from pipelines.core.errors import MlopsError
+from pipelines.core.records import Execution
 from tests.support import source_tarball
 
 BUCKET = "executor-tests"

@@ -18,10 +18,10 @@ import pytest
 
 import pipelines.backends.local as local_module
 from pipelines.backends.local import LocalBackend
+from pipelines.config.settings import Settings
 from pipelines.core.records import EXECUTING, FAILED, Execution
 from pipelines.executor.store import ExecutionNotFound, ExecutionStore
 from pipelines.executor.worker import wait_until_owner
-from pipelines.config.settings import Settings
 from tests.executor.test_local_backend import BUCKET, definition, processing
 
 UNEXPECTED = "exited unexpectedly"
@@ -183,8 +183,7 @@ def test_destroy_stops_running_executions_first(backend):
     """Issue 12, item 5: a run kept uploading into the bucket destroy was emptying."""
     import dataclasses
 
-    from pipelines.infra import stack as infra
-    from pipelines.core.aws import Deployment
+    from pipelines.teardown import stop_running_executions
     from tests.pipeline.conftest import CONFIG
 
     marker = "time.sleep(63.75)"
@@ -192,14 +191,8 @@ def test_destroy_stops_running_executions_first(backend):
         "executor-tests", definition(processing("Uploading", f"import time; {marker}")), {}
     )
     _wait_for_step(backend, execution.execution_id, "Uploading")
-    stack = infra.Stack(
-        settings=backend.settings,
-        deployment=Deployment.parse("local"),
-        terraform=None,  # type: ignore[arg-type] - not used to stop executions
-        connection=backend.connection,
-    )
     config = dataclasses.replace(CONFIG, pipeline_name="executor-tests")
-    stopped = infra.stop_running_executions(stack, config)
+    stopped = stop_running_executions(backend, config)
     assert stopped == [execution.execution_id]
     assert backend.describe(execution.execution_id).status == "Stopped"
     assert _job_pids(marker) == []

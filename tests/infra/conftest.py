@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import tftest
 
-from pipelines.infra.emulator import Emulator, EmulatorInfo
 from pipelines.config.settings import Settings
 from pipelines.core.aws import emulator_process_env
+from pipelines.infra.emulator import Emulator, EmulatorInfo
 from pipelines.infra.terraform import terraform_base_env, write_local_backend_override
 from tests.support import project_copy
 

@@ -8,17 +8,18 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from pipelines import deploy
-from pipelines.infra import stack as infra
+from pipelines import deploy, targets, teardown
+from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
-from pipelines.core.aws import Deployment
+from pipelines.infra import review as plan_review
+from pipelines.infra import stack as infra
 
 pytestmark = pytest.mark.e2e
 
 
 def test_apply_check_replan_and_destroy(tmp_settings):
     deployment = Deployment.parse("local")
-    stack = infra.open_stack(tmp_settings, deployment, start_emulator=True)
+    stack = targets.open_stack(tmp_settings, deployment, start_emulator=True)
     try:
         first = infra.infra_up(stack)
         assert first.changed is True
@@ -67,7 +68,7 @@ def test_apply_check_replan_and_destroy(tmp_settings):
         )
         assert group["ModelPackageGroupArn"] == config.model_package_group_arn
 
-        second = infra.infra_up(infra.open_stack(tmp_settings, deployment))
+        second = infra.infra_up(targets.open_stack(tmp_settings, deployment))
         assert second.changed is False
         assert second.outputs == first.outputs
 
@@ -103,9 +104,9 @@ def test_apply_check_replan_and_destroy(tmp_settings):
             EndpointName=endpoint, EndpointConfigName=f"{endpoint}-v1-20261123000000"
         )
         # Keep the emulator running after destroy to inspect what is left.
-        destroy_stack = infra.open_stack(tmp_settings, deployment)
+        destroy_stack = targets.open_stack(tmp_settings, deployment)
         destroy_stack.emulator = None
-        result = infra.destroy(destroy_stack)
+        result = teardown.destroy(destroy_stack)
         assert result.objects_deleted == 2  # both versions of the probe
         assert result.model_packages_deleted == 1
         assert result.endpoints_deleted == 1
@@ -131,9 +132,9 @@ def test_apply_check_replan_and_destroy(tmp_settings):
 
 def test_destroy_stops_the_local_emulator(tmp_settings):
     deployment = Deployment.parse("local")
-    stack = infra.open_stack(tmp_settings, deployment, start_emulator=True)
+    stack = targets.open_stack(tmp_settings, deployment, start_emulator=True)
     try:
-        result = infra.destroy(stack)
+        result = teardown.destroy(stack)
         assert result.emulator_stopped is True
         assert not stack.emulator.status().running
         assert not stack.emulator.pid_file.exists()
@@ -142,9 +143,9 @@ def test_destroy_stops_the_local_emulator(tmp_settings):
 
 
 def test_plan_review_writes_every_artifact_for_a_pull_request(tmp_settings):
-    stack = infra.open_stack(tmp_settings, Deployment.parse("local"), start_emulator=True)
+    stack = targets.open_stack(tmp_settings, Deployment.parse("local"), start_emulator=True)
     try:
-        review = infra.review_plan(stack)
+        review = plan_review.review_plan(stack)
     finally:
         stack.emulator.stop()
     assert review.has_changes is True

@@ -6,9 +6,10 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from pipelines.infra import stack as infra
+from pipelines import targets, teardown
+from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
-from pipelines.core.aws import Deployment
+from pipelines.infra import stack as infra
 from pipelines.infra.terraform import TerraformError
 
 pytestmark = pytest.mark.e2e
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 def test_the_stack_survives_kill_9_and_destroy_leaves_nothing(tmp_settings):
     deployment = Deployment.parse("local")
-    stack = infra.open_stack(tmp_settings, deployment, start_emulator=True)
+    stack = targets.open_stack(tmp_settings, deployment, start_emulator=True)
     try:
         first = infra.infra_up(stack)
         assert first.changed is True
@@ -28,7 +29,7 @@ def test_the_stack_survives_kill_9_and_destroy_leaves_nothing(tmp_settings):
         psutil.Process(info.pid).kill()
         psutil.Process(info.pid).wait(timeout=10)
 
-        again = infra.open_stack(tmp_settings, deployment, start_emulator=True)
+        again = targets.open_stack(tmp_settings, deployment, start_emulator=True)
         assert again.emulator.require_running().restored is True
         second = infra.infra_up(again)
         assert second.changed is False
@@ -42,12 +43,12 @@ def test_the_stack_survives_kill_9_and_destroy_leaves_nothing(tmp_settings):
         # outputs are gone; rerunning destroy must still empty and remove the bucket.
         with pytest.raises(TerraformError):
             again.terraform.destroy()
-        result = infra.destroy(again)
+        result = teardown.destroy(again)
         assert result.objects_deleted == 1
         assert result.emulator_stopped is True
         assert not again.emulator.has_data()
 
-        fresh = infra.open_stack(tmp_settings, deployment, start_emulator=True)
+        fresh = targets.open_stack(tmp_settings, deployment, start_emulator=True)
         assert fresh.emulator.require_running().restored is False
         assert fresh.connection.client("s3").list_buckets()["Buckets"] == []
     finally:

@@ -8,8 +8,8 @@ from typing import Any
 import boto3
 import pytest
 
-from pipelines.definition.pipeline import definition_json, get_pipeline
 from pipelines.config.infra_config import InfraConfig
+from pipelines.definition.pipeline import definition_json, get_pipeline
 from pipelines.definition.sdk import DefinitionSession
 
 CONFIG = InfraConfig(

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from pipelines.definition.code_package import SOURCEDIR, package_code, upload_code
-from pipelines.core.errors import MlopsError
 from pipelines.config.settings import PROJECT_ROOT
+from pipelines.core.errors import MlopsError
+from pipelines.definition.code_package import SOURCEDIR, package_code, upload_code
 
 TRAINING = PROJECT_ROOT / "training"
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.runs import prepare as run
+from pipelines.config.settings import Settings
 from pipelines.definition.pipeline import FRAMEWORK_VERSION
+from pipelines.runs import runtime_build
+from pipelines.runs.runtime_build import start_runtime_build
 from pipelines.runtime.environments import EnvironmentCache
 from pipelines.runtime.interpreters import NoInterpreterError
 from pipelines.runtime.profiles import profiles
-from pipelines.config.settings import Settings
 
 PROFILE = profiles()[f"sklearn-{FRAMEWORK_VERSION}"]
 
@@ -25,28 +26,28 @@ def settings_with(cache: Path, *, host: bool = False) -> Settings:
 
 
 def test_the_host_runtime_needs_no_build(tmp_path):
-    assert run.start_runtime_build(settings_with(tmp_path, host=True), print) is None
+    assert start_runtime_build(settings_with(tmp_path, host=True), print) is None
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_built_runtime_is_not_built_again(runtime_cache):
     EnvironmentCache(runtime_cache).ensure(PROFILE)
-    assert run.start_runtime_build(settings_with(runtime_cache), print) is None
+    assert start_runtime_build(settings_with(runtime_cache), print) is None
 
 
 def test_a_missing_python_is_reported_before_anything_starts(tmp_path, monkeypatch):
     def missing(version: str, uv_bin: str | None = None):
         raise NoInterpreterError(f"No Python {version}: run `uv python install {version}`.")
 
-    monkeypatch.setattr(run, "find_interpreter", missing)
+    monkeypatch.setattr(runtime_build, "find_interpreter", missing)
     with pytest.raises(NoInterpreterError, match=r"uv python install 3\.9"):
-        run.start_runtime_build(settings_with(tmp_path), print)
+        start_runtime_build(settings_with(tmp_path), print)
     assert not EnvironmentCache(tmp_path).ready(PROFILE)
 
 
 def test_the_build_runs_in_the_background_and_the_executor_finds_it(tmp_path):
     lines: list[str] = []
-    future = run.start_runtime_build(settings_with(tmp_path), lines.append)
+    future = start_runtime_build(settings_with(tmp_path), lines.append)
     assert future is not None
     runtime = future.result(timeout=600)
     assert Path(runtime.python).is_file()

@@ -11,10 +11,10 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from pipelines import deploy
-from pipelines.deploy import DeploySettings, deploy_to_sagemaker, deployed_package_arn
-from pipelines.core.errors import MlopsError
-from pipelines.registry import PENDING, ModelVersion
 from pipelines.config.settings import Settings
+from pipelines.core.errors import MlopsError
+from pipelines.deploy import DeploySettings, deploy_to_sagemaker, deployed_package_arn
+from pipelines.registry import PENDING, ModelVersion
 from tests.serving.conftest import ACCOUNT, CONFIG
 
 AWS_CONFIG = dataclasses.replace(CONFIG, environment="aws", name_prefix="deploy")
@@ -125,12 +125,15 @@ class StubbedConnection:
     def __init__(self) -> None:
         import boto3
 
-        self.sagemaker = boto3.Session(region_name="us-east-1").client("sagemaker")
-        self.stubber = Stubber(self.sagemaker)
+        self.stubbed = boto3.Session(region_name="us-east-1").client("sagemaker")
+        self.stubber = Stubber(self.stubbed)
 
     def client(self, service: str, **_: object):
         assert service == "sagemaker"
-        return self.sagemaker
+        return self.stubbed
+
+    def sagemaker(self):
+        return self.stubbed
 
 
 def not_found(stubber: Stubber, method: str) -> None:

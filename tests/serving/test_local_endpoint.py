@@ -12,8 +12,8 @@ import time
 import psutil
 import pytest
 
-from pipelines.deploy import capture_destination, endpoint_name
 from pipelines.core.errors import MlopsError
+from pipelines.deploy import capture_destination, endpoint_name
 from pipelines.predict import Predictions, local_invoker, predict, read_rows
 from pipelines.registry import REJECTED, Registry, require_approved
 from pipelines.serving.local_endpoint import LocalEndpoint, stop_local_endpoints

@@ -8,15 +8,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipelines.core.errors import MlopsError
+from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
-from pipelines.core.aws import (
-    EMULATOR_ACCESS_KEY,
-    Deployment,
-    emulator_process_env,
-    verify_credentials,
-)
+from pipelines.core.aws import EMULATOR_ACCESS_KEY, emulator_process_env, verify_credentials
+from pipelines.core.errors import MlopsError
 
 OUTPUTS = {
     "account_id": "123456789012",

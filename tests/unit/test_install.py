@@ -7,8 +7,8 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-from pipelines.infra.stack import CHECKOV_PROJECT, checkov_command
 from pipelines.config.settings import PROJECT_ROOT
+from pipelines.infra.review import CHECKOV_PROJECT, checkov_command
 
 INSTALL = PROJECT_ROOT / "scripts" / "install"
 

@@ -250,8 +250,8 @@ def check_step(name: str, **properties) -> StepRun:
 
 
 def test_models_show_each_versions_baselines_and_check_results():
-    from pipelines.ui.views import version_checks, versions_table
     from pipelines.registry import ModelVersion
+    from pipelines.ui.views import version_checks, versions_table
 
     steps = [
         check_step("CheckDataQuality"),

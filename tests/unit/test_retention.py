@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from pipelines.core.records import EXECUTING, SUCCEEDED, Execution
-from pipelines.core.errors import MlopsError
-from pipelines.executor.store import ExecutionStore
-from pipelines.executor.retention import prune_releases, prune_sandboxes, state_usage
 from pipelines.config.settings import Settings
+from pipelines.core.errors import MlopsError
+from pipelines.core.records import EXECUTING, SUCCEEDED, Execution
+from pipelines.executor.retention import prune_releases, prune_sandboxes, state_usage
+from pipelines.executor.store import ExecutionStore
 
 
 def _release(endpoint, version: int, stamp: int, size: int = 1000):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.core.errors import MlopsError
+from pipelines.config.deployment import Deployment
 from pipelines.config.settings import PROJECT_ROOT, Settings
-from pipelines.core.aws import Deployment
+from pipelines.core.errors import MlopsError
 from pipelines.infra.terraform import (
     BACKEND_OVERRIDE,
     TerraformStack,
@@ -71,7 +71,7 @@ def test_local_backend_override_is_the_same_for_every_state_dir(tmp_path):
 
 
 def test_local_state_lives_in_the_state_dir(tmp_settings):
-    stack = TerraformStack(tmp_settings, Deployment.parse("local"), env={})
+    stack = TerraformStack(tmp_settings, Deployment.parse("local"), env={}, local_state=True)
     assert stack.configure_backend() == [
         f"path={tmp_settings.state_dir}/terraform/local/terraform.tfstate"
     ]

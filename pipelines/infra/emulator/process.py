@@ -31,10 +31,10 @@ from pathlib import Path
 
 import psutil
 
-from pipelines.infra.emulator.server import DATA_NAME, EXIT_LOCKED, LOOPBACK, lock_is_held
-from pipelines.infra.emulator.tls import TlsFiles, ensure_certificates
 from pipelines.core.errors import MlopsError
 from pipelines.core.locks import exclusive
+from pipelines.infra.emulator.server import DATA_NAME, EXIT_LOCKED, LOOPBACK, lock_is_held
+from pipelines.infra.emulator.tls import TlsFiles, ensure_certificates
 
 _SERVER_MODULE = "pipelines.infra.emulator.server"
 

@@ -1,0 +1,15 @@
+"""Reading JSON reports the jobs write (evaluation, check statistics)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+
+def numeric_leaves(document: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
+    """``{"a": {"b": {"value": 1.0}}}`` → ``("a.b.value", 1.0)``, for metric reports."""
+    if isinstance(document, Mapping):
+        for key, value in document.items():
+            yield from numeric_leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(document, (int, float)) and not isinstance(document, bool):
+        yield prefix, float(document)

@@ -1,0 +1,292 @@
+"""The target map: the one place that decides what differs between the targets.
+
+``local`` is the moto emulator on 127.0.0.1 plus the local executor and endpoint;
+``aws`` is a real account with SageMaker. Everything above this module asks
+:func:`target_for` and calls the same methods on either; everything below it
+receives what it needs (a connection, a backend, a flag) and never asks which
+target it runs on.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipelines import deploy
+from pipelines.backends.base import Backend
+from pipelines.backends.local import LocalBackend
+from pipelines.backends.sagemaker import SageMakerBackend
+from pipelines.config.deployment import Deployment, TargetName
+from pipelines.config.infra_config import InfraConfig
+from pipelines.config.settings import Settings
+from pipelines.core.errors import MlopsError
+from pipelines.executor.retention import prune_sandboxes
+from pipelines.infra.stack import (
+    Stack,
+    UpResult,
+    emulator_for,
+    infra_lock,
+    infra_up,
+    open_account_stack,
+    open_emulator_stack,
+    read_infra_config,
+    read_outputs_from_state,
+)
+from pipelines.runs.runtime_build import start_runtime_build
+from pipelines.serving.local_endpoint import stop_local_endpoints
+
+Notify = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A stack ready for a run: applied, with its outputs read."""
+
+    stack: Stack
+    config: InfraConfig
+    up: UpResult | None = None
+
+
+class Target(Protocol):
+    name: TargetName
+    # Ctrl-C while following a run: stop it at once (the job is ours), or ask first.
+    asks_before_stopping: bool
+
+    def open_stack(
+        self,
+        settings: Settings,
+        deployment: Deployment,
+        *,
+        start: bool = False,
+        on_output: Notify | None = None,
+    ) -> Stack:
+        """How to reach the deployment; ``start``: whatever must run to change it."""
+
+    def outputs_from_state(self, settings: Settings, deployment: Deployment) -> InfraConfig:
+        """The Terraform outputs, read from the state alone."""
+
+    def ready_for_run(
+        self, settings: Settings, deployment: Deployment, *, notify: Notify, on_output: Notify
+    ) -> Ready:
+        """The stack a pipeline-run starts on, brought up as far as this target does."""
+
+    def backend(self, stack: Stack, config: InfraConfig) -> Backend: ...
+
+    def records(self, settings: Settings, deployment: Deployment) -> Backend:
+        """A backend for reading executions, as cheaply as the target allows."""
+
+    def after_start(self, settings: Settings) -> None:
+        """Housekeeping once an execution started."""
+
+    def remove_endpoints(self, stack: Stack, config: InfraConfig) -> int: ...
+
+    def already_gone(self, settings: Settings, deployment: Deployment) -> bool | None:
+        """None when there is something to destroy; otherwise whether stale local
+        state was cleared."""
+
+    def after_destroy(self, stack: Stack) -> bool:
+        """After terraform destroy; True when a server was stopped."""
+
+    def actor(self, stack: Stack) -> str:
+        """Who is acting, as recorded with approvals and deployments."""
+
+
+class LocalTarget:
+    name: TargetName = "local"
+    asks_before_stopping = False
+
+    def open_stack(
+        self,
+        settings: Settings,
+        deployment: Deployment,
+        *,
+        start: bool = False,
+        on_output: Notify | None = None,
+    ) -> Stack:
+        return open_emulator_stack(settings, deployment, start_emulator=start, on_output=on_output)
+
+    def outputs_from_state(self, settings: Settings, deployment: Deployment) -> InfraConfig:
+        return read_outputs_from_state(settings, deployment, local_state=True)
+
+    def ready_for_run(
+        self, settings: Settings, deployment: Deployment, *, notify: Notify, on_output: Notify
+    ) -> Ready:
+        # The job runtime builds while Terraform applies; a missing Python is
+        # reported before either starts.
+        runtime_build = start_runtime_build(settings, notify)
+        ready = self.ensure_applied(settings, deployment, on_output)
+        if ready.up is not None:
+            notify(f"Local infrastructure applied: {ready.up.timing()}.")
+        if runtime_build is not None:
+            runtime_build.result()  # a failed build is reported here, before uploads
+        return ready
+
+    def ensure_applied(
+        self, settings: Settings, deployment: Deployment, on_output: Notify | None = None
+    ) -> Ready:
+        """The local stack, applied; ``up`` is infra-up's result when it had to run.
+
+        Serialised on the infrastructure lock: of two concurrent cold runs, the second
+        waits, then finds the stack applied and goes on without touching Terraform."""
+        with infra_lock(settings, deployment):
+            if emulator_for(settings).status().running:
+                stack = self.open_stack(settings, deployment)
+                try:
+                    config = read_infra_config(stack)
+                    stack.connection.client("s3").head_bucket(Bucket=config.bucket_name)
+                    return Ready(stack, config)
+                except (MlopsError, ClientError, BotoCoreError):
+                    pass  # not applied yet, or applied to an emulator since reset
+            stack = self.open_stack(settings, deployment, start=True, on_output=on_output)
+            result = infra_up(stack)
+            return Ready(stack, InfraConfig.from_outputs(result.outputs), result)
+
+    def backend(self, stack: Stack, config: InfraConfig) -> Backend:
+        return LocalBackend(stack.settings, stack.connection)
+
+    def records(self, settings: Settings, deployment: Deployment) -> Backend:
+        # The executor's own records live in SQLite: reading them needs neither
+        # Terraform nor the emulator, so a poll costs milliseconds.
+        return LocalBackend(settings, None)
+
+    def after_start(self, settings: Settings) -> None:
+        prune_sandboxes(settings.state_dir, settings.keep_execution_sandboxes)
+
+    def remove_endpoints(self, stack: Stack, config: InfraConfig) -> int:
+        removed = deploy.remove_endpoints(stack.connection, config).endpoints
+        stopped = deploy.local_endpoint(stack.settings, stack.connection, config).down()
+        return max(removed, int(stopped))
+
+    def already_gone(self, settings: Settings, deployment: Deployment) -> bool | None:
+        emulator = emulator_for(settings)
+        if emulator.status().running or emulator.has_data():
+            return None
+        # With no emulator and no durable data, the resources are already gone.
+        return forget_local_stack(settings, deployment)
+
+    def after_destroy(self, stack: Stack) -> bool:
+        stopped = False
+        if stack.emulator is not None:
+            stopped = stack.emulator.stop()
+            # Everything in it was just deleted; its durable copy must not come back.
+            stack.emulator.discard_data()
+        remove_local_records(stack.settings)
+        return stopped
+
+    def actor(self, stack: Stack) -> str:
+        # The emulator's identity is the same fake key for everyone: name the person.
+        return getpass.getuser()
+
+
+class AwsTarget:
+    name: TargetName = "aws"
+    asks_before_stopping = True
+
+    def open_stack(
+        self,
+        settings: Settings,
+        deployment: Deployment,
+        *,
+        start: bool = False,
+        on_output: Notify | None = None,
+    ) -> Stack:
+        return open_account_stack(settings, deployment, on_output=on_output)
+
+    def outputs_from_state(self, settings: Settings, deployment: Deployment) -> InfraConfig:
+        return read_outputs_from_state(settings, deployment, local_state=False)
+
+    def ready_for_run(
+        self, settings: Settings, deployment: Deployment, *, notify: Notify, on_output: Notify
+    ) -> Ready:
+        # Credentials are verified here, before anything is uploaded; an AWS stack
+        # is applied on purpose (infra-up), never as a side effect of a run.
+        stack = self.open_stack(settings, deployment)
+        return Ready(stack, read_infra_config(stack))
+
+    def backend(self, stack: Stack, config: InfraConfig) -> Backend:
+        return SageMakerBackend(
+            stack.connection, config, studio_domain_id=stack.settings.studio_domain_id
+        )
+
+    def records(self, settings: Settings, deployment: Deployment) -> Backend:
+        stack = self.open_stack(settings, deployment)
+        return self.backend(stack, read_infra_config(stack))
+
+    def after_start(self, settings: Settings) -> None:
+        return None
+
+    def remove_endpoints(self, stack: Stack, config: InfraConfig) -> int:
+        return deploy.remove_endpoints(stack.connection, config).endpoints
+
+    def already_gone(self, settings: Settings, deployment: Deployment) -> bool | None:
+        return None
+
+    def after_destroy(self, stack: Stack) -> bool:
+        return False
+
+    def actor(self, stack: Stack) -> str:
+        try:
+            return str(stack.connection.client("sts").get_caller_identity()["Arn"])
+        except (ClientError, BotoCoreError):
+            return getpass.getuser()
+
+
+TARGET_MAP: dict[TargetName, Target] = {"local": LocalTarget(), "aws": AwsTarget()}
+
+
+def target_for(deployment: Deployment) -> Target:
+    return TARGET_MAP[deployment.target]
+
+
+def open_stack(
+    settings: Settings,
+    deployment: Deployment,
+    *,
+    start_emulator: bool = False,
+    on_output: Notify | None = None,
+) -> Stack:
+    """The deployment's stack, through its target."""
+    return target_for(deployment).open_stack(
+        settings, deployment, start=start_emulator, on_output=on_output
+    )
+
+
+def open_target(settings: Settings, deployment: Deployment) -> tuple[Stack, InfraConfig, Backend]:
+    """An existing deployment's stack, outputs and backend (nothing is applied)."""
+    target = target_for(deployment)
+    stack = target.open_stack(settings, deployment)
+    config = read_infra_config(stack)
+    return stack, config, target.backend(stack, config)
+
+
+def remove_local_records(settings: Settings) -> None:
+    """The executor's records, sandboxes and endpoint releases describe resources
+    that are gone: stop any endpoint still serving, then remove them all."""
+    state = settings.state_dir
+    stop_local_endpoints(state)
+    for name in ("executor.db", "executor.db-wal", "executor.db-shm"):
+        (state / name).unlink(missing_ok=True)
+    shutil.rmtree(state / "executions", ignore_errors=True)
+    shutil.rmtree(state / "endpoints", ignore_errors=True)
+
+
+def forget_local_stack(settings: Settings, deployment: Deployment) -> bool:
+    """With no emulator running, the local resources are already gone: drop the state
+    and stop a local endpoint that outlived its emulator."""
+    remove_local_records(settings)
+    state = settings.state_dir / "terraform" / deployment.slug / "terraform.tfstate"
+    if state.is_file():
+        state.replace(state.with_suffix(".tfstate.stale"))
+        return True
+    return False
+
+
+def ensure_local_stack(settings: Settings, on_output: Notify | None = None) -> Ready:
+    """The local stack, applied if it was not (for tests and benchmarks that run on it)."""
+    local = Deployment.parse("local")
+    return LocalTarget().ensure_applied(settings, local, on_output)
