@@ -125,6 +125,7 @@ class LocalBackend:
             run.parameters,
             display_name=run.display_name,
             lineage=run.lineage,
+            account_id=run.config.account_id,
         )
 
     def links(self, execution: Execution, steps: list[StepRun]) -> list[tuple[str, str]]:
@@ -141,11 +142,15 @@ class LocalBackend:
         *,
         display_name: str = "",
         lineage: dict[str, Any] | None = None,
+        account_id: str | None = None,
     ) -> Execution:
-        """Run a definition JSON as it is (tests and tools use this directly)."""
+        """Run a definition JSON as it is (tests and tools use this directly).
+
+        ``account_id`` comes from the Terraform outputs; without it, the emulator is asked."""
         execution_id = new_execution_id()
+        account_id = account_id or self._account_id()
         arn = (
-            f"arn:aws:sagemaker:{self.connection.region}:{self._account_id()}:pipeline/"
+            f"arn:aws:sagemaker:{self.connection.region}:{account_id}:pipeline/"
             f"{pipeline_name}/execution/{execution_id}"
         )
         work_dir = self.work_dir(execution_id)
@@ -162,9 +167,8 @@ class LocalBackend:
             definition_sha256=hashlib.sha256(definition.encode()).hexdigest(),
             lineage=lineage or {},
             runtime={
-                "endpoint": self.connection.endpoint_url,
-                "ca_bundle": str(self.connection.ca_bundle),
-                "region": self.connection.region,
+                **self.connection.emulator_record(),
+                "account_id": account_id,
                 "work_dir": str(work_dir),
                 "runtime_cache": str(self.settings.runtime_cache),
             },

@@ -103,6 +103,20 @@ class AwsConnection:
             path_style=True,
         )
 
+    def emulator_record(self) -> dict[str, str]:
+        """What a worker process needs to reconnect to the emulator (see from_record)."""
+        if self.endpoint_url is None or self.ca_bundle is None:
+            raise MlopsError("Only an emulator connection can be handed to a local worker.")
+        return {
+            "endpoint": self.endpoint_url,
+            "ca_bundle": str(self.ca_bundle),
+            "region": self.region,
+        }
+
+    @classmethod
+    def from_emulator_record(cls, record: Mapping[str, Any]) -> AwsConnection:
+        return cls.for_emulator(record["endpoint"], Path(record["ca_bundle"]), record["region"])
+
     @classmethod
     def for_aws(cls, region: str | None = None, profile: str | None = None) -> AwsConnection:
         """A connection through the standard credential chain, verified before use."""

@@ -191,6 +191,13 @@ def build_parameters(input_data_uri: str) -> PipelineParameters:
     )
 
 
+def parameters_section(input_data_uri: str = "") -> dict[str, Any]:
+    """The definition's ``Parameters`` section, written by the SDK exactly as in the
+    full definition JSON, without a session: arguments are checked against it before
+    any slow work starts."""
+    return {"Parameters": [p.to_request() for p in build_parameters(input_data_uri).as_list()]}
+
+
 def _flag(name: str, value: Any) -> Join:
     """One ``--name=value`` argument: an empty value stays one (empty) argument."""
     return Join(on="", values=[f"--{name}=", value])

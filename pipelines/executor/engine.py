@@ -208,7 +208,6 @@ class Engine:
 
     def _context(self) -> EvaluationContext:
         now = datetime.now(UTC).isoformat()
-        account_region = self.execution.execution_arn.split(":")
         pipeline_arn = self.execution.execution_arn.rsplit("/execution/", 1)[0]
         with self._lock:
             return EvaluationContext(
@@ -222,7 +221,7 @@ class Engine:
                         self.execution.created_at, UTC
                     ).isoformat(),
                     "CurrentDateTime": now,
-                    "Region": account_region[3] if len(account_region) > 3 else "",
+                    "Region": self.execution.region,
                 },
                 step_properties=dict(self._properties),
                 property_files=dict(self._property_files),

@@ -81,9 +81,7 @@ class JobContext:
 
     @property
     def account_region(self) -> tuple[str, str]:
-        # arn:aws:sagemaker:<region>:<account>:pipeline/<name>/execution/<id>
-        parts = self.execution.execution_arn.split(":")
-        return parts[4], parts[3]
+        return self.execution.account_id, self.execution.region
 
 
 Runner = Callable[[StepNode, dict[str, Any], JobContext], StepOutcome]

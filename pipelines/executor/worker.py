@@ -82,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
 
     runtime = execution.runtime
-    connection = AwsConnection.for_emulator(
-        runtime["endpoint"], Path(runtime["ca_bundle"]), runtime["region"]
-    )
+    connection = AwsConnection.from_emulator_record(runtime)
     try:
         connection.client("s3").list_buckets()
     except (ClientError, BotoCoreError) as error:

@@ -25,9 +25,9 @@ from pipelines.definition.parameters import ParameterError, parse_assignments, r
 from pipelines.definition.pipeline import (
     TRAINING_DIR,
     Param,
-    build_parameters,
     definition_json,
     get_pipeline,
+    parameters_section,
 )
 from pipelines.definition.sdk import definition_session
 from pipelines.runs.datasets import StagedDataset, stage_dataset
@@ -60,13 +60,7 @@ def check_overrides(pairs: list[str], data: str | None) -> dict[str, str]:
         raise MlopsError(
             f"Give the input either as --data or as --param {INPUT_PARAMETER}, not both."
         )
-    template = {
-        "Parameters": [
-            {"Name": p.name, "Type": p.parameter_type.value, "DefaultValue": p.default_value}
-            for p in build_parameters(input_data_uri="").as_list()
-        ]
-    }
-    check_meanings(resolve_parameters(template, overrides))
+    check_meanings(resolve_parameters(parameters_section(), overrides))
     return overrides
 
 
