@@ -21,6 +21,9 @@ Outputs (the contract read by train.py and evaluate.py):
   above ``--bias-facet-threshold`` form the sensitive group.
 
 Running twice on the same input with the same arguments gives byte-identical outputs.
+
+Read ``run()`` first: it is the recipe (validate, split, write, baseline), and each step is
+a function of its own below it.
 """
 
 from __future__ import annotations
@@ -61,6 +64,123 @@ BASELINE_FORMAT_VERSION = 1
 BLOCK_SIZE = 1 << 20  # bytes per read in the byte check
 READ_CHUNK_ROWS = 100_000  # rows per chunk when cells must be parsed one by one
 WRITE_CHUNK_ROWS = 50_000  # rows formatted per write
+
+
+# --------------------------------------------------------------------------------------------
+# The recipe (read this first); every step it calls is defined below, in order:
+# input validation, then splitting and statistics, then the command line.
+# --------------------------------------------------------------------------------------------
+
+
+class Dataset(NamedTuple):
+    """The validated input: the needed columns as floats, target first."""
+
+    source: Path
+    sha256: str
+    target: str
+    features: list[str]
+    matrix: np.ndarray
+    input_rows: int
+    dropped_rows: int
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.target, *self.features]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The recipe: read and validate the input, split it, write the splits, then the
+    baseline the quality checks compare against. Returns the baseline document."""
+    check_arguments(args)
+    data = read_validated(args)
+    indices = split_indices(
+        data.matrix.shape[0], args.train_ratio, args.validation_ratio, args.random_state
+    )
+    dirs = output_dirs(args)
+    for split in SPLITS:
+        out = dirs[split] / f"{split}.csv"
+        write_split_csv(out, data.columns, data.matrix, indices[split])
+        log(f"wrote {out} ({len(indices[split])} rows)")
+    train = data.matrix[indices["train"]]
+    baseline = make_baseline(data, train, indices, args)
+    out = dirs["baseline"] / BASELINE_FILE_NAME
+    dump_json(out, baseline)
+    log(f"wrote {out}")
+    if args.bias_facet:
+        config = bias_analysis_config(
+            data.columns,
+            train,
+            args.bias_facet,
+            args.bias_facet_threshold,
+            args.bias_label_threshold,
+        )
+        out = dirs["baseline"] / ANALYSIS_CONFIG_FILE_NAME
+        dump_json(out, config)
+        log(
+            f"wrote {out} (facet {args.bias_facet!r}, "
+            f"label above {config['label_values_or_threshold'][0]:g})"
+        )
+    return baseline
+
+
+def read_validated(args: argparse.Namespace) -> Dataset:
+    """Find the input, check its bytes and structure, read the needed columns; rows with
+    invalid values are dropped within ``--max-invalid-fraction``, else it fails clearly."""
+    schema = load_schema(args.schema_file) if args.schema_file else None
+    target, features, excluded = resolve_column_config(
+        args.target_column, args.feature_columns, args.exclude_columns, schema
+    )
+    path = find_input_file(args.input_dir, args.input_file)
+    source = str(path)
+    try:
+        log(f"reading {source} ({path.stat().st_size} bytes)")
+    except OSError as exc:
+        raise DataValidationError(f"cannot read {source}: {exc}") from None
+    _, sha256 = check_csv_bytes(path, source)
+    layout = scan_csv_structure(path, source)
+    n_input = layout.n_rows
+    features = select_columns(layout.header, target, features, excluded, source, n_input)
+    columns = [target, *features]
+    log(f"{n_input} data rows; target {target!r}; {len(features)} features: {', '.join(features)}")
+    if n_input == 0:
+        raise DataValidationError(
+            f"{source}: has a header but 0 data rows; at least {args.min_rows} required"
+        )
+    matrix, keep = load_columns(path, layout, columns, source, args.max_invalid_fraction)
+    n_dropped = int(n_input - keep.sum())
+    if n_dropped:
+        log(f"dropped {n_dropped} of {n_input} rows with invalid values (within tolerance)")
+        matrix = matrix[keep]
+    n_rows = matrix.shape[0]
+    if n_rows < args.min_rows:
+        raise DataValidationError(
+            f"{source}: only {n_rows} usable data rows ({n_input} read, {n_dropped} dropped); "
+            f"at least {args.min_rows} required (--min-rows)"
+        )
+    return Dataset(path, sha256, target, features, matrix, n_input, n_dropped)
+
+
+def make_baseline(
+    data: Dataset, train: np.ndarray, indices: dict[str, np.ndarray], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Per-column statistics of the train split, with where they came from."""
+    return {
+        "format_version": BASELINE_FORMAT_VERSION,
+        "statistics_split": "train",
+        "target": data.target,
+        "features": data.features,
+        "columns": {name: column_statistics(train[:, j]) for j, name in enumerate(data.columns)},
+        "row_counts": {split: len(indices[split]) for split in SPLITS},
+        "input_rows": data.input_rows,
+        "dropped_rows": data.dropped_rows,
+        "source_file": data.source.name,
+        "source_sha256": data.sha256,
+        "split": {
+            "train_ratio": float(args.train_ratio),
+            "validation_ratio": float(args.validation_ratio),
+            "random_state": int(args.random_state),
+        },
+    }
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -708,80 +828,6 @@ def output_dirs(args: argparse.Namespace) -> dict[str, Path]:
         "test": Path(args.test_dir or base / "test"),
         "baseline": Path(args.baseline_dir or base / BASELINE_DIR_NAME),
     }
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Validate, split and write everything; return the baseline document."""
-    check_arguments(args)
-    schema = load_schema(args.schema_file) if args.schema_file else None
-    target, features, excluded = resolve_column_config(
-        args.target_column, args.feature_columns, args.exclude_columns, schema
-    )
-    path = find_input_file(args.input_dir, args.input_file)
-    source = str(path)
-    try:
-        log(f"reading {source} ({path.stat().st_size} bytes)")
-    except OSError as exc:
-        raise DataValidationError(f"cannot read {source}: {exc}") from None
-    _, sha256 = check_csv_bytes(path, source)
-    layout = scan_csv_structure(path, source)
-    n_input = layout.n_rows
-    features = select_columns(layout.header, target, features, excluded, source, n_input)
-    columns = [target, *features]
-    log(f"{n_input} data rows; target {target!r}; {len(features)} features: {', '.join(features)}")
-    if n_input == 0:
-        raise DataValidationError(
-            f"{source}: has a header but 0 data rows; at least {args.min_rows} required"
-        )
-    matrix, keep = load_columns(path, layout, columns, source, args.max_invalid_fraction)
-    n_dropped = int(n_input - keep.sum())
-    if n_dropped:
-        log(f"dropped {n_dropped} of {n_input} rows with invalid values (within tolerance)")
-        matrix = matrix[keep]
-    n_rows = matrix.shape[0]
-    if n_rows < args.min_rows:
-        raise DataValidationError(
-            f"{source}: only {n_rows} usable data rows ({n_input} read, {n_dropped} dropped); "
-            f"at least {args.min_rows} required (--min-rows)"
-        )
-    indices = split_indices(n_rows, args.train_ratio, args.validation_ratio, args.random_state)
-    dirs = output_dirs(args)
-    for split in SPLITS:
-        out = dirs[split] / f"{split}.csv"
-        write_split_csv(out, columns, matrix, indices[split])
-        log(f"wrote {out} ({len(indices[split])} rows)")
-    train = matrix[indices["train"]]
-    baseline = {
-        "format_version": BASELINE_FORMAT_VERSION,
-        "statistics_split": "train",
-        "target": target,
-        "features": features,
-        "columns": {name: column_statistics(train[:, j]) for j, name in enumerate(columns)},
-        "row_counts": {split: len(indices[split]) for split in SPLITS},
-        "input_rows": n_input,
-        "dropped_rows": n_dropped,
-        "source_file": path.name,
-        "source_sha256": sha256,
-        "split": {
-            "train_ratio": float(args.train_ratio),
-            "validation_ratio": float(args.validation_ratio),
-            "random_state": int(args.random_state),
-        },
-    }
-    out = dirs["baseline"] / BASELINE_FILE_NAME
-    dump_json(out, baseline)
-    log(f"wrote {out}")
-    if args.bias_facet:
-        config = bias_analysis_config(
-            columns, train, args.bias_facet, args.bias_facet_threshold, args.bias_label_threshold
-        )
-        out = dirs["baseline"] / ANALYSIS_CONFIG_FILE_NAME
-        dump_json(out, config)
-        log(
-            f"wrote {out} (facet {args.bias_facet!r}, "
-            f"label above {config['label_values_or_threshold'][0]:g})"
-        )
-    return baseline
 
 
 def _threshold(text: str, default: float, name: str) -> float:
