@@ -24,11 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psutil
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.config.settings import Settings
-from pipelines.core import polling
+from pipelines.core import polling, processes
 from pipelines.core.aws import AwsConnection
 from pipelines.core.errors import MlopsError
 from pipelines.core.records import (
@@ -205,24 +204,18 @@ class LocalBackend:
 
     def _spawn(self, execution_id: str) -> subprocess.Popen[bytes]:
         """Start a worker; it waits until the execution's record names it as owner."""
-        log = (self.work_dir(execution_id) / "worker.log").open("ab")
-        with log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    _WORKER_MODULE,
-                    "--db",
-                    str(self.store.path),
-                    "--execution-id",
-                    execution_id,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        return process
+        return processes.spawn(
+            [
+                sys.executable,
+                "-m",
+                _WORKER_MODULE,
+                "--db",
+                str(self.store.path),
+                "--execution-id",
+                execution_id,
+            ],
+            self.work_dir(execution_id) / "worker.log",
+        )
 
     def describe(self, execution_id: str) -> Execution:
         execution = self.store.get_execution(execution_id)
@@ -266,14 +259,7 @@ class LocalBackend:
         )
 
     def _worker_alive(self, execution: Execution) -> bool:
-        if execution.worker_pid is None:
-            return False
-        try:
-            process = psutil.Process(execution.worker_pid)
-            command = " ".join(process.cmdline())
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            return False
-        return _WORKER_MODULE in command and execution.execution_id in command
+        return processes.is_ours(execution.worker_pid, _WORKER_MODULE, execution.execution_id)
 
     def steps(self, execution_id: str) -> list[StepRun]:
         return self.store.steps(execution_id)

@@ -46,21 +46,6 @@ class StepRun:
     def finished(self) -> bool:
         return self.status in FINISHED
 
-    @property
-    def account_id(self) -> str:
-        """The account the execution runs in, recorded from the Terraform outputs."""
-        return str(self.runtime.get("account_id") or self._arn_part(4))
-
-    @property
-    def region(self) -> str:
-        return str(self.runtime.get("region") or self._arn_part(3))
-
-    def _arn_part(self, index: int) -> str:
-        # Records written before account and region were recorded: read them from
-        # arn:aws:sagemaker:<region>:<account>:pipeline/<name>/execution/<id>.
-        parts = self.execution_arn.split(":")
-        return parts[index] if len(parts) > index else ""
-
 
 @dataclass
 class Execution:
@@ -87,3 +72,18 @@ class Execution:
     @property
     def duration(self) -> float:
         return (self.ended_at or time.time()) - self.created_at
+
+    @property
+    def account_id(self) -> str:
+        """The account the execution runs in, recorded from the Terraform outputs."""
+        return str(self.runtime.get("account_id") or self._arn_part(4))
+
+    @property
+    def region(self) -> str:
+        return str(self.runtime.get("region") or self._arn_part(3))
+
+    def _arn_part(self, index: int) -> str:
+        # Records written before account and region were recorded: read them from
+        # arn:aws:sagemaker:<region>:<account>:pipeline/<name>/execution/<id>.
+        parts = self.execution_arn.split(":")
+        return parts[index] if len(parts) > index else ""

@@ -14,14 +14,10 @@ durable (pipelines.infra.emulator.durability) in ``<state>/data``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import ssl
-import subprocess
 import sys
 import time
 import urllib.error
@@ -29,8 +25,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
+from pipelines.core import processes
 from pipelines.core.errors import MlopsError
 from pipelines.core.locks import exclusive
 from pipelines.infra.emulator.server import DATA_NAME, EXIT_LOCKED, LOOPBACK, lock_is_held
@@ -106,13 +101,7 @@ class Emulator:
 
     def server_pids(self) -> list[int]:
         """Every emulator process serving this state directory (normally at most one)."""
-        marker = str(self.state_dir)
-        found = []
-        for process in psutil.process_iter(["pid", "cmdline"]):
-            command = process.info.get("cmdline") or []
-            if _SERVER_MODULE in command and marker in command:
-                found.append(process.info["pid"])
-        return found
+        return processes.find_ours(_SERVER_MODULE, str(self.state_dir))
 
     def status(self) -> EmulatorStatus:
         info = self.read_info()
@@ -170,10 +159,10 @@ class Emulator:
             return status.info, False
         # Alive but not answering, or serving without a pid file: no use to anyone.
         for pid in self.server_pids():
-            _terminate(pid)
+            processes.terminate(pid)
         self.pid_file.unlink(missing_ok=True)
 
-        if _port_in_use(self.port):
+        if processes.port_in_use(self.port):
             raise EmulatorError(
                 f"Port {self.port} on {LOOPBACK} is already in use by another program, "
                 "not this project's emulator. Free it, or choose another port with "
@@ -181,28 +170,24 @@ class Emulator:
             )
 
         ensure_certificates(self.tls)
-        with self.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    _SERVER_MODULE,
-                    "--port",
-                    str(self.port),
-                    "--ssl-cert",
-                    str(self.tls.server_cert),
-                    "--ssl-key",
-                    str(self.tls.server_key),
-                    "--state-dir",
-                    str(self.state_dir),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                # Its own session: Ctrl-C in a task must not kill the shared emulator.
-                start_new_session=True,
-                env=_server_environment(),
-            )
+        # Its own session: Ctrl-C in a task must not kill the shared emulator.
+        process = processes.spawn(
+            [
+                sys.executable,
+                "-m",
+                _SERVER_MODULE,
+                "--port",
+                str(self.port),
+                "--ssl-cert",
+                str(self.tls.server_cert),
+                "--ssl-key",
+                str(self.tls.server_key),
+                "--state-dir",
+                str(self.state_dir),
+            ],
+            self.log_file,
+            env=_server_environment(),
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -213,7 +198,7 @@ class Emulator:
                     )
                 raise EmulatorError(
                     f"The emulator exited with code {process.returncode} while starting.\n"
-                    f"Last lines of {self.log_file}:\n{_tail(self.log_file)}"
+                    f"Last lines of {self.log_file}:\n{processes.log_tail(self.log_file)}"
                 )
             info = self.read_info()
             # The server writes the pid file itself, after binding: only then is it ours.
@@ -224,10 +209,10 @@ class Emulator:
             ):
                 return info, True
             time.sleep(0.1)
-        _terminate(process.pid)
+        processes.terminate(process.pid)
         raise EmulatorError(
             f"The emulator did not answer on {self.endpoint} within {timeout:.0f} s.\n"
-            f"Last lines of {self.log_file}:\n{_tail(self.log_file)}"
+            f"Last lines of {self.log_file}:\n{processes.log_tail(self.log_file)}"
         )
 
     def stop(self, timeout: float = 10.0) -> bool:
@@ -238,7 +223,7 @@ class Emulator:
             pids.add(info.pid)
         for pid in pids:
             # SIGTERM lets the server write what is pending before it exits.
-            _terminate(pid, timeout=timeout)
+            processes.terminate(pid, timeout=timeout)
         self.pid_file.unlink(missing_ok=True)
         return bool(pids)
 
@@ -265,34 +250,4 @@ def _server_environment() -> dict[str, str]:
 
 
 def _is_our_server(pid: int) -> bool:
-    try:
-        process = psutil.Process(pid)
-        return _SERVER_MODULE in " ".join(process.cmdline()) and process.is_running()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return False
-
-
-def _terminate(pid: int, timeout: float = 10.0) -> None:
-    try:
-        process = psutil.Process(pid)
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except psutil.NoSuchProcess:
-        return
-    except psutil.TimeoutExpired:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-            process.wait(timeout=timeout)
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((LOOPBACK, port)) == 0
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
+    return processes.is_ours(pid, _SERVER_MODULE)

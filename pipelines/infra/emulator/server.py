@@ -28,7 +28,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-LOOPBACK = "127.0.0.1"
+from pipelines.core.processes import LOOPBACK
+
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another emulator already serves this state directory
 LOCK_NAME = "emulator.lock"
 PID_NAME = "emulator.json"
