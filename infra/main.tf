@@ -35,3 +35,27 @@ module "code_repository" {
   create_repository = var.create_code_repository
   repository_name   = "${var.name_prefix}-${var.environment}"
 }
+
+module "automation" {
+  source = "./modules/automation"
+  count  = var.enable_automation ? 1 : 0
+
+  name_prefix              = "${var.name_prefix}-${var.environment}"
+  environment              = var.environment
+  pipeline_name            = "${var.name_prefix}-${var.environment}-pipeline"
+  model_package_group_name = module.model_registry.model_package_group_name
+  bucket_arn               = module.artifact_bucket.bucket_arn
+  bucket_name              = module.artifact_bucket.bucket_id
+  execution_role_arn       = module.sagemaker_execution_role.role_arn
+  kms_key_arns             = var.enable_kms_encryption ? [module.artifact_bucket.kms_key_arn] : []
+  permissions_boundary_arn = var.permissions_boundary_arn
+  # Built from the name so the push rule's presence is known at plan time.
+  code_repository_arn = var.create_code_repository ? "arn:aws:codecommit:${var.region}:${data.aws_caller_identity.current.account_id}:${var.name_prefix}-${var.environment}" : null
+
+  agent_queue          = var.automation.local_agent ? {} : null
+  build_pipeline       = var.automation.build_pipeline
+  dataset_prefix       = var.automation.dataset_prefix
+  drift_retraining     = var.automation.drift_retraining
+  failure_notification = var.automation.failure_notification
+  retraining_schedule  = var.automation.retraining_schedule
+}

@@ -309,6 +309,12 @@ def _sagemaker_update_endpoint() -> None:
 
 PATCHES: tuple[Patch, ...] = (
     Patch(
+        "events-target-delivery",
+        "PutEvents failed (500) when a matching rule had a SageMaker/CodeBuild target; SNS "
+        "targets were not delivered and DISABLED rules fired (pipelines/emulator/events_delivery)",
+        _events_target_delivery,
+    ),
+    Patch(
         "s3-bucket-policy-conditions",
         "conditions other than StringEquals were ignored and an unmet one denied, so the "
         "deny-non-TLS bucket policy blocked HTTPS requests too",
@@ -337,6 +343,12 @@ PATCHES: tuple[Patch, ...] = (
         _sagemaker_update_endpoint,
     ),
 )
+
+
+def _events_target_delivery() -> None:
+    from pipelines.emulator.events_delivery import patch_rule_delivery
+
+    patch_rule_delivery()
 
 
 def apply_patches() -> tuple[str, ...]:
