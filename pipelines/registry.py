@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipelines.automation.publish import model_package_changed
 from pipelines.errors import MlopsError
 from pipelines.executor.s3io import parse_s3_uri
 from pipelines.monitor import numeric_leaves
@@ -122,6 +123,7 @@ class Registry:
             )
         except (ClientError, BotoCoreError) as error:
             raise _api_error(f"Updating version {target.version}", error) from error
+        model_package_changed(self.connection, target.arn)  # the event SageMaker emits
         return self.describe(target.arn)
 
     def describe(self, arn: str) -> ModelVersion:

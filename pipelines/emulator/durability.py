@@ -230,6 +230,8 @@ class _Pickler(pickle.Pickler):
     """pickle, plus the key objects of ``cryptography`` (KMS keys hold them)."""
 
     def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, threading.Condition):
+            return threading.Condition, ()  # SQS queues hold one; a restored queue gets a new one
         from moto.s3.utils import _VersionedKeyStore
 
         if isinstance(obj, _VersionedKeyStore):
