@@ -183,12 +183,8 @@ resource "aws_cloudwatch_event_target" "failure_topic" {
   arn       = var.failure_notification.topic_arn
 }
 
-# --- new data: the bucket sends its events to EventBridge ---------------------------------
-
-resource "aws_s3_bucket_notification" "eventbridge" {
-  bucket      = var.bucket_name
-  eventbridge = true
-}
+# --- new data: the artifact bucket sends its events to EventBridge -------------------------
+# (the artifact_bucket module's enable_eventbridge_notifications, switched on with this module)
 
 # --- the local agent's queue -------------------------------------------------------------
 
