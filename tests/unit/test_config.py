@@ -19,6 +19,7 @@ from pipelines.targets import (
 )
 
 OUTPUTS = {
+    "automation_queue_url": None,
     "account_id": "123456789012",
     "bucket_arn": "arn:aws:s3:::b",
     "bucket_name": "b",
