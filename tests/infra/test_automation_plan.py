@@ -34,7 +34,7 @@ AWS_CODECOMMIT = {
             "expression": "cron(0 3 ? * MON *)",
             "parameters": {"NEstimators": "200"},
         },
-    }
+    },
 }
 AWS_CONNECTION = {
     "enable_kms_encryption": "false",
@@ -43,7 +43,7 @@ AWS_CONNECTION = {
             "connection_arn": CONNECTION_ARN,
             "connection_repository": "example/mlops",
         }
-    }
+    },
 }
 
 # The patterns, exactly: field names and values as AWS's events carry them.
