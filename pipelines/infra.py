@@ -282,6 +282,10 @@ def destroy(stack: Stack, on_stop: Callable[[str], None] | None = None) -> Destr
     first. Rerunning finishes a half-done destroy: when the outputs are gone (the
     root module's outputs vanish first), the names recorded at the last apply are used.
     """
+    if stack.emulator is not None:
+        from pipelines.automation.agent import AgentProcess
+
+        AgentProcess(stack.settings).stop()  # it would act on what the teardown emits
     stack.terraform.init()
     outputs = stack.terraform.outputs() or _remembered_outputs(stack)
     objects = packages = 0
