@@ -85,7 +85,10 @@ def test_approving_a_version_deploys_it_with_no_further_command(local_stack, age
         return bool(status.package_arn) and status.package_arn.endswith(f"/{version}")
 
     wait_for(f"version {version} served", serving, timeout=300)
-    (record,) = records(local_stack, "approval_deploy")
+    # The action is logged when `invoke deploy` exits, a moment after it serves.
+    (record,) = wait_for(
+        "the deploy logged", lambda: records(local_stack, "approval_deploy"), timeout=60
+    )
     assert record.outcome == "succeeded"
     assert record.command == ["invoke", "deploy", "--version", str(version)]
     assert record.event["detail-type"] == "SageMaker Model Package State Change"
