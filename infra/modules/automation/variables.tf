@@ -101,6 +101,11 @@ variable "failure_notification" {
     topic_arn = string
   })
   default = null
+
+  validation {
+    condition     = var.failure_notification == null ? true : can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", var.failure_notification.topic_arn))
+    error_message = "failure_notification.topic_arn must be an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)."
+  }
 }
 
 variable "kms_key_arns" {
