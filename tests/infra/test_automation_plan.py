@@ -335,3 +335,17 @@ def test_two_sources_are_refused_with_the_reason(plan_infra: PlanFn):
     }
     with pytest.raises(tftest.TerraformTestError, match="exactly one source"):
         plan_infra(**both)
+
+
+@pytest.mark.parametrize(
+    ("automation", "message"),
+    [
+        ({"failure_notification": {"topic_arn": "alerts"}}, "must be an SNS topic ARN"),
+        ({"drift_retraining": {"alarm_name_prefix": "no spaces"}}, "alarm_name_prefix must be"),
+        ({"dataset_prefix": "incoming/"}, "must be a folder under datasets/"),
+        ({"retraining_schedule": {"expression": "rate(1 minutes)"}}, "must be rate"),
+    ],
+)
+def test_wrong_settings_are_refused_with_the_reason(plan_infra: PlanFn, automation, message):
+    with pytest.raises(tftest.TerraformTestError, match=message):
+        plan_infra(automation=automation)

@@ -153,8 +153,8 @@ variable "retraining_schedule" {
   default = {}
 
   validation {
-    condition     = var.retraining_schedule == null ? true : can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)|cron\\(\\S+ \\S+ \\S+ \\S+ \\S+ \\S+\\))$", var.retraining_schedule.expression))
-    error_message = "retraining_schedule.expression must be rate(N unit) or cron(minutes hours day-of-month month day-of-week year), as EventBridge writes them."
+    condition     = var.retraining_schedule == null ? true : can(regex("^(rate\\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\\)|cron\\(\\S+ \\S+ \\S+ \\S+ \\S+ \\S+\\))$", var.retraining_schedule.expression))
+    error_message = "retraining_schedule.expression must be rate(1 minute), rate(N minutes) (hours, days likewise) or cron(minutes hours day-of-month month day-of-week year), as EventBridge writes them."
   }
 }
 
