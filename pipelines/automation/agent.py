@@ -450,7 +450,11 @@ def serve(root: Path, directory: Path, poll_seconds: int = 1) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     settings = load_settings(root)
-    connection, config = connect(settings)
+    try:
+        connection, config = connect(settings)
+    except MlopsError as error:
+        print(error, flush=True)  # the starting task shows this line
+        return 2
     agent = Agent(
         connection=connection,
         queue_url=config.automation_queue_url,
