@@ -1,20 +1,30 @@
 data "aws_caller_identity" "current" {}
 
+locals {
+  # Bucket names are global: the account and region make them unique per environment.
+  bucket_name = "${var.name_prefix}-${var.environment}-artifacts-${data.aws_caller_identity.current.account_id}-${var.region}"
+  # Names known at plan time, so the plan (and its review) shows the automation rules in full.
+  _names = {
+    execution_role_arn       = "arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/${var.name_prefix}-${var.environment}-sagemaker-execution"
+    model_package_group_name = "${var.name_prefix}-${var.environment}-models"
+  }
+}
+
 module "artifact_bucket" {
   source = "./modules/artifact_bucket"
 
-  # Bucket names are global: the account and region make them unique per environment.
-  bucket_name                        = "${var.name_prefix}-${var.environment}-artifacts-${data.aws_caller_identity.current.account_id}-${var.region}"
+  bucket_name                        = local.bucket_name
   access_log_bucket                  = var.access_log_bucket
   enable_kms_encryption              = var.enable_kms_encryption
   force_destroy                      = var.bucket_force_destroy
+  enable_eventbridge_notifications   = var.enable_automation
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
 }
 
 module "model_registry" {
   source = "./modules/model_registry"
 
-  model_package_group_name = "${var.name_prefix}-${var.environment}-models"
+  model_package_group_name = local._names.model_package_group_name
 }
 
 module "sagemaker_execution_role" {
@@ -34,4 +44,29 @@ module "code_repository" {
 
   create_repository = var.create_code_repository
   repository_name   = "${var.name_prefix}-${var.environment}"
+}
+
+module "automation" {
+  source = "./modules/automation"
+  count  = var.enable_automation ? 1 : 0
+
+  name_prefix   = "${var.name_prefix}-${var.environment}"
+  environment   = var.environment
+  pipeline_name = "${var.name_prefix}-${var.environment}-pipeline"
+  # Names, not resource attributes: the rules' patterns are known at plan time.
+  model_package_group_name = local._names.model_package_group_name
+  bucket_arn               = "arn:aws:s3:::${local.bucket_name}"
+  bucket_name              = local.bucket_name
+  execution_role_arn       = local._names.execution_role_arn
+  kms_key_arns             = var.enable_kms_encryption ? [module.artifact_bucket.kms_key_arn] : []
+  permissions_boundary_arn = var.permissions_boundary_arn
+  # Built from the name so the push rule's presence is known at plan time.
+  code_repository_arn = var.create_code_repository ? "arn:aws:codecommit:${var.region}:${data.aws_caller_identity.current.account_id}:${var.name_prefix}-${var.environment}" : null
+
+  agent_queue          = var.automation.local_agent ? {} : null
+  build_pipeline       = var.automation.build_pipeline
+  dataset_prefix       = var.automation.dataset_prefix
+  drift_retraining     = var.automation.drift_retraining
+  failure_notification = var.automation.failure_notification
+  retraining_schedule  = var.automation.retraining_schedule
 }

@@ -67,3 +67,13 @@ output "region" {
   description = "AWS region of the stack."
   value       = var.region
 }
+
+output "automation_queue_url" {
+  description = "SQS queue the local automation agent reads; null on AWS or without automation."
+  value       = try(module.automation[0].agent_queue_url, null)
+}
+
+output "automation_rule_names" {
+  description = "EventBridge rules of the automation module, by purpose; empty without automation."
+  value       = try(module.automation[0].rule_names, {})
+}

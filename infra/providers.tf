@@ -12,12 +12,17 @@ provider "aws" {
     for_each = var.aws_endpoint_url == null ? [] : [var.aws_endpoint_url]
 
     content {
-      codecommit = endpoints.value
-      iam        = endpoints.value
-      kms        = endpoints.value
-      s3         = endpoints.value
-      sagemaker  = endpoints.value
-      sts        = endpoints.value
+      codebuild    = endpoints.value
+      codecommit   = endpoints.value
+      codepipeline = endpoints.value
+      events       = endpoints.value
+      iam          = endpoints.value
+      kms          = endpoints.value
+      s3           = endpoints.value
+      sagemaker    = endpoints.value
+      sns          = endpoints.value
+      sqs          = endpoints.value
+      sts          = endpoints.value
     }
   }
 

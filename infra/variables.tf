@@ -11,6 +11,38 @@ variable "attach_sagemaker_full_access" {
   nullable    = false
 }
 
+variable "automation" {
+  description = "Settings of the automation module (EventBridge rules, builds): see infra/modules/automation/README.md. local_agent adds the SQS queue the local agent reads (the local target)."
+  type = object({
+    build_pipeline = optional(object({
+      branch                = optional(string, "main")
+      codecommit_repository = optional(string)
+      connection_arn        = optional(string)
+      connection_repository = optional(string)
+      compute_type          = optional(string, "BUILD_GENERAL1_SMALL")
+      image                 = optional(string, "aws/codebuild/amazonlinux2-x86_64-standard:5.0")
+      production_stage      = optional(string, "prod")
+      staging_stage         = optional(string, "staging")
+      state_bucket_arn      = optional(string)
+    }))
+    dataset_prefix = optional(string, "datasets/incoming/")
+    drift_retraining = optional(object({
+      alarm_name_prefix = string
+      enabled           = optional(bool, false)
+    }))
+    failure_notification = optional(object({
+      topic_arn = string
+    }))
+    local_agent = optional(bool, false)
+    retraining_schedule = optional(object({
+      expression = optional(string, "rate(7 days)")
+      parameters = optional(map(string), {})
+    }), {})
+  })
+  default  = {}
+  nullable = false
+}
+
 variable "aws_endpoint_url" {
   description = "HTTPS endpoint of the local AWS emulator. Set by `invoke infra-up` for the local target only; null means real AWS."
   type        = string
@@ -31,6 +63,13 @@ variable "bucket_force_destroy" {
 
 variable "create_code_repository" {
   description = "Create a CodeCommit repository for the project."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "enable_automation" {
+  description = "Create the automation module: EventBridge rules (approval -> deploy, schedule/new data/drift -> run, push -> build, failure -> SNS) and, with automation.build_pipeline, CodeBuild and CodePipeline."
   type        = bool
   default     = true
   nullable    = false

@@ -19,6 +19,7 @@ from pipelines.core.aws import AwsConnection, api_error, is_missing
 from pipelines.core.documents import numeric_leaves
 from pipelines.core.errors import MlopsError
 from pipelines.core.s3io import parse_s3_uri
+from pipelines.events.publish import model_package_changed
 
 APPROVED = "Approved"
 REJECTED = "Rejected"
@@ -129,6 +130,7 @@ class Registry:
             )
         except (ClientError, BotoCoreError) as error:
             raise api_error(f"Updating version {target.version}", error) from error
+        model_package_changed(self.connection, target.arn)  # the event SageMaker emits
         return self.describe(target.arn)
 
     def describe(self, arn: str) -> ModelVersion:

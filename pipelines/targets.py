@@ -18,6 +18,7 @@ from typing import Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines import deploy
+from pipelines.automation.agent import AgentProcess
 from pipelines.backends.base import Backend
 from pipelines.backends.local import LocalBackend
 from pipelines.backends.sagemaker import SageMakerBackend
@@ -88,6 +89,9 @@ class Target(Protocol):
     def already_gone(self, settings: Settings, deployment: Deployment) -> bool | None:
         """None when there is something to destroy; otherwise whether stale local
         state was cleared."""
+
+    def before_destroy(self, stack: Stack) -> None:
+        """Before anything is deleted."""
 
     def after_destroy(self, stack: Stack) -> bool:
         """After terraform destroy; True when a server was stopped."""
@@ -169,6 +173,10 @@ class LocalTarget:
         # With no emulator and no durable data, the resources are already gone.
         return forget_local_stack(settings, deployment)
 
+    def before_destroy(self, stack: Stack) -> None:
+        # The automation agent would act on the events the teardown emits.
+        AgentProcess(stack.settings).stop()
+
     def after_destroy(self, stack: Stack) -> bool:
         stopped = False
         if stack.emulator is not None:
@@ -224,6 +232,9 @@ class AwsTarget:
         return deploy.remove_endpoints(stack.connection, config).endpoints
 
     def already_gone(self, settings: Settings, deployment: Deployment) -> bool | None:
+        return None
+
+    def before_destroy(self, stack: Stack) -> None:
         return None
 
     def after_destroy(self, stack: Stack) -> bool:

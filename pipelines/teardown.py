@@ -82,6 +82,7 @@ def destroy(stack: Stack, on_stop: Callable[[str], None] | None = None) -> Destr
     (the root module's outputs vanish first), the names recorded at the last apply
     are used."""
     target = target_for(stack.deployment)
+    target.before_destroy(stack)
     stack.terraform.init()
     outputs = stack.terraform.outputs() or remembered_outputs(stack)
     objects = packages = endpoints = 0

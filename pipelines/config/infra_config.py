@@ -30,6 +30,7 @@ class InfraConfig:
     code_repository_name: str | None = None
     code_repository_clone_url_http: str | None = None
     code_repository_clone_url_ssh: str | None = None
+    automation_queue_url: str | None = None  # the local automation agent's queue
 
     @classmethod
     def from_outputs(cls, outputs: Mapping[str, Any]) -> InfraConfig:

@@ -54,6 +54,9 @@ class AwsConnection:
     default_attempts: int = 8
     # The emulator serves every bucket under one host name.
     path_style: bool = False
+    # AWS services emit their own EventBridge events; the emulator does not, so the
+    # project emits them itself (pipelines.events) where SageMaker would.
+    emits_service_events: bool = False
 
     @property
     def is_emulator(self) -> bool:
@@ -101,6 +104,7 @@ class AwsConnection:
             ca_bundle=ca_bundle,
             default_attempts=2,
             path_style=True,
+            emits_service_events=True,
         )
 
     def emulator_record(self) -> dict[str, str]:

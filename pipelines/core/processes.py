@@ -16,7 +16,11 @@ LOOPBACK = "127.0.0.1"
 
 
 def spawn(
-    command: Sequence[str], log: Path, *, env: Mapping[str, str] | None = None
+    command: Sequence[str],
+    log: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``command`` detached: its own session (Ctrl-C in a task must not reach
     it), no stdin, stdout and stderr appended to ``log``."""
@@ -29,6 +33,7 @@ def spawn(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=dict(env) if env is not None else None,
+            cwd=cwd,
         )
 
 

@@ -34,6 +34,7 @@ from pipelines.core.records import (
     Execution,
     StepRun,
 )
+from pipelines.events.publish import execution_status_changed
 from pipelines.executor import cache, retries
 from pipelines.executor.checks import CHECK_RUNNERS, step_request
 from pipelines.executor.conditions import evaluate_conditions
@@ -196,7 +197,9 @@ class Engine:
         self.store.update_execution(
             self.execution.execution_id, status=status, failure_reason=reason, ended_at=ended
         )
-        return self.store.get_execution(self.execution.execution_id)
+        finished = self.store.get_execution(self.execution.execution_id)
+        execution_status_changed(self.connection, finished)  # the event SageMaker emits
+        return finished
 
     def _failure_reason(self, name: str) -> str:
         for step in self.store.steps(self.execution.execution_id):

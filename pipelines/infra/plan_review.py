@@ -20,6 +20,9 @@ _POLICY_ATTRIBUTES = {
     "aws_iam_policy": ("policy",),
     "aws_s3_bucket_policy": ("policy",),
     "aws_kms_key": ("policy",),
+    # Who may send to the automation agent's queue (and, with monitoring, publish to a topic).
+    "aws_sqs_queue_policy": ("policy",),
+    "aws_sns_topic_policy": ("policy",),
 }
 _SECURITY_TYPES = frozenset(
     {

@@ -152,7 +152,10 @@ def test_plan_review_writes_every_artifact_for_a_pull_request(tmp_settings):
     files = {p.name for p in review.directory.iterdir()}
     assert {"tfplan", "plan.json", "plan.txt", "plan.md", "checkov.json"} <= files
     markdown = (review.directory / "plan.md").read_text()
-    assert "**Plan:** 14 to create." in markdown
+    # 14 for the bucket, role, registry and repository; 13 for the automation rules,
+    # their targets and roles, the agent's queue and the bucket's EventBridge notification.
+    assert "**Plan:** 27 to create." in markdown
+    assert "**StartThisPipeline** Allow `sagemaker:StartPipelineExecution`" in markdown
     assert "**DenyInsecureTransport** Deny `s3:*`" in markdown
     assert "**PassOnlyThisRoleToSageMaker** Allow `iam:PassRole`" in markdown
     assert "versioning `Enabled`" in markdown

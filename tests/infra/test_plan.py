@@ -183,6 +183,8 @@ def test_every_documented_output_is_planned(plan_infra: PlanFn):
     outputs = set(plan_infra()["output_changes"])
     assert outputs == {
         "account_id",
+        "automation_queue_url",
+        "automation_rule_names",
         "bucket_arn",
         "bucket_name",
         "code_repository_clone_url_http",

@@ -122,7 +122,7 @@ def _tasks() -> Iterator[tuple[str, ast.FunctionDef]]:
     for path in sorted((PACKAGE / "cli").glob("*.py")):
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.FunctionDef) and any(
-                isinstance(d, ast.Call) and getattr(d.func, "id", None) == "task"
+                (isinstance(d, ast.Call) and getattr(d.func, "id", None) == "task")
                 or getattr(d, "id", None) == "task"
                 for d in node.decorator_list
             ):

@@ -15,6 +15,7 @@ from pipelines.core.aws import EMULATOR_ACCESS_KEY, emulator_process_env, verify
 from pipelines.core.errors import MlopsError
 
 OUTPUTS = {
+    "automation_queue_url": None,
     "account_id": "123456789012",
     "bucket_arn": "arn:aws:s3:::b",
     "bucket_name": "b",

@@ -41,11 +41,19 @@ data "aws_iam_policy_document" "kms" {
 
 resource "aws_s3_bucket" "this" {
   #checkov:skip=CKV_AWS_144:Artifacts are rebuilt from code and data in git; cross-region replication is a cost decision left to the platform team.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes object events; pipelines are started by tasks, not by uploads.
+  #checkov:skip=CKV2_AWS_62:Object events go to EventBridge through aws_s3_bucket_notification.this when enable_eventbridge_notifications is on (the automation module); checkov does not follow the conditional resource.
   #checkov:skip=CKV_AWS_18:Access logs need a second bucket per environment; enable with var.access_log_bucket where an organisation log bucket exists.
   bucket        = var.bucket_name
   force_destroy = var.force_destroy
   tags          = var.tags
+}
+
+# Object events go to EventBridge only; rules there decide what happens.
+resource "aws_s3_bucket_notification" "this" {
+  count = var.enable_eventbridge_notifications ? 1 : 0
+
+  bucket      = aws_s3_bucket.this.id
+  eventbridge = true
 }
 
 resource "aws_s3_bucket_logging" "this" {

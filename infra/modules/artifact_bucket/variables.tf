@@ -27,6 +27,13 @@ variable "bucket_name" {
   }
 }
 
+variable "enable_eventbridge_notifications" {
+  description = "Send the bucket's object events (Object Created, ...) to EventBridge, where rules can act on them (the automation module's new-data rule)."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
 variable "enable_kms_encryption" {
   description = "Encrypt objects with a customer-managed KMS key (rotated yearly) created by this module; false uses SSE-S3 (AES256)."
   type        = bool

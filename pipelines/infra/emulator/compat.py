@@ -307,7 +307,24 @@ def _sagemaker_update_endpoint() -> None:
     SageMakerResponse.update_endpoint = update_endpoint  # type: ignore[attr-defined]
 
 
+def _events_target_delivery() -> None:
+    from pipelines.emulator.events_delivery import (
+        patch_rule_delivery,
+        patch_s3_eventbridge_configuration,
+    )
+
+    patch_rule_delivery()
+    patch_s3_eventbridge_configuration()
+
+
 PATCHES: tuple[Patch, ...] = (
+    Patch(
+        "events-target-delivery",
+        "PutEvents failed (500) when a matching rule had a SageMaker/CodeBuild target; SNS "
+        "targets were not delivered, DISABLED rules fired, and S3 hid its EventBridge notification "
+        "setting (pipelines/emulator/events_delivery)",
+        _events_target_delivery,
+    ),
     Patch(
         "s3-bucket-policy-conditions",
         "conditions other than StringEquals were ignored and an unmet one denied, so the "

@@ -230,6 +230,8 @@ class _Pickler(pickle.Pickler):
     """pickle, plus the key objects of ``cryptography`` (KMS keys hold them)."""
 
     def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, threading.Condition):
+            return threading.Condition, ()  # SQS queues hold one; a restored queue gets a new one
         from moto.s3.utils import _VersionedKeyStore
 
         if isinstance(obj, _VersionedKeyStore):
@@ -420,13 +422,15 @@ class DurableState:
         if self._thread is not None:
             self._thread.join(timeout=60)
 
-    def wrote(self, service: str | None) -> None:
-        """Called after a mutating request; returns once it is on disk."""
+    def wrote(self, service: str | None, also: tuple[str, ...] = ()) -> None:
+        """Called after a mutating request; returns once it is on disk (with ``also``:
+        services the request may have delivered into)."""
         with self._cond:
             if service is None:
                 self._everything_dirty = True
             else:
                 self._dirty.add(service)
+                self._dirty.update(also)
             self._requested += 1
             ticket = self._requested
             self._cond.notify_all()
@@ -515,6 +519,9 @@ def _form_action(environ: dict[str, Any]) -> str | None:
 
 # moto's BackendDict service names differ from SigV4 signing names for a few services.
 _SIGNING_TO_BACKEND = {"monitoring": "cloudwatch", "states": "stepfunctions"}
+# A write to these services can deliver into others (EventBridge and S3 notifications
+# put messages on SQS queues and SNS topics): those are written with it.
+_DELIVERS_INTO = {"events": ("sqs", "sns"), "s3": ("events", "sqs", "sns")}
 
 
 class DurableMiddleware:
@@ -536,11 +543,11 @@ class DurableMiddleware:
                     close()
         if kind.mutating:
             service = _SIGNING_TO_BACKEND.get(kind.service or "", kind.service)
-            self.state.wrote(service)
+            self.state.wrote(service, also=_DELIVERS_INTO.get(service or "", ()))
         return [body]
 
 
 def load_module_backends() -> None:
     """Import the backends a snapshot may name, so get_backend finds them."""
-    for name in ("s3", "iam", "kms", "sts", "codecommit", "sagemaker"):
+    for name in ("s3", "iam", "kms", "sts", "codecommit", "sagemaker", "events", "sqs", "sns"):
         importlib.import_module(f"moto.{name}.models")

@@ -1,0 +1,351 @@
+"""Plan checks of infra/modules/automation: the rules' event patterns are exactly AWS's,
+their targets and the roles' statements name this project's resources only."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import tftest
+
+from tests.infra.conftest import PlanFn
+
+M = "module.automation[0]"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+PIPELINE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/mlops-local-pipeline"
+BUCKET = f"mlops-local-artifacts-{ACCOUNT}-{REGION}"
+REPO_ARN = f"arn:aws:codecommit:{REGION}:{ACCOUNT}:mlops-local"
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:mlops-local-alerts"
+CONNECTION_ARN = (
+    f"arn:aws:codeconnections:{REGION}:{ACCOUNT}:connection/0123abcd-4567-89ef-0123-456789abcdef"
+)
+LOCAL = {"automation": {"local_agent": True}}
+# SSE-S3 in the AWS-like plans: a new KMS key's ARN is known only after apply, which
+# would leave the build roles' documents unknown in the plan.
+AWS_CODECOMMIT = {
+    "enable_kms_encryption": "false",
+    "automation": {
+        "build_pipeline": {"codecommit_repository": "mlops-local"},
+        "failure_notification": {"topic_arn": TOPIC_ARN},
+        "drift_retraining": {"alarm_name_prefix": "mlops-local-drift-", "enabled": True},
+        "retraining_schedule": {
+            "expression": "cron(0 3 ? * MON *)",
+            "parameters": {"NEstimators": "200"},
+        },
+    },
+}
+AWS_CONNECTION = {
+    "enable_kms_encryption": "false",
+    "automation": {
+        "build_pipeline": {
+            "connection_arn": CONNECTION_ARN,
+            "connection_repository": "example/mlops",
+        }
+    },
+}
+
+# The patterns, exactly: field names and values as AWS's events carry them.
+APPROVAL_PATTERN = {
+    "source": ["aws.sagemaker"],
+    "detail-type": ["SageMaker Model Package State Change"],
+    "detail": {
+        "ModelPackageGroupName": ["mlops-local-models"],
+        "ModelApprovalStatus": ["Approved"],
+    },
+}
+COMMIT_PATTERN = {
+    "source": ["aws.codecommit"],
+    "detail-type": ["CodeCommit Repository State Change"],
+    "resources": [REPO_ARN],
+    "detail": {
+        "event": ["referenceCreated", "referenceUpdated"],
+        "referenceType": ["branch"],
+        "referenceName": ["main"],
+    },
+}
+NEW_DATA_PATTERN = {
+    "source": ["aws.s3"],
+    "detail-type": ["Object Created"],
+    "detail": {
+        "bucket": {"name": [BUCKET]},
+        "object": {"key": [{"prefix": "datasets/incoming/"}]},
+    },
+}
+FAILED_PATTERN = {
+    "source": ["aws.sagemaker"],
+    "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
+    "detail": {
+        "pipelineArn": [PIPELINE_ARN],
+        "currentPipelineExecutionStatus": ["Failed"],
+    },
+}
+DRIFT_PATTERN = {
+    "source": ["aws.cloudwatch"],
+    "detail-type": ["CloudWatch Alarm State Change"],
+    "detail": {"alarmName": [{"prefix": "mlops-local-drift-"}], "state": {"value": ["ALARM"]}},
+}
+
+
+@pytest.fixture(scope="module")
+def local_plan(plan_infra: PlanFn) -> dict[str, dict[str, Any]]:
+    return resources_by_address(plan_infra(**LOCAL))
+
+
+@pytest.fixture(scope="module")
+def aws_plan(plan_infra: PlanFn) -> dict[str, dict[str, Any]]:
+    return resources_by_address(plan_infra(**AWS_CODECOMMIT))
+
+
+@pytest.fixture(scope="module")
+def connection_plan(plan_infra: PlanFn) -> dict[str, dict[str, Any]]:
+    return resources_by_address(plan_infra(**AWS_CONNECTION))
+
+
+def resources_by_address(plan: tftest.TerraformPlanOutput) -> dict[str, dict[str, Any]]:
+    """Planned resources' values by address (data sources read at apply have none yet)."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(module: dict[str, Any]) -> None:
+        for resource in module.get("resources", []):
+            found[resource["address"]] = resource.get("values", {})
+        for child in module.get("child_modules", []):
+            walk(child)
+
+    walk(plan["planned_values"]["root_module"])
+    return found
+
+
+def rule(plan: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
+    return plan[f'{M}.aws_cloudwatch_event_rule.pattern["{key}"]']
+
+
+def statements(plan: dict[str, dict[str, Any]], address: str) -> dict[str, dict[str, Any]]:
+    document = json.loads(plan[address]["policy"])
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+def automation_addresses(plan: dict[str, dict[str, Any]]) -> set[str]:
+    return {address for address in plan if address.startswith(M)}
+
+
+def test_local_rules_have_exactly_aws_patterns(local_plan):
+    assert json.loads(rule(local_plan, "approval_deploy")["event_pattern"]) == APPROVAL_PATTERN
+    assert json.loads(rule(local_plan, "commit_build")["event_pattern"]) == COMMIT_PATTERN
+    assert json.loads(rule(local_plan, "new_data_retraining")["event_pattern"]) == NEW_DATA_PATTERN
+    for key in ("approval_deploy", "commit_build", "new_data_retraining"):
+        assert rule(local_plan, key)["state"] == "ENABLED"
+
+
+def test_local_failure_and_drift_rules_are_off_without_a_topic_and_by_default(local_plan):
+    assert f'{M}.aws_cloudwatch_event_rule.pattern["execution_failed"]' not in local_plan
+    assert f'{M}.aws_cloudwatch_event_rule.pattern["drift_retraining"]' not in local_plan
+
+
+def test_local_agent_queue_is_a_target_of_each_acting_rule_with_the_rule_name(local_plan):
+    targets = {
+        address: values
+        for address, values in local_plan.items()
+        if address.startswith(f"{M}.aws_cloudwatch_event_target.agent[")
+    }
+    assert set(targets) == {
+        f'{M}.aws_cloudwatch_event_target.agent["{key}"]'
+        for key in ("approval_deploy", "commit_build", "new_data_retraining")
+    }
+    for address, target in targets.items():
+        name = "mlops-local-" + address.split('"')[1].replace("_", "-")
+        template = target["input_transformer"][0]["input_template"]
+        assert template == f'{{"rule": "{name}", "event": <aws.events.event.json>}}'
+        assert target["rule"] == name
+    queue = local_plan[f"{M}.aws_sqs_queue.agent[0]"]
+    assert queue["name"] == "mlops-local-automation-agent"
+    assert queue["sqs_managed_sse_enabled"] is True
+
+
+def test_local_has_no_builds(local_plan):
+    kinds = {
+        address.split(".")[2]
+        for address in automation_addresses(local_plan)
+        if ".data." not in address
+    }
+    assert not {"aws_codebuild_project", "aws_codepipeline"} & kinds
+    assert "aws_sqs_queue" in kinds
+
+
+def test_schedule_starts_this_pipeline_with_a_role_that_can_do_only_that(local_plan, aws_plan):
+    schedule = local_plan[f"{M}.aws_cloudwatch_event_rule.scheduled_retraining[0]"]
+    assert schedule["schedule_expression"] == "rate(7 days)"
+    target = local_plan[f'{M}.aws_cloudwatch_event_target.start_pipeline["scheduled_retraining"]']
+    assert target["arn"] == PIPELINE_ARN
+    policy = statements(local_plan, f"{M}.aws_iam_role_policy.events_start_pipeline[0]")
+    assert policy == {
+        "StartThisPipeline": {
+            "Sid": "StartThisPipeline",
+            "Effect": "Allow",
+            "Action": "sagemaker:StartPipelineExecution",
+            "Resource": PIPELINE_ARN,
+        }
+    }
+    trust = json.loads(
+        local_plan[f"{M}.aws_iam_role.events_start_pipeline[0]"]["assume_role_policy"]
+    )
+    (statement,) = trust["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    aws_target = aws_plan[f'{M}.aws_cloudwatch_event_target.start_pipeline["scheduled_retraining"]']
+    parameters = aws_target["sagemaker_pipeline_target"][0]["pipeline_parameter_list"]
+    assert parameters == [{"name": "NEstimators", "value": "200"}]
+    assert (
+        aws_plan[f"{M}.aws_cloudwatch_event_rule.scheduled_retraining[0]"]["schedule_expression"]
+        == "cron(0 3 ? * MON *)"
+    )
+
+
+def test_failure_rule_goes_to_the_given_topic_and_drift_rule_when_enabled(aws_plan):
+    assert json.loads(rule(aws_plan, "execution_failed")["event_pattern"]) == FAILED_PATTERN
+    target = aws_plan[f"{M}.aws_cloudwatch_event_target.failure_topic[0]"]
+    assert target["arn"] == TOPIC_ARN
+    assert json.loads(rule(aws_plan, "drift_retraining")["event_pattern"]) == DRIFT_PATTERN
+    drift_target = aws_plan[f'{M}.aws_cloudwatch_event_target.start_pipeline["drift_retraining"]']
+    assert drift_target["arn"] == PIPELINE_ARN
+
+
+def test_approval_starts_the_deploy_build_with_the_approved_version(aws_plan):
+    target = aws_plan[f"{M}.aws_cloudwatch_event_target.deploy_staging[0]"]
+    transformer = target["input_transformer"][0]
+    assert transformer["input_paths"] == {"version": "$.detail.ModelPackageVersion"}
+    override = json.loads(transformer["input_template"].replace("<version>", "4"))
+    assert override == {
+        "environmentVariablesOverride": [
+            {"name": "MODEL_VERSION", "value": "4", "type": "PLAINTEXT"},
+            {"name": "STAGE", "value": "staging", "type": "PLAINTEXT"},
+        ]
+    }
+
+
+def test_buildspecs_only_call_invoke_tasks(aws_plan):
+    import yaml
+
+    for name in ("build", "deploy", "run"):
+        project = aws_plan[f'{M}.aws_codebuild_project.this["{name}"]']
+        spec = yaml.safe_load(project["source"][0]["buildspec"])
+        commands = spec["phases"]["install"]["commands"] + spec["phases"]["build"]["commands"]
+        assert commands[0] == "scripts/install"
+        assert all(c.startswith(".venv/bin/invoke ") for c in commands[1:]), commands
+        assert all("--target aws" in c for c in commands[1:] if "test" not in c)
+    build = yaml.safe_load(
+        aws_plan[f'{M}.aws_codebuild_project.this["build"]']["source"][0]["buildspec"]
+    )
+    assert build["phases"]["build"]["commands"] == [
+        ".venv/bin/invoke test --tier fast",
+        ".venv/bin/invoke pipeline-run --target aws --env $MLOPS_ENV --no-wait",
+    ]
+
+
+def test_codepipeline_is_build_then_staging_then_manual_approval_then_prod(aws_plan):
+    pipeline = aws_plan[f"{M}.aws_codepipeline.this[0]"]
+    stages = [(s["name"], [a["provider"] for a in s["action"]]) for s in pipeline["stage"]]
+    assert stages == [
+        ("Source", ["CodeCommit"]),
+        ("Build", ["CodeBuild"]),
+        ("Staging", ["CodeBuild"]),
+        ("Approval", ["Manual"]),
+        ("Production", ["CodeBuild"]),
+    ]
+    source = pipeline["stage"][0]["action"][0]["configuration"]
+    assert source["PollForSourceChanges"] == "false"
+    prod = pipeline["stage"][4]["action"][0]["configuration"]
+    assert json.loads(prod["EnvironmentVariables"]) == [
+        {"name": "STAGE", "value": "prod", "type": "PLAINTEXT"}
+    ]
+
+
+def test_roles_name_this_projects_resources_only(aws_plan):
+    events_role = statements(aws_plan, f"{M}.aws_iam_role_policy.events_start_builds[0]")
+    assert sorted(events_role["StartTheseBuilds"]["Resource"]) == [
+        f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/mlops-local-deploy",
+        f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/mlops-local-run",
+    ]
+    assert events_role["StartThisCodePipeline"]["Resource"] == (
+        f"arn:aws:codepipeline:{REGION}:{ACCOUNT}:mlops-local-delivery"
+    )
+    build = statements(aws_plan, f"{M}.aws_iam_role_policy.codebuild[0]")
+    assert build["PassExecutionRoleToSageMaker"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    assert build["SourcePull"] == {
+        "Sid": "SourcePull",
+        "Effect": "Allow",
+        "Action": "codecommit:GitPull",
+        "Resource": REPO_ARN,
+    }
+    delivery = statements(aws_plan, f"{M}.aws_iam_role_policy.codepipeline[0]")
+    assert delivery["PipelineArtifacts"]["Resource"] == (
+        f"arn:aws:s3:::{BUCKET}/codepipeline/mlops-local/*"
+    )
+    assert "ConnectionSource" not in delivery
+    for address in [a for a in aws_plan if a.startswith(f"{M}.aws_iam_role_policy.")]:
+        for statement in statements(aws_plan, address).values():
+            resources = statement["Resource"]
+            for resource in [resources] if isinstance(resources, str) else resources:
+                assert resource != "*", (address, statement["Sid"])
+                assert "mlops-local" in resource or resource.startswith("arn:aws:kms:"), (
+                    address,
+                    statement["Sid"],
+                    resource,
+                )
+
+
+def test_a_connection_source_replaces_codecommit(connection_plan):
+    pipeline = connection_plan[f"{M}.aws_codepipeline.this[0]"]
+    source = pipeline["stage"][0]["action"][0]
+    assert source["provider"] == "CodeStarSourceConnection"
+    assert source["configuration"] == {
+        "ConnectionArn": CONNECTION_ARN,
+        "FullRepositoryId": "example/mlops",
+        "BranchName": "main",
+    }
+    delivery = statements(connection_plan, f"{M}.aws_iam_role_policy.codepipeline[0]")
+    assert delivery["ConnectionSource"]["Resource"] == CONNECTION_ARN
+    assert f"{M}.aws_cloudwatch_event_target.start_delivery[0]" not in connection_plan
+
+
+def test_the_bucket_sends_its_events_to_eventbridge(local_plan):
+    notification = local_plan["module.artifact_bucket.aws_s3_bucket_notification.this[0]"]
+    assert notification["eventbridge"] is True
+
+
+def test_automation_can_be_switched_off(plan_infra: PlanFn):
+    plan = resources_by_address(plan_infra(enable_automation="false"))
+    assert not automation_addresses(plan)
+    assert "module.artifact_bucket.aws_s3_bucket.this" in plan
+    assert "module.artifact_bucket.aws_s3_bucket_notification.this[0]" not in plan
+
+
+def test_two_sources_are_refused_with_the_reason(plan_infra: PlanFn):
+    both = {
+        "automation": {
+            "build_pipeline": {
+                "codecommit_repository": "mlops-local",
+                "connection_arn": CONNECTION_ARN,
+                "connection_repository": "example/mlops",
+            }
+        }
+    }
+    with pytest.raises(tftest.TerraformTestError, match="exactly one source"):
+        plan_infra(**both)
+
+
+@pytest.mark.parametrize(
+    ("automation", "message"),
+    [
+        ({"failure_notification": {"topic_arn": "alerts"}}, "must be an SNS topic ARN"),
+        ({"drift_retraining": {"alarm_name_prefix": "no spaces"}}, "alarm_name_prefix must be"),
+        ({"dataset_prefix": "incoming/"}, "must be a folder under datasets/"),
+        ({"retraining_schedule": {"expression": "rate(1 minutes)"}}, "must be rate"),
+    ],
+)
+def test_wrong_settings_are_refused_with_the_reason(plan_infra: PlanFn, automation, message):
+    with pytest.raises(tftest.TerraformTestError, match=message):
+        plan_infra(automation=automation)
