@@ -472,6 +472,10 @@ def deploy(c, version=None, target="local", env=None, strategy=None, wait=True):
         result = deployment.deploy_to_sagemaker(
             stack.connection, config, chosen, deploy_settings, wait=wait
         )
+        from pipelines.monitoring import service  # issue 15: the hourly data-quality schedule
+
+        scheduled = service.set_schedule(settings, stack.deployment, "1h", False)
+        console.print(f"Monitoring schedule: {scheduled.detail}")
         verb = "Created" if result.created else f"Updated ({deploy_settings.strategy})"
         console.print(
             f"{verb} endpoint {result.endpoint} with version {chosen.version} "
@@ -512,12 +516,14 @@ def endpoint_down(c, target="local", env=None, yes=False):
     """Stop the local endpoint, or delete the SageMaker endpoint and its configs."""
     with exit_on_error():
         from pipelines import deploy as deployment
+        from pipelines.monitoring import service
 
         settings = _settings(c)
         stack, config, _ = _open(c, target, env)
         if stack.deployment.is_local:
             endpoint = deployment.local_endpoint(settings, stack.connection, config)
             stopped = endpoint.down()
+            service.stop_local_schedules(settings)  # issue 15: no schedule outlives it
             console.print("Endpoint stopped." if stopped else "The endpoint was not running.")
             return
         if not yes:
@@ -570,3 +576,76 @@ def predict(c, data, target="local", env=None, output=None, limit=None):
         if output:
             Path(output).write_text("prediction\n" + "".join(f"{value!r}\n" for value in values))
             console.print(f"Wrote {len(values)} predictions to {output}")
+
+
+# --- model monitoring tasks (issue 15) ---
+
+MONITOR_HELP = {
+    **TARGET_HELP,
+    "since": "window of captured traffic to check, e.g. 30m, 1h, 2d (default 1h)",
+    "report": "also write the HTML drift report (all kept runs) to this file",
+    "ground_truth": "labels (SageMaker ground-truth JSON lines, or CSV with inferenceId and "
+    "the target) to join by inference id: model quality",
+}
+
+
+@task(help=MONITOR_HELP)
+def monitor(c, since="1h", report=None, ground_truth=None, target="local", env=None):
+    """Check captured traffic against the deployed version's baselines; exit 3 on violations."""
+    with exit_on_error():
+        from pipelines.monitoring import service, views
+
+        result, written = service.monitor(
+            _settings(c),
+            Deployment.parse(target, env),
+            since=since,
+            report_file=report,
+            ground_truth=ground_truth,
+            on_alert=lambda text: console.print(text, markup=False),
+        )
+        if not result.records:
+            console.print(
+                f"No captured data for {result.endpoint} in the last {since}: nothing to check."
+            )
+            return
+        console.print(views.result_table(result))
+        for table in filter(None, [views.quality_table(result)]):
+            console.print(table)
+        for line in views.violation_lines(result):
+            console.print(f"  - {line}", markup=False)
+        console.print(
+            f"Results in {result.output_prefix}/" + (f"; report {written}" if written else "")
+        )
+        for hook in result.hooks:
+            console.print(
+                f"Alert hook {hook.target}: {'delivered' if hook.ok else 'FAILED'} ({hook.detail})"
+            )
+    if result.exit_code:
+        raise Exit(code=result.exit_code)
+
+
+@task(
+    help={
+        **TARGET_HELP,
+        "every": "interval: local any (e.g. 1h, 10m); aws 1h or 1d",
+        "off": "stop it",
+    }
+)
+def monitor_schedule(c, every=None, off=False, target="local", env=None):
+    """Run monitoring on a schedule while the endpoint runs (--every 1h), or stop it (--off)."""
+    with exit_on_error():
+        from pipelines.monitoring import service
+
+        outcome = service.set_schedule(_settings(c), Deployment.parse(target, env), every, off)
+        console.print(f"Monitoring schedule: {outcome.detail}")
+
+
+@task(help=TARGET_HELP)
+def monitor_history(c, target="local", env=None):
+    """List the kept monitoring results, newest first."""
+    with exit_on_error():
+        from pipelines.monitoring import service, views
+
+        console.print(
+            views.history_table(service.history(_settings(c), Deployment.parse(target, env)))
+        )

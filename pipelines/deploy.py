@@ -242,6 +242,11 @@ def remove_endpoints(
     sagemaker = connection.client("sagemaker", max_attempts=10, retries_mode="adaptive")
     endpoint = endpoint_name(config)
     counts = [0, 0, 0]
+    if not connection.is_emulator:
+        # SageMaker refuses to delete an endpoint that has monitoring schedules (issue 15).
+        from pipelines.monitoring.aws import remove_schedules
+
+        remove_schedules(sagemaker, config)
     try:
         for page in sagemaker.get_paginator("list_endpoints").paginate(NameContains=endpoint):
             for item in page["Endpoints"]:

@@ -376,14 +376,17 @@ def delete_pipeline(connection: AwsConnection, name: str) -> bool:
 def remove_local_records(settings: Settings) -> None:
     """The executor's records, sandboxes and endpoint releases describe resources
     that are gone: stop any endpoint still serving, then remove them all."""
+    from pipelines.monitoring.schedule import stop_schedules
     from pipelines.serving.local_endpoint import stop_local_endpoints
 
     state = settings.state_dir
+    stop_schedules(state)
     stop_local_endpoints(state)
     for name in ("executor.db", "executor.db-wal", "executor.db-shm"):
         (state / name).unlink(missing_ok=True)
     shutil.rmtree(state / "executions", ignore_errors=True)
     shutil.rmtree(state / "endpoints", ignore_errors=True)
+    shutil.rmtree(state / "monitoring", ignore_errors=True)
 
 
 def forget_local_stack(settings: Settings, deployment: Deployment) -> bool:
