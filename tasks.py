@@ -541,9 +541,11 @@ def endpoint_down(c, target="local", env=None, yes=False):
         "data": "CSV file with a header: the model's feature columns (extra columns are ignored)",
         "output": "also write every prediction to this CSV file",
         "limit": "how many rows to show (default 20)",
+        "inference_id_column": "send each row alone with this column's value as its "
+        "InferenceId (recorded in the data capture, for monitor --ground-truth)",
     }
 )
-def predict(c, data, target="local", env=None, output=None, limit=None):
+def predict(c, data, target="local", env=None, output=None, limit=None, inference_id_column=None):
     """Send rows of a CSV file to the deployed endpoint and print the predictions."""
     with exit_on_error():
         from pipelines import deploy as deployment
@@ -570,7 +572,12 @@ def predict(c, data, target="local", env=None, output=None, limit=None):
         version = registry.describe(package)
         features, target_column = registry.features(version)
         rows, actual = predicting.read_rows(Path(data), features, target_column)
-        values = predicting.predict(rows, invoke)
+        ids = (
+            predicting.inference_ids(Path(data), inference_id_column)
+            if inference_id_column
+            else None
+        )
+        values = predicting.predict(rows, invoke, inference_ids=ids)
         result = predicting.Predictions(values, actual, target_column, features)
         console.print(predictions_table(result, shown, version.version))
         if output:

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +40,8 @@ def parse_duration(text: str) -> timedelta:
 
 @dataclass(frozen=True)
 class Window:
+    """[start, end] in UTC."""
+
     start: datetime
     end: datetime
 
@@ -58,15 +61,14 @@ class Window:
 
     def contains(self, inference_time: str) -> bool:
         # ISO-8601 UTC with a Z: string order is time order, and parsing costs.
-        return self._start_text <= inference_time[:23] <= self._end_text
+        return self._bounds[0] <= inference_time[:23] <= self._bounds[1]
 
-    @property
-    def _start_text(self) -> str:
-        return self.start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23]
-
-    @property
-    def _end_text(self) -> str:
-        return self.end.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23]
+    @cached_property
+    def _bounds(self) -> tuple[str, str]:
+        return (
+            self.start.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23],
+            self.end.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23],
+        )
 
 
 class CaptureSource(Protocol):
@@ -150,11 +152,12 @@ def read_chunks(
 ) -> Iterator[CaptureChunk]:
     """The window's records, file by file, in chunks of about ``chunk_records``."""
     chunk = CaptureChunk()
+    decode = json.JSONDecoder().decode
     for name in source.files(endpoint, window):
-        for line in source.read(name).splitlines():
+        for line in source.read(name).decode("utf-8").splitlines():
             if not line.strip():
                 continue
-            _add(chunk, json.loads(line), window, keep_outputs)
+            _add(chunk, decode(line), window, keep_outputs)
             if len(chunk) >= chunk_records:
                 yield chunk
                 chunk = CaptureChunk()
