@@ -162,7 +162,7 @@ def main() -> None:
     table = Table(title="Monitoring execution (data quality, streamed capture files)")
     for column in ("records", "seconds", "records/s", "peak RSS", "violations", "max distance"):
         table.add_column(column, justify="right")
-    for size, r in results.items():
+    for r in results.values():
         table.add_row(
             f"{r['records']:,}",
             f"{r['seconds']:.2f}",

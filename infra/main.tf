@@ -35,3 +35,14 @@ module "code_repository" {
   create_repository = var.create_code_repository
   repository_name   = "${var.name_prefix}-${var.environment}"
 }
+
+module "model_monitoring" {
+  source = "./modules/model_monitoring"
+
+  name                = "${var.name_prefix}-${var.environment}"
+  endpoint_name       = "${var.name_prefix}-${var.environment}-endpoint"
+  schedule_name       = "${var.name_prefix}-${var.environment}-endpoint-data-quality"
+  monitored_features  = var.monitored_features
+  drift_threshold     = var.drift_threshold
+  alarm_subscriptions = var.alarm_subscriptions
+}

@@ -67,3 +67,8 @@ output "region" {
   description = "AWS region of the stack."
   value       = var.region
 }
+
+output "monitoring_topic_arn" {
+  description = "SNS topic that model-monitoring alarms notify."
+  value       = module.model_monitoring.topic_arn
+}

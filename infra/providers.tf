@@ -12,11 +12,13 @@ provider "aws" {
     for_each = var.aws_endpoint_url == null ? [] : [var.aws_endpoint_url]
 
     content {
+      cloudwatch = endpoints.value
       codecommit = endpoints.value
       iam        = endpoints.value
       kms        = endpoints.value
       s3         = endpoints.value
       sagemaker  = endpoints.value
+      sns        = endpoints.value
       sts        = endpoints.value
     }
   }

@@ -15,6 +15,7 @@ from pipelines.monitoring import aws
 from pipelines.monitoring.execution import DeployedModel
 from pipelines.monitoring.settings import MonitoringSettings
 
+ARN = "arn:aws:sagemaker:us-east-1:123456789012"
 IMAGE = "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer"
 CONFIG = InfraConfig(
     region="us-east-1",
@@ -25,13 +26,13 @@ CONFIG = InfraConfig(
     bucket_arn="arn:aws:s3:::mlops-dev-artifacts",
     execution_role_arn="arn:aws:iam::123456789012:role/mlops-dev-sagemaker-execution",
     model_package_group_name="mlops-dev-models",
-    model_package_group_arn="arn:aws:sagemaker:us-east-1:123456789012:model-package-group/mlops-dev-models",
+    model_package_group_arn=f"{ARN}:model-package-group/mlops-dev-models",
     pipeline_name="mlops-dev-pipeline",
     kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 )
 MODEL = DeployedModel(
     version=7,
-    package_arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/mlops-dev-models/7",
+    package_arn=f"{ARN}:model-package/mlops-dev-models/7",
     features=["crim", "rm"],
     target="medv",
     data_statistics="s3://mlops-dev-artifacts/p/CheckDataQuality/statistics.json",
@@ -63,15 +64,13 @@ def test_the_first_deploy_creates_the_job_definition_and_the_hourly_schedule(sag
     stub.add_client_error("describe_data_quality_job_definition", NOT_FOUND)
     stub.add_response(
         "create_data_quality_job_definition",
-        {
-            "JobDefinitionArn": "arn:aws:sagemaker:us-east-1:123456789012:data-quality-job-definition/x"
-        },
+        {"JobDefinitionArn": f"{ARN}:data-quality-job-definition/x"},
         request,
     )
     stub.add_client_error("describe_monitoring_schedule", NOT_FOUND)
     stub.add_response(
         "create_monitoring_schedule",
-        {"MonitoringScheduleArn": "arn:aws:sagemaker:us-east-1:123456789012:monitoring-schedule/x"},
+        {"MonitoringScheduleArn": f"{ARN}:monitoring-schedule/x"},
         {
             "MonitoringScheduleName": "mlops-dev-endpoint-data-quality",
             "MonitoringScheduleConfig": {
@@ -93,7 +92,7 @@ def test_a_new_version_points_the_schedule_at_its_baseline(sagemaker):
     stub.add_response("describe_monitoring_schedule", described_schedule())
     stub.add_response(
         "update_monitoring_schedule",
-        {"MonitoringScheduleArn": "arn:aws:sagemaker:us-east-1:123456789012:monitoring-schedule/x"},
+        {"MonitoringScheduleArn": f"{ARN}:monitoring-schedule/x"},
         {
             "MonitoringScheduleName": "mlops-dev-endpoint-data-quality",
             "MonitoringScheduleConfig": {
@@ -117,7 +116,7 @@ def test_endpoint_down_deletes_schedules_then_job_definitions(sagemaker):
             "MonitoringScheduleSummaries": [
                 {
                     "MonitoringScheduleName": "mlops-dev-endpoint-data-quality",
-                    "MonitoringScheduleArn": "arn:aws:sagemaker:us-east-1:123456789012:monitoring-schedule/x",
+                    "MonitoringScheduleArn": f"{ARN}:monitoring-schedule/x",
                     "CreationTime": "2026-01-01T00:00:00Z",
                     "LastModifiedTime": "2026-01-01T00:00:00Z",
                     "MonitoringScheduleStatus": "Scheduled",
@@ -138,7 +137,7 @@ def test_endpoint_down_deletes_schedules_then_job_definitions(sagemaker):
             "JobDefinitionSummaries": [
                 {
                     "MonitoringJobDefinitionName": "mlops-dev-endpoint-data-quality-v7",
-                    "MonitoringJobDefinitionArn": "arn:aws:sagemaker:us-east-1:123456789012:data-quality-job-definition/x",
+                    "MonitoringJobDefinitionArn": f"{ARN}:data-quality-job-definition/x",
                     "CreationTime": "2026-01-01T00:00:00Z",
                     "EndpointName": "mlops-dev-endpoint",
                 }
@@ -171,14 +170,14 @@ def described_definition() -> dict:
     request.pop("Tags")
     return {
         **request,
-        "JobDefinitionArn": "arn:aws:sagemaker:us-east-1:123456789012:data-quality-job-definition/x",
+        "JobDefinitionArn": f"{ARN}:data-quality-job-definition/x",
         "CreationTime": "2026-01-01T00:00:00Z",
     }
 
 
 def described_schedule() -> dict:
     return {
-        "MonitoringScheduleArn": "arn:aws:sagemaker:us-east-1:123456789012:monitoring-schedule/x",
+        "MonitoringScheduleArn": f"{ARN}:monitoring-schedule/x",
         "MonitoringScheduleName": "mlops-dev-endpoint-data-quality",
         "MonitoringScheduleStatus": "Scheduled",
         "CreationTime": "2026-01-01T00:00:00Z",
