@@ -474,8 +474,9 @@ def deploy(c, version=None, target="local", env=None, strategy=None, wait=True):
         )
         from pipelines.monitoring import service  # issue 15: the hourly data-quality schedule
 
-        scheduled = service.set_schedule(settings, stack.deployment, "1h", False)
-        console.print(f"Monitoring schedule: {scheduled.detail}")
+        if wait:  # a schedule needs the endpoint; with --no-wait: monitor-schedule later
+            scheduled = service.set_schedule(settings, stack.deployment, "1h", False)
+            console.print(f"Monitoring schedule: {scheduled.detail}")
         verb = "Created" if result.created else f"Updated ({deploy_settings.strategy})"
         console.print(
             f"{verb} endpoint {result.endpoint} with version {chosen.version} "

@@ -155,7 +155,9 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
     page = render(report)
     assert page.errors == []
     assert page.svg_count >= 3
-    assert page.trace_points["chart-1"] == 2  # distance over time: the clean and drifted runs
+    # Distance over time: the clean run, the labelled one and the drifted one.
+    assert page.trace_points["chart-1"] == 3
+    assert page.trace_points["chart-2"] == 1  # model quality: the labelled run
     assert "DRIFT" in page.text
     assert "baseline_drift_check" in page.text
 

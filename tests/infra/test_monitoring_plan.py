@@ -98,3 +98,30 @@ def test_plan_md_lists_the_alarms_and_the_topic(plan):
     ) in markdown
     assert "CloudWatchAlarmsOfThisAccountPublish" in markdown
     assert "SNS topic not encrypted" not in markdown
+
+
+def test_the_execution_role_covers_the_monitoring_job_and_nothing_wider(resources):
+    """The job reads the capture and the baseline, writes monitoring/, puts its metrics and
+    logs: the role's policy allows exactly that already; it may not manage schedules."""
+    from fnmatch import fnmatch
+
+    policy = json.loads(
+        resources["module.sagemaker_execution_role.aws_iam_role_policy.this"]["policy"]
+    )
+    allowed = [
+        (action, resource, s.get("Condition", {}))
+        for s in policy["Statement"]
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        for resource in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    ]
+    bucket = "arn:aws:s3:::mlops-local-artifacts-123456789012-us-east-1"
+
+    def allows(action: str, resource: str) -> list[dict]:
+        return [c for a, r, c in allowed if a == action and fnmatch(resource, r)]
+
+    assert allows("s3:GetObject", f"{bucket}/datacapture/mlops-local-endpoint/AllTraffic/x.jsonl")
+    assert allows("s3:PutObject", f"{bucket}/monitoring/mlops-local-endpoint/s/2026/01/01/00/x")
+    (condition,) = allows("cloudwatch:PutMetricData", "*")
+    (namespaces,) = condition["StringLike"].values()
+    assert any(fnmatch("/aws/sagemaker/Endpoints/data-metrics", n) for n in namespaces)
+    assert not [a for a, _, _ in allowed if "Monitoring" in a or a in ("sagemaker:*", "*")]
