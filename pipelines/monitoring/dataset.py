@@ -38,6 +38,7 @@ def _merge_type(analyzer: ModuleType, a: str, b: str) -> str:
 class _Column:
     inferred: str
     numbers: list[np.ndarray] = field(default_factory=list)
+    integral: list[bool] = field(default_factory=list)  # per numbers chunk: parsed as ints
     text: list[pd.Series] = field(default_factory=list)
     missing: int = 0
 
@@ -80,6 +81,7 @@ class CurrentDataset:
             kind = analyzer.INTEGRAL if values.dtype.kind in "iu" else analyzer.FRACTIONAL
             column.inferred = _merge_type(analyzer, column.inferred, kind)
             column.numbers.append(values.to_numpy(dtype=np.float64))
+            column.integral.append(kind == analyzer.INTEGRAL)
             return
         # Missing values or text: the analyzer types this chunk's column from its text.
         raw = pd.read_csv(
@@ -94,6 +96,7 @@ class CurrentDataset:
             column.text.append(present)
         else:
             column.numbers.append(numbers.to_numpy(dtype=np.float64))
+            column.integral.append(kind == analyzer.INTEGRAL)
 
     def statistics(self) -> dict[str, Any]:
         """``statistics.json`` of everything added, in the analyzer's format."""
@@ -111,7 +114,11 @@ class CurrentDataset:
                     continue
             # Strings (rare for this model): the analyzer's own path over the text.
             parts = [p.astype(str) for p in column.text]
-            parts += [pd.Series(n).map(repr) for n in column.numbers]
+            # Numbers parsed earlier, as the text they came from ("1" stays "1").
+            parts += [
+                pd.Series(n.astype(np.int64) if whole else n).astype(str)
+                for n, whole in zip(column.numbers, column.integral, strict=True)
+            ]
             values = pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype=str)
             values = pd.concat([values, pd.Series([""] * column.missing)], ignore_index=True)
             features.append(analyzer.feature_statistics(name, values))

@@ -7,6 +7,7 @@ give model quality; a schedule runs and stops with the endpoint."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -70,6 +71,11 @@ def run(local_stack, tmp_path, webhook_url, *args):
             "MLOPS_ALERT_WEBHOOK": webhook_url,
         },
     )
+
+
+def runs(history: str, version: int) -> int:
+    """Rows of the monitor-history table: each starts with its run's UTC time, then version."""
+    return len(re.findall(rf"\d\d:\d\d:\d\dZ │ {version} │", history))
 
 
 def output(result) -> str:
@@ -163,7 +169,7 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
 
     history = run(local_stack, tmp_path, webhook_url, "monitor-history")
     assert history.returncode == 0, output(history)
-    assert history.stdout.count(f"│ {version.version} │") == 4
+    assert runs(history.stdout, version.version) == 4
 
     # The schedule runs while the endpoint runs, and stops with it.
     scheduled = run(local_stack, tmp_path, webhook_url, "monitor-schedule", "--every", "2s")
@@ -171,7 +177,7 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         listed = run(local_stack, tmp_path, webhook_url, "monitor-history")
-        if listed.stdout.count(f"│ {version.version} │") > 4:
+        if runs(listed.stdout, version.version) > 4:
             break
         time.sleep(1)
     else:

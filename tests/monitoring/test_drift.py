@@ -151,3 +151,18 @@ def test_capture_records_the_inference_id_as_sagemaker_does():
         "inferenceId"
         not in capture_record(b"1", "text/csv", b"3", "text/csv", WHEN)["eventMetadata"]
     )
+
+
+def test_a_column_that_turns_to_text_is_a_string_feature(analyzer):
+    dataset = CurrentDataset(analyzer, ["a", "b"])
+    dataset.add_csv(["1,2.5\n3,4.5\n"])
+    dataset.add_csv(["x,5.5\n"])
+    by_name = {f["name"]: f for f in dataset.statistics()["features"]}
+    assert by_name["a"]["inferred_type"] == "String"
+    values = {
+        b["value"]
+        for b in by_name["a"]["string_statistics"]["distribution"]["categorical"]["buckets"]
+    }
+    assert values == {"1", "3", "x"}
+    assert by_name["b"]["inferred_type"] == "Fractional"
+    assert by_name["b"]["numerical_statistics"]["common"]["num_present"] == 3
