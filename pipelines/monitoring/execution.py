@@ -194,7 +194,11 @@ def run_monitoring(
         analyzer, source, endpoint, window, model.features, keep_outputs=labels is not None
     )
     result.records = dataset.rows
+    history = History(settings.state_dir, endpoint, monitoring.keep_results)
     if dataset.rows == 0:
+        # Recorded too (a schedule's quiet hour); like the alarms' treat_missing_data =
+        # notBreaching on AWS, no data leaves every alarm OK.
+        history.add(result.to_record())
         result.seconds = (datetime.now(UTC) - clock).total_seconds()
         return result
 
@@ -236,7 +240,6 @@ def run_monitoring(
     result.output_prefix = outputs.output_prefix(config.bucket_name, endpoint, schedule, started)
     result.written = outputs.write_outputs(s3, result.output_prefix, documents)
 
-    history = History(settings.state_dir, endpoint, monitoring.keep_results)
     quality_violations = [
         {
             **v,

@@ -124,12 +124,13 @@ def quality_figure(records: list[Json]) -> go.Figure:
 
 
 def render_report(records: list[Json]) -> str:
-    if not records:
+    measured = [r for r in records if r.get("features")]  # runs that had captured data
+    if not measured:
         raise MlopsError(
             "No monitoring results yet: run `invoke monitor` once there is captured traffic."
         )
-    latest = records[-1]
-    figures = [distributions_figure(latest), distance_figure(records), quality_figure(records)]
+    latest = measured[-1]
+    figures = [distributions_figure(latest), distance_figure(measured), quality_figure(measured)]
     parts = [
         figure.to_html(full_html=False, include_plotlyjs=index == 0, div_id=f"chart-{index}")
         for index, figure in enumerate(figures)
@@ -145,7 +146,7 @@ def render_report(records: list[Json]) -> str:
     summary = (
         f"<p>Endpoint <b>{html.escape(latest['endpoint'])}</b>, model version "
         f"{latest['version']}; latest run {html.escape(latest['started'])} over "
-        f"{latest['records']:,} captured rows; {len(records)} run(s) shown.</p>"
+        f"{latest['records']:,} captured rows; {len(measured)} run(s) with data shown.</p>"
         + (f"<h2>Violations</h2><ul>{listed}</ul>" if listed else "<p>No violations.</p>")
     )
     return (

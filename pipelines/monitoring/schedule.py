@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{stamp} monitoring: {_run_once(settings, every)}", flush=True)
         except MlopsError as error:
             print(f"{stamp} monitoring failed: {error}", flush=True)
+        except Exception:  # a schedule outlives one bad run; the log has the traceback
+            print(f"{stamp} monitoring crashed:\n{traceback.format_exc()}", flush=True)
 
 
 if __name__ == "__main__":

@@ -146,9 +146,9 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
     payload = json.loads(delivered.read_text())
     assert [a["AlarmName"] for a in payload["alarms"]] == [alarm]
     assert payload["alarms"][0]["NewStateValue"] == "ALARM"
-    assert {
-        (v["feature_name"], v["constraint_check_type"]) for v in payload["violations"]
-    } == {(DRIFTED, "baseline_drift_check")}
+    assert {(v["feature_name"], v["constraint_check_type"]) for v in payload["violations"]} == {
+        (DRIFTED, "baseline_drift_check")
+    }
     assert received == [payload]
 
     # A second run still drifting: the alarm is already in ALARM, no new notification.
@@ -169,25 +169,26 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
 
     history = run(local_stack, tmp_path, webhook_url, "monitor-history")
     assert history.returncode == 0, output(history)
-    assert runs(history.stdout, version.version) == 4
+    assert runs(history.stdout, version.version) == 5  # the empty run is recorded too
 
     # The schedule runs while the endpoint runs, and stops with it.
-    scheduled = run(local_stack, tmp_path, webhook_url, "monitor-schedule", "--every", "2s")
-    assert scheduled.returncode == 0, output(scheduled)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        listed = run(local_stack, tmp_path, webhook_url, "monitor-history")
-        if runs(listed.stdout, version.version) > 4:
-            break
-        time.sleep(1)
-    else:
-        raise AssertionError("the schedule never ran")
     schedule_file = (
         local_stack.settings.state_dir
         / "monitoring"
         / f"{local_stack.config.name_prefix}-local-endpoint"
         / "schedule.json"
     )
+    scheduled = run(local_stack, tmp_path, webhook_url, "monitor-schedule", "--every", "2s")
+    assert scheduled.returncode == 0, output(scheduled)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listed = run(local_stack, tmp_path, webhook_url, "monitor-history")
+        if runs(listed.stdout, version.version) > 5:
+            break
+        time.sleep(1)
+    else:
+        log = schedule_file.parent / "schedule.log"
+        raise AssertionError(f"the schedule never ran: {log.read_text() if log.exists() else ''}")
     pid = json.loads(schedule_file.read_text())["pid"]
     down = run(local_stack, tmp_path, webhook_url, "endpoint-down")
     assert down.returncode == 0, output(down)

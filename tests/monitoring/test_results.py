@@ -220,9 +220,11 @@ def record(started: str, distance: float, violated: bool, rmse: float | None = N
 
 
 def test_the_report_is_one_self_contained_file_with_every_run(tmp_path):
+    quiet = {**record("2026-03-04T07:00:00Z", 0.0, False), "records": 0, "features": []}
     records = [
         record("2026-03-04T05:00:00Z", 0.0, False, 3.0),
         record("2026-03-04T06:00:00Z", 0.8, True),
+        quiet,  # an hour without traffic: not a point on the charts
     ]
     html = report.render_report(records)
     assert html.count('id="chart-') == 3
@@ -231,8 +233,9 @@ def test_the_report_is_one_self_contained_file_with_every_run(tmp_path):
     assert "&lt;drift&gt;" in html  # descriptions are escaped
     assert "2026-03-04T05:00:00Z" in html
     assert "2026-03-04T06:00:00Z" in html
+    assert "2026-03-04T07:00:00Z" not in html
     with pytest.raises(MlopsError, match="No monitoring results yet"):
-        report.render_report([])
+        report.render_report([quiet])
 
 
 def test_monitoring_settings_are_checked(monkeypatch):
