@@ -150,7 +150,7 @@ def test_plan_review_writes_every_artifact_for_a_pull_request(tmp_settings):
     files = {p.name for p in review.directory.iterdir()}
     assert {"tfplan", "plan.json", "plan.txt", "plan.md", "checkov.json"} <= files
     markdown = (review.directory / "plan.md").read_text()
-    assert "**Plan:** 14 to create." in markdown
+    assert "**Plan:** 31 to create." in markdown  # 17 of them model monitoring's
     assert "**DenyInsecureTransport** Deny `s3:*`" in markdown
     assert "**PassOnlyThisRoleToSageMaker** Allow `iam:PassRole`" in markdown
     assert "versioning `Enabled`" in markdown

@@ -65,7 +65,9 @@ resource "aws_sns_topic" "this" {
   tags              = var.tags
 }
 
-# Only this account's CloudWatch alarms publish; only this account administers the topic.
+# Only this account's CloudWatch alarms publish. The account's own principals need no
+# statement here: their IAM policies decide (a grant to the account root without a
+# condition is what CKV_AWS_385 flags as cross-account access).
 data "aws_iam_policy_document" "topic" {
   statement {
     sid       = "CloudWatchAlarmsOfThisAccountPublish"
@@ -78,25 +80,15 @@ data "aws_iam_policy_document" "topic" {
     }
 
     condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local._account]
+    }
+
+    condition {
       test     = "ArnLike"
       variable = "aws:SourceArn"
       values   = ["arn:${data.aws_partition.current.partition}:cloudwatch:*:${local._account}:alarm:${var.name}-*"]
-    }
-  }
-
-  statement {
-    sid = "AccountManagesTopic"
-    actions = [
-      "sns:GetTopicAttributes",
-      "sns:ListSubscriptionsByTopic",
-      "sns:SetTopicAttributes",
-      "sns:Subscribe",
-    ]
-    resources = [local._topic_arn]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${local._account}:root"]
     }
   }
 }
