@@ -118,6 +118,15 @@ def stop_schedules(state_dir: Path) -> int:
     )
 
 
+def endpoint_running(endpoint_dir: Path) -> bool:
+    """The local endpoint's router is alive (its pid file names a router of this endpoint)."""
+    try:
+        pid = json.loads((endpoint_dir / "router.json").read_text()).get("pid")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return _alive(pid, "pipelines.serving.router", endpoint_dir.name)
+
+
 def _run_once(settings: Settings, every: timedelta) -> str:
     from pipelines import infra
     from pipelines.monitoring.execution import run_monitoring
@@ -154,8 +163,13 @@ def main(argv: list[str] | None = None) -> None:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    endpoint_dir = settings.state_dir / "endpoints" / args.dir.name
     while not stopping.wait(args.every):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if not endpoint_running(endpoint_dir):
+            # Whoever took the endpoint down (or killed it) did not stop us: stop here.
+            print(f"{stamp} the endpoint is not running: schedule ends", flush=True)
+            break
         try:
             print(f"{stamp} monitoring: {_run_once(settings, every)}", flush=True)
         except MlopsError as error:

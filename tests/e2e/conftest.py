@@ -14,6 +14,7 @@ from pipelines import deploy, infra, run
 from pipelines.backends.local import LocalBackend
 from pipelines.backends.records import Execution
 from pipelines.infra_config import InfraConfig
+from pipelines.monitoring.schedule import stop_schedules
 from pipelines.settings import Settings
 from tests.support import free_port, invoke_task
 
@@ -70,6 +71,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     finally:
         # A test that failed half-way may leave the endpoint's servers running.
         deploy.local_endpoint(settings, stack.connection, config, deploy.DeploySettings()).down()
+        stop_schedules(settings.state_dir)  # and a monitoring schedule
         assert stack.emulator is not None
         stack.emulator.stop()
 
