@@ -69,4 +69,13 @@ module "automation" {
   drift_retraining     = var.automation.drift_retraining
   failure_notification = var.automation.failure_notification
   retraining_schedule  = var.automation.retraining_schedule
+module "model_monitoring" {
+  source = "./modules/model_monitoring"
+
+  name                = "${var.name_prefix}-${var.environment}"
+  endpoint_name       = "${var.name_prefix}-${var.environment}-endpoint"
+  schedule_name       = "${var.name_prefix}-${var.environment}-endpoint-data-quality"
+  monitored_features  = var.monitored_features
+  drift_threshold     = var.drift_threshold
+  alarm_subscriptions = var.alarm_subscriptions
 }

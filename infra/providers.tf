@@ -12,6 +12,7 @@ provider "aws" {
     for_each = var.aws_endpoint_url == null ? [] : [var.aws_endpoint_url]
 
     content {
+      cloudwatch   = endpoints.value
       codebuild    = endpoints.value
       codecommit   = endpoints.value
       codepipeline = endpoints.value

@@ -135,3 +135,27 @@ variable "tags" {
   default     = {}
   nullable    = false
 }
+
+variable "alarm_subscriptions" {
+  description = "Who receives model-monitoring alarms: SNS subscriptions ({ protocol = \"email\", endpoint = \"team@example.com\" })."
+  type = list(object({
+    protocol = string
+    endpoint = string
+  }))
+  default  = []
+  nullable = false
+}
+
+variable "drift_threshold" {
+  description = "Drift distance above which a feature's model-monitoring alarm fires."
+  type        = number
+  default     = 0.1
+  nullable    = false
+}
+
+variable "monitored_features" {
+  description = "Feature columns with a drift alarm each (the sample data's by default)."
+  type        = list(string)
+  default     = ["crim", "zn", "indus", "chas", "nox", "rm", "age", "dis", "rad", "tax", "ptratio", "b", "lstat"]
+  nullable    = false
+}

@@ -22,7 +22,9 @@ from pipelines.core.aws import AwsConnection
 from pipelines.core.errors import MlopsError
 
 BATCH_ROWS = 500
-Invoke = Callable[[bytes], bytes]
+INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
+# (body, inference id or None) -> response body
+Invoke = Callable[..., bytes]
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,21 @@ def read_rows(
     return frame[features], actual
 
 
-def predict(rows: pd.DataFrame, invoke: Invoke, batch_rows: int = BATCH_ROWS) -> list[float]:
+def predict(
+    rows: pd.DataFrame,
+    invoke: Invoke,
+    batch_rows: int = BATCH_ROWS,
+    inference_ids: list[str] | None = None,
+) -> list[float]:
+    """Predictions for the rows, in batches; with ``inference_ids``, one request per row
+    carrying its id (SageMaker's InferenceId), so ground truth can be joined to it later."""
     values: list[float] = []
+    if inference_ids is not None:
+        for index, inference_id in enumerate(inference_ids):
+            body = rows.iloc[index : index + 1].to_csv(header=False, index=False).encode()
+            answer = json.loads(invoke(body, inference_id))
+            values += [float(v) for v in answer["predictions"]]
+        return values
     for start in range(0, len(rows), batch_rows):
         body = rows.iloc[start : start + batch_rows].to_csv(header=False, index=False).encode()
         answer = json.loads(invoke(body))
@@ -82,18 +97,30 @@ def predict(rows: pd.DataFrame, invoke: Invoke, batch_rows: int = BATCH_ROWS) ->
     return values
 
 
+def inference_ids(path: Path, column: str) -> list[str]:
+    """The ids of a file's rows, from its ``column`` (each 1-64 characters, unique)."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=lambda c: c == column)
+    if column not in frame.columns:
+        raise MlopsError(f"{path} has no column {column!r} for the inference ids.")
+    ids = frame[column].tolist()
+    bad = [i for i in ids if not 1 <= len(i) <= 64]
+    if bad:
+        raise MlopsError(f"Inference ids must be 1-64 characters; {column!r} holds {bad[0]!r}.")
+    if len(set(ids)) != len(ids):
+        raise MlopsError(f"The inference ids in {column!r} must be unique.")
+    return ids
+
+
 def local_invoker(url: str) -> Invoke:
     host, port = url.removeprefix("http://").split(":")
 
-    def invoke(body: bytes) -> bytes:
+    def invoke(body: bytes, inference_id: str | None = None) -> bytes:
         connection = http.client.HTTPConnection(host, int(port), timeout=120)
+        headers = {"Content-Type": "text/csv", "Accept": "application/json"}
+        if inference_id:
+            headers[INFERENCE_ID_HEADER] = inference_id
         try:
-            connection.request(
-                "POST",
-                "/invocations",
-                body=body,
-                headers={"Content-Type": "text/csv", "Accept": "application/json"},
-            )
+            connection.request("POST", "/invocations", body=body, headers=headers)
             response = connection.getresponse()
             payload = response.read()
         except OSError as error:
@@ -115,10 +142,15 @@ def local_invoker(url: str) -> Invoke:
 def sagemaker_invoker(connection: AwsConnection, endpoint: str) -> Invoke:
     runtime = connection.client("sagemaker-runtime", max_attempts=5, retries_mode="adaptive")
 
-    def invoke(body: bytes) -> bytes:
+    def invoke(body: bytes, inference_id: str | None = None) -> bytes:
+        request = {"InferenceId": inference_id} if inference_id else {}
         try:
             response = runtime.invoke_endpoint(
-                EndpointName=endpoint, ContentType="text/csv", Accept="application/json", Body=body
+                EndpointName=endpoint,
+                ContentType="text/csv",
+                Accept="application/json",
+                Body=body,
+                **request,
             )
         except ClientError as error:
             raise MlopsError(

@@ -13,6 +13,7 @@ import getpass
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -38,6 +39,10 @@ from pipelines.infra.stack import (
     read_infra_config,
     read_outputs_from_state,
 )
+from pipelines.monitoring import aws as monitoring_aws
+from pipelines.monitoring.execution import deployed_model
+from pipelines.monitoring.schedule import LocalSchedule, stop_schedules
+from pipelines.monitoring.settings import MonitoringSettings
 from pipelines.runs.runtime_build import start_runtime_build
 from pipelines.serving.local_endpoint import stop_local_endpoints
 
@@ -98,6 +103,12 @@ class Target(Protocol):
 
     def actor(self, stack: Stack) -> str:
         """Who is acting, as recorded with approvals and deployments."""
+
+    def schedule_monitoring(
+        self, settings: Settings, stack: Stack, config: InfraConfig, every: timedelta | None
+    ) -> str:
+        """Run data-quality monitoring of the endpoint every ``every``; None: stop it.
+        Returns what was done, for the user."""
 
 
 class LocalTarget:
@@ -190,6 +201,19 @@ class LocalTarget:
         # The emulator's identity is the same fake key for everyone: name the person.
         return getpass.getuser()
 
+    def schedule_monitoring(
+        self, settings: Settings, stack: Stack, config: InfraConfig, every: timedelta | None
+    ) -> str:
+        # A background process of our own, as long as the endpoint runs.
+        if every is None:
+            stopped = LocalSchedule(settings.state_dir, deploy.endpoint_name(config)).stop()
+            return "schedule stopped" if stopped else "no schedule was running"
+        endpoint = deploy.local_endpoint(settings, stack.connection, config)
+        if not endpoint.status().running:
+            raise MlopsError("The local endpoint is not running: `invoke deploy` first.")
+        running = LocalSchedule(settings.state_dir, endpoint.name).start(settings, every)
+        return f"monitoring {endpoint.name} every {every} (pid {running['pid']})"
+
 
 class AwsTarget:
     name: TargetName = "aws"
@@ -229,6 +253,8 @@ class AwsTarget:
         return None
 
     def remove_endpoints(self, stack: Stack, config: InfraConfig) -> int:
+        # SageMaker refuses to delete an endpoint that has monitoring schedules.
+        monitoring_aws.remove_schedules(stack.connection.sagemaker(), config)
         return deploy.remove_endpoints(stack.connection, config).endpoints
 
     def already_gone(self, settings: Settings, deployment: Deployment) -> bool | None:
@@ -245,6 +271,26 @@ class AwsTarget:
             return str(stack.connection.client("sts").get_caller_identity()["Arn"])
         except (ClientError, BotoCoreError):
             return getpass.getuser()
+
+    def schedule_monitoring(
+        self, settings: Settings, stack: Stack, config: InfraConfig, every: timedelta | None
+    ) -> str:
+        # A SageMaker monitoring schedule on the endpoint, with the analyzer image.
+        sagemaker = stack.connection.sagemaker()
+        if every is None:
+            removed = monitoring_aws.remove_schedules(sagemaker, config)
+            return f"deleted {removed} monitoring schedule(s)"
+        state = monitoring_aws.ensure_schedule(
+            sagemaker,
+            config,
+            deployed_model(stack.connection, config),
+            MonitoringSettings.from_settings(settings),
+            every=every,
+        )
+        verb = "created" if state.created else "updated"
+        return (
+            f"{verb} {state.schedule} ({state.expression}, job definition {state.job_definition})"
+        )
 
 
 TARGET_MAP: dict[TargetName, Target] = {"local": LocalTarget(), "aws": AwsTarget()}
@@ -279,11 +325,13 @@ def remove_local_records(settings: Settings) -> None:
     """The executor's records, sandboxes and endpoint releases describe resources
     that are gone: stop any endpoint still serving, then remove them all."""
     state = settings.state_dir
+    stop_schedules(state)  # no monitoring schedule outlives its endpoint
     stop_local_endpoints(state)
     for name in ("executor.db", "executor.db-wal", "executor.db-shm"):
         (state / name).unlink(missing_ok=True)
     shutil.rmtree(state / "executions", ignore_errors=True)
     shutil.rmtree(state / "endpoints", ignore_errors=True)
+    shutil.rmtree(state / "monitoring", ignore_errors=True)
 
 
 def forget_local_stack(settings: Settings, deployment: Deployment) -> bool:

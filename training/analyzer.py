@@ -141,26 +141,34 @@ def _sketch(numbers: np.ndarray) -> Json:
     return {"parameters": {"c": KLL_C, "k": float(KLL_K)}, "data": [ordered.tolist()]}
 
 
+def numerical_feature_statistics(
+    name: str, inferred: str, numbers: np.ndarray, num_missing: int
+) -> Json:
+    """A numerical feature's statistics from its present values as numbers (for callers, such
+    as endpoint monitoring, that parse large data into numbers themselves)."""
+    return {
+        "name": name,
+        "inferred_type": inferred,
+        "numerical_statistics": {
+            "common": {"num_present": len(numbers), "num_missing": int(num_missing)},
+            "mean": float(numbers.mean()),
+            "sum": float(numbers.sum()),
+            # Population standard deviation, as Spark's stddev_pop in Deequ.
+            "std_dev": float(numbers.std()),
+            "min": float(numbers.min()),
+            "max": float(numbers.max()),
+            "distribution": {"kll": {"buckets": _buckets(numbers), "sketch": _sketch(numbers)}},
+        },
+    }
+
+
 def feature_statistics(name: str, values: pd.Series) -> Json:
     inferred = infer_type(values)
     present = _present(values)
     common = {"num_present": len(present), "num_missing": int(len(values) - len(present))}
     if inferred in (INTEGRAL, FRACTIONAL):
         numbers = pd.to_numeric(present).to_numpy(dtype=np.float64)
-        return {
-            "name": name,
-            "inferred_type": inferred,
-            "numerical_statistics": {
-                "common": common,
-                "mean": float(numbers.mean()),
-                "sum": float(numbers.sum()),
-                # Population standard deviation, as Spark's stddev_pop in Deequ.
-                "std_dev": float(numbers.std()),
-                "min": float(numbers.min()),
-                "max": float(numbers.max()),
-                "distribution": {"kll": {"buckets": _buckets(numbers), "sketch": _sketch(numbers)}},
-            },
-        }
+        return numerical_feature_statistics(name, inferred, numbers, common["num_missing"])
     counts = present.value_counts()
     return {
         "name": name,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from invoke import Collection
 
-from pipelines.cli import automation, endpoint, infrastructure, model, pipeline
+from pipelines.cli import automation, endpoint, infrastructure, model, monitoring, pipeline
 
-AREAS = (infrastructure, pipeline, model, endpoint, automation)
+AREAS = (infrastructure, pipeline, model, endpoint, monitoring, automation)
 
 
 def build_namespace() -> Collection:

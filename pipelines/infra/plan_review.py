@@ -33,6 +33,10 @@ _SECURITY_TYPES = frozenset(
         "aws_s3_bucket_versioning",
         "aws_s3_bucket_acl",
         "aws_s3_bucket_ownership_controls",
+        # Model monitoring: who gets alerts, how they are encrypted, what fires them.
+        "aws_sns_topic",
+        "aws_sns_topic_subscription",
+        "aws_cloudwatch_metric_alarm",
     }
 )
 _PUBLIC_ACCESS_FLAGS = (
@@ -204,9 +208,45 @@ def security_note(change: ResourceChange) -> SecurityNote | None:
         for rule in state.get("rule") or []:
             lines.append(f"object ownership `{rule.get('object_ownership')}`")
 
+    _monitoring_lines(change, state, lines, warnings)
     if not lines and not warnings:
         return None
     return SecurityNote(change.address, change.action, tuple(lines), tuple(warnings))
+
+
+def _monitoring_lines(
+    change: ResourceChange, state: Mapping[str, Any], lines: list[str], warnings: list[str]
+) -> None:
+    """SNS topics (encryption), their subscriptions and the alarms that notify them."""
+    deleting = change.action == "delete"
+    if change.type == "aws_sns_topic":
+        key = state.get("kms_master_key_id") or (
+            UNKNOWN if change.after_unknown.get("kms_master_key_id") else None
+        )
+        lines.append(f"SNS topic `{state.get('name')}`, encrypted with key `{key or '-'}`")
+        if not key and not deleting:
+            warnings.append("SNS topic not encrypted")
+    if change.type == "aws_sns_topic_subscription":
+        lines.append(f"subscription `{state.get('protocol')}` to `{state.get('endpoint')}`")
+        if state.get("protocol") == "http" and not deleting:
+            warnings.append("plain-http subscription: notifications travel unencrypted")
+    if change.type == "aws_cloudwatch_metric_alarm":
+        dimensions = ", ".join(
+            f"{k}={v}" for k, v in sorted((state.get("dimensions") or {}).items())
+        )
+        actions = state.get("alarm_actions") or []
+        target = (
+            ", ".join(actions)
+            if actions
+            else UNKNOWN
+            if change.after_unknown.get("alarm_actions")
+            else "nothing"
+        )
+        lines.append(
+            f"alarm `{state.get('alarm_name')}`: {state.get('statistic')} of "
+            f"`{state.get('namespace')} {state.get('metric_name')}` ({dimensions}) "
+            f"{state.get('comparison_operator')} {state.get('threshold')} notifies {target}"
+        )
 
 
 def _parse_policy(value: Any) -> dict[str, Any] | None:

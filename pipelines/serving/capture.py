@@ -50,7 +50,14 @@ def capture_record(
     response: bytes,
     response_type: str | None,
     when: datetime,
+    inference_id: str | None = None,
 ) -> dict[str, Any]:
+    metadata = {
+        "eventId": str(uuid.uuid4()),
+        # SageMaker records the request's InferenceId here (for joining ground truth).
+        **({"inferenceId": inference_id} if inference_id else {}),
+        "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+    }
     return {
         "captureData": {
             "endpointInput": {
@@ -64,10 +71,7 @@ def capture_record(
                 **_encoded(response, response_type),
             },
         },
-        "eventMetadata": {
-            "eventId": str(uuid.uuid4()),
-            "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        },
+        "eventMetadata": metadata,
         "eventVersion": "0",
     }
 
@@ -100,12 +104,19 @@ class DataCapture:
         return self
 
     def record(
-        self, request: bytes, request_type: str | None, response: bytes, response_type: str | None
+        self,
+        request: bytes,
+        request_type: str | None,
+        response: bytes,
+        response_type: str | None,
+        inference_id: str | None = None,
     ) -> bool:
         """Capture this exchange if the sample says so; True when it was captured."""
         if self._random.random() * 100 >= self.settings.percent:
             return False
-        entry = capture_record(request, request_type, response, response_type, datetime.now(UTC))
+        entry = capture_record(
+            request, request_type, response, response_type, datetime.now(UTC), inference_id
+        )
         with self._lock:
             self._buffer.append(entry)
             full = len(self._buffer) >= self.max_records

@@ -15,6 +15,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,6 +28,10 @@ from pipelines.serving.capture import CaptureSettings, DataCapture
 from pipelines.serving.wsgi import LOOPBACK, json_error, serve_until_signalled
 
 VERSION_HEADER = "X-Mlops-Model-Version"
+# InvokeEndpoint's InferenceId travels in this header; data capture records it.
+INFERENCE_ID_ENVIRON = "HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID"
+# InvokeEndpoint's InferenceId: 1-64 characters, the first not a space, all printable.
+_INFERENCE_ID = re.compile(r"^\S[\x20-\x7e]{0,63}$")
 # SageMaker refuses InvokeEndpoint payloads over 6 MB; the local endpoint does the same.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 DRAIN_BYTES = 64 * 1024 * 1024
@@ -85,6 +90,15 @@ class RouterApp:
             )
             if value
         }
+        inference_id = environ.get(INFERENCE_ID_ENVIRON)
+        if inference_id is not None and not _INFERENCE_ID.match(inference_id):
+            return _reply(
+                start_response,
+                400,
+                json_error("InferenceId must be 1-64 printable characters, not a leading space"),
+                {},
+                "Bad Request",
+            )
         state = self.upstream.current()
         for attempt in range(2):
             if not state.get("upstream_port"):
@@ -104,7 +118,11 @@ class RouterApp:
         response_headers[VERSION_HEADER] = str(state.get("version", ""))
         if self.capture is not None and path == "/invocations" and status == 200:
             self.capture.record(
-                body, headers.get("Content-Type"), response, response_headers.get("Content-Type")
+                body,
+                headers.get("Content-Type"),
+                response,
+                response_headers.get("Content-Type"),
+                inference_id,
             )
         return _reply(start_response, status, response, response_headers, reason)
 

@@ -18,6 +18,7 @@ from pipelines.core.records import Execution
 from pipelines.infra import stack as infra
 from pipelines.runs import prepare as run
 from pipelines.targets import ensure_local_stack
+from pipelines.monitoring.schedule import stop_schedules
 from tests.support import free_port, invoke_task
 
 
@@ -74,6 +75,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     finally:
         # A test that failed half-way may leave the endpoint's servers running.
         deploy.local_endpoint(settings, stack.connection, config, deploy.DeploySettings()).down()
+        stop_schedules(settings.state_dir)  # and a monitoring schedule
         assert stack.emulator is not None
         stack.emulator.stop()
 

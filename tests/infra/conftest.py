@@ -70,7 +70,7 @@ def resources_by_address(plan: tftest.TerraformPlanOutput) -> dict[str, dict[str
 
     def walk(module: dict[str, Any]) -> None:
         for resource in module.get("resources", []):
-            found[resource["address"]] = resource["values"]
+            found[resource["address"]] = resource.get("values", {})
         for child in module.get("child_modules", []):
             walk(child)
 

@@ -153,8 +153,9 @@ def test_plan_review_writes_every_artifact_for_a_pull_request(tmp_settings):
     assert {"tfplan", "plan.json", "plan.txt", "plan.md", "checkov.json"} <= files
     markdown = (review.directory / "plan.md").read_text()
     # 14 for the bucket, role, registry and repository; 13 for the automation rules,
-    # their targets and roles, the agent's queue and the bucket's EventBridge notification.
-    assert "**Plan:** 27 to create." in markdown
+    # their targets and roles, the agent's queue and the bucket's EventBridge notification;
+    # 17 for model monitoring's topic, key and alarms.
+    assert "**Plan:** 44 to create." in markdown
     assert "**StartThisPipeline** Allow `sagemaker:StartPipelineExecution`" in markdown
     assert "**DenyInsecureTransport** Deny `s3:*`" in markdown
     assert "**PassOnlyThisRoleToSageMaker** Allow `iam:PassRole`" in markdown

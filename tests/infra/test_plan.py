@@ -195,6 +195,7 @@ def test_every_documented_output_is_planned(plan_infra: PlanFn):
         "kms_key_arn",
         "model_package_group_arn",
         "model_package_group_name",
+        "monitoring_topic_arn",
         "name_prefix",
         "pipeline_name",
         "region",

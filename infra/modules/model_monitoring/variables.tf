@@ -1,0 +1,89 @@
+variable "alarm_subscriptions" {
+  description = "Who receives the alarms: SNS subscriptions of the topic (e.g. { protocol = \"email\", endpoint = \"team@example.com\" })."
+  type = list(object({
+    protocol = string
+    endpoint = string
+  }))
+  default  = []
+  nullable = false
+
+  validation {
+    condition     = alltrue([for s in var.alarm_subscriptions : contains(["email", "email-json", "https", "sqs", "lambda", "sms"], s.protocol)])
+    error_message = "alarm_subscriptions protocols must be one of email, email-json, https, sqs, lambda, sms (plain http would send violations unencrypted)."
+  }
+}
+
+variable "drift_threshold" {
+  description = "Alarm when a feature's drift distance is above this (Model Monitor's default comparison threshold is 0.1)."
+  type        = number
+  default     = 0.1
+  nullable    = false
+
+  validation {
+    condition     = var.drift_threshold > 0 && var.drift_threshold <= 1
+    error_message = "drift_threshold is an L-infinity distance between distributions: above 0 and at most 1."
+  }
+}
+
+variable "endpoint_name" {
+  description = "Name of the SageMaker endpoint that is monitored (the Endpoint dimension of the metrics)."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", var.endpoint_name))
+    error_message = "endpoint_name must be 1-63 letters, digits and hyphens (SageMaker's endpoint name rule)."
+  }
+}
+
+variable "kms_deletion_window_in_days" {
+  description = "Waiting period before a scheduled deletion of the topic's KMS key takes effect."
+  type        = number
+  default     = 30
+  nullable    = false
+
+  validation {
+    condition     = var.kms_deletion_window_in_days >= 7 && var.kms_deletion_window_in_days <= 30
+    error_message = "kms_deletion_window_in_days must be between 7 and 30 (KMS's limits)."
+  }
+}
+
+variable "monitored_features" {
+  description = "Feature columns with a drift alarm each (the model's features, as in its data-quality baseline)."
+  type        = list(string)
+  nullable    = false
+
+  validation {
+    condition     = length(var.monitored_features) > 0 && alltrue([for f in var.monitored_features : can(regex("^[A-Za-z0-9_.-]{1,200}$", f))])
+    error_message = "monitored_features must name at least one feature; names are letters, digits, _, . and - (they become metric names)."
+  }
+}
+
+variable "name" {
+  description = "Prefix of the topic and key alias names (e.g. mlops-dev); alarm names start with the endpoint name."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,40}$", var.name))
+    error_message = "name must be 2-41 lower-case letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "schedule_name" {
+  description = "Name of the monitoring schedule the tasks create on the endpoint (the MonitoringSchedule dimension)."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", var.schedule_name))
+    error_message = "schedule_name must be 1-63 letters, digits and hyphens (SageMaker's schedule name rule)."
+  }
+}
+
+variable "tags" {
+  description = "Tags for every resource of this module."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}

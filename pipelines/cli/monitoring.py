@@ -1,0 +1,59 @@
+"""Tasks for model monitoring: check captured traffic, schedule it, list the results."""
+
+from __future__ import annotations
+
+from invoke import task
+from invoke.exceptions import Exit
+
+from pipelines.actions import monitoring
+from pipelines.cli.common import TARGET_HELP, deployment, settings
+from pipelines.monitoring import views
+from pipelines.ui.console import console, exit_on_error
+
+MONITOR_HELP = {
+    **TARGET_HELP,
+    "since": "window of captured traffic to check, e.g. 30m, 1h, 2d (default 1h)",
+    "report": "also write the HTML drift report (all kept runs) to this file",
+    "ground_truth": "labels (SageMaker ground-truth JSON lines, or CSV with inferenceId and "
+    "the target) to join by inference id: model quality",
+}
+
+
+@task(help=MONITOR_HELP)
+def monitor(c, since="1h", report=None, ground_truth=None, target="local", env=None):
+    """Check captured traffic against the deployed version's baselines; exit 3 on violations."""
+    with exit_on_error():
+        result, written = monitoring.monitor(
+            settings(c),
+            deployment(target, env),
+            since=since,
+            report_file=report,
+            ground_truth=ground_truth,
+            on_alert=lambda text: console.print(text, markup=False),
+        )
+        for renderable in views.result_lines(result, since, written):
+            console.print(renderable)
+    if result.exit_code:
+        raise Exit(code=result.exit_code)
+
+
+@task(
+    help={
+        **TARGET_HELP,
+        "every": "interval: local any (e.g. 1h, 10m); aws 1h or 1d",
+        "off": "stop it",
+    }
+)
+def monitor_schedule(c, every=None, off=False, target="local", env=None):
+    """Run monitoring on a schedule while the endpoint runs (--every 1h), or stop it (--off)."""
+    with exit_on_error():
+        outcome = monitoring.set_schedule(settings(c), deployment(target, env), every, off)
+        console.print(f"Monitoring schedule: {outcome.detail}")
+
+
+@task(help=TARGET_HELP)
+def monitor_history(c, target="local", env=None):
+    """List the kept monitoring results, newest first."""
+    with exit_on_error():
+        records = monitoring.history(settings(c), deployment(target, env))
+        console.print(views.history_table(records))

@@ -1,0 +1,131 @@
+"""A data-quality monitoring execution: the current statistics against the version's baseline.
+
+The checks are ``training/analyzer.py``'s ``check_data_quality``, exactly what the pipeline's
+CheckDataQuality step runs; this module adds what a person reads: per feature the baseline's
+and the current mean, the drift distance (the same robust L-infinity value the check compares)
+and its threshold, and the verdict.
+
+Choice: the baseline is the training split's, which also holds the target column; the endpoint
+never receives the target, so the baseline is narrowed to the model's feature columns (else
+every run would report the target as a missing column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+Json = dict[str, Any]
+
+
+def narrow_baseline(statistics: Json, constraints: Json, features: list[str]) -> tuple[Json, Json]:
+    keep = set(features)
+    return (
+        {
+            **statistics,
+            "features": [f for f in statistics.get("features", []) if f["name"] in keep],
+        },
+        {
+            **constraints,
+            "features": [f for f in constraints.get("features", []) if f["name"] in keep],
+        },
+    )
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    name: str
+    baseline_mean: float | None
+    current_mean: float | None
+    distance: float | None
+    threshold: float
+    violations: tuple[str, ...]  # constraint_check_type of each violation on this feature
+    baseline_buckets: tuple[Json, ...] = ()
+    current_buckets: tuple[Json, ...] = ()
+
+    @property
+    def verdict(self) -> str:
+        return ", ".join(self.violations) if self.violations else "ok"
+
+    def to_dict(self) -> Json:
+        return {
+            "name": self.name,
+            "baseline_mean": self.baseline_mean,
+            "current_mean": self.current_mean,
+            "distance": self.distance,
+            "threshold": self.threshold,
+            "violations": list(self.violations),
+            "baseline_buckets": list(self.baseline_buckets),
+            "current_buckets": list(self.current_buckets),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Json) -> FeatureDrift:
+        return cls(
+            data["name"],
+            data.get("baseline_mean"),
+            data.get("current_mean"),
+            data.get("distance"),
+            float(data.get("threshold", 0.1)),
+            tuple(data.get("violations", ())),
+            tuple(data.get("baseline_buckets", ())),
+            tuple(data.get("current_buckets", ())),
+        )
+
+
+def _numeric(feature: Json | None) -> Json | None:
+    return (feature or {}).get("numerical_statistics")
+
+
+def feature_drifts(
+    analyzer: ModuleType,
+    current: Json,
+    baseline_statistics: Json,
+    baseline_constraints: Json,
+    violations: list[Json],
+) -> list[FeatureDrift]:
+    distribution = baseline_constraints.get("monitoring_config", {}).get(
+        "distribution_constraints", {}
+    )
+    threshold = float(distribution.get("comparison_threshold", analyzer.COMPARISON_THRESHOLD))
+    method = distribution.get("comparison_method", "Robust")
+    n = int(baseline_statistics.get("dataset", {}).get("item_count", 0))
+    m = int(current["dataset"]["item_count"])
+    base = {f["name"]: f for f in baseline_statistics.get("features", [])}
+    now = {f["name"]: f for f in current["features"]}
+    names = [f["name"] for f in baseline_constraints.get("features", [])]
+    names += [name for name in now if name not in names]
+    found = []
+    for name in names:
+        b, c = _numeric(base.get(name)), _numeric(now.get(name))
+        distance = None
+        if b and c:
+            b_buckets = b["distribution"]["kll"]["buckets"]
+            c_buckets = c["distribution"]["kll"]["buckets"]
+            distance = analyzer.drift(analyzer.linf_distance(b_buckets, c_buckets), n, m, method)
+        found.append(
+            FeatureDrift(
+                name=name,
+                baseline_mean=b["mean"] if b else None,
+                current_mean=c["mean"] if c else None,
+                distance=distance,
+                threshold=threshold,
+                violations=tuple(
+                    v["constraint_check_type"] for v in violations if v.get("feature_name") == name
+                ),
+                baseline_buckets=tuple(b["distribution"]["kll"]["buckets"]) if b else (),
+                current_buckets=tuple(c["distribution"]["kll"]["buckets"]) if c else (),
+            )
+        )
+    return found
+
+
+def check(
+    analyzer: ModuleType, current: Json, baseline_statistics: Json, baseline_constraints: Json
+) -> tuple[list[Json], list[FeatureDrift]]:
+    violations = analyzer.check_data_quality(current, baseline_statistics, baseline_constraints)
+    drifts = feature_drifts(
+        analyzer, current, baseline_statistics, baseline_constraints, violations
+    )
+    return violations, drifts

@@ -1,0 +1,119 @@
+"""Model quality once labels arrive: ground truth joined to captured inferences by inference id.
+
+Ground truth comes in SageMaker's ground-truth JSON lines (model-monitor-model-quality-merge:
+``{"groundTruthData": {"data": "24.0", "encoding": "CSV"}, "eventMetadata": {"eventId":
+"<inferenceId>"}, "eventVersion": "0"}``) or as a CSV with an ``inferenceId`` column and the
+target column. A request may carry several rows; its labels are then that many CSV values, in
+row order. The metrics and the check are ``training/analyzer.py``'s (``regression_statistics``,
+``check_model_quality``), as in the pipeline's CheckModelQualityBaseline step.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pipelines.core.errors import MlopsError
+from pipelines.monitoring.capture import predictions_of
+
+ID_COLUMN = "inferenceId"
+Json = dict[str, Any]
+
+
+def read_ground_truth(path: Path, target: str) -> dict[str, list[float]]:
+    """Labels by inference id."""
+    if not path.is_file():
+        raise MlopsError(f"Ground-truth file {path} does not exist.")
+    labels: dict[str, list[float]] = {}
+    try:
+        if path.suffix.lower() in (".jsonl", ".json"):
+            for line in path.read_text().splitlines():
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                event = record["eventMetadata"]["eventId"]
+                data = record["groundTruthData"]["data"]
+                labels[str(event)] = [float(v) for v in str(data).replace("\n", ",").split(",")]
+        else:
+            with path.open(newline="") as handle:
+                reader = csv.DictReader(handle)
+                columns = reader.fieldnames or []
+                if ID_COLUMN not in columns or target not in columns:
+                    raise MlopsError(
+                        f"{path} needs the columns {ID_COLUMN} and {target} (the model's target); "
+                        f"it has {', '.join(columns) or 'none'}."
+                    )
+                for row in reader:
+                    labels.setdefault(row[ID_COLUMN], []).append(float(row[target]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise MlopsError(f"{path} is not ground truth this tool reads: {error!r}") from error
+    if not labels:
+        raise MlopsError(f"{path} holds no ground truth.")
+    return labels
+
+
+@dataclass(frozen=True)
+class Joined:
+    labels: list[float]
+    predictions: list[float]
+    unmatched_labels: int  # inference ids with labels but no captured inference in the window
+
+
+def join(labels: dict[str, list[float]], inferences: dict[str, list[float]]) -> Joined:
+    y: list[float] = []
+    p: list[float] = []
+    unmatched = 0
+    for inference_id, values in labels.items():
+        predicted = inferences.get(inference_id)
+        if predicted is None:
+            unmatched += 1
+            continue
+        if len(predicted) != len(values):
+            raise MlopsError(
+                f"Inference {inference_id} returned {len(predicted)} prediction(s) but its "
+                f"ground truth has {len(values)} label(s)."
+            )
+        y += values
+        p += predicted
+    return Joined(y, p, unmatched)
+
+
+def captured_inferences(
+    ids: list[str | None], outputs: list[tuple[str, str]]
+) -> dict[str, list[float]]:
+    return {
+        inference_id: predictions_of(data, encoding)
+        for inference_id, (data, encoding) in zip(ids, outputs, strict=True)
+        if inference_id
+    }
+
+
+@dataclass(frozen=True)
+class ModelQuality:
+    statistics: Json
+    violations: list[Json]
+    matched: int
+    unmatched_labels: int
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {k: v["value"] for k, v in self.statistics["regression_metrics"].items()}
+
+
+def evaluate(
+    analyzer: ModuleType, joined: Joined, constraints: Json | None, baseline: Json | None
+) -> ModelQuality:
+    if not joined.labels:
+        raise MlopsError(
+            "No ground truth matched a captured inference in the window: check the inference "
+            "ids (predict --inference-id-column) and --since."
+        )
+    statistics = analyzer.regression_statistics(joined.labels, joined.predictions)
+    violations = (
+        analyzer.check_model_quality(statistics, constraints, baseline) if constraints else []
+    )
+    return ModelQuality(statistics, violations, len(joined.labels), joined.unmatched_labels)

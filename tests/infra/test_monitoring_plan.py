@@ -1,0 +1,127 @@
+"""Plan checks of model monitoring's alerting (infra/modules/model_monitoring): the drift alarms
+on the monitoring schedule's metrics, the KMS-encrypted topic, and plan.md listing them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from pipelines.monitoring.alerts import drift_alarm_name
+from pipelines.infra.plan_review import render_markdown, summarize_plan
+from tests.infra.conftest import PlanFn, resources_by_address
+
+MODULE = "module.model_monitoring"
+ENDPOINT = "mlops-local-endpoint"
+SCHEDULE = "mlops-local-endpoint-data-quality"
+FEATURES = (
+    "crim",
+    "zn",
+    "indus",
+    "chas",
+    "nox",
+    "rm",
+    "age",
+    "dis",
+    "rad",
+    "tax",
+    "ptratio",
+    "b",
+    "lstat",
+)
+SUBSCRIBED = {
+    "alarm_subscriptions": '[{protocol = "email", endpoint = "team@example.com"}]',
+    "monitored_features": '["rm", "lstat"]',
+    "drift_threshold": "0.2",
+}
+
+
+@pytest.fixture(scope="module")
+def plan(plan_infra: PlanFn):
+    return plan_infra()
+
+
+@pytest.fixture(scope="module")
+def resources(plan) -> dict[str, dict[str, Any]]:
+    return resources_by_address(plan)
+
+
+def test_one_drift_alarm_per_feature_on_the_schedules_metric(resources):
+    alarms = {
+        values["alarm_name"]: values
+        for address, values in resources.items()
+        if address.startswith(f"{MODULE}.aws_cloudwatch_metric_alarm.drift[")
+    }
+    # The names the local run shows (pipelines/monitoring/alerts.py) are the AWS alarms' names.
+    assert set(alarms) == {drift_alarm_name(ENDPOINT, f) for f in FEATURES}
+    rm = alarms[drift_alarm_name(ENDPOINT, "rm")]
+    assert rm["namespace"] == "/aws/sagemaker/Endpoints/data-metrics"
+    assert rm["metric_name"] == "feature_baseline_drift_rm"
+    assert rm["dimensions"] == {"Endpoint": ENDPOINT, "MonitoringSchedule": SCHEDULE}
+    assert rm["comparison_operator"] == "GreaterThanThreshold"
+    assert rm["threshold"] == 0.1
+    assert rm["treat_missing_data"] == "notBreaching"
+
+
+def test_the_topic_is_encrypted_with_a_rotated_key_cloudwatch_may_use(plan, resources):
+    assert resources[f"{MODULE}.aws_sns_topic.this"]["name"] == "mlops-local-alerts"
+    topic_change = next(
+        c for c in plan["resource_changes"] if c["address"] == f"{MODULE}.aws_sns_topic.this"
+    )
+    assert topic_change["change"]["after_unknown"]["kms_master_key_id"] is True  # the new key
+    key = resources[f"{MODULE}.aws_kms_key.this"]
+    assert key["enable_key_rotation"] is True
+    statements = {s["Sid"]: s for s in json.loads(key["policy"])["Statement"]}
+    cloudwatch = statements["CloudWatchAlarmsPublishEncrypted"]
+    assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert cloudwatch["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+
+
+def test_subscriptions_and_threshold_are_variables(plan_infra: PlanFn):
+    resources = resources_by_address(plan_infra(**SUBSCRIBED))
+    subscription = resources[f'{MODULE}.aws_sns_topic_subscription.this["email:team@example.com"]']
+    assert subscription["protocol"] == "email"
+    alarms = [a for a in resources if a.startswith(f"{MODULE}.aws_cloudwatch_metric_alarm.drift[")]
+    assert len(alarms) == 2
+    assert resources[f'{MODULE}.aws_cloudwatch_metric_alarm.drift["rm"]']["threshold"] == 0.2
+
+
+def test_plan_md_lists_the_alarms_and_the_topic(plan):
+    markdown = render_markdown(summarize_plan(plan._raw), title="Terraform plan: local")
+    assert f"`{MODULE}.aws_sns_topic.this`" in markdown
+    assert "SNS topic `mlops-local-alerts`, encrypted with key `(known after apply)`" in markdown
+    assert (
+        f"alarm `{drift_alarm_name(ENDPOINT, 'rm')}`: Maximum of "
+        "`/aws/sagemaker/Endpoints/data-metrics feature_baseline_drift_rm` "
+        f"(Endpoint={ENDPOINT}, MonitoringSchedule={SCHEDULE}) GreaterThanThreshold 0.1"
+    ) in markdown
+    assert "CloudWatchAlarmsOfThisAccountPublish" in markdown
+    assert "SNS topic not encrypted" not in markdown
+
+
+def test_the_execution_role_covers_the_monitoring_job_and_nothing_wider(resources):
+    """The job reads the capture and the baseline, writes monitoring/, puts its metrics and
+    logs: the role's policy allows exactly that already; it may not manage schedules."""
+    from fnmatch import fnmatch
+
+    policy = json.loads(
+        resources["module.sagemaker_execution_role.aws_iam_role_policy.this"]["policy"]
+    )
+    allowed = [
+        (action, resource, s.get("Condition", {}))
+        for s in policy["Statement"]
+        for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        for resource in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    ]
+    bucket = "arn:aws:s3:::mlops-local-artifacts-123456789012-us-east-1"
+
+    def allows(action: str, resource: str) -> list[dict]:
+        return [c for a, r, c in allowed if a == action and fnmatch(resource, r)]
+
+    assert allows("s3:GetObject", f"{bucket}/datacapture/mlops-local-endpoint/AllTraffic/x.jsonl")
+    assert allows("s3:PutObject", f"{bucket}/monitoring/mlops-local-endpoint/s/2026/01/01/00/x")
+    (condition,) = allows("cloudwatch:PutMetricData", "*")
+    (namespaces,) = condition["StringLike"].values()
+    assert any(fnmatch("/aws/sagemaker/Endpoints/data-metrics", n) for n in namespaces)
+    assert not [a for a, _, _ in allowed if "Monitoring" in a or a in ("sagemaker:*", "*")]

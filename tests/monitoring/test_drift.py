@@ -1,0 +1,168 @@
+"""Reading captures, the streamed current dataset and the drift check (fast tier: no server)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.core.errors import MlopsError
+from pipelines.executor.checks import load_analyzer
+from pipelines.monitoring import capture, drift
+from pipelines.monitoring.dataset import CurrentDataset
+from pipelines.monitoring.execution import analyze_window
+from pipelines.serving.capture import capture_record
+from pipelines.config.settings import PROJECT_ROOT
+
+SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
+WHEN = datetime(2026, 3, 4, 5, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    return load_analyzer()
+
+
+@pytest.fixture(scope="module")
+def sample() -> pd.DataFrame:
+    return pd.read_csv(SAMPLE)
+
+
+def features(sample: pd.DataFrame) -> list[str]:
+    return [c for c in sample.columns if c != "medv"]
+
+
+def write_capture(root: Path, bodies: list[str], when: datetime, **extra) -> Path:
+    folder = root / "ep" / "AllTraffic" / when.strftime("%Y/%m/%d/%H")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{when.strftime('%M-%S-%f')}.jsonl"
+    records = [
+        capture_record(
+            body.encode(), "text/csv", b'{"predictions": [1.0]}', "application/json", when, **extra
+        )
+        for body in bodies
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30m", timedelta(minutes=30)),
+        ("1h", timedelta(hours=1)),
+        ("2d", timedelta(days=2)),
+        ("45s", timedelta(seconds=45)),
+    ],
+)
+def test_durations(text, expected):
+    assert capture.parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "1", "0h", "-1h", "1w", "h1", "1.5h"])
+def test_bad_durations_are_refused(text):
+    with pytest.raises(MlopsError, match="Invalid duration"):
+        capture.parse_duration(text)
+
+
+def test_a_window_reads_the_hour_folders_it_touches_and_only_its_records(
+    tmp_path, analyzer, sample
+):
+    names = features(sample)
+    rows = sample[names].to_csv(header=False, index=False).splitlines()
+    write_capture(tmp_path, rows[:10], WHEN)
+    write_capture(tmp_path, rows[10:15], WHEN - timedelta(hours=2))  # outside the window
+    write_capture(tmp_path, rows[15:20], WHEN - timedelta(minutes=50))  # previous hour, inside
+    json_request = capture_record(b'{"a": 1}', "application/json", b"{}", "application/json", WHEN)
+    with (tmp_path / "ep/AllTraffic" / WHEN.strftime("%Y/%m/%d/%H") / "json.jsonl").open("w") as f:
+        f.write(json.dumps(json_request) + "\n")
+    window = capture.Window.since(timedelta(hours=1), WHEN + timedelta(minutes=1))
+    dataset, skipped, _ = analyze_window(
+        analyzer, capture.FolderCaptureSource(tmp_path), "ep", window, names, chunk_records=4
+    )
+    assert dataset.rows == 15
+    assert skipped == 1
+
+
+def test_streamed_statistics_equal_the_pipeline_analyzers(tmp_path, analyzer, sample):
+    """The same rows give the same statistics.json as CheckDataQuality's analyzer, however
+    the requests are batched and chunked."""
+    names = features(sample)
+    frame = sample[names].copy()
+    frame.loc[3, "crim"] = np.nan  # a missing value: the analyzer's text path
+    text = frame.to_csv(header=False, index=False, na_rep="").splitlines()
+    bodies = ["\n".join(text[i : i + 7]) + "\n" for i in range(0, len(text), 7)]
+    dataset = CurrentDataset(analyzer, names)
+    for start in range(0, len(bodies), 13):
+        dataset.add_csv(bodies[start : start + 13])
+    expected_path = tmp_path / "expected.csv"
+    frame.to_csv(expected_path, index=False, na_rep="")
+    expected = analyzer.data_statistics(analyzer.read_csv(expected_path))
+    assert json.dumps(dataset.statistics(), sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+def test_a_request_with_the_wrong_column_count_is_reported(analyzer):
+    dataset = CurrentDataset(analyzer, ["a", "b", "c"])
+    with pytest.raises(MlopsError, match="Captured requests have 2 columns"):
+        dataset.add_csv(["1,2\n"])
+
+
+def test_a_feature_scaled_three_times_is_the_one_drift_violation(analyzer, sample):
+    names = features(sample)
+    base = analyzer.data_statistics(sample.astype(str))
+    base_statistics, base_constraints = drift.narrow_baseline(
+        base, analyzer.suggest_constraints(base), names
+    )
+    assert "medv" not in {f["name"] for f in base_constraints["features"]}
+    current = sample[names].copy()
+    current["rm"] = current["rm"] * 3
+    dataset = CurrentDataset(analyzer, names)
+    dataset.add_csv([current.to_csv(header=False, index=False)])
+    violations, drifts = drift.check(
+        analyzer, dataset.statistics(), base_statistics, base_constraints
+    )
+    assert [(v["feature_name"], v["constraint_check_type"]) for v in violations] == [
+        ("rm", "baseline_drift_check")
+    ]
+    by_name = {d.name: d for d in drifts}
+    assert by_name["rm"].distance > 0.5
+    assert by_name["rm"].current_mean == pytest.approx(3 * sample["rm"].mean())
+    assert by_name["crim"].distance == 0.0
+    assert by_name["crim"].verdict == "ok"
+    # The distance the table shows is the one the check compared.
+    assert f"{by_name['rm'].distance:.4g}" in violations[0]["description"]
+
+
+def test_predictions_are_read_from_json_and_csv_responses():
+    assert capture.predictions_of('{"predictions": [1.5, 2]}', "JSON") == [1.5, 2.0]
+    assert capture.predictions_of("1.5\n2.0\n", "CSV") == [1.5, 2.0]
+    with pytest.raises(MlopsError, match="BASE64"):
+        capture.predictions_of("AAAA", "BASE64")
+
+
+def test_capture_records_the_inference_id_as_sagemaker_does():
+    record = capture_record(b"1,2", "text/csv", b"3", "text/csv", WHEN, inference_id="abc-1")
+    assert record["eventMetadata"]["inferenceId"] == "abc-1"
+    assert (
+        "inferenceId"
+        not in capture_record(b"1", "text/csv", b"3", "text/csv", WHEN)["eventMetadata"]
+    )
+
+
+def test_a_column_that_turns_to_text_is_a_string_feature(analyzer):
+    dataset = CurrentDataset(analyzer, ["a", "b"])
+    dataset.add_csv(["1,2.5\n3,4.5\n"])
+    dataset.add_csv(["x,5.5\n"])
+    by_name = {f["name"]: f for f in dataset.statistics()["features"]}
+    assert by_name["a"]["inferred_type"] == "String"
+    values = {
+        b["value"]
+        for b in by_name["a"]["string_statistics"]["distribution"]["categorical"]["buckets"]
+    }
+    assert values == {"1", "3", "x"}
+    assert by_name["b"]["inferred_type"] == "Fractional"
+    assert by_name["b"]["numerical_statistics"]["common"]["num_present"] == 3

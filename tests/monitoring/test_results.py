@@ -1,0 +1,313 @@
+"""What an execution leaves and tells: output files, metrics, alarms, hooks, history, ground
+truth, the report's HTML, settings, the router's inference id (fast tier: no server)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import threading
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+import pytest
+
+from pipelines.core.errors import MlopsError
+from pipelines.executor.checks import load_analyzer
+from pipelines.monitoring import alerts, outputs, quality, report
+from pipelines.monitoring.drift import FeatureDrift
+from pipelines.monitoring.history import History
+from pipelines.monitoring.settings import MonitoringSettings
+from pipelines.predict import predict
+from pipelines.serving.router import RouterApp
+from pipelines.config.settings import Settings
+
+WHEN = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+BUCKETS = [{"lower_bound": float(i), "upper_bound": float(i + 1), "count": 10} for i in range(10)]
+
+
+def drift_of(name: str, distance: float, violated: bool) -> FeatureDrift:
+    return FeatureDrift(
+        name,
+        1.0,
+        2.0,
+        distance,
+        0.1,
+        ("baseline_drift_check",) if violated else (),
+        tuple(BUCKETS),
+        tuple(BUCKETS),
+    )
+
+
+def test_outputs_use_model_monitors_folder_and_metric_names():
+    assert (
+        outputs.output_prefix("b", "ep", "ep-data-quality", WHEN)
+        == "s3://b/monitoring/ep/ep-data-quality/2026/03/04/05"
+    )
+    statistics = {
+        "dataset": {"item_count": 4},
+        "features": [
+            {
+                "name": "rm",
+                "numerical_statistics": {
+                    "common": {"num_present": 3, "num_missing": 1},
+                    "sum": 6.0,
+                    "min": 1.0,
+                    "max": 3.0,
+                },
+            }
+        ],
+    }
+    metrics = outputs.data_metrics(statistics, [drift_of("rm", 0.5, True)], "ep", "sch", WHEN)
+    by_name = {m["MetricName"]: m for m in metrics}
+    assert by_name["feature_non_null_rm"]["Value"] == 0.75
+    assert by_name["feature_baseline_drift_rm"]["Value"] == 0.5
+    assert by_name["feature_data_rm"]["StatisticValues"] == {
+        "SampleCount": 3.0,
+        "Sum": 6.0,
+        "Minimum": 1.0,
+        "Maximum": 3.0,
+    }
+    assert by_name["feature_data_rm"]["Dimensions"] == [
+        {"Name": "Endpoint", "Value": "ep"},
+        {"Name": "MonitoringSchedule", "Value": "sch"},
+    ]
+    assert by_name["feature_data_rm"]["Timestamp"] == "2026-03-04T05:06:07Z"
+
+
+def test_alarms_notify_on_the_change_into_alarm_only():
+    drifts = [drift_of("rm", 0.8, True), drift_of("crim", 0.0, False)]
+    states, changes = alerts.evaluate_alarms("ep", "sch", drifts, [], {}, {}, WHEN)
+    assert states == {"ep-drift-rm": "ALARM", "ep-drift-crim": "OK"}
+    assert [(c.name, c.old, c.new) for c in changes] == [
+        ("ep-drift-rm", "INSUFFICIENT_DATA", "ALARM")
+    ]
+    assert (
+        "1 datapoint [0.8 (04/03/26 05:06:07)] was greater than the threshold (0.1)"
+        in changes[0].reason
+    )
+    again, repeated = alerts.evaluate_alarms("ep", "sch", drifts, [], {}, states, WHEN)
+    assert again == states
+    assert repeated == []
+    message = alerts.alarm_message(changes[0], "us-east-1", "123456789012", WHEN)
+    assert message["AlarmArn"] == "arn:aws:cloudwatch:us-east-1:123456789012:alarm:ep-drift-rm"
+    assert message["Trigger"]["MetricName"] == "feature_baseline_drift_rm"
+    assert alerts.render(message).startswith('ALARM: "ep-drift-rm" in us-east-1')
+
+
+def test_model_quality_alarms_use_the_constraints_operator():
+    violation = {
+        "metric_name": "r2",
+        "constraint_check_type": "LessThanThreshold",
+        "threshold": 0.8,
+    }
+    states, changes = alerts.evaluate_alarms(
+        "ep", "s", [], [violation], {"r2": 0.3, "mae": 2.0}, {}, WHEN
+    )
+    assert states == {"ep-model-quality-r2": "ALARM", "ep-model-quality-mae": "OK"}
+    assert "was less than the threshold (0.8)" in changes[0].reason
+
+
+class Receiver(BaseHTTPRequestHandler):
+    bodies: list = []  # noqa: RUF012
+
+    def do_POST(self) -> None:
+        Receiver.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_hooks_get_the_payload_by_command_and_webhook(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Receiver.bodies = []
+    out = tmp_path / "got.json"
+    command = [
+        sys.executable,
+        "-c",
+        f"import sys; open({str(out)!r}, 'wb').write(sys.stdin.buffer.read())",
+    ]
+    try:
+        results = alerts.call_hooks(
+            {"violations": [1]}, command, f"http://127.0.0.1:{server.server_port}/x"
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [r.ok for r in results] == [True, True]
+    assert json.loads(out.read_text()) == {"violations": [1]}
+    assert Receiver.bodies == [{"violations": [1]}]
+    failing = alerts.call_hooks({}, [sys.executable, "-c", "raise SystemExit(4)"])
+    assert not failing[0].ok
+    assert "exit 4" in failing[0].detail
+
+
+@pytest.mark.parametrize("url", ["http://8.8.8.8/hook", "ftp://127.0.0.1/x", "not a url"])
+def test_webhooks_off_the_users_network_are_refused(url):
+    with pytest.raises(MlopsError, match=r"alert_webhook|public address"):
+        alerts.check_webhook(url)
+
+
+def test_history_keeps_the_newest_n(tmp_path):
+    history = History(tmp_path, "ep", keep=3)
+    for number in range(5):
+        history.add({"n": number})
+    assert [r["n"] for r in history.records()] == [2, 3, 4]
+    assert history.latest() == {"n": 4}
+
+
+def test_ground_truth_joins_by_inference_id(tmp_path):
+    csv_file = tmp_path / "truth.csv"
+    pd.DataFrame({"inferenceId": ["a", "b", "zz"], "medv": [1.0, 2.0, 9.0]}).to_csv(
+        csv_file, index=False
+    )
+    jsonl = tmp_path / "truth.jsonl"
+    jsonl.write_text(
+        json.dumps(
+            {
+                "groundTruthData": {"data": "1.0", "encoding": "CSV"},
+                "eventMetadata": {"eventId": "a"},
+                "eventVersion": "0",
+            }
+        )
+        + "\n"
+    )
+    assert quality.read_ground_truth(jsonl, "medv") == {"a": [1.0]}
+    labels = quality.read_ground_truth(csv_file, "medv")
+    joined = quality.join(labels, {"a": [1.5], "b": [2.5], "c": [7.0]})
+    assert (joined.labels, joined.predictions, joined.unmatched_labels) == (
+        [1.0, 2.0],
+        [1.5, 2.5],
+        1,
+    )
+    analyzer = load_analyzer()
+    constraints = {
+        "regression_constraints": {
+            "mae": {"threshold": 0.1, "comparison_operator": "GreaterThanThreshold"}
+        }
+    }
+    result = quality.evaluate(analyzer, joined, constraints, None)
+    assert result.metrics["mae"] == pytest.approx(0.5)
+    assert [v["metric_name"] for v in result.violations] == ["mae"]
+    with pytest.raises(MlopsError, match="needs the columns inferenceId and target"):
+        quality.read_ground_truth(csv_file, "target")
+    with pytest.raises(MlopsError, match="No ground truth matched"):
+        quality.evaluate(analyzer, quality.join(labels, {}), constraints, None)
+
+
+def record(started: str, distance: float, violated: bool, rmse: float | None = None) -> dict:
+    return {
+        "endpoint": "ep",
+        "version": 3,
+        "started": started,
+        "records": 506,
+        "features": [drift_of("rm", distance, violated).to_dict()],
+        "violations": [
+            {
+                "feature_name": "rm",
+                "constraint_check_type": "baseline_drift_check",
+                "description": "<drift>",
+            }
+        ]
+        if violated
+        else [],
+        "model_quality": {"metrics": {"rmse": rmse}, "violations": []} if rmse else None,
+    }
+
+
+def test_the_report_is_one_self_contained_file_with_every_run(tmp_path):
+    quiet = {**record("2026-03-04T07:00:00Z", 0.0, False), "records": 0, "features": []}
+    records = [
+        record("2026-03-04T05:00:00Z", 0.0, False, 3.0),
+        record("2026-03-04T06:00:00Z", 0.8, True),
+        quiet,  # an hour without traffic: not a point on the charts
+    ]
+    html = report.render_report(records)
+    assert html.count('id="chart-') == 3
+    assert "<script src=" not in html  # plotly.js inlined: no network needed
+    assert "Plotly.newPlot" in html
+    assert "&lt;drift&gt;" in html  # descriptions are escaped
+    assert "2026-03-04T05:00:00Z" in html
+    assert "2026-03-04T06:00:00Z" in html
+    assert "2026-03-04T07:00:00Z" not in html
+    with pytest.raises(MlopsError, match="No monitoring results yet"):
+        report.render_report([quiet])
+
+
+def test_monitoring_settings_are_checked(monkeypatch):
+    settings = Settings.load({"monitoring": {"keep_results": 5}}, environ={})
+    assert MonitoringSettings.from_settings(settings, environ={}).keep_results == 5
+    overridden = MonitoringSettings.from_settings(
+        settings, environ={"MLOPS_ALERT_WEBHOOK": "http://127.0.0.1:9/x"}
+    )
+    assert overridden.alert_webhook == "http://127.0.0.1:9/x"
+    with pytest.raises(MlopsError, match="Unknown monitoring setting"):
+        MonitoringSettings.from_settings(
+            Settings.load({"monitoring": {"keep": 1}}, environ={}), environ={}
+        )
+    with pytest.raises(MlopsError, match="keep_results"):
+        MonitoringSettings(keep_results=0)
+
+
+class FakeCapture:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def record(self, *args) -> bool:
+        self.calls.append(args)
+        return True
+
+
+class FakeUpstream:
+    def current(self, force: bool = False) -> dict:
+        return {"upstream_port": 1, "version": 3}
+
+
+def call_router(app: RouterApp, headers: dict) -> tuple[str, bytes]:
+    seen = {}
+
+    def start_response(status, _headers):
+        seen["status"] = status
+
+    environ = {
+        "PATH_INFO": "/invocations",
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": "text/csv",
+        "CONTENT_LENGTH": "3",
+        "wsgi.input": io.BytesIO(b"1,2"),
+        **headers,
+    }
+    body = b"".join(app(environ, start_response))
+    return seen["status"], body
+
+
+def test_the_router_records_the_inference_id_and_refuses_a_bad_one():
+    capture = FakeCapture()
+    app = RouterApp(FakeUpstream(), capture)
+    app.connections.forward = lambda *a: (200, "OK", {"Content-Type": "text/csv"}, b"7.0\n")
+    status, _ = call_router(app, {"HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID": "row-1"})
+    assert status.startswith("200")
+    assert capture.calls[-1][-1] == "row-1"
+    call_router(app, {})
+    assert capture.calls[-1][-1] is None
+    for bad in (" leading", "x" * 65, "tab\there"):
+        status, body = call_router(app, {"HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID": bad})
+        assert status.startswith("400")
+        assert b"InferenceId" in body
+    assert len(capture.calls) == 2
+
+
+def test_predict_sends_each_row_with_its_inference_id():
+    sent = []
+
+    def invoke(body: bytes, inference_id: str | None = None) -> bytes:
+        sent.append((body, inference_id))
+        return json.dumps({"predictions": [float(len(sent))]}).encode()
+
+    rows = pd.DataFrame({"a": [1, 2], "b": [3.5, 4.5]})
+    assert predict(rows, invoke, inference_ids=["x", "y"]) == [1.0, 2.0]
+    assert sent == [(b"1,3.5\n", "x"), (b"2,4.5\n", "y")]
