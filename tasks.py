@@ -446,8 +446,8 @@ def model_reject(c, version=None, reason=None, target="local", env=None):
 def deploy(c, version=None, target="local", env=None, strategy=None, wait=True):
     """Deploy an Approved model version to the local endpoint or a SageMaker endpoint."""
     with exit_on_error():
-        from pipelines import deploy as deployment
         from pipelines.registry import require_approved
+        from pipelines.serving import deploy as deployment
 
         number = optional_whole_number(version, "--version")
         settings = _settings(c)
@@ -483,7 +483,7 @@ def deploy(c, version=None, target="local", env=None, strategy=None, wait=True):
 def endpoint_status(c, target="local", env=None):
     """Show what the endpoint serves and whether it answers."""
     with exit_on_error():
-        from pipelines import deploy as deployment
+        from pipelines.serving import deploy as deployment
 
         settings = _settings(c)
         stack, config, _ = _open(c, target, env)
@@ -511,7 +511,7 @@ def endpoint_status(c, target="local", env=None):
 def endpoint_down(c, target="local", env=None, yes=False):
     """Stop the local endpoint, or delete the SageMaker endpoint and its configs."""
     with exit_on_error():
-        from pipelines import deploy as deployment
+        from pipelines.serving import deploy as deployment
 
         settings = _settings(c)
         stack, config, _ = _open(c, target, env)
@@ -540,9 +540,9 @@ def endpoint_down(c, target="local", env=None, yes=False):
 def predict(c, data, target="local", env=None, output=None, limit=None):
     """Send rows of a CSV file to the deployed endpoint and print the predictions."""
     with exit_on_error():
-        from pipelines import deploy as deployment
-        from pipelines import predict as predicting
         from pipelines.monitor import predictions_table
+        from pipelines.serving import deploy as deployment
+        from pipelines.serving import predict as predicting
 
         shown = whole_number(20 if limit is None else limit, "--limit")
         settings = _settings(c)

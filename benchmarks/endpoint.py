@@ -31,9 +31,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from pipelines import deploy, run
+from pipelines import run
 from pipelines.backends.local import LocalBackend
 from pipelines.registry import APPROVED, Registry
+from pipelines.serving import deploy
 from pipelines.settings import PROJECT_ROOT, Settings
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"

@@ -349,7 +349,7 @@ def _remembered_outputs(stack: Stack) -> dict[str, Any]:
 def remove_deployments(stack: Stack, config: InfraConfig) -> int:
     """Endpoints first: they hold models that hold the registry's versions. Returns how
     many endpoints were taken down (locally: the endpoint's processes and its records)."""
-    from pipelines import deploy
+    from pipelines.serving import deploy
 
     removed = deploy.remove_endpoints(stack.connection, config).endpoints
     if stack.deployment.is_local:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import deploy, infra, run
+from pipelines import infra, run
 from pipelines.backends.local import LocalBackend
 from pipelines.backends.records import Execution
 from pipelines.infra_config import InfraConfig
+from pipelines.serving import deploy
 from pipelines.settings import Settings
 from tests.support import free_port, invoke_task
 

@@ -8,8 +8,9 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from pipelines import deploy, infra
+from pipelines import infra
 from pipelines.infra_config import InfraConfig
+from pipelines.serving import deploy
 from pipelines.targets import Deployment
 
 pytestmark = pytest.mark.e2e

@@ -10,10 +10,10 @@ import dataclasses
 import pytest
 from botocore.stub import ANY, Stubber
 
-from pipelines import deploy
-from pipelines.deploy import DeploySettings, deploy_to_sagemaker, deployed_package_arn
 from pipelines.errors import MlopsError
 from pipelines.registry import PENDING, ModelVersion
+from pipelines.serving import deploy
+from pipelines.serving.deploy import DeploySettings, deploy_to_sagemaker, deployed_package_arn
 from pipelines.settings import Settings
 from tests.serving.conftest import ACCOUNT, CONFIG
 
