@@ -435,138 +435,114 @@ def model_reject(c, version=None, reason=None, target="local", env=None):
         )
 
 
+# --- deployment and promotion tasks (issue 16) --------------------------------------------
+
+STAGE_HELP = {
+    **TARGET_HELP,
+    "stage": "staging or prod (local: its own endpoint; aws: its Terraform environment); "
+    "default: the environment's endpoint",
+}
+
+
+def _deployer(c, target, env, stage, wait=True):
+    from pipelines.serving.deployer import open_deployer
+
+    return open_deployer(_settings(c), target, env, stage, wait=wait)
+
+
 @task(
     help={
-        **TARGET_HELP,
+        **STAGE_HELP,
         "version": "model version to deploy (default: the latest Approved one)",
-        "strategy": "aws: all-at-once or canary (default from invoke.yaml)",
+        "strategy": "all-at-once, canary or linear (default from invoke.yaml)",
         "wait": "aws: wait until the endpoint is InService (default)",
     }
 )
-def deploy(c, version=None, target="local", env=None, strategy=None, wait=True):
-    """Deploy an Approved model version to the local endpoint or a SageMaker endpoint."""
+def deploy(c, version=None, target="local", env=None, stage=None, strategy=None, wait=True):
+    """Deploy an Approved model version to a stage's endpoint, blue/green."""
     with exit_on_error():
-        from pipelines.registry import require_approved
-        from pipelines.serving import deploy as deployment
-
         number = optional_whole_number(version, "--version")
-        settings = _settings(c)
-        stack, config, _ = _open(c, target, env)
-        registry = _registry(stack, config)
-        chosen = registry.get(number) if number is not None else registry.latest_approved()
-        require_approved(chosen)
-        deploy_settings = deployment.DeploySettings.from_settings(settings, strategy=strategy)
-        if stack.deployment.is_local:
-            endpoint = deployment.local_endpoint(
-                settings, stack.connection, config, deploy_settings
-            )
-            status = endpoint.deploy(chosen)
-            console.print(f"Version {chosen.version} serving at {status.url}/invocations")
-            pruned = retention.prune_releases(endpoint.dir, settings.keep_releases)
-            if pruned.removed:
-                console.print(
-                    f"Removed {len(pruned.removed)} old release(s) "
-                    f"({_megabytes(pruned.freed_bytes)}; keeping {settings.keep_releases})."
-                )
-            return
-        result = deployment.deploy_to_sagemaker(
-            stack.connection, config, chosen, deploy_settings, wait=wait
-        )
-        verb = "Created" if result.created else f"Updated ({deploy_settings.strategy})"
-        console.print(
-            f"{verb} endpoint {result.endpoint} with version {chosen.version} "
-            f"(config {result.endpoint_config}): {result.status}"
-        )
+        rollout = _deployer(c, target, env, stage, wait).deploy(number, strategy)
+        console.print(rollout.message)
 
 
-@task(help=TARGET_HELP)
-def endpoint_status(c, target="local", env=None):
-    """Show what the endpoint serves and whether it answers."""
+@task(help=STAGE_HELP)
+def endpoint_status(c, target="local", env=None, stage=None):
+    """Show what a stage's endpoint serves and whether it answers."""
     with exit_on_error():
-        from pipelines.serving import deploy as deployment
-
-        settings = _settings(c)
-        stack, config, _ = _open(c, target, env)
-        if stack.deployment.is_local:
-            endpoint = deployment.local_endpoint(settings, stack.connection, config)
-            status = endpoint.status()
-            console.print(
-                f"Endpoint {status.name} at {status.url}: {status.detail}"
-                + (f" (model package {status.package_arn})" if status.package_arn else "")
-            )
-            if not status.running:
-                raise Exit(code=3)
-            return
-        arn = deployment.deployed_package_arn(stack.connection, config)
-        described = stack.connection.client("sagemaker").describe_endpoint(
-            EndpointName=deployment.endpoint_name(config)
-        )
-        console.print(
-            f"Endpoint {described['EndpointName']}: {described['EndpointStatus']} "
-            f"(model package {arn})"
-        )
+        status = _deployer(c, target, env, stage).status()
+        console.print(status.line)
+    if not status.running:
+        raise Exit(code=3)
 
 
-@task(help={**TARGET_HELP, "yes": "aws: do not ask for confirmation"})
-def endpoint_down(c, target="local", env=None, yes=False):
+@task(help={**STAGE_HELP, "yes": "aws: do not ask for confirmation"})
+def endpoint_down(c, target="local", env=None, stage=None, yes=False):
     """Stop the local endpoint, or delete the SageMaker endpoint and its configs."""
     with exit_on_error():
-        from pipelines.serving import deploy as deployment
-
-        settings = _settings(c)
-        stack, config, _ = _open(c, target, env)
-        if stack.deployment.is_local:
-            endpoint = deployment.local_endpoint(settings, stack.connection, config)
-            stopped = endpoint.down()
-            console.print("Endpoint stopped." if stopped else "The endpoint was not running.")
-            return
-        if not yes:
-            _confirm(f"Delete the SageMaker endpoint {deployment.endpoint_name(config)}?")
-        removed = deployment.remove_endpoints(stack.connection, config)
-        console.print(
-            f"Deleted {removed.endpoints} endpoint(s), {removed.endpoint_configs} endpoint "
-            f"config(s) and {removed.models} model(s)."
-        )
+        deployer = _deployer(c, target, env, stage)
+        if deployer.needs_confirmation and not yes:
+            _confirm(f"Delete the endpoint {deployer.endpoint}?")
+        console.print(deployer.down())
 
 
 @task(
     help={
-        **TARGET_HELP,
+        **STAGE_HELP,
         "data": "CSV file with a header: the model's feature columns (extra columns are ignored)",
         "output": "also write every prediction to this CSV file",
         "limit": "how many rows to show (default 20)",
     }
 )
-def predict(c, data, target="local", env=None, output=None, limit=None):
-    """Send rows of a CSV file to the deployed endpoint and print the predictions."""
+def predict(c, data, target="local", env=None, stage=None, output=None, limit=None):
+    """Send rows of a CSV file to a stage's endpoint and print the predictions."""
     with exit_on_error():
         from pipelines.monitor import predictions_table
-        from pipelines.serving import deploy as deployment
-        from pipelines.serving import predict as predicting
 
         shown = whole_number(20 if limit is None else limit, "--limit")
-        settings = _settings(c)
-        stack, config, _ = _open(c, target, env)
-        registry = _registry(stack, config)
-        if stack.deployment.is_local:
-            endpoint = deployment.local_endpoint(settings, stack.connection, config)
-            status = endpoint.status()
-            if not status.running or not status.package_arn:
-                raise MlopsError(
-                    f"The local endpoint is not serving ({status.detail}): `invoke deploy` first."
-                )
-            package, invoke = status.package_arn, predicting.local_invoker(status.url)
-        else:
-            package = deployment.deployed_package_arn(stack.connection, config)
-            invoke = predicting.sagemaker_invoker(
-                stack.connection, deployment.endpoint_name(config)
-            )
-        version = registry.describe(package)
-        features, target_column = registry.features(version)
-        rows, actual = predicting.read_rows(Path(data), features, target_column)
-        values = predicting.predict(rows, invoke)
-        result = predicting.Predictions(values, actual, target_column, features)
-        console.print(predictions_table(result, shown, version.version))
+        result, version = _deployer(c, target, env, stage).predict(Path(data))
+        console.print(predictions_table(result, shown, version))
         if output:
-            Path(output).write_text("prediction\n" + "".join(f"{value!r}\n" for value in values))
-            console.print(f"Wrote {len(values)} predictions to {output}")
+            Path(output).write_text("prediction\n" + "".join(f"{v!r}\n" for v in result.values))
+            console.print(f"Wrote {len(result.values)} predictions to {output}")
+
+
+@task(
+    help={
+        **TARGET_HELP,
+        "from": "the stage whose version is promoted, after its gates (staging)",
+        "to": "the stage it is deployed to, blue/green (prod)",
+        "strategy": "all-at-once, canary or linear (default from invoke.yaml)",
+        "approved_by": "for automation: who approves (with --reason); else a terminal asks",
+        "reason": "for automation: why it is approved",
+    }
+)
+def promote(
+    c, from_="staging", to="prod", target="local", env=None, strategy=None,
+    approved_by=None, reason=None,
+):  # fmt: skip
+    """Promote a stage's version: gates, explicit approval, then a blue/green rollout."""
+    with exit_on_error():
+        from pipelines.promotion import cli
+
+        console.print(cli.promote_from_terminal(
+            _settings(c), from_, to, target, env, strategy, approved_by, reason
+        ))  # fmt: skip
+
+
+@task(help=STAGE_HELP)
+def deployments(c, target="local", env=None, stage=None):
+    """The deployment history of a stage: versions, approvals, gates, strategies, outcomes."""
+    with exit_on_error():
+        from pipelines.promotion.report import history_table
+
+        deployer = _deployer(c, target, env, stage)
+        console.print(history_table(deployer.history(), f"Deployments of {deployer.endpoint}"))
+
+
+@task(help=STAGE_HELP)
+def rollback(c, target="local", env=None, stage=None):
+    """Return a stage to the version it served before, blue/green."""
+    with exit_on_error():
+        rollout = _deployer(c, target, env, stage).rollback()
+        console.print(f"Rolled back to version {rollout.record.version}. {rollout.message}")

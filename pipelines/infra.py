@@ -353,8 +353,12 @@ def remove_deployments(stack: Stack, config: InfraConfig) -> int:
 
     removed = deploy.remove_endpoints(stack.connection, config).endpoints
     if stack.deployment.is_local:
-        stopped = deploy.local_endpoint(stack.settings, stack.connection, config).down()
-        return max(removed, int(stopped))
+        # The environment's endpoint and each stage's (their own names and ports).
+        stopped = sum(
+            deploy.local_endpoint(stack.settings, stack.connection, config, stage=stage).down()
+            for stage in (None, *deploy.STAGES)
+        )
+        return max(removed, stopped)
     return removed
 
 

@@ -32,6 +32,8 @@ class Settings:
     studio_domain_id: str | None = None
     endpoint_port: int = DEFAULT_ENDPOINT_PORT
     deploy: dict[str, Any] = field(default_factory=dict)
+    # Promotion gates (mlops.promotion), checked by pipelines.promotion.config.
+    promotion: dict[str, Any] = field(default_factory=dict)
     # Retention (mlops.retention in invoke.yaml): how many endpoint releases and
     # execution sandboxes the state folder keeps; older ones are pruned.
     keep_releases: int = 3
@@ -88,6 +90,7 @@ class Settings:
                 environ.get("MLOPS_ENDPOINT_PORT") or endpoint.get("port") or DEFAULT_ENDPOINT_PORT
             ),
             deploy=dict(config.get("deploy") or {}),
+            promotion=dict(config.get("promotion") or {}),
             keep_releases=_count(retention.get("endpoint_releases", 3), "endpoint_releases"),
             keep_execution_sandboxes=_count(
                 retention.get("execution_sandboxes", 20), "execution_sandboxes"

@@ -45,6 +45,12 @@ _CREDENTIAL_VARIABLES = (
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_ENDPOINT_URL",
 )
+# The class that deploys models on each target (module:class, imported when used, as
+# serving needs pandas): the one place the local/SageMaker choice is made for endpoints.
+DEPLOYERS: dict[TargetName, str] = {
+    "local": "pipelines.serving.local_deployer:LocalDeployer",
+    "aws": "pipelines.serving.sagemaker_deployer:SageMakerDeployer",
+}
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 
 

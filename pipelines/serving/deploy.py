@@ -25,7 +25,22 @@ from pipelines.serving.local_endpoint import LocalEndpoint
 from pipelines.settings import Settings
 from pipelines.targets import AwsConnection
 
-STRATEGIES = ("all-at-once", "canary")
+STRATEGIES = ("all-at-once", "canary", "linear")
+STAGES = ("staging", "prod")
+# Locally each stage's endpoint listens next to the default one (mlops.endpoint.port).
+_STAGE_PORT_OFFSET = {"staging": 1, "prod": 2}
+
+
+def check_stage(stage: str | None) -> str | None:
+    if stage in (None, ""):
+        return None
+    if stage not in STAGES:
+        raise MlopsError(f"Unknown stage {stage!r}: use {' or '.join(STAGES)}.")
+    return stage
+
+
+def stage_port(settings: Settings, stage: str | None) -> int:
+    return settings.endpoint_port + _STAGE_PORT_OFFSET.get(stage or "", 0)
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,8 @@ class DeploySettings:
     strategy: str = "all-at-once"
     canary_percent: int = 10
     canary_wait_seconds: int = 300
+    linear_percent: int = 25
+    linear_wait_seconds: int = 120
     rollback_alarms: tuple[str, ...] = ()
     capture_percent: float = 100.0
 
@@ -51,6 +68,14 @@ class DeploySettings:
             raise MlopsError(
                 f"Canary percentage must be between 1 and 99, got {self.canary_percent}."
             )
+        if not 1 <= self.linear_percent <= 50:
+            raise MlopsError(
+                f"Linear step percentage must be between 1 and 50, got {self.linear_percent}."
+            )
+        for name in ("canary_wait_seconds", "linear_wait_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3600:
+                raise MlopsError(f"deploy.{name} must be 0-3600 seconds, got {value!r}.")
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> DeploySettings:
@@ -64,8 +89,22 @@ class DeploySettings:
         return cls(**values)
 
 
-def endpoint_name(config: InfraConfig) -> str:
-    return f"{config.name_prefix}-{config.environment}-endpoint"
+def endpoint_name(config: InfraConfig, stage: str | None = None) -> str:
+    """The environment's endpoint; locally, a stage's own endpoint beside it."""
+    if stage is None:
+        return f"{config.name_prefix}-{config.environment}-endpoint"
+    return f"{config.name_prefix}-{config.environment}-{stage}-endpoint"
+
+
+def traffic_steps(settings: DeploySettings) -> list[tuple[float, float]]:
+    """The local router's shift before the new version takes all traffic: ``(share,
+    bake seconds)`` steps, the same schedule SageMaker follows for the strategy."""
+    if settings.strategy == "canary":
+        return [(settings.canary_percent / 100, float(settings.canary_wait_seconds))]
+    if settings.strategy == "linear":
+        step = settings.linear_percent
+        return [(p / 100, float(settings.linear_wait_seconds)) for p in range(step, 100, step)]
+    return []
 
 
 def capture_destination(config: InfraConfig) -> str:
@@ -102,6 +141,12 @@ def deployment_config(settings: DeploySettings) -> dict[str, Any]:
             "Type": "CANARY",
             "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": settings.canary_percent},
             "WaitIntervalInSeconds": settings.canary_wait_seconds,
+        }
+    elif settings.strategy == "linear":
+        routing = {
+            "Type": "LINEAR",
+            "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": settings.linear_percent},
+            "WaitIntervalInSeconds": settings.linear_wait_seconds,
         }
     else:
         routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
@@ -276,14 +321,16 @@ def local_endpoint(
     connection: AwsConnection,
     config: InfraConfig,
     deploy: DeploySettings | None = None,
+    stage: str | None = None,
 ) -> LocalEndpoint:
-    """The local endpoint of this stack; ``deploy`` defaults to invoke.yaml's settings."""
+    """The local endpoint of this stack, or of one of its stages (its own name and port);
+    ``deploy`` defaults to invoke.yaml's settings."""
     deploy = deploy or DeploySettings.from_settings(settings)
     return LocalEndpoint(
         settings.state_dir,
         connection,
-        name=endpoint_name(config),
-        port=settings.endpoint_port,
+        name=endpoint_name(config, stage),
+        port=stage_port(settings, stage),
         role_arn=config.execution_role_arn,
         capture_uri=capture_destination(config),
         capture_percent=deploy.capture_percent,

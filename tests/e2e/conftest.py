@@ -70,7 +70,10 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         yield LocalStack(settings, stack, config, LocalBackend(settings, stack.connection))
     finally:
         # A test that failed half-way may leave the endpoint's servers running.
-        deploy.local_endpoint(settings, stack.connection, config, deploy.DeploySettings()).down()
+        for stage in (None, *deploy.STAGES):
+            deploy.local_endpoint(
+                settings, stack.connection, config, deploy.DeploySettings(), stage
+            ).down()
         assert stack.emulator is not None
         stack.emulator.stop()
 

@@ -1,0 +1,131 @@
+"""``invoke promote --from staging --to prod``: gates on the source stage, an explicit
+approval, then a blue/green rollout of the same version to the target stage.
+
+A failed gate leaves the target untouched; the attempt is recorded in its history as
+``blocked`` with the figures of every gate.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipelines.errors import MlopsError
+from pipelines.executor.s3io import parse_s3_uri
+from pipelines.promotion.approval import Approval, check_flags
+from pipelines.promotion.config import PromotionSettings
+from pipelines.promotion.gates import GateResult, failed, run_gates
+from pipelines.promotion.history import DeploymentRecord
+from pipelines.registry import ModelVersion, require_approved
+from pipelines.serving.deploy import DeploySettings, check_stage
+from pipelines.serving.deployer import Rollout, StageDeployer, open_deployer
+from pipelines.settings import Settings
+
+# pipelines.definition.PREPROCESS_STEP (a test keeps them equal): importing the
+# definition module would load the SageMaker SDK, seconds for one constant.
+PREPROCESS_STEP = "PreprocessData"
+
+
+class GateFailure(MlopsError):
+    def __init__(self, results: list[GateResult], target: str) -> None:
+        self.results = results
+        names = ", ".join(f"{r.name} ({r.summary})" for r in failed(results))
+        super().__init__(f"Promotion blocked, {target} untouched: failed gate(s): {names}.")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    version: ModelVersion
+    gates: list[GateResult]
+    approval: Approval
+    rollout: Rollout
+
+
+def held_out_split_uri(bucket: str, pipeline: str, version: ModelVersion) -> str:
+    """Where the execution that registered ``version`` wrote its held-out test split."""
+    if not version.execution_id:
+        raise MlopsError(
+            f"Model version {version.version} records no pipeline execution (GeneratedBy), "
+            "so its held-out test split cannot be found."
+        )
+    return f"s3://{bucket}/{pipeline}/{version.execution_id}/{PREPROCESS_STEP}/test/test.csv"
+
+
+def held_out_test_split(
+    source: StageDeployer, version: ModelVersion
+) -> tuple[pd.DataFrame, list[float]]:
+    uri = held_out_split_uri(source.config.bucket_name, source.config.pipeline_name, version)
+    bucket, key = parse_s3_uri(uri)
+    try:
+        body = source.connection.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (ClientError, BotoCoreError) as error:
+        raise MlopsError(f"Cannot read the held-out test split {uri}: {error}") from error
+    frame = pd.read_csv(io.BytesIO(body))
+    features, target = source.registry.features(version)
+    return frame[features], frame[target].astype(float).tolist()
+
+
+def check_promotion(
+    settings: Settings, from_stage: str, to_stage: str, strategy: str | None
+) -> PromotionSettings:
+    """Everything that can be wrong with the arguments and invoke.yaml, before any work."""
+    if check_stage(from_stage) is None or check_stage(to_stage) is None:
+        raise MlopsError("Name both stages: --from staging --to prod.")
+    if from_stage == to_stage:
+        raise MlopsError(f"--from and --to are both {from_stage!r}: promote between two stages.")
+    DeploySettings.from_settings(settings, strategy=strategy)
+    return PromotionSettings.from_settings(settings)
+
+
+def promote(
+    settings: Settings,
+    *,
+    from_stage: str,
+    to_stage: str,
+    approve: Callable[[list[GateResult], ModelVersion], Approval],
+    target: str | None = None,
+    env: str | None = None,
+    strategy: str | None = None,
+    approved_by: str | None = None,
+    reason: str | None = None,
+) -> Promotion:
+    """Gates, approval (``approve`` sees the gate results first), then the rollout."""
+    gate_settings = check_promotion(settings, from_stage, to_stage, strategy)
+    check_flags(approved_by, reason)
+    source = open_deployer(settings, target, env, from_stage)
+    destination = open_deployer(settings, target, env, to_stage)
+    version = source.serving_version()
+    require_approved(version)
+    results = run_gates(
+        source.ping,
+        source.invoker(),
+        lambda: held_out_test_split(source, version),
+        source.registry.metrics(version),
+        gate_settings,
+    )
+    gates = [r.to_dict() for r in results]
+    chosen = DeploySettings.from_settings(settings, strategy=strategy).strategy
+    if failed(results):
+        destination.record_blocked(
+            DeploymentRecord(
+                stage=destination.label,
+                endpoint=destination.endpoint,
+                version=version.version,
+                package_arn=version.arn,
+                kind="promote",
+                strategy=chosen,
+                outcome="blocked: " + ", ".join(r.name for r in failed(results)) + " gate failed",
+                previous_version=destination.status().version,
+                gates=gates,
+            )
+        )
+        raise GateFailure(results, to_stage)
+    approval = approve(results, version)
+    rollout = destination.deploy(
+        version=version, strategy=strategy, kind="promote", approval=approval.to_dict(), gates=gates
+    )
+    return Promotion(version, results, approval, rollout)
