@@ -6,6 +6,7 @@ module "artifact_bucket" {
   # Bucket names are global: the account and region make them unique per environment.
   bucket_name                        = "${var.name_prefix}-${var.environment}-artifacts-${data.aws_caller_identity.current.account_id}-${var.region}"
   access_log_bucket                  = var.access_log_bucket
+  deploying_account_ids              = var.deploying_account_ids
   enable_kms_encryption              = var.enable_kms_encryption
   force_destroy                      = var.bucket_force_destroy
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
@@ -15,6 +16,7 @@ module "model_registry" {
   source = "./modules/model_registry"
 
   model_package_group_name = "${var.name_prefix}-${var.environment}-models"
+  deploying_account_ids    = var.deploying_account_ids
 }
 
 module "sagemaker_execution_role" {

@@ -24,13 +24,22 @@ class Approval:
         return asdict(self)
 
 
-def check_flags(approved_by: str | None, reason: str | None) -> None:
-    """Flags for automation come as a pair; checked before any slow work."""
+_NO_TERMINAL = (
+    "Promotion needs an explicit approval: run it at a terminal to confirm, or pass "
+    "--approved-by NAME --reason TEXT. Nothing was changed."
+)
+
+
+def check_flags(approved_by: str | None, reason: str | None, interactive: bool = True) -> None:
+    """Flags for automation come as a pair, and without a terminal they are needed;
+    checked before any slow work."""
     if bool(approved_by) != bool(reason):
         raise MlopsError(
             "Automated approval needs both --approved-by NAME and --reason TEXT; "
             "nothing was changed."
         )
+    if not approved_by and not interactive:
+        raise MlopsError(_NO_TERMINAL)
 
 
 def obtain_approval(
@@ -42,14 +51,9 @@ def obtain_approval(
     ask: Ask = input,
 ) -> Approval:
     """Who approves and why: the flags when given, else the person at the terminal."""
-    check_flags(approved_by, reason)
+    check_flags(approved_by, reason, interactive)
     if approved_by and reason:
         return Approval(approved_by.strip(), reason.strip(), "flags")
-    if not interactive:
-        raise MlopsError(
-            "Promotion needs an explicit approval: run it at a terminal to confirm, or pass "
-            "--approved-by NAME --reason TEXT. Nothing was changed."
-        )
     if ask(f"{question} Type 'yes' to approve: ").strip().lower() != "yes":
         raise MlopsError("Not approved; the target stage was left as it was.")
     why = ask("Reason (recorded with the deployment): ").strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from pipelines.console import console
-from pipelines.promotion.approval import Approval, obtain_approval
+from pipelines.promotion.approval import Approval, check_flags, obtain_approval
 from pipelines.promotion.gates import GateResult
 from pipelines.promotion.promote import GateFailure, promote
 from pipelines.promotion.report import gate_table
@@ -34,6 +34,7 @@ def promote_from_terminal(
             interactive=sys.stdin.isatty(),
         )
 
+    check_flags(approved_by, reason, sys.stdin.isatty())
     try:
         done = promote(
             settings,

@@ -114,9 +114,12 @@ class RouterApp:
             )
             if value
         }
-        state = self.upstream.current()
+        state, failed_port = self.upstream.current(), None
         for attempt in range(2):
-            variant = pick_variant(variants_of(state), random.random())  # noqa: S311 - routing
+            variants = variants_of(state)
+            # A retry avoids the server that just failed while another variant serves.
+            others = [v for v in variants if v["port"] != failed_port]
+            variant = pick_variant(others or variants, random.random())  # noqa: S311
             if variant is None:
                 return _reply(start_response, 503, json_error("no model deployed"), {})
             try:
@@ -129,8 +132,8 @@ class RouterApp:
                     return _reply(
                         start_response, 502, json_error("the model server is not answering"), {}
                     )
-                # The upstream stopped right after a switch: use the new one.
-                state = self.upstream.current(force=True)
+                # The upstream stopped right after a switch, or a canary died: use another.
+                state, failed_port = self.upstream.current(force=True), variant["port"]
         response_headers[VERSION_HEADER] = str(variant.get("version", ""))
         if self.capture is not None and path == "/invocations" and status == 200:
             self.capture.record(
