@@ -37,9 +37,10 @@ def test_a_linear_shift_raises_the_new_versions_share_step_by_step(endpoint, reg
     endpoint.deploy(old)
     steps = [(0.25, 2.0), (0.5, 2.0), (0.75, 2.0)]
     with ClientLoop(endpoint.port) as clients:
-        started = time.monotonic()
         endpoint.deploy(new, shift=steps)
     assert clients.failures() == []
+    # The shift starts when the new version first answers (after its server started).
+    started = next(t for t, _, v in clients.results if v == str(new.version))
     shares = []
     for index in range(3):
         # The middle second of each step's bake, clear of the switch moments.
