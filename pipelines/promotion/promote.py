@@ -10,10 +10,12 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipelines.backends.records import StepRun
 from pipelines.errors import MlopsError
 from pipelines.executor.s3io import parse_s3_uri
 from pipelines.promotion.approval import Approval, check_flags
@@ -46,7 +48,8 @@ class Promotion:
 
 
 def held_out_split_uri(bucket: str, pipeline: str, version: ModelVersion) -> str:
-    """Where the execution that registered ``version`` wrote its held-out test split."""
+    """Where the execution that registered ``version`` writes its test split when its
+    preprocessing step ran (not a cache hit): the fallback when no step record says."""
     if not version.execution_id:
         raise MlopsError(
             f"Model version {version.version} records no pipeline execution (GeneratedBy), "
@@ -55,10 +58,34 @@ def held_out_split_uri(bucket: str, pipeline: str, version: ModelVersion) -> str
     return f"s3://{bucket}/{pipeline}/{version.execution_id}/{PREPROCESS_STEP}/test/test.csv"
 
 
+def recorded_split_uri(steps: list[StepRun], sagemaker: Any) -> str | None:
+    """The test split the execution's preprocessing step produced, from its record: the
+    job's ``ProcessingOutputConfig`` (a cached step points at the run that made it)."""
+    step = next((s for s in steps if s.name == PREPROCESS_STEP), None)
+    if step is None:
+        return None
+    outputs = step.properties.get("ProcessingOutputConfig", {}).get("Outputs")
+    if outputs is None and step.properties.get("ProcessingJobArn"):
+        name = step.properties["ProcessingJobArn"].rsplit("/", 1)[-1]
+        job = sagemaker.describe_processing_job(ProcessingJobName=name)
+        outputs = job.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    for output in outputs or []:
+        if output.get("OutputName") == "test":
+            return output["S3Output"]["S3Uri"].rstrip("/") + "/test.csv"
+    return None
+
+
 def held_out_test_split(
     source: StageDeployer, version: ModelVersion
 ) -> tuple[pd.DataFrame, list[float]]:
-    uri = held_out_split_uri(source.config.bucket_name, source.config.pipeline_name, version)
+    uri = None
+    if version.execution_id:
+        try:
+            steps = source.backend().steps(version.execution_id)
+            uri = recorded_split_uri(steps, source.connection.client("sagemaker"))
+        except (MlopsError, ClientError, BotoCoreError):
+            uri = None  # the execution's records are gone: use where it writes the split
+    uri = uri or held_out_split_uri(source.config.bucket_name, source.config.pipeline_name, version)
     bucket, key = parse_s3_uri(uri)
     try:
         body = source.connection.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from pipelines.backends.base import Backend
 from pipelines.errors import MlopsError
 from pipelines.infra import Stack
 from pipelines.infra_config import InfraConfig
@@ -99,6 +100,12 @@ class StageDeployer(ABC):
     @abstractmethod
     def invoker(self) -> predicting.Invoke:
         """Send one request body to the serving endpoint; refuses when nothing serves."""
+
+    def backend(self) -> Backend:
+        """The pipeline backend of the stage's environment (execution records)."""
+        from pipelines.run import backend_for
+
+        return backend_for(self.stack, self.config)
 
     def ping(self) -> tuple[bool, str]:
         status = self.status()

@@ -13,12 +13,18 @@ import pandas as pd
 import pytest
 from botocore.stub import ANY, Stubber
 
+from pipelines.backends.records import StepRun
 from pipelines.errors import MlopsError
 from pipelines.promotion import gates
 from pipelines.promotion.approval import obtain_approval
 from pipelines.promotion.config import PromotionSettings
 from pipelines.promotion.history import DeploymentRecord, HistoryStore
-from pipelines.promotion.promote import PREPROCESS_STEP, check_promotion, held_out_split_uri
+from pipelines.promotion.promote import (
+    PREPROCESS_STEP,
+    check_promotion,
+    held_out_split_uri,
+    recorded_split_uri,
+)
 from pipelines.registry import ModelVersion
 from pipelines.serving.deployer import resolve_deployment
 from pipelines.serving.router import pick_variant, variants_of
@@ -253,3 +259,56 @@ def test_a_record_is_written_as_json_under_the_stage_prefix():
     with stubber:
         HistoryStore(s3, "b", "e").add(record(7, at=60.0))
     stubber.assert_no_pending_responses()
+
+
+def test_the_split_comes_from_the_preprocessing_steps_record():
+    outputs = {
+        "Outputs": [
+            {"OutputName": "train", "S3Output": {"S3Uri": "s3://b/p/first/PreprocessData/train"}},
+            {"OutputName": "test", "S3Output": {"S3Uri": "s3://b/p/first/PreprocessData/test/"}},
+        ]
+    }
+    # Locally (and for a cache hit) the record carries the job's description.
+    cached = StepRun(PREPROCESS_STEP, "Processing", "Succeeded", properties={
+        "ProcessingOutputConfig": outputs,
+    })  # fmt: skip
+    assert recorded_split_uri([cached], None) == "s3://b/p/first/PreprocessData/test/test.csv"
+    assert recorded_split_uri([], None) is None
+    # On SageMaker the record names the job, which is described (request validated).
+    sagemaker = boto3.Session(region_name="us-east-1").client("sagemaker")
+    stubber = Stubber(sagemaker)
+    stubber.add_response(
+        "describe_processing_job",
+        {
+            "ProcessingJobName": "pre-1",
+            "ProcessingJobArn": "arn:aws:sagemaker:us-east-1:1:processing-job/pre-1",
+            "ProcessingJobStatus": "Completed",
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                    "VolumeSizeInGB": 30,
+                }
+            },
+            "AppSpecification": {"ImageUri": "image"},
+            "CreationTime": 0,
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "test",
+                        "S3Output": {
+                            "S3Uri": "s3://b/p/x/PreprocessData/test",
+                            "LocalPath": "/opt/ml/processing/test",
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                ]
+            },
+        },
+        {"ProcessingJobName": "pre-1"},
+    )
+    remote = StepRun(PREPROCESS_STEP, "Processing", "Succeeded", properties={
+        "ProcessingJobArn": "arn:aws:sagemaker:us-east-1:1:processing-job/pre-1",
+    })  # fmt: skip
+    with stubber:
+        assert recorded_split_uri([remote], sagemaker) == "s3://b/p/x/PreprocessData/test/test.csv"
