@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -30,8 +31,9 @@ def output(result) -> str:
 
 
 @pytest.fixture(scope="module")
-def versions(local_stack) -> tuple[ModelVersion, ModelVersion]:
-    """Two versions from two real pipeline runs, both Approved."""
+def versions(local_stack) -> Iterator[tuple[ModelVersion, ModelVersion]]:
+    """Two versions from two real pipeline runs, both Approved. The stages' endpoints are
+    taken down afterwards: the stack is shared with the other end-to-end tests."""
     registry = Registry(local_stack.stack.connection, local_stack.config.model_package_group_name)
     found = []
     for _ in range(2):
@@ -39,7 +41,9 @@ def versions(local_stack) -> tuple[ModelVersion, ModelVersion]:
         assert execution.status == "Succeeded"
         version = registry.get()
         found.append(registry.set_status(version.version, APPROVED, "for promotion", "pytest"))
-    return found[0], found[1]
+    yield found[0], found[1]
+    for stage in ("staging", "prod"):
+        deployer(local_stack, stage).down()
 
 
 def deployer(local_stack, stage: str, **settings):
