@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
 from pipelines.errors import MlopsError
 from pipelines.settings import Settings
 
+_GROUP_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package-group/[a-zA-Z0-9-]{1,63}$"
+)
 _LIMITS: dict[str, tuple[float, float]] = {
     "metric_tolerance": (0.0, 1e6),
     "load_requests": (1, 100_000),
@@ -22,9 +26,21 @@ class PromotionSettings:
     load_requests: int = 200
     load_clients: int = 4
     p99_slo_ms: float = 500.0
+    # AWS: the model package group (ARN) of the environment that trains, which the stage
+    # environments deploy from; None: each environment's own group.
+    source_model_package_group: str | None = None
 
     def __post_init__(self) -> None:
+        group = self.source_model_package_group
+        if group is not None and not _GROUP_ARN.match(str(group)):
+            raise MlopsError(
+                "promotion.source_model_package_group in invoke.yaml must be a model package "
+                f"group ARN (arn:aws:sagemaker:REGION:ACCOUNT:model-package-group/NAME), got "
+                f"{group!r}."
+            )
         for item in fields(self):
+            if item.name not in _LIMITS:
+                continue
             value = getattr(self, item.name)
             low, high = _LIMITS[item.name]
             whole = item.type in ("int", int)

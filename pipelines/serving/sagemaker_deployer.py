@@ -5,7 +5,8 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.errors import MlopsError
-from pipelines.registry import ModelVersion
+from pipelines.promotion.config import PromotionSettings
+from pipelines.registry import ModelVersion, Registry
 from pipelines.serving import predict as predicting
 from pipelines.serving.deploy import (
     DeploySettings,
@@ -20,6 +21,14 @@ from pipelines.serving.deployer import StageDeployer, StageStatus
 class SageMakerDeployer(StageDeployer):
     needs_confirmation = True
     wait = True
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # A stage deploys the versions of the environment that trains (cross-account,
+        # shared by that environment's group policy), when invoke.yaml names its group.
+        source = PromotionSettings.from_settings(self.settings).source_model_package_group
+        if self.stage and source:
+            self.registry = Registry(self.connection, source)
 
     def _endpoint_name(self) -> str:
         # The stage is the Terraform environment, which the name already carries.

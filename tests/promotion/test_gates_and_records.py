@@ -141,6 +141,10 @@ def test_the_monitoring_gate_is_skipped_without_a_schedule_and_fails_on_violatio
         ({"metric_tolerance": "x"}, "promotion.metric_tolerance in invoke.yaml must be a number"),
         ({"load_requests": 2, "load_clients": 4}, r"load_clients \(4\) cannot exceed"),
         ({"p99": 5}, r"Unknown promotion setting\(s\) in invoke.yaml: p99"),
+        (
+            {"source_model_package_group": "dev-models"},
+            "promotion.source_model_package_group in invoke.yaml must be a model package group ARN",
+        ),
     ],
 )
 def test_bad_promotion_settings_are_named(tmp_path, values, message):

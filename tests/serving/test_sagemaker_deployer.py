@@ -14,12 +14,22 @@ from pipelines.settings import Settings
 from pipelines.targets import Deployment
 from tests.serving.conftest import CONFIG
 
-STAGING = dataclasses.replace(CONFIG, environment="staging", name_prefix="stage")
+# The staging environment's own group is empty: it deploys dev's versions, through the
+# group named in invoke.yaml (cross-account on AWS, shared by dev's group policy).
+STAGING = dataclasses.replace(
+    CONFIG,
+    environment="staging",
+    name_prefix="stage",
+    model_package_group_name="stage-staging-models",
+)
 
 
 @pytest.fixture
 def staging(emulator_connection, tmp_path) -> SageMakerDeployer:
-    settings = Settings.load(None, root=tmp_path, environ={})
+    settings = dataclasses.replace(
+        Settings.load(None, root=tmp_path, environ={}),
+        promotion={"source_model_package_group": CONFIG.model_package_group_arn},
+    )
     stack = SimpleNamespace(
         connection=emulator_connection, deployment=Deployment.parse("aws", "staging")
     )
@@ -60,5 +70,6 @@ def test_a_stage_deploys_updates_rolls_back_and_keeps_its_history(staging, regis
         (first.version, "rollback", "all-at-once", second.version, "deployed"),
     ]
     assert all(r.stage == "staging" for r in staging.history())
+    assert {r.package_arn for r in staging.history()} == {first.arn, second.arn}
     assert "Deleted 1 endpoint(s)" in staging.down()
     assert not staging.status().running
