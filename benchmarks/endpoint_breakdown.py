@@ -13,7 +13,8 @@ data capture off, ``prod`` with capture at 100 %. Single-row CSV requests are ti
 5. through the router during a 50/50 canary split (weighted routing on top of 3).
 
 Each HTTP figure is one keep-alive client (latency) and N clients (throughput), run
-from separate processes. Printed, never asserted: the figures for issue 18.
+from separate processes, in alternating rounds (one figure per round). Printed,
+never asserted: the figures for issue 18.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="per measurement")
     parser.add_argument("--clients", type=int, default=4, help="for the throughput figures")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-breakdown-") as temp:
@@ -122,18 +124,8 @@ def main() -> None:
             state = json.loads(plain.state_file.read_text())
             runtime = model_server_runtime(version.image, settings.runtime_cache)
             work = in_process(Path(state["release"]), runtime.python, rows, args.seconds)
-            figures = {
-                "2. model server direct": http_figures(
-                    state["upstream_port"], bodies, args.clients, args.seconds
-                ),
-                "3. router, capture off": http_figures(
-                    plain.port, bodies, args.clients, args.seconds
-                ),
-                "4. router, capture 100 %": http_figures(
-                    captured.port, bodies, args.clients, args.seconds
-                ),
-            }
-            # A 50/50 split between two servers of the same version (the router's canary path).
+            # A 50/50 split between two servers of the same version (the router's canary
+            # path), on the capture-off endpoint while its plain figures are not measured.
             canary = {
                 **state,
                 "variants": [
@@ -141,11 +133,19 @@ def main() -> None:
                     {"port": state["upstream_port"], "version": version.version, "weight": 0.5},
                 ],
             }
-            plain.state_file.write_text(json.dumps(canary))
-            time.sleep(0.5)
-            figures["5. router, 50/50 canary split"] = http_figures(
-                plain.port, bodies, args.clients, args.seconds
-            )
+            paths = {
+                "2. model server direct": (state["upstream_port"], state),
+                "3. router, capture off": (plain.port, state),
+                "4. router, capture 100 %": (captured.port, state),
+                "5. router, 50/50 canary split": (plain.port, canary),
+            }
+            figures: dict[str, list[dict]] = {name: [] for name in paths}
+            # Rounds alternate the paths (A B C D A B C D): the machine is shared.
+            for _ in range(args.rounds):
+                for name, (port, routed) in paths.items():
+                    plain.state_file.write_text(json.dumps(routed))
+                    time.sleep(0.3)
+                    figures[name].append(http_figures(port, bodies, args.clients, args.seconds))
         finally:
             for endpoint in endpoints:
                 endpoint.down()
@@ -160,11 +160,14 @@ def main() -> None:
         f"{percentile_ms(work, 50):.3f}", f"{percentile_ms(work, 99):.3f}",
         f"{len(work) / args.seconds:.0f} (1 thread)", "-",
     )  # fmt: skip
-    for name, figure in figures.items():
+    for name, rounds in figures.items():
         table.add_row(
-            name, f"{figure['p50']:.2f}", f"{figure['p99']:.2f}", f"{figure['rps']:.0f}",
-            str(figure["errors"]),
-        )  # fmt: skip
+            name,
+            " / ".join(f"{f['p50']:.2f}" for f in rounds),
+            " / ".join(f"{f['p99']:.2f}" for f in rounds),
+            " / ".join(f"{f['rps']:.0f}" for f in rounds),
+            str(sum(f["errors"] for f in rounds)),
+        )
     console.print(table)
 
 
