@@ -28,7 +28,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipelines import deploy
 from pipelines.automation.agent import AgentProcess, automation_dir
 from pipelines.automation.log import ActionLog
 from pipelines.backends.local import LocalBackend
@@ -36,6 +35,7 @@ from pipelines.config.settings import Settings
 from pipelines.events.shapes import put_events_entry
 from pipelines.registry import APPROVED, Registry
 from pipelines.runs import prepare as run
+from pipelines.serving import deploy
 from pipelines.targets import ensure_local_stack
 from pipelines.teardown import stop_running_executions
 

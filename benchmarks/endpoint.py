@@ -31,11 +31,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from pipelines import deploy
 from pipelines.backends.local import LocalBackend
 from pipelines.config.settings import PROJECT_ROOT, Settings
 from pipelines.registry import APPROVED, Registry
 from pipelines.runs import prepare as run
+from pipelines.serving import deploy
 from pipelines.targets import ensure_local_stack
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"

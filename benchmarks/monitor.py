@@ -39,10 +39,10 @@ PROJECT = Path(__file__).resolve().parent.parent
 if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
 
+from pipelines.config.settings import PROJECT_ROOT  # noqa: E402
 from pipelines.executor.checks import load_analyzer  # noqa: E402
 from pipelines.monitoring import capture, drift  # noqa: E402
 from pipelines.monitoring.execution import analyze_window  # noqa: E402
-from pipelines.config.settings import PROJECT_ROOT  # noqa: E402
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 ENDPOINT = "bench-endpoint"

@@ -15,6 +15,7 @@ module "artifact_bucket" {
 
   bucket_name                        = local.bucket_name
   access_log_bucket                  = var.access_log_bucket
+  deploying_account_ids              = var.deploying_account_ids
   enable_kms_encryption              = var.enable_kms_encryption
   force_destroy                      = var.bucket_force_destroy
   enable_eventbridge_notifications   = var.enable_automation
@@ -25,6 +26,7 @@ module "model_registry" {
   source = "./modules/model_registry"
 
   model_package_group_name = local._names.model_package_group_name
+  deploying_account_ids    = var.deploying_account_ids
 }
 
 module "sagemaker_execution_role" {

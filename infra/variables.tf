@@ -75,6 +75,23 @@ variable "enable_automation" {
   nullable    = false
 }
 
+variable "deploying_account_ids" {
+  description = "AWS account ids (12 digits) of the staging and prod environments that deploy this environment's model versions. They get read access to the model package group, the artifact bucket's objects and its KMS key, and nothing else. Empty (the default): no cross-account policy."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for id in var.deploying_account_ids : can(regex("^[0-9]{12}$", id))])
+    error_message = "deploying_account_ids must be 12-digit AWS account ids, e.g. [\"111122223333\"]."
+  }
+
+  validation {
+    condition     = length(distinct(var.deploying_account_ids)) == length(var.deploying_account_ids)
+    error_message = "deploying_account_ids must not repeat an account id."
+  }
+}
+
 variable "enable_kms_encryption" {
   description = "Encrypt the artifact bucket with a customer-managed, rotated KMS key; false uses SSE-S3."
   type        = bool

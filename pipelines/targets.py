@@ -18,7 +18,6 @@ from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines import deploy
 from pipelines.automation.agent import AgentProcess
 from pipelines.backends.base import Backend
 from pipelines.backends.local import LocalBackend
@@ -44,7 +43,12 @@ from pipelines.monitoring.execution import deployed_model
 from pipelines.monitoring.schedule import LocalSchedule, stop_schedules
 from pipelines.monitoring.settings import MonitoringSettings
 from pipelines.runs.runtime_build import start_runtime_build
+from pipelines.serving import deploy
+from pipelines.serving.deploy import check_stage
+from pipelines.serving.deployer import StageDeployer
+from pipelines.serving.local_deployer import LocalDeployer
 from pipelines.serving.local_endpoint import stop_local_endpoints
+from pipelines.serving.sagemaker_deployer import SageMakerDeployer
 
 Notify = Callable[[str], None]
 
@@ -110,6 +114,22 @@ class Target(Protocol):
         """Run data-quality monitoring of the endpoint every ``every``; None: stop it.
         Returns what was done, for the user."""
 
+    def stage_deployment(
+        self, deployment: Deployment, stage: str | None, env: str | None = None
+    ) -> Deployment:
+        """Where a stage lives: locally every stage shares the one emulator; on AWS a
+        stage is its own Terraform environment."""
+
+    def deployer(
+        self, settings: Settings, stack: Stack, config: InfraConfig, stage: str | None
+    ) -> StageDeployer: ...
+
+    def after_deploy(self, settings: Settings, deployer: StageDeployer, wait: bool) -> str | None:
+        """What follows a rollout on this target (a line for the user, or None)."""
+
+    def take_down(self, settings: Settings, deployer: StageDeployer) -> str:
+        """Remove a stage's endpoint and whatever watches it."""
+
 
 class LocalTarget:
     name: TargetName = "local"
@@ -174,8 +194,12 @@ class LocalTarget:
 
     def remove_endpoints(self, stack: Stack, config: InfraConfig) -> int:
         removed = deploy.remove_endpoints(stack.connection, config).endpoints
-        stopped = deploy.local_endpoint(stack.settings, stack.connection, config).down()
-        return max(removed, int(stopped))
+        # The environment's endpoint and each stage's (their own names and ports).
+        stopped = sum(
+            deploy.local_endpoint(stack.settings, stack.connection, config, stage=stage).down()
+            for stage in (None, *deploy.STAGES)
+        )
+        return max(removed, stopped)
 
     def already_gone(self, settings: Settings, deployment: Deployment) -> bool | None:
         emulator = emulator_for(settings)
@@ -213,6 +237,24 @@ class LocalTarget:
             raise MlopsError("The local endpoint is not running: `invoke deploy` first.")
         running = LocalSchedule(settings.state_dir, endpoint.name).start(settings, every)
         return f"monitoring {endpoint.name} every {every} (pid {running['pid']})"
+
+    def stage_deployment(
+        self, deployment: Deployment, stage: str | None, env: str | None = None
+    ) -> Deployment:
+        return deployment  # every stage is an endpoint of its own in the one emulator
+
+    def deployer(
+        self, settings: Settings, stack: Stack, config: InfraConfig, stage: str | None
+    ) -> StageDeployer:
+        return LocalDeployer(settings, stack, config, stage)
+
+    def after_deploy(self, settings: Settings, deployer: StageDeployer, wait: bool) -> str | None:
+        return None  # local monitoring runs when asked: `invoke monitor-schedule --every 1h`
+
+    def take_down(self, settings: Settings, deployer: StageDeployer) -> str:
+        message = deployer.down()
+        stop_schedules(settings.state_dir)  # no monitoring schedule outlives its endpoint
+        return message
 
 
 class AwsTarget:
@@ -271,6 +313,38 @@ class AwsTarget:
             return str(stack.connection.client("sts").get_caller_identity()["Arn"])
         except (ClientError, BotoCoreError):
             return getpass.getuser()
+
+    def stage_deployment(
+        self, deployment: Deployment, stage: str | None, env: str | None = None
+    ) -> Deployment:
+        if stage is None:
+            return deployment
+        if env not in (None, "", stage):
+            raise MlopsError(
+                f"--stage {stage} deploys to the Terraform environment {stage!r}; "
+                f"it cannot be combined with --env {env}."
+            )
+        return Deployment.parse("aws", stage)
+
+    def deployer(
+        self, settings: Settings, stack: Stack, config: InfraConfig, stage: str | None
+    ) -> StageDeployer:
+        return SageMakerDeployer(settings, stack, config, stage)
+
+    def after_deploy(self, settings: Settings, deployer: StageDeployer, wait: bool) -> str | None:
+        # The hourly data-quality schedule needs the endpoint InService; with --no-wait
+        # it is set later with `invoke monitor-schedule --target aws --every 1h`.
+        if not wait:
+            return None
+        detail = self.schedule_monitoring(
+            settings, deployer.stack, deployer.config, timedelta(hours=1)
+        )
+        return f"Monitoring schedule: {detail}"
+
+    def take_down(self, settings: Settings, deployer: StageDeployer) -> str:
+        # SageMaker refuses to delete an endpoint that has monitoring schedules.
+        monitoring_aws.remove_schedules(deployer.connection.sagemaker(), deployer.config)
+        return deployer.down()
 
     def schedule_monitoring(
         self, settings: Settings, stack: Stack, config: InfraConfig, every: timedelta | None
@@ -349,3 +423,28 @@ def ensure_local_stack(settings: Settings, on_output: Notify | None = None) -> R
     """The local stack, applied if it was not (for tests and benchmarks that run on it)."""
     local = Deployment.parse("local")
     return LocalTarget().ensure_applied(settings, local, on_output)
+
+
+def resolve_deployment(target: str | None, env: str | None, stage: str | None) -> Deployment:
+    """Where a stage lives, through its target."""
+    chosen = Deployment.parse(target, env)
+    return target_for(chosen).stage_deployment(chosen, check_stage(stage), env)
+
+
+def open_deployer(
+    settings: Settings,
+    target: str | None = None,
+    env: str | None = None,
+    stage: str | None = None,
+    *,
+    wait: bool = True,
+) -> StageDeployer:
+    """The deployer of a stage on its target; reads the stack's outputs only."""
+    stage = check_stage(stage)
+    where = resolve_deployment(target, env, stage)
+    target_ = target_for(where)
+    stack, config, backend = open_target(settings, where)
+    deployer = target_.deployer(settings, stack, config, stage)
+    deployer.pipeline_backend = backend
+    deployer.wait = wait
+    return deployer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import os
 import shutil
@@ -9,6 +10,8 @@ import socket
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 from pipelines.config.settings import PROJECT_ROOT
@@ -68,3 +71,53 @@ def source_tarball(files: dict[str, str]) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+BOSTON_ROW = "0.00632,18.0,2.31,0.0,0.538,6.575,65.2,4.09,1.0,296.0,15.3,396.9,4.98"
+
+
+class ClientLoop:
+    """Client threads posting one CSV row to an endpoint over HTTP until stopped; each
+    result is ``(monotonic time, status, X-Mlops-Model-Version or the error)``.
+    Bounded: they stop on exit from the ``with`` block, or after ``limit`` seconds."""
+
+    def __init__(self, port: int, clients: int = 3, limit: float = 300.0) -> None:
+        self.port, self.limit = port, limit
+        self.results: list[tuple[float, int, str | None]] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._loop) for _ in range(clients)]
+
+    def _loop(self) -> None:
+        deadline = time.monotonic() + self.limit
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            try:
+                connection.request(
+                    "POST", "/invocations", BOSTON_ROW.encode(), {"Content-Type": "text/csv"}
+                )
+                response = connection.getresponse()
+                response.read()
+                version = response.getheader("X-Mlops-Model-Version")
+                self.results.append((time.monotonic(), response.status, version))
+            except OSError as error:
+                self.results.append((time.monotonic(), 0, str(error)))
+            finally:
+                connection.close()
+
+    def failures(self) -> list[tuple[float, int, str | None]]:
+        return [result for result in self.results if result[1] != 200]
+
+    def versions(self) -> list[str | None]:
+        return [version for _, _, version in self.results]
+
+    def __enter__(self) -> ClientLoop:
+        for thread in self.threads:
+            thread.start()
+        time.sleep(0.3)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        time.sleep(0.3)
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines import deploy
 from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
@@ -22,6 +21,7 @@ from pipelines.monitoring.execution import MonitoringResult, run_monitoring
 from pipelines.monitoring.history import History
 from pipelines.monitoring.schedule import stop_schedules
 from pipelines.monitoring.settings import MonitoringSettings
+from pipelines.serving import deploy
 from pipelines.targets import open_target, target_for
 
 

@@ -1,4 +1,4 @@
-"""Tasks for the endpoint: deploy, status, take down, predict."""
+"""Tasks for endpoints: deploy, status, take down, predict, promote, history, rollback."""
 
 from __future__ import annotations
 
@@ -7,143 +7,114 @@ from pathlib import Path
 from invoke import task
 from invoke.exceptions import Exit
 
+from pipelines.actions import endpoints
 from pipelines.cli.arguments import optional_whole_number, whole_number
-from pipelines.cli.common import TARGET_HELP, confirm, deployment, megabytes, settings
-from pipelines.core.errors import MlopsError
-from pipelines.executor.retention import prune_releases
-from pipelines.registry import Registry
-from pipelines.targets import open_target
+from pipelines.cli.common import TARGET_HELP, confirm, settings
+from pipelines.promotion.cli import promote_from_terminal
+from pipelines.promotion.report import history_table
+from pipelines.targets import open_deployer
 from pipelines.ui.console import console, exit_on_error
+from pipelines.ui.views import predictions_table
+
+STAGE_HELP = {
+    **TARGET_HELP,
+    "stage": "staging or prod (local: its own endpoint; aws: its Terraform environment); "
+    "default: the environment's endpoint",
+}
 
 
 @task(
     help={
-        **TARGET_HELP,
+        **STAGE_HELP,
         "version": "model version to deploy (default: the latest Approved one)",
-        "strategy": "aws: all-at-once or canary (default from invoke.yaml)",
+        "strategy": "all-at-once, canary or linear (default from invoke.yaml)",
         "wait": "aws: wait until the endpoint is InService (default)",
     }
 )
-def deploy(c, version=None, target="local", env=None, strategy=None, wait=True):
-    """Deploy an Approved model version to the local endpoint or a SageMaker endpoint."""
+def deploy(c, version=None, target="local", env=None, stage=None, strategy=None, wait=True):
+    """Deploy an Approved model version to a stage's endpoint, blue/green."""
     with exit_on_error():
-        from pipelines import deploy as deploying
-        from pipelines.registry import require_approved
-
         number = optional_whole_number(version, "--version")
-        conf = settings(c)
-        stack, config, _ = open_target(conf, deployment(target, env))
-        registry = Registry(stack.connection, config.model_package_group_name)
-        chosen = registry.get(number) if number is not None else registry.latest_approved()
-        require_approved(chosen)
-        deploy_settings = deploying.DeploySettings.from_settings(conf, strategy=strategy)
-        if stack.deployment.is_local:
-            endpoint = deploying.local_endpoint(conf, stack.connection, config, deploy_settings)
-            status = endpoint.deploy(chosen)
-            console.print(f"Version {chosen.version} serving at {status.url}/invocations")
-            pruned = prune_releases(endpoint.dir, conf.keep_releases)
-            if pruned.removed:
-                console.print(
-                    f"Removed {len(pruned.removed)} old release(s) "
-                    f"({megabytes(pruned.freed_bytes)}; keeping {conf.keep_releases})."
-                )
-            return
-        result = deploying.deploy_to_sagemaker(
-            stack.connection, config, chosen, deploy_settings, wait=wait
-        )
-        verb = "Created" if result.created else f"Updated ({deploy_settings.strategy})"
-        console.print(
-            f"{verb} endpoint {result.endpoint} with version {chosen.version} "
-            f"(config {result.endpoint_config}): {result.status}"
-        )
+        _, lines = endpoints.deploy(settings(c), target, env, stage, number, strategy, wait)
+        for line in lines:
+            console.print(line)
 
 
-@task(help=TARGET_HELP)
-def endpoint_status(c, target="local", env=None):
-    """Show what the endpoint serves and whether it answers."""
+@task(help=STAGE_HELP)
+def endpoint_status(c, target="local", env=None, stage=None):
+    """Show what a stage's endpoint serves and whether it answers."""
     with exit_on_error():
-        from pipelines import deploy as deploying
-
-        conf = settings(c)
-        stack, config, _ = open_target(conf, deployment(target, env))
-        if stack.deployment.is_local:
-            endpoint = deploying.local_endpoint(conf, stack.connection, config)
-            status = endpoint.status()
-            console.print(
-                f"Endpoint {status.name} at {status.url}: {status.detail}"
-                + (f" (model package {status.package_arn})" if status.package_arn else "")
-            )
-            if not status.running:
-                raise Exit(code=3)
-            return
-        arn = deploying.deployed_package_arn(stack.connection, config)
-        described = stack.connection.client("sagemaker").describe_endpoint(
-            EndpointName=deploying.endpoint_name(config)
-        )
-        console.print(
-            f"Endpoint {described['EndpointName']}: {described['EndpointStatus']} "
-            f"(model package {arn})"
-        )
+        status = open_deployer(settings(c), target, env, stage).status()
+        console.print(status.line)
+    if not status.running:
+        raise Exit(code=3)
 
 
-@task(help={**TARGET_HELP, "yes": "aws: do not ask for confirmation"})
-def endpoint_down(c, target="local", env=None, yes=False):
+@task(help={**STAGE_HELP, "yes": "aws: do not ask for confirmation"})
+def endpoint_down(c, target="local", env=None, stage=None, yes=False):
     """Stop the local endpoint, or delete the SageMaker endpoint and its configs."""
     with exit_on_error():
-        from pipelines import deploy as deploying
+        ask = (lambda _: None) if yes else confirm
+        console.print(endpoints.take_down(settings(c), target, env, stage, ask))
 
-        conf = settings(c)
-        stack, config, _ = open_target(conf, deployment(target, env))
-        if stack.deployment.is_local:
-            endpoint = deploying.local_endpoint(conf, stack.connection, config)
-            stopped = endpoint.down()
-            console.print("Endpoint stopped." if stopped else "The endpoint was not running.")
-            return
-        if not yes:
-            confirm(f"Delete the SageMaker endpoint {deploying.endpoint_name(config)}?")
-        removed = deploying.remove_endpoints(stack.connection, config)
-        console.print(
-            f"Deleted {removed.endpoints} endpoint(s), {removed.endpoint_configs} endpoint "
-            f"config(s) and {removed.models} model(s)."
-        )
+
+@task(
+    help={
+        **STAGE_HELP,
+        "data": "CSV file with a header: the model's feature columns (extra columns are ignored)",
+        "output": "also write every prediction to this CSV file",
+        "limit": "how many rows to show (default 20)",
+        "inference_id_column": "send each row alone with this column's value as its "
+        "InferenceId (recorded in the data capture, for monitor --ground-truth)",
+    }
+)
+def predict(
+    c, data, target="local", env=None, stage=None, output=None, limit=None,
+    inference_id_column=None,
+):  # fmt: skip
+    """Send rows of a CSV file to a stage's endpoint and print the predictions."""
+    with exit_on_error():
+        shown = whole_number(20 if limit is None else limit, "--limit")
+        deployer = open_deployer(settings(c), target, env, stage)
+        result, version = deployer.predict(Path(data), inference_id_column)
+        console.print(predictions_table(result, shown, version))
+        if output:
+            Path(output).write_text("prediction\n" + "".join(f"{v!r}\n" for v in result.values))
+            console.print(f"Wrote {len(result.values)} predictions to {output}")
 
 
 @task(
     help={
         **TARGET_HELP,
-        "data": "CSV file with a header: the model's feature columns (extra columns are ignored)",
-        "output": "also write every prediction to this CSV file",
-        "limit": "how many rows to show (default 20)",
+        "from": "the stage whose version is promoted, after its gates (staging)",
+        "to": "the stage it is deployed to, blue/green (prod)",
+        "strategy": "all-at-once, canary or linear (default from invoke.yaml)",
+        "approved_by": "for automation: who approves (with --reason); else a terminal asks",
+        "reason": "for automation: why it is approved",
     }
 )
-def predict(c, data, target="local", env=None, output=None, limit=None):
-    """Send rows of a CSV file to the deployed endpoint and print the predictions."""
+def promote(
+    c, from_="staging", to="prod", target="local", env=None, strategy=None,
+    approved_by=None, reason=None,
+):  # fmt: skip
+    """Promote a stage's version: gates, explicit approval, then a blue/green rollout."""
     with exit_on_error():
-        from pipelines import deploy as deploying
-        from pipelines import predict as predicting
-        from pipelines.ui.views import predictions_table
+        console.print(promote_from_terminal(
+            settings(c), from_, to, target, env, strategy, approved_by, reason
+        ))  # fmt: skip
 
-        shown = whole_number(20 if limit is None else limit, "--limit")
-        conf = settings(c)
-        stack, config, _ = open_target(conf, deployment(target, env))
-        registry = Registry(stack.connection, config.model_package_group_name)
-        if stack.deployment.is_local:
-            endpoint = deploying.local_endpoint(conf, stack.connection, config)
-            status = endpoint.status()
-            if not status.running or not status.package_arn:
-                raise MlopsError(
-                    f"The local endpoint is not serving ({status.detail}): `invoke deploy` first."
-                )
-            package, invoke = status.package_arn, predicting.local_invoker(status.url)
-        else:
-            package = deploying.deployed_package_arn(stack.connection, config)
-            invoke = predicting.sagemaker_invoker(stack.connection, deploying.endpoint_name(config))
-        version = registry.describe(package)
-        features, target_column = registry.features(version)
-        rows, actual = predicting.read_rows(Path(data), features, target_column)
-        values = predicting.predict(rows, invoke)
-        result = predicting.Predictions(values, actual, target_column, features)
-        console.print(predictions_table(result, shown, version.version))
-        if output:
-            Path(output).write_text("prediction\n" + "".join(f"{value!r}\n" for value in values))
-            console.print(f"Wrote {len(values)} predictions to {output}")
+
+@task(help=STAGE_HELP)
+def deployments(c, target="local", env=None, stage=None):
+    """The deployment history of a stage: versions, approvals, gates, strategies, outcomes."""
+    with exit_on_error():
+        deployer = open_deployer(settings(c), target, env, stage)
+        console.print(history_table(deployer.history(), f"Deployments of {deployer.endpoint}"))
+
+
+@task(help=STAGE_HELP)
+def rollback(c, target="local", env=None, stage=None):
+    """Return a stage to the version it served before, blue/green."""
+    with exit_on_error():
+        rollout = open_deployer(settings(c), target, env, stage).rollback()
+        console.print(f"Rolled back to version {rollout.record.version}. {rollout.message}")

@@ -24,13 +24,9 @@ def monitor(c, since="1h", report=None, ground_truth=None, target="local", env=N
     """Check captured traffic against the deployed version's baselines; exit 3 on violations."""
     with exit_on_error():
         result, written = monitoring.monitor(
-            settings(c),
-            deployment(target, env),
-            since=since,
-            report_file=report,
-            ground_truth=ground_truth,
-            on_alert=lambda text: console.print(text, markup=False),
-        )
+            settings(c), deployment(target, env), since=since, report_file=report,
+            ground_truth=ground_truth, on_alert=lambda text: console.print(text, markup=False),
+        )  # fmt: skip
         for renderable in views.result_lines(result, since, written):
             console.print(renderable)
     if result.exit_code:

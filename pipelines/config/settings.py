@@ -34,6 +34,8 @@ class Settings:
     deploy: dict[str, Any] = field(default_factory=dict)
     # Model monitoring (mlops.monitoring; pipelines/monitoring/settings.py checks it).
     monitoring: dict[str, Any] = field(default_factory=dict)
+    # Promotion gates (mlops.promotion), checked by pipelines.promotion.config.
+    promotion: dict[str, Any] = field(default_factory=dict)
     # Retention (mlops.retention in invoke.yaml): how many endpoint releases and
     # execution sandboxes the state folder keeps; older ones are pruned.
     keep_releases: int = 3
@@ -91,6 +93,7 @@ class Settings:
             ),
             deploy=dict(config.get("deploy") or {}),
             monitoring=dict(config.get("monitoring") or {}),
+            promotion=dict(config.get("promotion") or {}),
             keep_releases=_count(retention.get("endpoint_releases", 3), "endpoint_releases"),
             keep_execution_sandboxes=_count(
                 retention.get("execution_sandboxes", 20), "execution_sandboxes"

@@ -9,6 +9,7 @@ values, flagging wildcards and anything that weakens the defaults.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ _POLICY_ATTRIBUTES = {
     # Who may send to the automation agent's queue (and, with monitoring, publish to a topic).
     "aws_sqs_queue_policy": ("policy",),
     "aws_sns_topic_policy": ("policy",),
+    "aws_sagemaker_model_package_group_policy": ("resource_policy",),
 }
 _SECURITY_TYPES = frozenset(
     {
@@ -46,6 +48,7 @@ _PUBLIC_ACCESS_FLAGS = (
     "restrict_public_buckets",
 )
 UNKNOWN = "(known after apply)"
+_ACCOUNT_IN_PRINCIPAL = re.compile(r"^(?:arn:[a-z-]+:iam::)?([0-9]{12})(?::|$)")
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,11 @@ def summarize_plan(plan: Mapping[str, Any]) -> PlanSummary:
             )
         )
     changes.sort(key=lambda c: (ACTION_ORDER.index(c.action), c.address))
+    account = planning_account(plan)
     security = tuple(
-        note for note in (security_note(c) for c in changes if c.type in _SECURITY_TYPES) if note
+        note
+        for note in (security_note(c, account) for c in changes if c.type in _SECURITY_TYPES)
+        if note
     )
     outputs = tuple(
         sorted(
@@ -131,10 +137,34 @@ def summarize_plan(plan: Mapping[str, Any]) -> PlanSummary:
     return PlanSummary(changes=tuple(changes), security=security, output_changes=outputs)
 
 
+def planning_account(plan: Mapping[str, Any]) -> str | None:
+    """The account the plan was made in: ``aws_caller_identity`` as read while planning."""
+    pending = [plan.get("prior_state", {}).get("values", {}).get("root_module", {})]
+    while pending:
+        module = pending.pop()
+        for resource in module.get("resources", []):
+            if resource.get("type") == "aws_caller_identity" and resource.get("mode") == "data":
+                account = (resource.get("values") or {}).get("account_id")
+                if account:
+                    return str(account)
+        pending += module.get("child_modules", [])
+    return None
+
+
+def other_accounts(statement: Mapping[str, Any], own_account: str | None) -> list[str]:
+    """Accounts other than ``own_account`` that an Allow statement names as principals."""
+    if own_account is None or statement.get("Effect", "Allow") != "Allow":
+        return []
+    principal = statement.get("Principal")
+    names = _as_list(principal.get("AWS")) if isinstance(principal, Mapping) else []
+    accounts = {m.group(1) for m in map(_ACCOUNT_IN_PRINCIPAL.match, names) if m}
+    return sorted(accounts - {own_account})
+
+
 # --- security notes -------------------------------------------------------------------
 
 
-def security_note(change: ResourceChange) -> SecurityNote | None:
+def security_note(change: ResourceChange, own_account: str | None = None) -> SecurityNote | None:
     state = change.before if change.action == "delete" else change.after
     state = state or {}
     lines: list[str] = []
@@ -156,6 +186,14 @@ def security_note(change: ResourceChange) -> SecurityNote | None:
             # In a key policy, Resource "*" means the key itself; only the principal matters.
             key_policy = change.type == "aws_kms_key"
             warnings.extend(statement_warnings(statement, resource_scoped=key_policy))
+            accounts = other_accounts(statement, own_account)
+            if accounts and change.action != "delete":
+                sid = statement.get("Sid") or "(no Sid)"
+                actions = ", ".join(_as_list(statement.get("Action")))
+                warnings.append(
+                    f"cross-account grant: {sid} lets account(s) {', '.join(accounts)} "
+                    f"use `{actions}`"
+                )
 
     if change.type == "aws_iam_role_policy_attachment":
         arn = state.get("policy_arn") or UNKNOWN

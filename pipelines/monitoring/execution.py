@@ -18,7 +18,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines import deploy
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
 from pipelines.core.aws import AwsConnection
@@ -30,6 +29,7 @@ from pipelines.monitoring.dataset import CurrentDataset
 from pipelines.monitoring.history import History
 from pipelines.monitoring.settings import MonitoringSettings
 from pipelines.registry import Registry
+from pipelines.serving import deploy
 
 EXIT_OK = 0
 EXIT_VIOLATIONS = 3

@@ -26,6 +26,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,8 @@ def _get(url: str, timeout: float = 2.0) -> tuple[int, dict[str, str]]:
             return response.status, dict(response.headers)
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers)
+    except OSError:
+        return 0, {}
 
 
 def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
@@ -184,16 +187,29 @@ class LocalEndpoint:
 
     # --- deploy ------------------------------------------------------------------------------
 
-    def deploy(self, version: ModelVersion, timeout: float = 120.0) -> EndpointStatus:
+    def deploy(
+        self,
+        version: ModelVersion,
+        timeout: float = 120.0,
+        shift: Sequence[tuple[float, float]] = (),
+    ) -> EndpointStatus:
         """Serve ``version``. Deploys and downs of one endpoint are serialised across
-        processes, so two concurrent deploys never start two routers or lose a server."""
+        processes, so two concurrent deploys never start two routers or lose a server.
+
+        ``shift`` is a traffic shift (canary, linear): ``(share, bake seconds)`` steps, each
+        sending that share of requests to the new version while the old one serves the rest.
+        The new model server is health-checked throughout each bake; if it fails, the
+        router goes back to the old version alone and the deploy raises.
+        """
         with self._lock():
-            return self._deploy(version, timeout)
+            return self._deploy(version, timeout, shift)
 
     def _lock(self) -> contextlib.AbstractContextManager[None]:
         return exclusive(self.dir / "endpoint.lock", what=f"the lock of endpoint {self.name}")
 
-    def _deploy(self, version: ModelVersion, timeout: float) -> EndpointStatus:
+    def _deploy(
+        self, version: ModelVersion, timeout: float, shift: Sequence[tuple[float, float]]
+    ) -> EndpointStatus:
         release = self.dir / "releases" / f"v{version.version}-{int(time.time() * 1000)}"
         model_dir, code_dir = self._materialize(version, release)
         program = version.environment.get("SAGEMAKER_PROGRAM", "inference.py")
@@ -215,6 +231,9 @@ class LocalEndpoint:
                     f"The new model server failed its health check (/ping answered {code})."
                 )
             self._ensure_router(timeout)
+            if previous.get("upstream_port"):
+                for share, bake in shift:
+                    self._shift(previous, version, server_pid, server_port, share, bake)
             _write_json_atomically(
                 self.state_file,
                 {
@@ -240,6 +259,44 @@ class LocalEndpoint:
             _stop(old_pid)
         self._record_in_emulator(version)
         return self.status()
+
+    def _shift(
+        self,
+        previous: dict[str, Any],
+        version: ModelVersion,
+        server_pid: int,
+        server_port: int,
+        share: float,
+        bake: float,
+    ) -> None:
+        """Route ``share`` of requests to the new server for ``bake`` seconds, checking it."""
+        _write_json_atomically(
+            self.state_file,
+            {
+                **previous,
+                "variants": [
+                    {
+                        "port": previous["upstream_port"],
+                        "version": previous.get("version"),
+                        "weight": round(1 - share, 6),
+                    },
+                    {"port": server_port, "version": version.version, "weight": share},
+                ],
+                "canary_pid": server_pid,
+            },
+        )
+        deadline = time.monotonic() + bake
+        while True:
+            code, _ = _get(f"http://{LOOPBACK}:{server_port}/ping")
+            if code != 200:
+                raise MlopsError(
+                    f"Version {version.version} failed its health check during the bake at "
+                    f"{share:.0%} of traffic (/ping answered {code}); rolled back to version "
+                    f"{previous.get('version')}."
+                )
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def _materialize(self, version: ModelVersion, release: Path) -> tuple[Path, Path]:
         """The model artifact and the inference code of the package, unpacked locally."""
@@ -443,9 +500,10 @@ def stop_endpoint_processes(directory: Path) -> bool:
     running = _alive(router_pid, _ROUTER, directory.name)
     if running:
         _stop(router_pid)
-    server_pid = records["endpoint.json"].get("model_server_pid")
-    if _alive(server_pid, _MODEL_SERVER, str(directory)):
-        _stop(server_pid)
+    for key in ("model_server_pid", "canary_pid"):  # a deploy killed mid-canary has two
+        server_pid = records["endpoint.json"].get(key)
+        if _alive(server_pid, _MODEL_SERVER, str(directory)):
+            _stop(server_pid)
     for name in records:
         (directory / name).unlink(missing_ok=True)
     return running

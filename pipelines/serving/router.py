@@ -4,7 +4,9 @@
 
 A deploy starts the new model server, checks it, then rewrites the state file; the
 router reads the upstream from that file when it changes, so the switch is atomic
-and the port never closes. A request that meets an upstream that has just stopped
+and the port never closes. During a canary or linear shift the state file lists
+weighted ``variants`` and each request goes to one of them by weight
+(:func:`pick_variant`). A request that meets an upstream that has just stopped
 is sent again to the current one. The router also does the data capture.
 """
 
@@ -15,6 +17,7 @@ import http.client
 import json
 import logging
 import os
+import random
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -62,6 +65,32 @@ class Upstream:
             return dict(self._state)
 
 
+def variants_of(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model servers a state file routes to, each with a weight: the ``variants`` of a
+    traffic shift (canary, linear), or the one upstream otherwise."""
+    variants = state.get("variants")
+    if variants:
+        return [v for v in variants if v.get("port") and float(v.get("weight", 0)) > 0]
+    if state.get("upstream_port"):
+        return [{"port": state["upstream_port"], "version": state.get("version"), "weight": 1.0}]
+    return []
+
+
+def pick_variant(variants: list[dict[str, Any]], draw: float) -> dict[str, Any] | None:
+    """The variant that a uniform ``draw`` in [0, 1) lands on, by weight: a variant of
+    weight 0.1 among weights summing to 1 takes draws in its 10 % slice. Pure, so any
+    server (router thread, worker process) picks the same way."""
+    total = sum(float(v["weight"]) for v in variants)
+    if total <= 0:
+        return None
+    point = draw * total
+    for variant in variants:
+        point -= float(variant["weight"])
+        if point < 0:
+            return variant
+    return variants[-1]
+
+
 class RouterApp:
     def __init__(
         self,
@@ -99,13 +128,17 @@ class RouterApp:
                 {},
                 "Bad Request",
             )
-        state = self.upstream.current()
+        state, failed_port = self.upstream.current(), None
         for attempt in range(2):
-            if not state.get("upstream_port"):
+            variants = variants_of(state)
+            # A retry avoids the server that just failed while another variant serves.
+            others = [v for v in variants if v["port"] != failed_port]
+            variant = pick_variant(others or variants, random.random())  # noqa: S311
+            if variant is None:
                 return _reply(start_response, 503, json_error("no model deployed"), {})
             try:
                 status, reason, response_headers, response = self.connections.forward(
-                    state["upstream_port"], method, path, body, headers
+                    variant["port"], method, path, body, headers
                 )
                 break
             except (OSError, http.client.HTTPException):
@@ -113,9 +146,9 @@ class RouterApp:
                     return _reply(
                         start_response, 502, json_error("the model server is not answering"), {}
                     )
-                # The upstream stopped right after a switch: use the new one.
-                state = self.upstream.current(force=True)
-        response_headers[VERSION_HEADER] = str(state.get("version", ""))
+                # The upstream stopped right after a switch, or a canary died: use another.
+                state, failed_port = self.upstream.current(force=True), variant["port"]
+        response_headers[VERSION_HEADER] = str(variant.get("version", ""))
         if self.capture is not None and path == "/invocations" and status == 200:
             self.capture.record(
                 body,
@@ -170,11 +203,11 @@ def _too_large(length: int | None, limit: int) -> str:
 
 
 class UpstreamConnections:
-    """One keep-alive connection to the model server per router thread.
+    """Keep-alive connections to the model servers, one per router thread and port.
 
-    Opening a connection per request costs more than the prediction itself. A
-    connection is only reused for the port it was opened to, so a switch to a new
-    model server opens new ones.
+    Opening a connection per request costs more than the prediction itself. During a
+    traffic shift a thread keeps one connection to each variant; a connection to a
+    port no longer routed to is closed when it fails or the thread next opens one.
     """
 
     def __init__(self) -> None:
@@ -183,23 +216,26 @@ class UpstreamConnections:
     def forward(
         self, port: int, method: str, path: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, str, dict[str, str], bytes]:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is None or connection.port != port:
-            if connection is not None:
-                connection.close()
-            connection = http.client.HTTPConnection(LOOPBACK, port, timeout=60)
-            self._local.connection = connection
+        pool: dict[int, http.client.HTTPConnection] = getattr(self._local, "pool", None) or {}
+        self._local.pool = pool
+        connection = pool.get(port)
+        if connection is None:
+            if len(pool) >= 4:  # ports of model servers that have since stopped
+                for stale in pool.values():
+                    stale.close()
+                pool.clear()
+            connection = pool[port] = http.client.HTTPConnection(LOOPBACK, port, timeout=60)
         try:
             connection.request(method, path, body=body or None, headers=headers)
             response = connection.getresponse()
             payload = response.read()
         except (OSError, http.client.HTTPException):
             connection.close()
-            self._local.connection = None
+            pool.pop(port, None)
             raise
         if response.will_close:
             connection.close()
-            self._local.connection = None
+            pool.pop(port, None)
         kept = {
             name: value
             for name, value in response.getheaders()

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import deploy
 from pipelines.backends.local import LocalBackend
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
 from pipelines.core.records import Execution
 from pipelines.infra import stack as infra
-from pipelines.runs import prepare as run
-from pipelines.targets import ensure_local_stack
 from pipelines.monitoring.schedule import stop_schedules
+from pipelines.runs import prepare as run
+from pipelines.serving import deploy
+from pipelines.targets import ensure_local_stack
 from tests.support import free_port, invoke_task
 
 
@@ -74,7 +74,10 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         yield LocalStack(settings, stack, config, LocalBackend(settings, stack.connection))
     finally:
         # A test that failed half-way may leave the endpoint's servers running.
-        deploy.local_endpoint(settings, stack.connection, config, deploy.DeploySettings()).down()
+        for stage in (None, *deploy.STAGES):
+            deploy.local_endpoint(
+                settings, stack.connection, config, deploy.DeploySettings(), stage
+            ).down()
         stop_schedules(settings.state_dir)  # and a monitoring schedule
         assert stack.emulator is not None
         stack.emulator.stop()

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from pipelines import deploy
 from pipelines.automation.agent import AgentProcess, automation_dir
 from pipelines.automation.git_hook import install
 from pipelines.automation.log import ActionLog, ActionRecord
 from pipelines.backends.local import LocalBackend
 from pipelines.config.settings import PROJECT_ROOT
 from pipelines.runs.datasets import SAMPLE_DATA
+from pipelines.serving import deploy
 from pipelines.teardown import stop_running_executions
 from tests.e2e.conftest import LocalStack
 from tests.support import project_copy

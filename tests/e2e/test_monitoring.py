@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
-from pipelines.registry import APPROVED, Registry
 from pipelines.config.settings import PROJECT_ROOT
+from pipelines.registry import APPROVED, Registry
 from tests.monitoring.browser import render
 from tests.support import invoke_task
 

@@ -8,11 +8,12 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from pipelines import deploy, targets, teardown
+from pipelines import targets, teardown
 from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
 from pipelines.infra import review as plan_review
 from pipelines.infra import stack as infra
+from pipelines.serving import deploy
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,8 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from pipelines.core.errors import MlopsError
 from pipelines.config.infra_config import InfraConfig
+from pipelines.core.errors import MlopsError
 from pipelines.monitoring import aws
 from pipelines.monitoring.execution import DeployedModel
 from pipelines.monitoring.settings import MonitoringSettings

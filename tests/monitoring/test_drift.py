@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.config.settings import PROJECT_ROOT
 from pipelines.core.errors import MlopsError
 from pipelines.executor.checks import load_analyzer
 from pipelines.monitoring import capture, drift
 from pipelines.monitoring.dataset import CurrentDataset
 from pipelines.monitoring.execution import analyze_window
 from pipelines.serving.capture import capture_record
-from pipelines.config.settings import PROJECT_ROOT
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 WHEN = datetime(2026, 3, 4, 5, 30, tzinfo=UTC)

@@ -13,15 +13,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
+from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
 from pipelines.executor.checks import load_analyzer
 from pipelines.monitoring import alerts, outputs, quality, report
 from pipelines.monitoring.drift import FeatureDrift
 from pipelines.monitoring.history import History
 from pipelines.monitoring.settings import MonitoringSettings
-from pipelines.predict import predict
+from pipelines.serving.predict import predict
 from pipelines.serving.router import RouterApp
-from pipelines.config.settings import Settings
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 BUCKETS = [{"lower_bound": float(i), "upper_bound": float(i + 1), "count": 10} for i in range(10)]

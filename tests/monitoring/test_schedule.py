@@ -8,13 +8,13 @@ from datetime import timedelta
 
 import psutil
 
+from pipelines.config.settings import Settings
 from pipelines.monitoring.schedule import (
     LocalSchedule,
     settings_document,
     settings_from_document,
     stop_schedules,
 )
-from pipelines.config.settings import Settings
 
 
 def settings_for(tmp_path) -> Settings:

@@ -10,11 +10,11 @@ import dataclasses
 import pytest
 from botocore.stub import ANY, Stubber
 
-from pipelines import deploy
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
-from pipelines.deploy import DeploySettings, deploy_to_sagemaker, deployed_package_arn
 from pipelines.registry import PENDING, ModelVersion
+from pipelines.serving import deploy
+from pipelines.serving.deploy import DeploySettings, deploy_to_sagemaker, deployed_package_arn
 from tests.serving.conftest import ACCOUNT, CONFIG
 
 AWS_CONFIG = dataclasses.replace(CONFIG, environment="aws", name_prefix="deploy")
@@ -252,7 +252,9 @@ def test_api_errors_name_the_step_and_the_code():
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"strategy": "linear"}, "Unknown deployment strategy 'linear'"),
+        ({"strategy": "rolling"}, "Unknown deployment strategy 'rolling'"),
+        ({"linear_percent": 60}, "Linear step percentage must be between 1 and 50"),
+        ({"canary_wait_seconds": -1}, "deploy.canary_wait_seconds must be 0-3600 seconds"),
         ({"capture_percent": 150}, "Capture percentage must be between 0 and 100"),
         ({"canary_percent": 100}, "Canary percentage must be between 1 and 99"),
         (
@@ -274,3 +276,51 @@ def test_command_line_overrides_win_over_invoke_yaml(tmp_path):
     resolved = DeploySettings.from_settings(settings, strategy="all-at-once", instance_count=None)
     assert resolved.strategy == "all-at-once"
     assert resolved.instance_count == 2
+
+
+def test_linear_updates_shift_in_steps_and_roll_back_on_alarms():
+    connection = StubbedConnection()
+    settings = DeploySettings(
+        strategy="linear",
+        linear_percent=20,
+        linear_wait_seconds=90,
+        rollback_alarms=("5xx-rate",),
+    )
+    expect_update(
+        connection.stubber,
+        {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {
+                    "Type": "LINEAR",
+                    "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 20},
+                    "WaitIntervalInSeconds": 90,
+                },
+                "TerminationWaitInSeconds": 0,
+                "MaximumExecutionTimeoutInSeconds": 3600,
+            },
+            "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "5xx-rate"}]},
+        },
+    )
+    with connection.stubber:
+        result = deploy_to_sagemaker(connection, AWS_CONFIG, VERSION, settings, wait=False)
+    connection.stubber.assert_no_pending_responses()
+    assert result.status == "Updating"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "steps"),
+    [
+        ("all-at-once", []),
+        ("canary", [(0.25, 600.0)]),
+        ("linear", [(0.2, 90.0), (0.4, 90.0), (0.6, 90.0), (0.8, 90.0)]),
+    ],
+)
+def test_the_local_router_follows_sagemakers_schedule(strategy, steps):
+    settings = DeploySettings(
+        strategy=strategy,
+        canary_percent=25,
+        canary_wait_seconds=600,
+        linear_percent=20,
+        linear_wait_seconds=90,
+    )
+    assert deploy.traffic_steps(settings) == steps

@@ -13,10 +13,10 @@ import psutil
 import pytest
 
 from pipelines.core.errors import MlopsError
-from pipelines.deploy import capture_destination, endpoint_name
-from pipelines.predict import Predictions, local_invoker, predict, read_rows
 from pipelines.registry import REJECTED, Registry, require_approved
+from pipelines.serving.deploy import capture_destination, endpoint_name
 from pipelines.serving.local_endpoint import LocalEndpoint, stop_local_endpoints
+from pipelines.serving.predict import Predictions, local_invoker, predict, read_rows
 from tests.serving.conftest import CONFIG, SAMPLE, read_jsonl
 from tests.support import free_port
 

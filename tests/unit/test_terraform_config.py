@@ -86,8 +86,8 @@ def test_aws_target_needs_a_state_bucket_and_drops_the_local_override(tmp_settin
 
 
 def test_unknown_environment_has_no_variables_file(tmp_settings):
-    stack = TerraformStack(tmp_settings, Deployment.parse("aws", "staging"), env={})
-    with pytest.raises(MlopsError, match=r"staging\.tfvars"):
+    stack = TerraformStack(tmp_settings, Deployment.parse("aws", "qa"), env={})
+    with pytest.raises(MlopsError, match=r"qa\.tfvars"):
         stack.init()
 
 

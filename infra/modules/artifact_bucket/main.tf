@@ -2,6 +2,13 @@ data "aws_partition" "current" {}
 
 data "aws_caller_identity" "current" {}
 
+data "aws_region" "current" {}
+
+locals {
+  _bucket_arn           = "arn:${data.aws_partition.current.partition}:s3:::${var.bucket_name}"
+  _deploying_principals = [for id in var.deploying_account_ids : "arn:${data.aws_partition.current.partition}:iam::${id}:root"]
+}
+
 resource "aws_kms_key" "this" {
   count = var.enable_kms_encryption ? 1 : 0
 
@@ -35,6 +42,28 @@ data "aws_iam_policy_document" "kms" {
     principals {
       type        = "AWS"
       identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+
+  # The deploying accounts may decrypt (read) artifacts, and only through S3 in this region.
+  dynamic "statement" {
+    for_each = length(var.deploying_account_ids) > 0 ? [1] : []
+
+    content {
+      sid       = "DeployingAccountsDecryptThroughS3"
+      actions   = ["kms:Decrypt", "kms:DescribeKey"]
+      resources = ["*"]
+
+      principals {
+        type        = "AWS"
+        identifiers = local._deploying_principals
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${data.aws_region.current.name}.amazonaws.com"]
+      }
     }
   }
 }
@@ -137,6 +166,23 @@ data "aws_iam_policy_document" "bucket" {
       test     = "NumericLessThan"
       variable = "s3:TlsVersion"
       values   = ["1.2"]
+    }
+  }
+
+  # The deploying accounts (staging, prod) read model artifacts and inference code to
+  # create their models; they cannot list, write or delete.
+  dynamic "statement" {
+    for_each = length(var.deploying_account_ids) > 0 ? [1] : []
+
+    content {
+      sid       = "DeployingAccountsReadArtifacts"
+      actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+      resources = ["${local._bucket_arn}/*"]
+
+      principals {
+        type        = "AWS"
+        identifiers = local._deploying_principals
+      }
     }
   }
 }

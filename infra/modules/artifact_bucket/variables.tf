@@ -34,6 +34,18 @@ variable "enable_eventbridge_notifications" {
   nullable    = false
 }
 
+variable "deploying_account_ids" {
+  description = "AWS account ids (12 digits) of the stages that deploy from this environment's registry; each may read objects and decrypt them through S3. Empty: no cross-account statement."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for id in var.deploying_account_ids : can(regex("^[0-9]{12}$", id))])
+    error_message = "deploying_account_ids must be 12-digit AWS account ids."
+  }
+}
+
 variable "enable_kms_encryption" {
   description = "Encrypt objects with a customer-managed KMS key (rotated yearly) created by this module; false uses SSE-S3 (AES256)."
   type        = bool

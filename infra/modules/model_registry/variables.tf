@@ -1,3 +1,20 @@
+variable "deploying_account_ids" {
+  description = "AWS account ids (12 digits) of the stages that deploy this group's versions (staging, prod); each may read the group and its versions. Empty: no group policy."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for id in var.deploying_account_ids : can(regex("^[0-9]{12}$", id))])
+    error_message = "deploying_account_ids must be 12-digit AWS account ids."
+  }
+
+  validation {
+    condition     = length(distinct(var.deploying_account_ids)) == length(var.deploying_account_ids)
+    error_message = "deploying_account_ids must not repeat an account id."
+  }
+}
+
 variable "description" {
   description = "Description of the model package group."
   type        = string

@@ -11,7 +11,6 @@ created, for ``invoke destroy``.
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,12 +19,28 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
+from pipelines.core import polling
 from pipelines.core.aws import AwsConnection, api_error, is_missing
 from pipelines.core.errors import MlopsError
 from pipelines.registry import ModelVersion, require_approved
 from pipelines.serving.local_endpoint import LocalEndpoint
 
-STRATEGIES = ("all-at-once", "canary")
+STRATEGIES = ("all-at-once", "canary", "linear")
+STAGES = ("staging", "prod")
+# Locally each stage's endpoint listens next to the default one (mlops.endpoint.port).
+_STAGE_PORT_OFFSET = {"staging": 1, "prod": 2}
+
+
+def check_stage(stage: str | None) -> str | None:
+    if stage in (None, ""):
+        return None
+    if stage not in STAGES:
+        raise MlopsError(f"Unknown stage {stage!r}: use {' or '.join(STAGES)}.")
+    return stage
+
+
+def stage_port(settings: Settings, stage: str | None) -> int:
+    return settings.endpoint_port + _STAGE_PORT_OFFSET.get(stage or "", 0)
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,8 @@ class DeploySettings:
     strategy: str = "all-at-once"
     canary_percent: int = 10
     canary_wait_seconds: int = 300
+    linear_percent: int = 25
+    linear_wait_seconds: int = 120
     rollback_alarms: tuple[str, ...] = ()
     capture_percent: float = 100.0
 
@@ -51,6 +68,14 @@ class DeploySettings:
             raise MlopsError(
                 f"Canary percentage must be between 1 and 99, got {self.canary_percent}."
             )
+        if not 1 <= self.linear_percent <= 50:
+            raise MlopsError(
+                f"Linear step percentage must be between 1 and 50, got {self.linear_percent}."
+            )
+        for name in ("canary_wait_seconds", "linear_wait_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3600:
+                raise MlopsError(f"deploy.{name} must be 0-3600 seconds, got {value!r}.")
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> DeploySettings:
@@ -64,8 +89,22 @@ class DeploySettings:
         return cls(**values)
 
 
-def endpoint_name(config: InfraConfig) -> str:
-    return f"{config.name_prefix}-{config.environment}-endpoint"
+def endpoint_name(config: InfraConfig, stage: str | None = None) -> str:
+    """The environment's endpoint; locally, a stage's own endpoint beside it."""
+    if stage is None:
+        return f"{config.name_prefix}-{config.environment}-endpoint"
+    return f"{config.name_prefix}-{config.environment}-{stage}-endpoint"
+
+
+def traffic_steps(settings: DeploySettings) -> list[tuple[float, float]]:
+    """The local router's shift before the new version takes all traffic: ``(share,
+    bake seconds)`` steps, the same schedule SageMaker follows for the strategy."""
+    if settings.strategy == "canary":
+        return [(settings.canary_percent / 100, float(settings.canary_wait_seconds))]
+    if settings.strategy == "linear":
+        step = settings.linear_percent
+        return [(p / 100, float(settings.linear_wait_seconds)) for p in range(step, 100, step)]
+    return []
 
 
 def capture_destination(config: InfraConfig) -> str:
@@ -90,6 +129,12 @@ def deployment_config(settings: DeploySettings) -> dict[str, Any]:
             "Type": "CANARY",
             "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": settings.canary_percent},
             "WaitIntervalInSeconds": settings.canary_wait_seconds,
+        }
+    elif settings.strategy == "linear":
+        routing = {
+            "Type": "LINEAR",
+            "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": settings.linear_percent},
+            "WaitIntervalInSeconds": settings.linear_wait_seconds,
         }
     else:
         routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
@@ -236,14 +281,16 @@ def remove_endpoints(
                 if item["EndpointName"] == endpoint:
                     sagemaker.delete_endpoint(EndpointName=endpoint)
                     counts[0] += 1
-        if counts[0] and not connection.is_emulator:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                try:
-                    sagemaker.describe_endpoint(EndpointName=endpoint)
-                except ClientError:
-                    break
-                time.sleep(15)
+        if counts[0]:
+            # SageMaker takes minutes to delete an endpoint (the emulator none): its
+            # configs and models go once it is gone.
+            with contextlib.suppress(polling.PollTimeout):
+                polling.poll(
+                    lambda: _endpoint_exists(sagemaker, endpoint),
+                    lambda exists: not exists,
+                    polling.PollSchedule(15.0, 15.0),
+                    timeout=timeout,
+                )
         for page in sagemaker.get_paginator("list_endpoint_configs").paginate(
             NameContains=f"{endpoint}-v"
         ):
@@ -264,14 +311,16 @@ def local_endpoint(
     connection: AwsConnection,
     config: InfraConfig,
     deploy: DeploySettings | None = None,
+    stage: str | None = None,
 ) -> LocalEndpoint:
-    """The local endpoint of this stack; ``deploy`` defaults to invoke.yaml's settings."""
+    """The local endpoint of this stack, or of one of its stages (its own name and port);
+    ``deploy`` defaults to invoke.yaml's settings."""
     deploy = deploy or DeploySettings.from_settings(settings)
     return LocalEndpoint(
         settings.state_dir,
         connection,
-        name=endpoint_name(config),
-        port=settings.endpoint_port,
+        name=endpoint_name(config, stage),
+        port=stage_port(settings, stage),
         role_arn=config.execution_role_arn,
         capture_uri=capture_destination(config),
         capture_percent=deploy.capture_percent,
@@ -305,3 +354,11 @@ def deployed_package_arn(connection: AwsConnection, config: InfraConfig) -> str:
     if not package:
         raise MlopsError(f"Endpoint {endpoint} does not serve a registered model package.")
     return package
+
+
+def _endpoint_exists(sagemaker: Any, endpoint: str) -> bool:
+    try:
+        sagemaker.describe_endpoint(EndpointName=endpoint)
+    except ClientError:
+        return False
+    return True

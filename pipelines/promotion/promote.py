@@ -1,0 +1,172 @@
+"""``invoke promote --from staging --to prod``: gates on the source stage, an explicit
+approval, then a blue/green rollout of the same version to the target stage.
+
+A failed gate leaves the target untouched; the attempt is recorded in its history as
+``blocked`` with the figures of every gate.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipelines.config.promotion import PromotionSettings
+from pipelines.config.settings import Settings
+from pipelines.core.errors import MlopsError
+from pipelines.core.records import StepRun
+from pipelines.core.s3io import parse_s3_uri
+from pipelines.monitoring.history import History
+from pipelines.promotion.approval import Approval, check_flags
+from pipelines.promotion.gates import GateResult, failed, run_gates
+from pipelines.registry import ModelVersion, require_approved
+from pipelines.serving.deploy import DeploySettings, check_stage
+from pipelines.serving.deployer import Rollout, StageDeployer
+from pipelines.serving.history import DeploymentRecord
+from pipelines.targets import open_deployer
+
+# pipelines.definition.pipeline.PREPROCESS_STEP (a test keeps them equal): importing the
+# definition module would load the SageMaker SDK, seconds for one constant.
+PREPROCESS_STEP = "PreprocessData"
+
+
+class GateFailure(MlopsError):
+    def __init__(self, results: list[GateResult], target: str) -> None:
+        self.results = results
+        names = ", ".join(f"{r.name} ({r.summary})" for r in failed(results))
+        super().__init__(f"Promotion blocked, {target} untouched: failed gate(s): {names}.")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    version: ModelVersion
+    gates: list[GateResult]
+    approval: Approval
+    rollout: Rollout
+
+
+def held_out_split_uri(bucket: str, pipeline: str, version: ModelVersion) -> str:
+    """Where the execution that registered ``version`` writes its test split when its
+    preprocessing step ran (not a cache hit): the fallback when no step record says."""
+    if not version.execution_id:
+        raise MlopsError(
+            f"Model version {version.version} records no pipeline execution (GeneratedBy), "
+            "so its held-out test split cannot be found."
+        )
+    return f"s3://{bucket}/{pipeline}/{version.execution_id}/{PREPROCESS_STEP}/test/test.csv"
+
+
+def recorded_split_uri(steps: list[StepRun], sagemaker: Any) -> str | None:
+    """The test split the execution's preprocessing step produced, from its record: the
+    job's ``ProcessingOutputConfig`` (a cached step points at the run that made it)."""
+    step = next((s for s in steps if s.name == PREPROCESS_STEP), None)
+    if step is None:
+        return None
+    outputs = step.properties.get("ProcessingOutputConfig", {}).get("Outputs")
+    if outputs is None and step.properties.get("ProcessingJobArn"):
+        name = step.properties["ProcessingJobArn"].rsplit("/", 1)[-1]
+        job = sagemaker.describe_processing_job(ProcessingJobName=name)
+        outputs = job.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    for output in outputs or []:
+        if output.get("OutputName") == "test":
+            return output["S3Output"]["S3Uri"].rstrip("/") + "/test.csv"
+    return None
+
+
+def held_out_test_split(
+    source: StageDeployer, version: ModelVersion
+) -> tuple[pd.DataFrame, list[float]]:
+    uri = None
+    if version.execution_id:
+        try:
+            steps = source.backend().steps(version.execution_id)
+            uri = recorded_split_uri(steps, source.connection.client("sagemaker"))
+        except (MlopsError, ClientError, BotoCoreError):
+            uri = None  # the execution's records are gone: use where it writes the split
+    uri = uri or held_out_split_uri(source.config.bucket_name, source.config.pipeline_name, version)
+    bucket, key = parse_s3_uri(uri)
+    try:
+        body = source.connection.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (ClientError, BotoCoreError) as error:
+        raise MlopsError(f"Cannot read the held-out test split {uri}: {error}") from error
+    frame = pd.read_csv(io.BytesIO(body))
+    features, target = source.registry.features(version)
+    return frame[features], frame[target].astype(float).tolist()
+
+
+def check_promotion(
+    settings: Settings, from_stage: str, to_stage: str, strategy: str | None
+) -> PromotionSettings:
+    """Everything that can be wrong with the arguments and invoke.yaml, before any work."""
+    if check_stage(from_stage) is None or check_stage(to_stage) is None:
+        raise MlopsError("Name both stages: --from staging --to prod.")
+    if from_stage == to_stage:
+        raise MlopsError(f"--from and --to are both {from_stage!r}: promote between two stages.")
+    DeploySettings.from_settings(settings, strategy=strategy)
+    return PromotionSettings.from_settings(settings)
+
+
+def promote(
+    settings: Settings,
+    *,
+    from_stage: str,
+    to_stage: str,
+    approve: Callable[[list[GateResult], ModelVersion], Approval],
+    target: str | None = None,
+    env: str | None = None,
+    strategy: str | None = None,
+    approved_by: str | None = None,
+    reason: str | None = None,
+) -> Promotion:
+    """Gates, approval (``approve`` sees the gate results first), then the rollout."""
+    gate_settings = check_promotion(settings, from_stage, to_stage, strategy)
+    check_flags(approved_by, reason)
+    source = open_deployer(settings, target, env, from_stage)
+    destination = open_deployer(settings, target, env, to_stage)
+    version = source.serving_version()
+    require_approved(version)
+    results = run_gates(
+        source.ping,
+        source.invoker(),
+        lambda: held_out_test_split(source, version),
+        source.registry.metrics(version),
+        gate_settings,
+        open_violations(settings, source.endpoint, version.version),
+    )
+    gates = [r.to_dict() for r in results]
+    chosen = DeploySettings.from_settings(settings, strategy=strategy).strategy
+    if failed(results):
+        destination.record_blocked(
+            DeploymentRecord(
+                stage=destination.label,
+                endpoint=destination.endpoint,
+                version=version.version,
+                package_arn=version.arn,
+                kind="promote",
+                strategy=chosen,
+                outcome="blocked: " + ", ".join(r.name for r in failed(results)) + " gate failed",
+                previous_version=destination.status().version,
+                gates=gates,
+            )
+        )
+        raise GateFailure(results, to_stage)
+    approval = approve(results, version)
+    rollout = destination.deploy(
+        version=version, strategy=strategy, kind="promote", approval=approval.to_dict(), gates=gates
+    )
+    return Promotion(version, results, approval, rollout)
+
+
+def open_violations(settings: Settings, endpoint: str, version: int) -> int | None:
+    """The violations of the latest monitoring run of ``endpoint``, when it checked this
+    version; None when monitoring has not checked it yet (the gate is then skipped).
+    Reads the local monitoring history: on AWS, the schedule's own results are not read."""
+    latest = History(settings.state_dir, endpoint).latest()
+    if latest is None or latest.get("version") != version:
+        return None
+    quality = latest.get("model_quality") or {}
+    return len(latest.get("violations") or []) + len(quality.get("violations") or [])

@@ -1,0 +1,193 @@
+"""One deployment interface for both targets: deploy, status, down, predict, rollback,
+history. :func:`open_deployer` picks the implementation from the target map
+(``pipelines.core.aws.DEPLOYERS``); the tasks never branch on the target.
+
+A *stage* (``staging``, ``prod``) is, on AWS, its own Terraform environment, and locally
+its own endpoint (name and port) in the one emulator. Without a stage, the
+environment's endpoint is used, as before stages existed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from pipelines.backends.base import Backend
+from pipelines.config.infra_config import InfraConfig
+from pipelines.config.settings import Settings
+from pipelines.core.errors import MlopsError
+from pipelines.infra.stack import Stack
+from pipelines.registry import ModelVersion, Registry, require_approved
+from pipelines.serving import predict as predicting
+from pipelines.serving.deploy import DeploySettings
+from pipelines.serving.history import DEPLOYED, DeploymentRecord, HistoryStore
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    running: bool
+    endpoint: str
+    detail: str
+    url: str | None = None
+    version: int | None = None
+    package_arn: str | None = None
+
+    @property
+    def line(self) -> str:
+        where = f" at {self.url}" if self.url else ""
+        package = f" (model package {self.package_arn})" if self.package_arn else ""
+        return f"Endpoint {self.endpoint}{where}: {self.detail}{package}"
+
+
+@dataclass(frozen=True)
+class Rollout:
+    record: DeploymentRecord
+    message: str
+
+
+class Deployer(Protocol):
+    stage: str | None
+    endpoint: str
+    needs_confirmation: bool
+
+    def deploy(
+        self, number: int | None = None, strategy: str | None = None
+    ) -> Rollout: ...  # pragma: no cover
+    def status(self) -> StageStatus: ...  # pragma: no cover
+    def down(self) -> str: ...  # pragma: no cover
+    def predict(
+        self, data: Path, inference_id_column: str | None = None
+    ) -> tuple[predicting.Predictions, int]: ...  # pragma: no cover
+    def rollback(self) -> Rollout: ...  # pragma: no cover
+    def history(self) -> list[DeploymentRecord]: ...  # pragma: no cover
+
+
+class StageDeployer(ABC):
+    """What both targets share; subclasses roll a version out and report on the endpoint."""
+
+    needs_confirmation = False
+
+    def __init__(
+        self, settings: Settings, stack: Stack, config: InfraConfig, stage: str | None
+    ) -> None:
+        self.settings, self.stack, self.config, self.stage = settings, stack, config, stage
+        self.pipeline_backend: Backend | None = None
+        self.wait = True
+        self.connection = stack.connection
+        self.registry = Registry(stack.connection, config.model_package_group_name)
+        self.endpoint = self._endpoint_name()
+        self.store = HistoryStore(stack.connection.client("s3"), config.bucket_name, self.endpoint)
+
+    @property
+    def label(self) -> str:
+        return self.stage or str(self.stack.deployment)
+
+    # --- per target -----------------------------------------------------------------------
+
+    @abstractmethod
+    def _endpoint_name(self) -> str: ...
+
+    @abstractmethod
+    def _rollout(self, version: ModelVersion, settings: DeploySettings) -> str:
+        """Serve ``version`` blue/green with the settings' strategy; a line for the user."""
+
+    @abstractmethod
+    def status(self) -> StageStatus: ...
+
+    @abstractmethod
+    def down(self) -> str: ...
+
+    @abstractmethod
+    def invoker(self) -> predicting.Invoke:
+        """Send one request body to the serving endpoint; refuses when nothing serves."""
+
+    def backend(self) -> Backend:
+        """The pipeline backend of the stage's environment (execution records); set by
+        the target map that made this deployer."""
+        if self.pipeline_backend is None:
+            raise MlopsError("This deployer was made without its pipeline backend.")
+        return self.pipeline_backend
+
+    def ping(self) -> tuple[bool, str]:
+        status = self.status()
+        return status.running, status.detail
+
+    # --- shared ---------------------------------------------------------------------------
+
+    def deploy(
+        self,
+        number: int | None = None,
+        strategy: str | None = None,
+        *,
+        version: ModelVersion | None = None,
+        kind: str = "deploy",
+        approval: dict | None = None,
+        gates: list[dict] | None = None,
+    ) -> Rollout:
+        settings = DeploySettings.from_settings(self.settings, strategy=strategy)
+        if version is None:
+            version = self.registry.get(number) if number is not None else None
+            version = version or self.registry.latest_approved()
+        require_approved(version)
+        previous = self.status().version
+        record = DeploymentRecord(
+            stage=self.label,
+            endpoint=self.endpoint,
+            version=version.version,
+            package_arn=version.arn,
+            kind=kind,
+            strategy=settings.strategy,
+            outcome=DEPLOYED,
+            previous_version=previous,
+            approval=approval,
+            gates=gates or [],
+        )
+        try:
+            message = self._rollout(version, settings)
+        except MlopsError as error:
+            self.store.add(_with_outcome(record, f"failed: {error}"))
+            raise
+        self.store.add(record)
+        return Rollout(record, message)
+
+    def rollback(self) -> Rollout:
+        target = self.store.rollback_target()
+        version = self.registry.describe(target.package_arn)
+        # Blue/green all at once: the old version serves until the previous one answers.
+        return self.deploy(version=version, strategy="all-at-once", kind="rollback")
+
+    def history(self) -> list[DeploymentRecord]:
+        return self.store.records()
+
+    def record_blocked(self, record: DeploymentRecord) -> None:
+        self.store.add(record)
+
+    def serving_version(self) -> ModelVersion:
+        status = self.status()
+        if not status.running or not status.package_arn:
+            raise MlopsError(
+                f"The {self.label} endpoint is not serving ({status.detail}): deploy a version "
+                f"with `invoke deploy{f' --stage {self.stage}' if self.stage else ''}` first."
+            )
+        return self.registry.describe(status.package_arn)
+
+    def predict(
+        self, data: Path, inference_id_column: str | None = None
+    ) -> tuple[predicting.Predictions, int]:
+        """Send the file's rows; with ``inference_id_column``, each row alone with that
+        column's value as its InferenceId (recorded in the data capture)."""
+        invoke = self.invoker()
+        version = self.serving_version()
+        features, target = self.registry.features(version)
+        rows, actual = predicting.read_rows(data, features, target)
+        ids = predicting.inference_ids(data, inference_id_column) if inference_id_column else None
+        values = predicting.predict(rows, invoke, inference_ids=ids)
+        return predicting.Predictions(values, actual, target, features), version.version
+
+
+def _with_outcome(record: DeploymentRecord, outcome: str) -> DeploymentRecord:
+    from dataclasses import replace
+
+    return replace(record, outcome=outcome)

@@ -1,0 +1,86 @@
+"""Canary and linear shifts on the local endpoint, seen by real clients over HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import psutil
+import pytest
+
+from pipelines.core.errors import MlopsError
+from pipelines.serving.deploy import capture_destination, endpoint_name
+from pipelines.serving.local_endpoint import LocalEndpoint
+from tests.serving.conftest import CONFIG
+from tests.support import ClientLoop, free_port
+
+
+@pytest.fixture
+def endpoint(tmp_path, emulator_connection, runtime_cache):
+    instance = LocalEndpoint(
+        tmp_path,
+        emulator_connection,
+        name=endpoint_name(CONFIG, "prod"),
+        port=free_port(),
+        role_arn=CONFIG.execution_role_arn,
+        capture_uri=capture_destination(CONFIG),
+        capture_percent=0,
+        runtime_cache=runtime_cache,
+    )
+    yield instance
+    instance.down()
+
+
+def test_a_linear_shift_raises_the_new_versions_share_step_by_step(endpoint, register_version):
+    old, new = register_version(10), register_version(12)
+    endpoint.deploy(old)
+    steps = [(0.25, 2.0), (0.5, 2.0), (0.75, 2.0)]
+    with ClientLoop(endpoint.port) as clients:
+        endpoint.deploy(new, shift=steps)
+    assert clients.failures() == []
+    # The shift starts when the new version first answers (after its server started).
+    started = next(t for t, _, v in clients.results if v == str(new.version))
+    shares = []
+    for index in range(3):
+        # The middle second of each step's bake, clear of the switch moments.
+        low, high = started + 2.0 * index + 0.7, started + 2.0 * index + 1.7
+        window = [v for t, _, v in clients.results if low <= t <= high]
+        shares.append(window.count(str(new.version)) / len(window))
+    assert shares[0] < shares[1] < shares[2]
+    assert shares[0] == pytest.approx(0.25, abs=0.15)
+    assert shares[2] == pytest.approx(0.75, abs=0.15)
+    assert clients.results[-1][2] == str(new.version)
+    state = json.loads(endpoint.state_file.read_text())
+    assert "variants" not in state
+    assert endpoint.status().version == new.version
+
+
+def test_a_canary_that_fails_its_health_check_is_rolled_back(endpoint, register_version):
+    old, new = register_version(10), register_version(12)
+    endpoint.deploy(old)
+    old_server = endpoint.status().model_server_pid
+
+    def kill_the_canary() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = json.loads(endpoint.state_file.read_text())
+            if state.get("canary_pid"):
+                psutil.Process(state["canary_pid"]).kill()
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_canary)
+    with ClientLoop(endpoint.port) as clients:
+        killer.start()
+        with pytest.raises(MlopsError, match="failed its health check during the bake at 30%"):
+            endpoint.deploy(new, shift=[(0.3, 30.0)])
+        killer.join()
+        rolled_back = time.monotonic()
+        time.sleep(1.0)
+    # No request failed: the router retries a dead canary's share on the old version.
+    assert clients.failures() == []
+    after = {version for t, _, version in clients.results if t > rolled_back}
+    assert after == {str(old.version)}
+    assert endpoint.status().model_server_pid == old_server
+    assert "variants" not in json.loads(endpoint.state_file.read_text())
