@@ -102,7 +102,7 @@ def main() -> None:
             delivery = delivery_seconds(stack, config, 10)
             agent.start()
             registry = Registry(stack.connection, config.model_package_group_name)
-            endpoint = deploy.local_endpoint(settings, stack.connection, config)
+            endpoint = deploy.local_endpoint(settings, stack.connection, config, stage="staging")
             log = ActionLog(automation_dir(settings))
             rounds = []
             for index in range(args.rounds):
@@ -118,7 +118,7 @@ def main() -> None:
                 rounds.append((version, served, log.read()[-1].seconds))
         finally:
             agent.stop()
-            deploy.local_endpoint(settings, stack.connection, config).down()
+            deploy.local_endpoint(settings, stack.connection, config, stage="staging").down()
             stop_running_executions(LocalBackend(settings, stack.connection), config)
             stack.emulator.stop()
 

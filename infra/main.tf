@@ -71,6 +71,8 @@ module "automation" {
   drift_retraining     = var.automation.drift_retraining
   failure_notification = var.automation.failure_notification
   retraining_schedule  = var.automation.retraining_schedule
+}
+
 module "model_monitoring" {
   source = "./modules/model_monitoring"
 

@@ -76,6 +76,8 @@ output "automation_queue_url" {
 output "automation_rule_names" {
   description = "EventBridge rules of the automation module, by purpose; empty without automation."
   value       = try(module.automation[0].rule_names, {})
+}
+
 output "monitoring_topic_arn" {
   description = "SNS topic that model-monitoring alarms notify."
   value       = module.model_monitoring.topic_arn

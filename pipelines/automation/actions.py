@@ -23,7 +23,7 @@ class Action:
 ACTIONS: dict[str, Action] = {
     # Issue 16 (stages): add "--stage", "staging" to this row.
     "approval_deploy": Action(
-        ("deploy", "--version", "{version}"),
+        ("deploy", "--stage", "staging", "--version", "{version}"),
         "model package {group}/{version} was Approved",
     ),
     "commit_build": Action(

@@ -31,7 +31,7 @@ def _approved(version: int = 3) -> dict:
 
 def test_approval_deploys_that_version():
     arguments, why = command_for("approval_deploy", _approved(7))
-    assert arguments == ["deploy", "--version", "7"]
+    assert arguments == ["deploy", "--stage", "staging", "--version", "7"]
     assert why == "model package mlops-local-models/7 was Approved"
 
 
@@ -126,13 +126,13 @@ def test_a_delivery_runs_its_action_is_logged_then_deleted(agent):
         )
         record = agent.handle(_message({"rule": "mlops-local-approval-deploy", "event": event}))
         stub.assert_no_pending_responses()
-    assert agent.ran == [["deploy", "--version", "3"]]
+    assert agent.ran == [["deploy", "--stage", "staging", "--version", "3"]]
     assert record.outcome == "succeeded"
     assert record.exit_code == 0
     logged = agent.log.read()
     assert len(logged) == 1
     assert logged[0].event["detail"]["ModelPackageVersion"] == 3
-    assert logged[0].command == ["invoke", "deploy", "--version", "3"]
+    assert logged[0].command == ["invoke", "deploy", "--stage", "staging", "--version", "3"]
     assert "SQS copy" in logged[0].note
 
 

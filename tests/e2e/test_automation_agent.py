@@ -81,7 +81,7 @@ def test_approving_a_version_deploys_it_with_no_further_command(local_stack, age
     approved = local_stack.invoke("model-approve", "--version", str(version), "--reason", "e2e")
     assert approved.returncode == 0, approved.stderr
     endpoint = deploy.local_endpoint(
-        local_stack.settings, local_stack.stack.connection, local_stack.config
+        local_stack.settings, local_stack.stack.connection, local_stack.config, stage="staging"
     )
 
     def serving() -> bool:
@@ -94,7 +94,7 @@ def test_approving_a_version_deploys_it_with_no_further_command(local_stack, age
         "the deploy logged", lambda: records(local_stack, "approval_deploy"), timeout=60
     )
     assert record.outcome == "succeeded"
-    assert record.command == ["invoke", "deploy", "--version", str(version)]
+    assert record.command == ["invoke", "deploy", "--stage", "staging", "--version", str(version)]
     assert record.event["detail-type"] == "SageMaker Model Package State Change"
     assert record.event["detail"]["ModelApprovalStatus"] == "Approved"
     shown = local_stack.invoke("automation-log")

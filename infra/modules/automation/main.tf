@@ -262,13 +262,13 @@ locals {
       }
     }
     # Deploy an Approved version. MODEL_VERSION empty: the latest Approved one.
-    # STAGE is staging or prod; issue 16 (stages) adds `--stage $STAGE` to this command.
+    # STAGE is staging or prod: the stage's own Terraform environment.
     deploy = {
       version = "0.2"
       phases = {
         install = { commands = [local._install] }
         build = { commands = [
-          ".venv/bin/invoke deploy ${local._env_flag} $${MODEL_VERSION:+--version $MODEL_VERSION}",
+          ".venv/bin/invoke deploy --target aws --stage $STAGE $${MODEL_VERSION:+--version $MODEL_VERSION}",
         ] }
       }
     }
