@@ -41,6 +41,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & SERVER_FIXTURES or item.get_closest_marker("e2e"):
             item.add_marker(pytest.mark.server)
+        # With pytest-xdist (`-n N --dist loadgroup`), the tests that share the applied
+        # local stack run on one worker, so it is applied and trained once.
+        if "local_stack" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("local_stack"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
