@@ -36,6 +36,8 @@ _REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
 SERVER_FIXTURES = frozenset({"emulator", "emulator_connection", "local_stack"})
 
 
+# First: pytest-xdist reads the groups in its own collection hook.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
