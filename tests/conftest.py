@@ -36,17 +36,20 @@ _REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
 SERVER_FIXTURES = frozenset({"emulator", "emulator_connection", "local_stack"})
 
 
-# First: pytest-xdist reads the groups in its own collection hook.
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & SERVER_FIXTURES or item.get_closest_marker("e2e"):
             item.add_marker(pytest.mark.server)
-        # With pytest-xdist (`-n N --dist loadgroup`), the tests that share the applied
-        # local stack run on one worker, so it is applied and trained once.
-        if "local_stack" in fixtures:
-            item.add_marker(pytest.mark.xdist_group("local_stack"))
+        # Under pytest-xdist the shared stack must stay on one worker, or each worker
+        # applies and trains its own: a module that uses it carries the group mark.
+        if "local_stack" in fixtures and not any(
+            mark.args == ("local_stack",) for mark in item.iter_markers("xdist_group")
+        ):
+            raise pytest.UsageError(
+                f"{item.nodeid} uses local_stack: add "
+                'pytest.mark.xdist_group("local_stack") to its module\'s pytestmark.'
+            )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -15,7 +15,8 @@ from pipelines.config.settings import PROJECT_ROOT
 from pipelines.registry import APPROVED, PENDING, REJECTED, ModelVersion, Registry
 from pipelines.targets import LocalTarget
 
-pytestmark = pytest.mark.e2e
+# One worker applies and trains the shared stack (pytest-xdist --dist loadgroup).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 

@@ -8,7 +8,8 @@ import pytest
 
 from pipelines.config.settings import PROJECT_ROOT
 
-pytestmark = pytest.mark.e2e
+# One worker applies and trains the shared stack (pytest-xdist --dist loadgroup).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 CHECKS = ("CheckDataQuality", "CheckDataBias", "CheckModelQualityBaseline")
