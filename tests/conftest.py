@@ -34,6 +34,7 @@ _REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
 # that uses one, directly or through another fixture, is in the `server` tier; the
 # rest is the fast tier: `python -m pytest -m "not server"`.
 SERVER_FIXTURES = frozenset({"emulator", "emulator_connection", "local_stack"})
+SHARED_STACK_TESTS = "tests/e2e/"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,15 +42,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & SERVER_FIXTURES or item.get_closest_marker("e2e"):
             item.add_marker(pytest.mark.server)
-        # Under pytest-xdist the shared stack must stay on one worker, or each worker
-        # applies and trains its own: a module that uses it carries the group mark.
-        if "local_stack" in fixtures and not any(
-            mark.args == ("local_stack",) for mark in item.iter_markers("xdist_group")
-        ):
+        # Under pytest-xdist the shared stack stays on one worker only if every test that
+        # uses it lives in tests/e2e (see pytest_xdist_make_scheduler).
+        if "local_stack" in fixtures and not item.nodeid.startswith(SHARED_STACK_TESTS):
             raise pytest.UsageError(
-                f"{item.nodeid} uses local_stack: add "
-                'pytest.mark.xdist_group("local_stack") to its module\'s pytestmark.'
+                f"{item.nodeid} uses local_stack: move it under {SHARED_STACK_TESTS}."
             )
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under pytest-xdist (`-n N`): whole modules per worker (their module fixtures are
+    built once), and every test of tests/e2e on one worker, so the local stack they
+    share is applied and trained once, not once per worker."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedStackScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(SHARED_STACK_TESTS):
+                return SHARED_STACK_TESTS
+            return super()._split_scope(nodeid)
+
+    return SharedStackScheduling(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -19,9 +19,6 @@ from pipelines.infra.emulator import Emulator, EmulatorInfo
 from pipelines.infra.terraform import terraform_base_env
 from tests.automation.conftest import sample
 
-# One worker applies the rules once for the module (pytest-xdist --dist loadgroup).
-pytestmark = [pytest.mark.xdist_group("automation_rules")]
-
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 PREFIX = "mlops-rules"

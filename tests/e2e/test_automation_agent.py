@@ -27,8 +27,7 @@ from pipelines.teardown import stop_running_executions
 from tests.e2e.conftest import LocalStack
 from tests.support import project_copy
 
-# One worker applies and trains the shared stack (pytest-xdist --dist loadgroup).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
+pytestmark = pytest.mark.e2e
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:

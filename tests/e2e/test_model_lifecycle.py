@@ -15,8 +15,7 @@ from pipelines.config.settings import PROJECT_ROOT
 from pipelines.registry import APPROVED, PENDING, REJECTED, ModelVersion, Registry
 from pipelines.targets import LocalTarget
 
-# One worker applies and trains the shared stack (pytest-xdist --dist loadgroup).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
+pytestmark = pytest.mark.e2e
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 

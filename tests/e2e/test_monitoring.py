@@ -21,8 +21,7 @@ from pipelines.registry import APPROVED, Registry
 from tests.monitoring.browser import render
 from tests.support import invoke_task
 
-# One worker applies and trains the shared stack (pytest-xdist --dist loadgroup).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
+pytestmark = pytest.mark.e2e
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 DRIFTED = "rm"

@@ -20,8 +20,7 @@ from pipelines.runtime.environments import EnvironmentCache
 from pipelines.runtime.profiles import profile_for_image
 from tests.support import free_port, invoke_task
 
-# One worker applies and trains the shared stack (pytest-xdist --dist loadgroup).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
+pytestmark = pytest.mark.e2e
 
 
 PREDICT = """

@@ -19,8 +19,7 @@ from pipelines.serving.deploy import stage_port
 from pipelines.targets import open_deployer
 from tests.support import ClientLoop
 
-# One worker applies and trains the shared stack (pytest-xdist --dist loadgroup).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
+pytestmark = pytest.mark.e2e
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 # A small bounded load keeps the gates quick; the SLO is generous for a shared machine.

@@ -8,8 +8,7 @@ import pytest
 
 from pipelines.config.settings import PROJECT_ROOT
 
-# One worker applies and trains the shared stack (pytest-xdist --dist loadgroup).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
+pytestmark = pytest.mark.e2e
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 CHECKS = ("CheckDataQuality", "CheckDataBias", "CheckModelQualityBaseline")
