@@ -124,7 +124,10 @@ def main(argv: list[str] | None = None) -> None:
 
     server.prepare()
     port = server.bind_addr[1]
-    args.ready_file.write_text(json.dumps({"port": port}))
+    # Atomically: the starter polls for this file and reads it as soon as it exists.
+    pending = args.ready_file.with_name(args.ready_file.name + ".tmp")
+    pending.write_text(json.dumps({"port": port}))
+    pending.replace(args.ready_file)
     log.info("serving %s on %s:%s", args.model_dir, LOOPBACK, port)
     serve_until_signalled(server)
 
