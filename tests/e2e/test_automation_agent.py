@@ -53,6 +53,10 @@ def agent(local_stack: LocalStack) -> Iterator[AgentProcess]:
         yield process
     finally:
         process.stop()
+        # What the approval deployed: later modules expect only their own endpoints.
+        deploy.local_endpoint(
+            settings, local_stack.stack.connection, local_stack.config, stage="staging"
+        ).down()
         stop_running_executions(
             LocalBackend(local_stack.settings, local_stack.stack.connection), local_stack.config
         )

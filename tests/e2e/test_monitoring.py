@@ -91,9 +91,15 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
     registry.set_status(version.version, APPROVED, "monitoring e2e", "pytest")
     deployed = run(local_stack, tmp_path, webhook_url, "deploy", "--version", str(version.version))
     assert deployed.returncode == 0, output(deployed)
+    # Earlier modules send traffic to the same endpoint within the hour: every check
+    # here looks only at what was captured since this deploy.
+    deployed_at = time.monotonic()
+
+    def since() -> tuple[str, str]:
+        return ("--since", f"{int(time.monotonic() - deployed_at) + 1}s")
 
     # Nothing captured yet: said so, exit 0.
-    empty = run(local_stack, tmp_path, webhook_url, "monitor")
+    empty = run(local_stack, tmp_path, webhook_url, "monitor", *since())
     assert empty.returncode == 0, output(empty)
     assert "No captured data" in empty.stdout
 
@@ -109,7 +115,7 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
     assert sent.returncode == 0, output(sent)
     time.sleep(3)  # the router's capture flush interval is 2 s
     report = tmp_path / "report.html"
-    clean = run(local_stack, tmp_path, webhook_url, "monitor", "--report", str(report))
+    clean = run(local_stack, tmp_path, webhook_url, "monitor", *since(), "--report", str(report))
     assert clean.returncode == 0, output(clean)
     assert "506 captured rows" in clean.stdout
     assert "baseline_drift_check" not in clean.stdout
@@ -119,7 +125,9 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
     # Model quality: the labels joined by inference id.
     truth = tmp_path / "truth.csv"
     frame[["id", "medv"]].rename(columns={"id": "inferenceId"}).to_csv(truth, index=False)
-    labelled = run(local_stack, tmp_path, webhook_url, "monitor", "--ground-truth", str(truth))
+    labelled = run(
+        local_stack, tmp_path, webhook_url, "monitor", *since(), "--ground-truth", str(truth)
+    )
     assert labelled.returncode == 0, output(labelled)
     assert "Model quality: 506 labelled predictions" in labelled.stdout
     assert "rmse" in labelled.stdout
@@ -132,7 +140,7 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
     sent = run(local_stack, tmp_path, webhook_url, "predict", "--data", str(drifted_file))
     assert sent.returncode == 0, output(sent)
     time.sleep(3)
-    alarmed = run(local_stack, tmp_path, webhook_url, "monitor", "--report", str(report))
+    alarmed = run(local_stack, tmp_path, webhook_url, "monitor", *since(), "--report", str(report))
     assert alarmed.returncode == 3, output(alarmed)
     assert f"{DRIFTED}: baseline_drift_check: Baseline drift distance:" in alarmed.stdout
     assert alarmed.stdout.count(": baseline_drift_check:") == 1
@@ -152,7 +160,7 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
     assert received == [payload]
 
     # A second run still drifting: the alarm is already in ALARM, no new notification.
-    again = run(local_stack, tmp_path, webhook_url, "monitor")
+    again = run(local_stack, tmp_path, webhook_url, "monitor", *since())
     assert again.returncode == 3
     assert "ALARM:" not in again.stdout
     assert len(list((tmp_path / "alerts").iterdir())) == 1

@@ -349,17 +349,17 @@ def test_stop_terminates_the_running_job_and_starts_nothing_else(backend):
         processing("After", "print('never')", depends_on=["Slow"]),
     )
     execution = backend.start_definition("executor-tests", text, {})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        steps = steps_by_name(backend, execution)
-        if "Slow" in steps and steps["Slow"].status == "Executing":
-            break
+    # The step is recorded Executing just before its job process starts: wait for the
+    # process itself (a loaded machine can take a while to start it).
+    deadline = time.monotonic() + 120
+    job_pids: list[int] = []
+    while time.monotonic() < deadline and not job_pids:
+        job_pids = [
+            p.pid
+            for p in psutil.process_iter(["cmdline"])
+            if "time.sleep(60)" in " ".join(p.info["cmdline"] or [])
+        ]
         time.sleep(0.1)
-    job_pids = [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if "time.sleep(60)" in " ".join(p.info["cmdline"] or [])
-    ]
     assert job_pids
     backend.stop(execution.execution_id)
     stopped = backend.wait(execution.execution_id, timeout=30)
