@@ -5,7 +5,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.config.promotion import PromotionSettings
-from pipelines.core.errors import MlopsError
+from pipelines.core.aws import api_error, error_code, error_message
 from pipelines.registry import ModelVersion, Registry
 from pipelines.serving import predict as predicting
 from pipelines.serving.deploy import (
@@ -20,7 +20,6 @@ from pipelines.serving.deployer import StageDeployer, StageStatus
 
 class SageMakerDeployer(StageDeployer):
     needs_confirmation = True
-    wait = True
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -49,9 +48,9 @@ class SageMakerDeployer(StageDeployer):
         try:
             described = sagemaker.describe_endpoint(EndpointName=self.endpoint)
         except ClientError as error:
-            return StageStatus(False, self.endpoint, _message(error))
+            return StageStatus(False, self.endpoint, f"{error_code(error)}: {error_message(error)}")
         except BotoCoreError as error:
-            raise MlopsError(f"Describing {self.endpoint} failed: {error}") from error
+            raise api_error(f"Describing {self.endpoint}", error) from error
         arn = deployed_package_arn(self.connection, self.config)
         state = described["EndpointStatus"]
         return StageStatus(
@@ -71,8 +70,3 @@ class SageMakerDeployer(StageDeployer):
 
     def invoker(self) -> predicting.Invoke:
         return predicting.sagemaker_invoker(self.connection, self.endpoint)
-
-
-def _message(error: ClientError) -> str:
-    detail = error.response.get("Error", {})
-    return f"{detail.get('Code')}: {detail.get('Message')}"
