@@ -58,10 +58,17 @@ class ModelBundle:
         self.features = list(features) if features else None
         self.target = target
         self.metadata = metadata or {}
+        self._forest_leaves: ForestLeaves | None = None
         if self.features is not None:
             self.n_features = len(self.features)
         else:
             self.n_features = int(getattr(estimator, "n_features_in_", 0)) or None
+
+    def forest_leaves(self) -> ForestLeaves:
+        """The forest's leaf values, gathered on first use (see :class:`ForestLeaves`)."""
+        if self._forest_leaves is None:
+            self._forest_leaves = ForestLeaves(self.estimator)
+        return self._forest_leaves
 
     def describe_features(self) -> str:
         """``13 features (crim, zn, ...)`` for error messages."""
@@ -234,7 +241,7 @@ def predict_fn(input_data: list[Any], model: ModelBundle) -> np.ndarray:
         model = ModelBundle(model)
     matrix = build_matrix(input_data, model)
     if is_single_output_forest(model.estimator):
-        return forest_predict(model.estimator, matrix)
+        return model.forest_leaves().predict(matrix)
     return np.asarray(model.estimator.predict(matrix))
 
 
@@ -247,20 +254,30 @@ def is_single_output_forest(estimator: Any) -> bool:
     )
 
 
-def forest_predict(forest: Any, matrix: np.ndarray) -> np.ndarray:
+class ForestLeaves:
     """``forest.predict(matrix)`` without its per-call set-up.
 
     For the few rows of a real-time request, the forest's joblib dispatch and per-tree
-    input checks cost ~5 ms for 100 trees, fifteen times the trees' own work. The
-    input is already validated (finite, right width); the trees are summed in the
-    same order and dtype as sklearn does, so the result is bit-identical.
+    input checks cost ~5 ms for 100 trees, fifteen times the trees' own work; and each
+    tree's own ``predict`` rebuilds a view of its values. Here every tree only finds
+    the rows' leaves, and the leaves' values come from one array built once. The input
+    is already validated (finite, right width); the trees are summed in sklearn's order
+    and dtype (``cumsum`` adds strictly in sequence), so the result is bit-identical.
     """
-    features = np.ascontiguousarray(matrix, dtype=np.float32)
-    total = np.zeros(features.shape[0], dtype=np.float64)
-    for tree in forest.estimators_:
-        total += tree.tree_.predict(features)[:, 0]
-    total /= len(forest.estimators_)
-    return total
+
+    def __init__(self, forest: Any) -> None:
+        self.trees = [estimator.tree_ for estimator in forest.estimators_]
+        counts = [tree.node_count for tree in self.trees]
+        self.offsets = np.cumsum([0, *counts[:-1]]).astype(np.intp)[:, None]
+        self.values = np.concatenate([tree.value[:, 0, 0] for tree in self.trees])
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        features = np.ascontiguousarray(matrix, dtype=np.float32)
+        leaves = np.empty((len(self.trees), features.shape[0]), dtype=np.intp)
+        for row, tree in zip(leaves, self.trees):
+            row[:] = tree.apply(features)
+        total = np.cumsum(self.values[leaves + self.offsets], axis=0)[-1]
+        return total / len(self.trees)
 
 
 # --------------------------------------------------------------------------------------------
