@@ -120,12 +120,10 @@ def stop_schedules(state_dir: Path) -> int:
 
 
 def endpoint_running(endpoint_dir: Path) -> bool:
-    """The local endpoint's router is alive (its pid file names a router of this endpoint)."""
-    try:
-        pid = json.loads((endpoint_dir / "router.json").read_text()).get("pid")
-    except (FileNotFoundError, json.JSONDecodeError):
-        return False
-    return processes.is_ours(pid, "pipelines.serving.router", endpoint_dir.name)
+    """The local endpoint is up (its pid file names a front of this endpoint)."""
+    from pipelines.serving.local_endpoint import front_running
+
+    return front_running(endpoint_dir)
 
 
 def _run_once(settings: Settings, every: timedelta) -> str:

@@ -1,26 +1,32 @@
-"""Data capture like SageMaker's: sampled requests and responses as JSON lines in S3.
+"""Data capture like SageMaker's: sampled requests and responses as JSON lines.
 
 Records follow SageMaker's capture format (``captureData.endpointInput`` /
 ``endpointOutput``, ``eventMetadata``, ``eventVersion``) under
-``<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``, so drift checks can
-read local and AWS captures the same way.
+``<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``, so drift checks read local
+and AWS captures the same way.
+
+Capture stays off the request path's slow parts: each model server worker appends the
+records to a local spool file (:class:`CaptureSpool`) and closes it every second; the
+endpoint's front process ships closed files to S3 (:mod:`pipelines.serving.capture_upload`).
+This module runs in the model's own runtime (Python 3.9 for the 1.2-1 image): standard
+library only.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import random
-import threading
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
 
-from botocore.client import BaseClient
-from botocore.exceptions import BotoCoreError, ClientError
-
-from pipelines.core.s3io import parse_s3_uri
+SPOOL_SUFFIX = ".jsonl"
+_OPEN_SUFFIX = ".open"
 
 
 @dataclass(frozen=True)
@@ -76,32 +82,51 @@ def capture_record(
     }
 
 
-class DataCapture:
-    """Buffers sampled records and writes them to S3 in batches from a background thread."""
+def spool_name(opened: datetime, writer: str) -> str:
+    """``2026120104-17-03-000123-<writer>.jsonl``: the hour folder the file belongs in,
+    then the file name SageMaker-style (minute, second, microsecond, a unique part)."""
+    return f"{opened:%Y%m%d%H}-{opened:%M-%S-%f}-{writer}{SPOOL_SUFFIX}"
+
+
+def spool_key(settings: CaptureSettings, name: str) -> str:
+    """The S3 key of a closed spool file (see :func:`spool_name`)."""
+    hour, _, rest = name.partition("-")
+    prefix = settings.destination.split("://", 1)[-1].partition("/")[2]
+    parts = (
+        prefix.rstrip("/"),
+        settings.endpoint,
+        settings.variant,
+        f"{hour[:4]}/{hour[4:6]}/{hour[6:8]}/{hour[8:10]}",
+        rest,
+    )
+    return "/".join(part for part in parts if part)
+
+
+class CaptureSpool:
+    """Sampled records appended to a local file, closed (renamed ``.jsonl``) every
+    ``rotate_seconds`` or ``max_records`` so the front can ship it; one per worker."""
 
     def __init__(
         self,
-        settings: CaptureSettings,
-        s3: BaseClient,
+        directory: Path,
+        percent: float,
         *,
-        flush_seconds: float = 2.0,
-        max_records: int = 100,
+        writer: str = "",
+        rotate_seconds: float = 1.0,
+        max_records: int = 1000,
         sample: random.Random | None = None,
     ) -> None:
-        self.settings = settings
-        self.s3 = s3
-        self.flush_seconds = flush_seconds
+        self.directory = directory
+        self.percent = percent
+        self.writer = writer or f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.rotate_seconds = rotate_seconds
         self.max_records = max_records
         self._random = sample or random.Random()  # noqa: S311 - sampling, not security
-        self._lock = threading.Lock()
-        self._buffer: list[dict[str, Any]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="data-capture", daemon=True)
-        self.errors = 0
-
-    def start(self) -> DataCapture:
-        self._thread.start()
-        return self
+        self._file: IO[str] | None = None
+        self._path: Path | None = None
+        self._opened = 0.0
+        self._count = 0
+        directory.mkdir(parents=True, exist_ok=True)
 
     def record(
         self,
@@ -112,52 +137,36 @@ class DataCapture:
         inference_id: str | None = None,
     ) -> bool:
         """Capture this exchange if the sample says so; True when it was captured."""
-        if self._random.random() * 100 >= self.settings.percent:
+        if self.percent < 100 and self._random.random() * 100 >= self.percent:
             return False
-        entry = capture_record(
-            request, request_type, response, response_type, datetime.now(UTC), inference_id
-        )
-        with self._lock:
-            self._buffer.append(entry)
-            full = len(self._buffer) >= self.max_records
-        if full:
-            self.flush()
+        now = datetime.now(timezone.utc)
+        entry = capture_record(request, request_type, response, response_type, now, inference_id)
+        if self._file is None:
+            self._path = self.directory / (spool_name(now, self.writer) + _OPEN_SUFFIX)
+            self._file = self._path.open("w", encoding="utf-8")
+            self._opened = time.monotonic()
+        self._file.write(json.dumps(entry, separators=(",", ":")) + "\n")
+        self._count += 1
+        if self._count >= self.max_records:
+            self.close_file()
         return True
 
-    def flush(self) -> int:
-        with self._lock:
-            batch, self._buffer = self._buffer, []
-        if not batch:
-            return 0
-        now = datetime.now(UTC)
-        bucket, prefix = parse_s3_uri(self.settings.destination)
-        key = "/".join(
-            part
-            for part in (
-                prefix.rstrip("/"),
-                self.settings.endpoint,
-                self.settings.variant,
-                now.strftime("%Y/%m/%d/%H"),
-                f"{now.strftime('%M-%S-%f')}-{uuid.uuid4().hex[:8]}.jsonl",
-            )
-            if part
-        )
-        body = "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in batch)
-        try:
-            self.s3.put_object(Bucket=bucket, Key=key, Body=body.encode("utf-8"))
-        except (ClientError, BotoCoreError):
-            self.errors += 1
-            with self._lock:  # keep them for the next attempt
-                self._buffer[:0] = batch
-            return 0
-        return len(batch)
+    def tick(self) -> None:
+        """Close the open file once it is ``rotate_seconds`` old (called periodically)."""
+        if self._file is not None and time.monotonic() - self._opened >= self.rotate_seconds:
+            self.close_file()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.flush_seconds):
-            self.flush()
+    def close_file(self) -> None:
+        if self._file is None or self._path is None:
+            return
+        self._file.close()
+        # The rename is what the front waits for: a .jsonl file is complete.
+        self._path.rename(self._path.with_name(self._path.name[: -len(_OPEN_SUFFIX)]))
+        self._file, self._path, self._count = None, None, 0
 
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        self.flush()
+
+def closed_spool_files(directory: Path) -> list[Path]:
+    """The spool files ready to ship, oldest first."""
+    if not directory.is_dir():
+        return []
+    return sorted(directory.glob(f"*{SPOOL_SUFFIX}"))

@@ -1,16 +1,19 @@
 """The local endpoint: deploy, swap, inspect and stop, with no failed request in between.
 
 Two kinds of background processes, both on 127.0.0.1:
-- a model server per deployed version (pipelines.serving.model_server), on a port
-  of its own, running the model package's own inference code;
-- one router (pipelines.serving.router) on the endpoint's port, forwarding to the
-  current model server and capturing data.
+- one front (pipelines.serving.front) that owns the endpoint's port for the endpoint's
+  life and hands its listening socket to the model servers; it also ships captured data;
+- a model server per deployed version (pipelines.serving.model_server), in the model
+  image's runtime, with one worker process per CPU that accepts from the endpoint's port
+  while its version is the one routed, and a private port for health checks and for
+  the share of a canary or linear shift that another version's workers forward.
 
-A deploy starts the new model server, health-checks it, switches the router to it
-(an atomic rename of the state file), checks that the router answers with the new
-version, and only then stops the old model server, which finishes what it is
-serving. The deployment is also recorded in the emulator (model, endpoint config,
-endpoint), so ``describe_endpoint`` shows what is deployed.
+A deploy starts the new model server, health-checks it on its private port, switches the
+endpoint to it (an atomic rename of the state file, which every worker watches), checks
+that the endpoint answers with the new version, and only then stops the old model
+server, whose workers finish what they serve and close their kept connections cleanly.
+The deployment is also recorded in the emulator (model, endpoint config, endpoint), so
+``describe_endpoint`` shows what is deployed.
 """
 
 from __future__ import annotations
@@ -18,9 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tarfile
 import time
@@ -31,20 +31,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipelines.core import processes
 from pipelines.core.aws import AwsConnection
 from pipelines.core.errors import MlopsError
+from pipelines.core.files import write_json_atomically
 from pipelines.core.locks import exclusive
+from pipelines.core.processes import LOOPBACK
 from pipelines.core.s3io import parse_s3_uri
 from pipelines.registry import ModelVersion
 from pipelines.runtime.environments import JobRuntime
-from pipelines.serving.router import LOOPBACK, VERSION_HEADER
+from pipelines.serving.front import HANDOUT
+from pipelines.serving.invocations import VERSION_HEADER
+from pipelines.serving.model_server import WORKERS_ENVIRON
 from pipelines.serving.runtime import model_server_environment, model_server_runtime
 
 _MODEL_SERVER = "pipelines.serving.model_server"
-_ROUTER = "pipelines.serving.router"
+_FRONT = "pipelines.serving.front"
 _DRAIN_SECONDS = 1.0
 
 
@@ -55,37 +59,9 @@ class EndpointStatus:
     url: str
     version: int | None = None
     package_arn: str | None = None
-    router_pid: int | None = None
+    front_pid: int | None = None
     model_server_pid: int | None = None
     detail: str = ""
-
-
-def _alive(pid: int | None, module: str, marker: str) -> bool:
-    if not pid:
-        return False
-    try:
-        command = " ".join(psutil.Process(pid).cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return False
-    return module in command and marker in command
-
-
-def _stop(pid: int | None, timeout: float = 15.0) -> None:
-    if not pid:
-        return
-    with contextlib.suppress(psutil.NoSuchProcess):
-        process = psutil.Process(pid)
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except psutil.TimeoutExpired:
-            process.kill()
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((LOOPBACK, port)) == 0
 
 
 def _get(url: str, timeout: float = 2.0) -> tuple[int, dict[str, str]]:
@@ -96,12 +72,6 @@ def _get(url: str, timeout: float = 2.0) -> tuple[int, dict[str, str]]:
         return error.code, dict(error.headers)
     except OSError:
         return 0, {}
-
-
-def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(path)
 
 
 def _to_stderr(line: str) -> None:
@@ -144,7 +114,8 @@ class LocalEndpoint:
         self.host_runtime = host_runtime
         self.dir = state_dir / "endpoints" / name
         self.state_file = self.dir / "endpoint.json"
-        self.router_file = self.dir / "router.json"
+        self.front_file = self.dir / "front.json"
+        self.spool = self.dir / "capture"
 
     @property
     def url(self) -> str:
@@ -158,28 +129,28 @@ class LocalEndpoint:
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
 
-    def _router(self) -> dict[str, Any]:
+    def _front(self) -> dict[str, Any]:
         try:
-            return json.loads(self.router_file.read_text())
+            return json.loads(self.front_file.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
 
     def status(self) -> EndpointStatus:
-        state, router = self._state(), self._router()
-        router_pid = router.get("pid")
+        state, front = self._state(), self._front()
+        front_pid = front.get("pid")
         server_pid = state.get("model_server_pid")
         base = {
             "name": self.name,
-            "url": f"http://{LOOPBACK}:{router.get('port', self.port)}",
+            "url": f"http://{LOOPBACK}:{front.get('port', self.port)}",
             "version": state.get("version"),
             "package_arn": state.get("package_arn"),
-            "router_pid": router_pid,
+            "front_pid": front_pid,
             "model_server_pid": server_pid,
         }
-        if not _alive(router_pid, _ROUTER, self.name):
+        if not processes.is_ours(front_pid, _FRONT, self.name):
             return EndpointStatus(False, detail="not running", **base)
-        if not _alive(server_pid, _MODEL_SERVER, str(self.dir)):
-            return EndpointStatus(False, detail="the router runs but no model server", **base)
+        if not processes.is_ours(server_pid, _MODEL_SERVER, str(self.dir)):
+            return EndpointStatus(False, detail="the front runs but no model server", **base)
         code, _ = _get(f"{base['url']}/ping")
         if code != 200:
             return EndpointStatus(False, detail=f"/ping answered {code}", **base)
@@ -194,12 +165,12 @@ class LocalEndpoint:
         shift: Sequence[tuple[float, float]] = (),
     ) -> EndpointStatus:
         """Serve ``version``. Deploys and downs of one endpoint are serialised across
-        processes, so two concurrent deploys never start two routers or lose a server.
+        processes, so two concurrent deploys never start two fronts or lose a server.
 
         ``shift`` is a traffic shift (canary, linear): ``(share, bake seconds)`` steps, each
         sending that share of requests to the new version while the old one serves the rest.
         The new model server is health-checked throughout each bake; if it fails, the
-        router goes back to the old version alone and the deploy raises.
+        endpoint goes back to the old version alone and the deploy raises.
         """
         with self._lock():
             return self._deploy(version, timeout, shift)
@@ -214,15 +185,14 @@ class LocalEndpoint:
         model_dir, code_dir = self._materialize(version, release)
         program = version.environment.get("SAGEMAKER_PROGRAM", "inference.py")
         previous = self._state()
-        self._check_port_is_ours()
-
         runtime = model_server_runtime(
             version.image, self.runtime_cache, host=self.host_runtime, notify=_to_stderr
         )
+        self._ensure_front(timeout)
         server_pid, server_port = self._start_model_server(
-            release, model_dir, code_dir, program, timeout, runtime
+            release, model_dir, code_dir, program, timeout, runtime, version
         )
-        # Until the router serves the new version, a failure leaves the previous one
+        # Until the endpoint serves the new version, a failure leaves the previous one
         # serving and no new process behind.
         try:
             code, _ = _get(f"http://{LOOPBACK}:{server_port}/ping")
@@ -230,11 +200,10 @@ class LocalEndpoint:
                 raise MlopsError(
                     f"The new model server failed its health check (/ping answered {code})."
                 )
-            self._ensure_router(timeout)
             if previous.get("upstream_port"):
                 for share, bake in shift:
                     self._shift(previous, version, server_pid, server_port, share, bake)
-            _write_json_atomically(
+            write_json_atomically(
                 self.state_file,
                 {
                     "upstream_port": server_port,
@@ -248,15 +217,17 @@ class LocalEndpoint:
             self._wait_for_version(version.version, timeout)
         except BaseException:
             if previous:
-                _write_json_atomically(self.state_file, previous)
+                write_json_atomically(self.state_file, previous)
             else:
                 self.state_file.unlink(missing_ok=True)
-            _stop(server_pid)
+            processes.terminate(server_pid)
             raise
         old_pid = previous.get("model_server_pid")
         if old_pid and old_pid != server_pid:
-            time.sleep(_DRAIN_SECONDS)  # requests routed just before the switch get through
-            _stop(old_pid)
+            # Its workers stopped accepting at the switch; kept connections get their last
+            # answer with "Connection: close" meanwhile, and SIGTERM lets the rest finish.
+            time.sleep(_DRAIN_SECONDS)
+            processes.terminate(old_pid)
         self._record_in_emulator(version)
         return self.status()
 
@@ -270,7 +241,7 @@ class LocalEndpoint:
         bake: float,
     ) -> None:
         """Route ``share`` of requests to the new server for ``bake`` seconds, checking it."""
-        _write_json_atomically(
+        write_json_atomically(
             self.state_file,
             {
                 **previous,
@@ -326,94 +297,108 @@ class LocalEndpoint:
         program: str,
         timeout: float,
         runtime: JobRuntime,
+        version: ModelVersion,
     ) -> tuple[int, int]:
         ready = release / "ready.json"
-        log = (release / "model_server.log").open("ab")
-        with log:
-            process = subprocess.Popen(
-                [
-                    runtime.python,
-                    "-m",
-                    _MODEL_SERVER,
-                    "--model-dir",
-                    str(model_dir),
-                    "--code-dir",
-                    str(code_dir),
-                    "--program",
-                    program,
-                    "--ready-file",
-                    str(ready),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env=model_server_environment(runtime, dict(os.environ)),
-            )
+        command = [
+            runtime.python,
+            "-m",
+            _MODEL_SERVER,
+            "--model-dir",
+            str(model_dir),
+            "--code-dir",
+            str(code_dir),
+            "--program",
+            program,
+            "--front-socket",
+            HANDOUT,
+            "--state-file",
+            str(self.state_file),
+            "--version",
+            str(version.version),
+            "--ready-file",
+            str(ready),
+            "--load-timeout",
+            str(timeout),
+        ]
+        workers = version.environment.get(WORKERS_ENVIRON, "")
+        if workers.isdigit():
+            command += ["--workers", workers]
+        if self.capture_uri and self.capture_percent > 0:
+            command += [
+                "--capture-spool",
+                str(self.spool),
+                "--capture-percent",
+                str(self.capture_percent),
+            ]
+        log = release / "model_server.log"
+        process = processes.spawn(
+            command, log, env=model_server_environment(runtime, dict(os.environ)), cwd=self.dir
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                tail = (release / "model_server.log").read_text(errors="replace").splitlines()[-15:]
                 raise MlopsError(
-                    "The model server exited while loading the model:\n" + "\n".join(tail)
+                    "The model server exited while loading the model:\n"
+                    + processes.log_tail(log, 15)
                 )
             if ready.is_file():
                 return process.pid, json.loads(ready.read_text())["port"]
             time.sleep(0.05)
-        _stop(process.pid)
+        processes.terminate(process.pid)
         raise MlopsError(f"The model server did not start within {timeout:.0f} s.")
 
     def _check_port_is_ours(self) -> None:
-        if _alive(self._router().get("pid"), _ROUTER, self.name):
+        if processes.is_ours(self._front().get("pid"), _FRONT, self.name):
             return
-        if _port_in_use(self.port):
+        if processes.port_in_use(self.port):
             raise MlopsError(
                 f"Port {self.port} on {LOOPBACK} is already in use by another program. Choose "
                 "another with MLOPS_ENDPOINT_PORT (or mlops.endpoint.port in invoke.yaml)."
             )
 
-    def _ensure_router(self, timeout: float) -> None:
-        if _alive(self._router().get("pid"), _ROUTER, self.name):
+    def _ensure_front(self, timeout: float) -> None:
+        if processes.is_ours(self._front().get("pid"), _FRONT, self.name):
             return
         self._check_port_is_ours()
         self.dir.mkdir(parents=True, exist_ok=True)
-        with (self.dir / "router.log").open("ab") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    _ROUTER,
-                    "--port",
-                    str(self.port),
-                    "--state-file",
-                    str(self.state_file),
-                    "--endpoint-name",
-                    self.name,
-                    "--capture-uri",
-                    self.capture_uri,
-                    "--capture-percent",
-                    str(self.capture_percent),
-                    "--emulator-endpoint",
-                    str(self.connection.endpoint_url),
-                    "--ca-bundle",
-                    str(self.connection.ca_bundle),
-                    "--region",
-                    self.connection.region,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        _write_json_atomically(self.router_file, {"pid": process.pid, "port": self.port})
+        command = [
+            sys.executable,
+            "-m",
+            _FRONT,
+            "--port",
+            str(self.port),
+            "--endpoint-name",
+            self.name,
+        ]
+        if self.capture_uri and self.capture_percent > 0:
+            command += [
+                "--capture-uri",
+                self.capture_uri,
+                "--capture-spool",
+                str(self.spool),
+                "--emulator-endpoint",
+                str(self.connection.endpoint_url),
+                "--ca-bundle",
+                str(self.connection.ca_bundle),
+                "--region",
+                self.connection.region,
+            ]
+        handout = self.dir / HANDOUT
+        handout.unlink(missing_ok=True)
+        process = processes.spawn(command, self.dir / "front.log", cwd=self.dir)
+        write_json_atomically(self.front_file, {"pid": process.pid, "port": self.port})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise MlopsError(f"The endpoint router exited; see {self.dir / 'router.log'}.")
-            if _port_in_use(self.port):
+                raise MlopsError(
+                    f"The endpoint's front exited: {processes.log_tail(self.dir / 'front.log', 5)}"
+                )
+            if handout.exists():
                 return
             time.sleep(0.05)
-        raise MlopsError(f"The endpoint router did not start within {timeout:.0f} s.")
+        processes.terminate(process.pid)
+        raise MlopsError(f"The endpoint's front did not start within {timeout:.0f} s.")
 
     def _wait_for_version(self, version: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -468,7 +453,7 @@ class LocalEndpoint:
     # --- down -----------------------------------------------------------------------------------
 
     def down(self) -> bool:
-        """Stop the router and the model server, and forget the endpoint in the emulator."""
+        """Stop the model server and the front, and forget the endpoint in the emulator."""
         with self._lock():
             running = stop_endpoint_processes(self.dir)
         self._forget_in_emulator()
@@ -488,25 +473,36 @@ class LocalEndpoint:
 
 
 def stop_endpoint_processes(directory: Path) -> bool:
-    """Stop the router and model server recorded in an endpoint's directory and drop
-    their pid files; True when the router was running. Needs no emulator."""
+    """Stop the model servers and the front recorded in an endpoint's directory and drop
+    their pid files; True when the front was running. Needs no emulator."""
     records = {}
-    for name in ("endpoint.json", "router.json"):
+    for name in ("endpoint.json", "front.json"):
         try:
             records[name] = json.loads((directory / name).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             records[name] = {}
-    router_pid = records["router.json"].get("pid")
-    running = _alive(router_pid, _ROUTER, directory.name)
-    if running:
-        _stop(router_pid)
+    # Model servers first: their workers close their capture spool files as they stop,
+    # and the front ships those before it exits.
     for key in ("model_server_pid", "canary_pid"):  # a deploy killed mid-canary has two
         server_pid = records["endpoint.json"].get(key)
-        if _alive(server_pid, _MODEL_SERVER, str(directory)):
-            _stop(server_pid)
+        if processes.is_ours(server_pid, _MODEL_SERVER, str(directory)):
+            processes.terminate(server_pid, timeout=15)
+    front_pid = records["front.json"].get("pid")
+    running = processes.is_ours(front_pid, _FRONT, directory.name)
+    if running:
+        processes.terminate(front_pid, timeout=30)
     for name in records:
         (directory / name).unlink(missing_ok=True)
     return running
+
+
+def front_running(directory: Path) -> bool:
+    """The endpoint's front is alive (its pid file names a front of this endpoint)."""
+    try:
+        pid = json.loads((directory / "front.json").read_text()).get("pid")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return processes.is_ours(pid, _FRONT, directory.name)
 
 
 def stop_local_endpoints(state_dir: Path) -> int:

@@ -1,111 +1,179 @@
-"""The SageMaker inference container contract, served locally.
+"""A model version's server on the local endpoint: the SageMaker inference container's part.
 
-``python -m pipelines.serving.model_server --model-dir M --code-dir C --program inference.py``
+``python -m pipelines.serving.model_server --model-dir M --code-dir C --front-socket S ...``
 
-It loads the model package's own ``inference.py`` (the one in its code bundle, as
-the scikit-learn serving container does), calls ``model_fn`` once, and answers
-``GET /ping`` and ``POST /invocations`` through ``input_fn``, ``predict_fn`` and
-``output_fn``, unchanged. It listens on 127.0.0.1 only, on a port of its own; the
-endpoint's router in front of it owns the public port.
+Like the scikit-learn serving container (gunicorn, one worker per CPU by default,
+``SAGEMAKER_MODEL_SERVER_WORKERS`` to choose), it runs worker processes that each import
+the model package's own ``inference.py``, call ``model_fn`` once and answer ``/ping`` and
+``/invocations`` through ``input_fn``, ``predict_fn`` and ``output_fn``, unchanged
+(:mod:`pipelines.serving.http_worker`).
+
+This process supervises them: it takes the endpoint's public listening socket from the
+endpoint's front (over a Unix socket, so the port never closes between versions), binds a
+private port of its own on 127.0.0.1, forks the workers, writes the ready file once every
+worker has loaded the model, replaces a worker that dies, and on SIGTERM stops them,
+letting them finish what they serve. Workers exit on their own if it is killed.
+
+Runs in the model's own runtime (Python 3.9 for the 1.2-1 image): standard library and
+httptools only.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
+import os
+import signal
+import socket
 import sys
+import time
 import traceback
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from types import FrameType
 
-from cheroot.wsgi import Server
-
-from pipelines.serving.wsgi import LOOPBACK, json_error, serve_until_signalled
+from pipelines.serving.capture import CaptureSpool
+from pipelines.serving.invocations import InferenceService, load_handlers
 
 log = logging.getLogger("model_server")
 
-
-def load_handlers(code_dir: Path, program: str) -> ModuleType:
-    """Import the entry point the way the container does: by file, with its folder on
-    sys.path so it can import its neighbours."""
-    path = code_dir / program
-    if not path.is_file():
-        raise FileNotFoundError(f"The model's code has no entry point {program!r} in {code_dir}.")
-    sys.path.insert(0, str(code_dir))
-    spec = importlib.util.spec_from_file_location(Path(program).stem, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"Cannot import {path}.")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    for handler in ("model_fn", "input_fn", "predict_fn", "output_fn"):
-        if not callable(getattr(module, handler, None)):
-            raise ImportError(f"{path} does not define {handler}().")
-    return module
+LOOPBACK = "127.0.0.1"
+WORKERS_ENVIRON = "SAGEMAKER_MODEL_SERVER_WORKERS"
+_STOP_SECONDS = 12.0
+_CRASH_LOOP = 3  # workers dying within _CRASH_SECONDS of starting, in a row, stop the server
+_CRASH_SECONDS = 5.0
 
 
-class InferenceApp:
-    """The WSGI application: /ping and /invocations."""
+def receive_listener(handout: str) -> socket.socket:
+    """The endpoint's public listening socket, passed by the front over a Unix socket."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel:
+        channel.settimeout(10)
+        channel.connect(handout)
+        _, fds, _, _ = socket.recv_fds(channel, 16, 1)
+    if not fds:
+        raise RuntimeError(f"the endpoint's front at {handout} sent no socket")
+    return socket.socket(fileno=fds[0])
 
-    def __init__(self, handlers: ModuleType, model_dir: Path) -> None:
-        self.handlers = handlers
-        self.model = handlers.model_fn(str(model_dir))
 
-    def __call__(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterable[bytes]:
-        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
-        if path == "/ping" and method == "GET":
-            return self._respond(start_response, 200, b"\n", "text/plain")
-        if path == "/invocations" and method == "POST":
-            return self._invoke(environ, start_response)
-        return self._error(start_response, 404, f"no route for {method} {path}")
+def default_workers() -> int:
+    configured = os.environ.get(WORKERS_ENVIRON, "")
+    return int(configured) if configured.isdigit() and int(configured) > 0 else os.cpu_count() or 1
 
-    def _invoke(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterable[bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        content_type = environ.get("CONTENT_TYPE") or "application/json"
-        accept = environ.get("HTTP_ACCEPT") or "application/json"
+
+class Supervisor:
+    def __init__(self, args: argparse.Namespace, public: socket.socket, private: socket.socket):
+        self.args = args
+        self.public = public
+        self.private = private
+        self.port = private.getsockname()[1]
+        self.children: dict[int, float] = {}  # pid -> start time
+        self.stopping = False
+        self.crashes = 0
+
+    def start_worker(self, ready_fd: int | None) -> int:
+        pid = os.fork()
+        if pid:
+            self.children[pid] = time.monotonic()
+            return pid
+        code = 0
         try:
-            data = self.handlers.input_fn(body, content_type)
-            prediction = self.handlers.predict_fn(data, self.model)
-            result = self.handlers.output_fn(prediction, accept)
-        except Exception as error:
-            status = getattr(error, "status_code", None)
-            if isinstance(status, int) and 400 <= status < 500:
-                return self._error(start_response, status, str(error))
-            log.error("invocation failed:\n%s", traceback.format_exc())
-            return self._error(start_response, 500, f"internal error: {type(error).__name__}")
-        payload, returned_type = result if isinstance(result, tuple) else (result, accept)
-        if isinstance(payload, str):
-            payload = payload.encode("utf-8")
-        return self._respond(start_response, 200, payload, returned_type)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = self._worker(ready_fd)
+        except BaseException:
+            traceback.print_exc()
+            code = 3
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
 
-    @staticmethod
-    def _respond(
-        start_response: Callable[..., Any], status: int, body: bytes, content_type: str
-    ) -> list[bytes]:
-        reason = {
-            200: "OK",
-            400: "Bad Request",
-            404: "Not Found",
-            406: "Not Acceptable",
-            415: "Unsupported Media Type",
-            500: "Internal Server Error",
-        }.get(status, "Error")
-        start_response(
-            f"{status} {reason}",
-            [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+    def _worker(self, ready_fd: int | None) -> int:
+        from pipelines.serving.http_worker import Worker, run_worker
+        from pipelines.serving.router import RouteTable
+
+        args = self.args
+        service = InferenceService(
+            load_handlers(args.code_dir, args.program), args.model_dir, str(args.version)
         )
-        return [body]
+        spool = None
+        if args.capture_spool and args.capture_percent > 0:
+            spool = CaptureSpool(args.capture_spool, args.capture_percent)
+        worker = Worker(
+            service,
+            RouteTable(args.state_file, self.port),
+            self.public,
+            self.private,
+            spool=spool,
+            parent_pid=os.getppid(),
+        )
+        if ready_fd is not None:
+            os.write(ready_fd, b"1")
+            os.close(ready_fd)
+        run_worker(worker)
+        return 0
 
-    def _error(self, start_response: Callable[..., Any], status: int, message: str) -> list[bytes]:
-        return self._respond(start_response, status, json_error(message), "application/json")
+    def start(self, count: int, timeout: float) -> None:
+        """Fork ``count`` workers and wait until each has loaded the model."""
+        ready_read, ready_write = os.pipe()
+        for _ in range(count):
+            self.start_worker(ready_write)
+        os.close(ready_write)
+        ready, deadline = 0, time.monotonic() + timeout
+        while ready < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the workers did not load the model within {timeout:.0f} s")
+            for pid in list(self.children):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    raise RuntimeError(
+                        f"a worker exited while loading the model (exit status {status >> 8})"
+                    )
+            readable = _wait_readable(ready_read, 0.1)
+            if readable:
+                ready += len(os.read(ready_read, 64))
+        os.close(ready_read)
+
+    def supervise(self) -> None:
+        """Replace workers that die; on SIGTERM, stop them all and return."""
+        stop_deadline = 0.0
+        while self.children:
+            if self.stopping and not stop_deadline:
+                stop_deadline = time.monotonic() + _STOP_SECONDS
+                self._signal_all(signal.SIGTERM)
+            if stop_deadline and time.monotonic() > stop_deadline:
+                self._signal_all(signal.SIGKILL)
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if not pid:
+                time.sleep(0.1)
+                continue
+            started = self.children.pop(pid, time.monotonic())
+            if self.stopping:
+                continue
+            self.crashes = self.crashes + 1 if time.monotonic() - started < _CRASH_SECONDS else 0
+            if self.crashes >= _CRASH_LOOP:
+                log.error("workers keep dying right after they start; the model server stops")
+                self.stopping = True
+                continue
+            log.warning("worker %s exited (status %s); starting another", pid, status)
+            self.start_worker(None)
+
+    def _signal_all(self, signum: int) -> None:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                self.children.pop(pid, None)
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+
+def _wait_readable(fd: int, timeout: float) -> bool:
+    import select
+
+    readable, _, _ = select.select([fd], [], [], timeout)
+    return bool(readable)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,23 +181,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-dir", required=True, type=Path)
     parser.add_argument("--code-dir", required=True, type=Path)
     parser.add_argument("--program", default="inference.py")
-    parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    parser.add_argument("--front-socket", required=True, help="the front's Unix socket")
+    parser.add_argument("--state-file", required=True, type=Path)
+    parser.add_argument("--version", default="")
     parser.add_argument("--ready-file", type=Path, required=True)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=0, help="0: the container's default")
+    parser.add_argument("--capture-spool", type=Path, default=None)
+    parser.add_argument("--capture-percent", type=float, default=0.0)
+    parser.add_argument("--load-timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    app = InferenceApp(load_handlers(args.code_dir, args.program), args.model_dir)
-    server = Server((LOOPBACK, args.port), app, numthreads=args.threads)
-
-    server.prepare()
-    port = server.bind_addr[1]
+    public = receive_listener(args.front_socket)
+    private = socket.socket()
+    private.bind((LOOPBACK, 0))
+    private.listen(1024)
+    supervisor = Supervisor(args, public, private)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    workers = args.workers or default_workers()
+    try:
+        supervisor.start(workers, args.load_timeout)
+    except RuntimeError as error:
+        log.error("%s", error)
+        supervisor.stopping = True
+        supervisor.supervise()
+        sys.exit(1)
     # Atomically: the starter polls for this file and reads it as soon as it exists.
     pending = args.ready_file.with_name(args.ready_file.name + ".tmp")
-    pending.write_text(json.dumps({"port": port}))
+    pending.write_text(
+        json.dumps({"port": supervisor.port, "workers": sorted(supervisor.children)})
+    )
     pending.replace(args.ready_file)
-    log.info("serving %s on %s:%s", args.model_dir, LOOPBACK, port)
-    serve_until_signalled(server)
+    log.info(
+        "serving %s on %s:%s with %d workers", args.model_dir, LOOPBACK, supervisor.port, workers
+    )
+    supervisor.supervise()
 
 
 if __name__ == "__main__":

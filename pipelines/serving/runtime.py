@@ -3,8 +3,9 @@
 A model pickled in the training container (scikit-learn 1.2.1) loads only with the
 same library versions, as in the SageMaker serving container; so the model server
 runs in the runtime profile of the image its model package names, plus the one
-package it needs to serve: cheroot (the container serves with Flask and gunicorn,
-which the local endpoint's contract does not need).
+package it needs to serve: httptools, the HTTP parser its workers use (the container
+serves with Flask and gunicorn, which the local endpoint's contract does not need; the
+local server is faster than that stack, as ``benchmarks/endpoint.py`` measures).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pipelines.runtime.environments import EnvironmentCache, JobRuntime
 from pipelines.runtime.profiles import profile_for_image
 from pipelines.runtime.selection import HOST_WARNING, host_runtime, unsupported_image_message
 
-# cheroot 11 still supports Python 3.9 (the 1.2-1 image's).
-SERVING_EXTRAS = ("cheroot==11.1.2",)
+# httptools 0.9 still ships wheels for Python 3.9 (the 1.2-1 image's).
+SERVING_EXTRAS = ("httptools==0.9.0",)
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding pipelines/
 
 
@@ -42,7 +43,7 @@ def model_server_runtime(
 
 def model_server_environment(runtime: JobRuntime, base: dict[str, str]) -> dict[str, str]:
     """The model server's environment: only what it needs, and the package for its own
-    module (which imports nothing but the standard library and cheroot)."""
+    module (which imports nothing but the standard library and httptools)."""
     env = {k: base[k] for k in ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "PATH") if k in base}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     if not runtime.host:

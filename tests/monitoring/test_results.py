@@ -1,9 +1,8 @@
 """What an execution leaves and tells: output files, metrics, alarms, hooks, history, ground
-truth, the report's HTML, settings, the router's inference id (fast tier: no server)."""
+truth, the report's HTML, settings (fast tier: no server)."""
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 import threading
@@ -21,7 +20,6 @@ from pipelines.monitoring.drift import FeatureDrift
 from pipelines.monitoring.history import History
 from pipelines.monitoring.settings import MonitoringSettings
 from pipelines.serving.predict import predict
-from pipelines.serving.router import RouterApp
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 BUCKETS = [{"lower_bound": float(i), "upper_bound": float(i + 1), "count": 10} for i in range(10)]
@@ -251,54 +249,6 @@ def test_monitoring_settings_are_checked(monkeypatch):
         )
     with pytest.raises(MlopsError, match="keep_results"):
         MonitoringSettings(keep_results=0)
-
-
-class FakeCapture:
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-
-    def record(self, *args) -> bool:
-        self.calls.append(args)
-        return True
-
-
-class FakeUpstream:
-    def current(self, force: bool = False) -> dict:
-        return {"upstream_port": 1, "version": 3}
-
-
-def call_router(app: RouterApp, headers: dict) -> tuple[str, bytes]:
-    seen = {}
-
-    def start_response(status, _headers):
-        seen["status"] = status
-
-    environ = {
-        "PATH_INFO": "/invocations",
-        "REQUEST_METHOD": "POST",
-        "CONTENT_TYPE": "text/csv",
-        "CONTENT_LENGTH": "3",
-        "wsgi.input": io.BytesIO(b"1,2"),
-        **headers,
-    }
-    body = b"".join(app(environ, start_response))
-    return seen["status"], body
-
-
-def test_the_router_records_the_inference_id_and_refuses_a_bad_one():
-    capture = FakeCapture()
-    app = RouterApp(FakeUpstream(), capture)
-    app.connections.forward = lambda *a: (200, "OK", {"Content-Type": "text/csv"}, b"7.0\n")
-    status, _ = call_router(app, {"HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID": "row-1"})
-    assert status.startswith("200")
-    assert capture.calls[-1][-1] == "row-1"
-    call_router(app, {})
-    assert capture.calls[-1][-1] is None
-    for bad in (" leading", "x" * 65, "tab\there"):
-        status, body = call_router(app, {"HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID": bad})
-        assert status.startswith("400")
-        assert b"InferenceId" in body
-    assert len(capture.calls) == 2
 
 
 def test_predict_sends_each_row_with_its_inference_id():

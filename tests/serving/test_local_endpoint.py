@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import threading
 import time
@@ -136,21 +137,25 @@ def test_redeploying_swaps_versions_without_a_failed_request(endpoint, register_
     results: list[tuple[int, str]] = []
     stop = threading.Event()
 
-    def load() -> None:
+    def load(keep_alive: bool) -> None:
+        # A kept connection sees the old version's last answer with "Connection: close";
+        # http.client then opens a new one, which the new version accepts.
+        connection = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=30)
         while not stop.is_set():
             try:
-                code, headers, _ = call(
-                    endpoint.port,
-                    "POST",
-                    "/invocations",
-                    ROW.encode(),
-                    {"Content-Type": "text/csv"},
+                connection.request(
+                    "POST", "/invocations", ROW.encode(), {"Content-Type": "text/csv"}
                 )
-                results.append((code, headers.get("X-Mlops-Model-Version", "")))
-            except OSError as error:
-                results.append((0, str(error)))
+                response = connection.getresponse()
+                response.read()
+                results.append((response.status, response.getheader("X-Mlops-Model-Version")))
+            except (OSError, http.client.HTTPException) as error:
+                results.append((0, repr(error)))
+            if not keep_alive:
+                connection.close()
+        connection.close()
 
-    clients = [threading.Thread(target=load) for _ in range(3)]
+    clients = [threading.Thread(target=load, args=(kept,)) for kept in (False, True, True)]
     for client in clients:
         client.start()
     time.sleep(0.5)
@@ -206,7 +211,7 @@ def test_endpoint_down_stops_everything_and_frees_the_port(endpoint, register_ve
     status = endpoint.deploy(register_version(10))
     assert endpoint.down() is True
     assert not endpoint.status().running
-    for pid in (status.router_pid, status.model_server_pid):
+    for pid in (status.front_pid, status.model_server_pid):
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     with pytest.raises(ConnectionRefusedError):
         call(endpoint.port, "GET", "/ping")
@@ -219,14 +224,14 @@ def test_an_endpoint_that_outlived_its_emulator_is_stopped_from_its_pid_files(
     assert stop_local_endpoints(tmp_path) == 1
     assert not endpoint.status().running
     assert not endpoint.state_file.exists()
-    for pid in (status.router_pid, status.model_server_pid):
+    for pid in (status.front_pid, status.model_server_pid):
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert stop_local_endpoints(tmp_path) == 0
 
 
 def test_servers_listen_on_loopback_only(endpoint, register_version):
     status = endpoint.deploy(register_version(10))
-    for pid in (status.router_pid, status.model_server_pid):
+    for pid in (status.front_pid, status.model_server_pid):
         addresses = {
             c.laddr.ip for c in psutil.Process(pid).net_connections("tcp") if c.status == "LISTEN"
         }
@@ -253,12 +258,15 @@ def test_a_port_taken_by_another_program_is_reported(
 
 
 def model_servers_under(directory) -> list[int]:
-    return [
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
+    """The model servers (not their worker processes, which share their command line)."""
+    found = {
+        p.pid: p
+        for p in psutil.process_iter(["cmdline", "ppid"])
         if "pipelines.serving.model_server" in " ".join(p.info["cmdline"] or [])
         and str(directory) in " ".join(p.info["cmdline"] or [])
-    ]
+        and p.status() != psutil.STATUS_ZOMBIE
+    }
+    return [pid for pid, p in found.items() if p.info["ppid"] not in found]
 
 
 def test_a_failed_switch_keeps_the_previous_version_and_stops_the_new_server(
@@ -339,11 +347,8 @@ def test_concurrent_deploys_leave_one_router_and_one_model_server(endpoint, regi
     status = endpoint.status()
     assert status.running
     assert status.version in (first.version, second.version)
-    servers = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if str(endpoint.dir) in " ".join(p.info["cmdline"] or [])
-        and p.status() != psutil.STATUS_ZOMBIE
-    ]
-    # The router and the model server that serves; the replaced server was stopped.
-    assert {p.pid for p in servers} == {status.router_pid, status.model_server_pid}
+    # The model server that serves; the replaced one was stopped (and its workers with it).
+    assert model_servers_under(endpoint.dir) == [status.model_server_pid]
+    workers = psutil.Process(status.model_server_pid).children()
+    assert len(workers) == os.cpu_count()
+    assert psutil.Process(status.front_pid).is_running()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import pytest
 
 from pipelines.core.errors import MlopsError
 from pipelines.registry import APPROVED, REJECTED, Registry
-from pipelines.serving.capture import CaptureSettings, DataCapture
+from pipelines.serving.capture import CaptureSettings, CaptureSpool, closed_spool_files
+from pipelines.serving.capture_upload import CaptureUploader
 from tests.serving.conftest import CONFIG, read_jsonl
 
 
@@ -68,40 +70,40 @@ def test_an_empty_group_says_what_to_run(emulator_connection):
         Registry(emulator_connection, "empty-group").latest_approved()
 
 
-def capture(emulator_connection, percent: float, prefix: str, seed: int = 7) -> DataCapture:
-    s3 = emulator_connection.client("s3")
-    settings = CaptureSettings(f"s3://{CONFIG.bucket_name}/{prefix}", percent, "ep")
-    # Seeded so the sampled share is reproducible; not used for anything secret.
-    return DataCapture(settings, s3, flush_seconds=60, sample=random.Random(seed))  # noqa: S311
-
-
-def test_capture_samples_by_percentage(emulator_connection, register_version):
-    register_version(10, approve=False)  # creates the bucket
+def test_capture_samples_by_percentage(tmp_path):
     for percent, low, high in ((0, 0, 0), (100, 200, 200), (25, 30, 70)):
-        writer = capture(emulator_connection, percent, f"sampling-{percent}")
+        # Seeded so the sampled share is reproducible; not used for anything secret.
+        spool = CaptureSpool(tmp_path / str(percent), percent, sample=random.Random(7))  # noqa: S311
         kept = sum(
-            writer.record(b"1,2", "text/csv", b'{"predictions": [1]}', "application/json")
+            spool.record(b"1,2", "text/csv", b'{"predictions": [1]}', "application/json")
             for _ in range(200)
         )
+        spool.close_file()
         assert low <= kept <= high, (percent, kept)
-        writer.close()
+        lines = sum(len(p.read_text().splitlines()) for p in closed_spool_files(spool.directory))
+        assert lines == kept
 
 
-def test_capture_writes_sagemaker_json_lines_under_dated_keys(
-    emulator_connection, register_version
+def test_capture_ships_sagemaker_json_lines_under_dated_keys(
+    emulator_connection, register_version, tmp_path
 ):
     register_version(10, approve=False)
-    writer = capture(emulator_connection, 100, "format")
-    writer.record(b"1,2", "text/csv", b'{"predictions": [3.5]}', "application/json")
-    writer.record(b"\x00\x01", "application/octet-stream", b"2.0", "text/csv")
-    assert writer.flush() == 2
+    spool = CaptureSpool(tmp_path / "spool", 100)
+    spool.record(b"1,2", "text/csv", b'{"predictions": [3.5]}', "application/json")
+    spool.record(b"\x00\x01", "application/octet-stream", b"2.0", "text/csv")
     s3 = emulator_connection.client("s3")
+    settings = CaptureSettings(f"s3://{CONFIG.bucket_name}/format", 100, "ep")
+    uploader = CaptureUploader(settings, spool.directory, s3)
+    assert uploader.ship() == 0  # the open file is not complete yet
+    spool.close_file()
+    assert uploader.ship() == 1
+    assert closed_spool_files(spool.directory) == []  # shipped files are removed
     keys = [
         o["Key"]
         for o in s3.list_objects_v2(Bucket=CONFIG.bucket_name, Prefix="format/")["Contents"]
     ]
     assert len(keys) == 1
-    assert keys[0].startswith("format/ep/AllTraffic/20")
+    assert keys[0].startswith(f"format/ep/AllTraffic/{datetime.now(UTC):%Y/%m/%d/%H}/")
     assert keys[0].endswith(".jsonl")
     first, second = read_jsonl(s3, CONFIG.bucket_name, "format/")
     assert first["captureData"]["endpointInput"]["encoding"] == "CSV"
@@ -118,3 +120,14 @@ def test_capture_writes_sagemaker_json_lines_under_dated_keys(
         "encoding": "BASE64",
     }
     assert first["eventMetadata"]["inferenceTime"].endswith("Z")
+
+
+def test_a_failed_upload_keeps_the_spool_file_for_the_next_try(tmp_path, emulator_connection):
+    spool = CaptureSpool(tmp_path / "spool", 100)
+    spool.record(b"1", "text/csv", b"2", "text/csv")
+    spool.close_file()
+    settings = CaptureSettings("s3://no-such-bucket-here/capture", 100, "ep")
+    uploader = CaptureUploader(settings, spool.directory, emulator_connection.client("s3"))
+    assert uploader.ship() == 0
+    assert uploader.errors == 1
+    assert len(closed_spool_files(spool.directory)) == 1

@@ -1,0 +1,428 @@
+"""One model server worker: HTTP/1.1 on asyncio with httptools' parser, one event loop per process.
+
+A worker serves two listening sockets it inherited from its model server:
+- the endpoint's public socket (owned by the endpoint's front process and shared by every
+  worker of every version), accepted from only while the endpoint's state names this
+  server as the primary; the kernel hands each new connection to one waiting worker, so a
+  request takes a single hop from the client to the model;
+- the server's private socket, for health checks and for the requests another server's
+  worker forwards here during a canary or linear shift.
+
+On the public socket each invocation is routed by the shift's weights (:mod:`router`): a
+request drawn for another version is forwarded to that server's private port over a kept
+connection, and served here if that server is gone. Captured exchanges go to a local
+spool file (:mod:`capture`) after the response is written.
+
+When the endpoint switches to another server, or on SIGTERM, the worker stops accepting
+and drains: each kept-alive connection gets ``Connection: close`` on its next response,
+idle ones are closed after a grace period, and the worker exits when none remain. The
+prediction runs on the event loop, as in a synchronous server: a worker process is one
+request at a time, and there is one worker per core.
+
+Runs in the model's own runtime (Python 3.9 for the 1.2-1 image): standard library and
+httptools only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httptools
+
+from pipelines.serving.capture import CaptureSpool
+from pipelines.serving.invocations import (
+    MAX_PAYLOAD_BYTES,
+    VERSION_HEADER,
+    InferenceService,
+    Request,
+    Response,
+    json_error,
+    serialize,
+    too_large,
+)
+from pipelines.serving.router import RouteTable
+
+log = logging.getLogger("model_server")
+
+LOOPBACK = "127.0.0.1"
+BACKLOG = 1024
+TICK_SECONDS = 0.05
+# A draining worker closes a kept-alive connection once it has been idle this long: a
+# busy client has sent its next request (and got "Connection: close") well before.
+IDLE_GRACE_SECONDS = 1.0
+STOP_TIMEOUT_SECONDS = 10.0
+# Past this much refused body the connection is closed rather than read to the end.
+DRAIN_BYTES = 64 * 1024 * 1024
+_MAX_QUEUED = 16
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class HttpConnection(asyncio.Protocol):
+    """One client connection: parses requests in order and writes their responses in order."""
+
+    def __init__(self, worker: Worker, public: bool) -> None:
+        self.worker = worker
+        self.public = public
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.pending: collections.deque[tuple[asyncio.Future[Response], Request, bool]] = (
+            collections.deque()
+        )
+        self.in_message = False
+        self.idle_since = time.monotonic()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.size = 0
+        self.refused: Response | None = None
+
+    # --- asyncio ------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.worker.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.worker.connections.discard(self)
+        for future, _, _ in self.pending:
+            future.cancel()
+        self.pending.clear()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(json_error(400, "protocol upgrades are not supported"))
+        except httptools.HttpParserError:
+            self._fail(json_error(400, "malformed HTTP request"))
+
+    # --- httptools callbacks -------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.in_message = True
+        self._reset()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        limit = self.worker.max_payload_bytes
+        declared = self.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            self.refused = too_large(int(declared), limit)
+        if self.headers.get("expect", "").lower() == "100-continue" and self.transport:
+            if self.refused is not None:
+                # The client waits before sending the body: refuse now, and read no body.
+                self._fail(self.refused)
+                return
+            self.transport.write(_CONTINUE)
+
+    def on_body(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.refused is not None:
+            # Read and drop what the client is still sending, so it gets the 413 rather
+            # than a broken pipe; past DRAIN_BYTES the connection is simply closed.
+            if self.size > DRAIN_BYTES:
+                self._fail(self.refused)
+            return
+        if self.size > self.worker.max_payload_bytes:
+            self.refused = too_large(None, self.worker.max_payload_bytes)
+            self.body = []
+            return
+        self.body.append(chunk)
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        keep_alive = self.parser.should_keep_alive()
+        method = self.parser.get_method().decode("latin-1")
+        path = self.url.split(b"?", 1)[0].decode("latin-1")
+        request = Request(method, path, self.headers, b"".join(self.body))
+        if self.refused is not None:
+            self.reply(request, self.refused, keep_alive)
+        else:
+            self.worker.handle(self, request, keep_alive)
+        self._reset()
+
+    # --- responses -----------------------------------------------------------------------------
+
+    def reply(self, request: Request, response: Response, keep_alive: bool) -> None:
+        """Answer now, or after the answers still pending on this connection."""
+        if self.pending:
+            future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+            future.set_result(response)
+            self.defer(future, request, keep_alive)
+            return
+        self._write(request, response, keep_alive)
+
+    def defer(self, future: asyncio.Future[Response], request: Request, keep_alive: bool) -> None:
+        self.pending.append((future, request, keep_alive))
+        future.add_done_callback(self._flush)
+        if len(self.pending) >= _MAX_QUEUED and self.transport is not None:
+            self.transport.pause_reading()  # a client pipelining far ahead waits
+
+    def _flush(self, _: object = None) -> None:
+        while self.pending and self.pending[0][0].done():
+            future, request, keep_alive = self.pending.popleft()
+            if future.cancelled():
+                return
+            self._write(request, future.result(), keep_alive)
+        if self.transport is not None and len(self.pending) < _MAX_QUEUED:
+            self.transport.resume_reading()
+
+    def _write(self, request: Request, response: Response, keep_alive: bool) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        keep_alive = keep_alive and not self.worker.draining
+        self.transport.write(serialize(response, keep_alive))
+        self.idle_since = time.monotonic()
+        if not keep_alive:
+            self.transport.close()
+        if self.public:
+            self.worker.captured(request, response)
+
+    def _fail(self, response: Response) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(serialize(response, keep_alive=False))
+            self.transport.close()
+
+    def idle_for(self, now: float) -> float:
+        if self.in_message or self.pending:
+            return 0.0
+        return now - self.idle_since
+
+
+class Upstream:
+    """A kept connection to another model server's private port, for forwarded requests."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self._reset()
+
+    def _reset(self) -> None:
+        self.headers: dict[str, str] = {}
+        self.chunks: list[bytes] = []
+        self.complete = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+    async def exchange(self, request: Request) -> tuple[Response, bool]:
+        self._reset()
+        head = [f"{request.method} {request.path} HTTP/1.1", f"Host: {LOOPBACK}"]
+        head += [
+            f"{name}: {value}"
+            for name, value in request.headers.items()
+            if name in ("content-type", "accept", "x-amzn-sagemaker-inference-id")
+        ]
+        head.append(f"Content-Length: {len(request.body)}")
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + request.body)
+        parser = httptools.HttpResponseParser(self)
+        while not self.complete:
+            data = await self.reader.read(1 << 16)
+            if not data:
+                raise ConnectionResetError("the other model server closed the connection")
+            parser.feed_data(data)
+        headers = {
+            VERSION_HEADER: self.headers.get(VERSION_HEADER.lower(), ""),
+        }
+        response = Response(
+            parser.get_status_code(),
+            b"".join(self.chunks),
+            self.headers.get("content-type", "application/json"),
+            headers,
+        )
+        return response, parser.should_keep_alive()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Forwarder:
+    """Kept connections to the other servers of a traffic shift, reused across requests."""
+
+    def __init__(self) -> None:
+        self.idle: dict[int, list[Upstream]] = {}
+
+    async def send(self, port: int, request: Request) -> Response:
+        pooled = self.idle.setdefault(port, [])
+        while True:
+            reused = bool(pooled)
+            upstream = pooled.pop() if pooled else Upstream(*await self._open(port))
+            try:
+                response, keep_alive = await upstream.exchange(request)
+            except (OSError, httptools.HttpParserError):
+                upstream.close()
+                if reused:
+                    continue  # a kept connection the other side closed: try a fresh one
+                raise
+            if keep_alive:
+                pooled.append(upstream)
+            else:
+                upstream.close()
+            return response
+
+    @staticmethod
+    async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(LOOPBACK, port)
+
+    def close(self) -> None:
+        for pooled in self.idle.values():
+            for upstream in pooled:
+                upstream.close()
+        self.idle.clear()
+
+
+class Worker:
+    def __init__(
+        self,
+        service: InferenceService,
+        routes: RouteTable,
+        public: socket.socket,
+        private: socket.socket,
+        *,
+        spool: CaptureSpool | None = None,
+        parent_pid: int | None = None,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.service = service
+        self.routes = routes
+        self.public_socket = public
+        self.private_socket = private
+        self.spool = spool
+        self.parent_pid = parent_pid
+        self.max_payload_bytes = max_payload_bytes
+        self.draw = draw
+        self.connections: set[HttpConnection] = set()
+        self.forwarder = Forwarder()
+        self._unreachable: set[int] = set()
+        self.draining = False
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._public: Any = None
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def handle(self, connection: HttpConnection, request: Request, keep_alive: bool) -> None:
+        if connection.public and request.path == "/invocations" and request.method == "POST":
+            port = self.routes.choose(self.draw())
+            if port is not None and self.service.check(request) is None:
+                future = asyncio.ensure_future(self._forwarded(port, request))
+                connection.defer(future, request, keep_alive)
+                return
+        connection.reply(request, self.service.answer(request), keep_alive)
+
+    async def _forwarded(self, port: int, request: Request) -> Response:
+        try:
+            response = await self.forwarder.send(port, request)
+        except (OSError, httptools.HttpParserError) as error:
+            # That server stopped (a canary that died, a switch just made): answer here.
+            if port not in self._unreachable:
+                log.warning("forwarding to port %s failed (%s); answering here", port, error)
+                self._unreachable.add(port)
+            return self.service.answer(request)
+        self._unreachable.discard(port)
+        return response
+
+    def captured(self, request: Request, response: Response) -> None:
+        if self.spool is not None and request.path == "/invocations" and response.status == 200:
+            self.spool.record(
+                request.body,
+                request.content_type,
+                response.body,
+                response.content_type,
+                request.inference_id,
+            )
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def serve(self, handle_signals: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+        if handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self._stop.set)
+        private = await loop.create_server(
+            lambda: HttpConnection(self, public=False), sock=self.private_socket, backlog=BACKLOG
+        )
+        self._public = await loop.create_server(
+            lambda: HttpConnection(self, public=True),
+            sock=self.public_socket,
+            backlog=BACKLOG,
+            start_serving=False,
+        )
+        accepting = False
+        while not self._stop.is_set():
+            self.routes.refresh()
+            if self.routes.primary and not accepting and not self.draining:
+                await self._public.start_serving()
+                accepting = True
+            elif accepting and not self.routes.primary:
+                self._retire()
+                accepting = False
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                log.warning("the model server is gone; this worker stops")
+                break
+            self._tick()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), TICK_SECONDS)
+        self._retire()
+        private.close()
+        deadline = loop.time() + STOP_TIMEOUT_SECONDS
+        while self.connections and loop.time() < deadline:
+            self._tick()
+            await asyncio.sleep(TICK_SECONDS)
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+        self.forwarder.close()
+        if self.spool is not None:
+            self.spool.close_file()
+
+    def stop(self) -> None:
+        """Stop as SIGTERM does; callable from another thread."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    def _retire(self) -> None:
+        """Stop taking new public connections and let the kept ones finish."""
+        if self._public is not None:
+            self._public.close()
+            self._public = None
+        self.draining = True
+
+    def _tick(self) -> None:
+        if self.spool is not None:
+            self.spool.tick()
+        if self.draining:
+            now = time.monotonic()
+            for connection in list(self.connections):
+                if connection.idle_for(now) > IDLE_GRACE_SECONDS and connection.transport:
+                    connection.transport.close()
+
+
+def run_worker(worker: Worker) -> None:
+    asyncio.run(worker.serve())
