@@ -18,20 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
+from _support import throwaway_settings
 from rich.console import Console
 from rich.table import Table
 
 from pipelines.automation.agent import AgentProcess, automation_dir
 from pipelines.automation.log import ActionLog
 from pipelines.backends.local import LocalBackend
-from pipelines.config.settings import Settings
 from pipelines.events.shapes import put_events_entry
 from pipelines.registry import APPROVED, Registry
 from pipelines.runs import prepare as run
@@ -40,12 +36,6 @@ from pipelines.targets import ensure_local_stack
 from pipelines.teardown import stop_running_executions
 
 console = Console()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def delivery_seconds(stack, config, rounds: int) -> list[float]:
@@ -78,16 +68,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="bench-automation-") as temp:
-        settings = Settings.load(
-            None,
-            environ={
-                **os.environ,
-                "MLOPS_STATE_DIR": str(Path(temp) / "state"),
-                "MLOPS_EMULATOR_PORT": str(free_port()),
-                "MLOPS_ENDPOINT_PORT": str(free_port()),
-            },
-        )
+    with throwaway_settings("bench-automation-") as (settings, _):
         console.print("Setting up: infra-up, two pipeline runs, the agent ...")
         ready = ensure_local_stack(settings)
         stack, config = ready.stack, ready.config

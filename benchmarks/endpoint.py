@@ -1,17 +1,27 @@
-"""Benchmark the local endpoint with single-row CSV requests from a load generator on loopback.
+"""Benchmark the local endpoint against the SageMaker scikit-learn container's serving stack.
 
-    python benchmarks/endpoint.py [--seconds S] [--clients N]
+    python benchmarks/endpoint.py [--seconds S] [--clients N] [--rounds R]
 
-Figures (issue #6 goals in brackets):
-- latency of single-row CSV requests, one client at a time: p50 [< 5 ms], p99 [< 20 ms]
-- throughput with N concurrent keep-alive clients [>= 500 req/s on 2 cores]
-- latency of one 1,000-row CSV request
+Both serve the same deployed release (model and code) to the same load generator:
+(A) the local endpoint's public port: router with data capture at 100 %, model server;
+(B) the peer, ``benchmarks/container_peer.py``: the 1.2-1 container's gunicorn + gevent +
+    Flask stack (2 workers, no nginx) in the container's runtime, calling the same
+    ``inference.py`` handlers.
+
+Figures (issue #18 goals in brackets), printed, never asserted:
+- throughput of N keep-alive clients posting single CSV rows, A B A B in R rounds, and
+  the ratio local / peer per round and overall (sum / sum) [>= 1.5];
+- single-row latency, one client at a time, p50 and p99, both sides; the local p50
+  against 2 x (in-process handler time + one loopback round trip) [within that bound];
+- the handlers' in-process time (``input_fn -> predict_fn -> output_fn`` in the model's
+  runtime) and a 1-byte loopback TCP round trip, p50;
+- latency of one 1,000-row CSV request.
 
 The endpoint is the real one: its own emulator and state directory, infra-up, a
 pipeline run with the default parameters (a 100-tree forest), approval, `deploy`.
 The load generator runs in separate processes so its own CPU use does not share a
-GIL with the clients it measures; they share the machine's cores with the endpoint,
-as a client on the same host would.
+GIL with the clients it measures; they share the machine's cores with the servers,
+as a client on the same host would. Sides alternate because the machine is shared.
 """
 
 from __future__ import annotations
@@ -19,33 +29,26 @@ from __future__ import annotations
 import argparse
 import csv
 import http.client
+import json
 import multiprocessing
-import os
-import socket
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _support import approved_version, free_port, in_process, loopback_rtt, throwaway_settings
+from container_peer import WORKERS, peer_runtime, running_peer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.backends.local import LocalBackend
-from pipelines.config.settings import PROJECT_ROOT, Settings
-from pipelines.registry import APPROVED, Registry
-from pipelines.runs import prepare as run
+from pipelines.config.settings import PROJECT_ROOT
 from pipelines.serving import deploy
+from pipelines.serving.runtime import model_server_runtime
 from pipelines.targets import ensure_local_stack
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
+RATIO_GOAL = 1.5
 console = Console()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def feature_rows(target: str = "medv") -> list[str]:
@@ -97,90 +100,114 @@ def percentile_ms(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
-    parser.add_argument("--clients", type=int, default=4, help="for the throughput figure")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
+    parser.add_argument("--clients", type=int, default=4, help="for the throughput figures")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating A B rounds")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="bench-endpoint-") as temp:
-        settings = Settings.load(
-            None,
-            environ={
-                **os.environ,
-                "MLOPS_STATE_DIR": str(Path(temp) / "state"),
-                "MLOPS_EMULATOR_PORT": str(free_port()),
-                "MLOPS_ENDPOINT_PORT": str(free_port()),
-            },
-        )
-        console.print("Setting up: infra-up, pipeline run, approve, deploy ...")
+    with throwaway_settings("bench-endpoint-") as (settings, temp):
+        console.print("Setting up: infra-up, pipeline run, approve, deploy, the peer ...")
         ready = ensure_local_stack(settings)
         stack, config = ready.stack, ready.config
         endpoint = None
         try:
-            prepared = run.prepare_run(stack.connection, config, {}, None)
-            backend = LocalBackend(settings, stack.connection)
-            execution = backend.wait(backend.start(prepared).execution_id, timeout=600)
-            if execution.status != "Succeeded":
-                raise SystemExit(f"the pipeline run {execution.status}: {execution.failure_reason}")
-            registry = Registry(stack.connection, config.model_package_group_name)
-            version = registry.set_status(None, APPROVED, "benchmark", "benchmark")
-            endpoint = deploy.local_endpoint(
-                settings, stack.connection, config, deploy.DeploySettings.from_settings(settings)
-            )
+            version = approved_version(settings, stack, config)
+            capture = deploy.DeploySettings.from_settings(settings, capture_percent=100)
+            endpoint = deploy.local_endpoint(settings, stack.connection, config, capture)
             started = time.perf_counter()
             endpoint.deploy(version)
             deploy_seconds = time.perf_counter() - started
-            figures = measure(settings.endpoint_port, args)
+            release = Path(json.loads(endpoint.state_file.read_text())["release"])
+            program = version.environment.get("SAGEMAKER_PROGRAM", "inference.py")
+            peer = peer_runtime(version.image, settings.runtime_cache, console.print)
+            log = temp / "peer.log"
+            with running_peer(release, program, peer.python, free_port(), log) as port:
+                figures = measure(settings.endpoint_port, port, args)
+            model = model_server_runtime(version.image, settings.runtime_cache)
+            figures["work"] = in_process(
+                release, model.python, feature_rows(), args.seconds, program
+            )
+            figures["rtt"] = loopback_rtt()
         finally:
             if endpoint is not None:
                 endpoint.down()
             stack.emulator.stop()
-
-    table = Table(title="Local endpoint benchmark (single-row text/csv unless stated)")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    table.add_column("goal", justify="right")
-    table.add_row(
-        "deploy: model server up, health-checked, switched (s)", f"{deploy_seconds:.2f}", ""
-    )
-    for name, value, goal in figures:
-        table.add_row(name, value, goal)
-    console.print(table)
+    report(figures, deploy_seconds, args)
 
 
-def measure(port: int, args: argparse.Namespace) -> list[tuple[str, str, str]]:
+def measure(local: int, peer: int, args: argparse.Namespace) -> dict:
+    """Every HTTP figure of both sides; throughput rounds alternate A B A B."""
     rows = feature_rows()
     singles = [row.encode() for row in rows]
-    load(port, singles, 1, 1.0)  # warm-up: imports, first predictions
-
-    latencies, errors = load(port, singles, 1, args.seconds)
-    figures = [
-        ("one client: requests", f"{len(latencies)}", ""),
-        ("one client: p50 latency (ms)", f"{percentile_ms(latencies, 50):.2f}", "< 5"),
-        ("one client: p99 latency (ms)", f"{percentile_ms(latencies, 99):.2f}", "< 20"),
-    ]
-    latencies, more_errors = load(port, singles, args.clients, args.seconds)
-    errors += more_errors
-    figures += [
-        (
-            f"{args.clients} clients: throughput (req/s)",
-            f"{len(latencies) / args.seconds:.0f}",
-            ">= 500",
-        ),
-        (f"{args.clients} clients: p50 latency (ms)", f"{percentile_ms(latencies, 50):.2f}", ""),
-        (f"{args.clients} clients: p99 latency (ms)", f"{percentile_ms(latencies, 99):.2f}", ""),
-    ]
+    sides = {"local": local, "peer": peer}
+    for port in sides.values():  # warm-up: imports, first predictions, every worker's model
+        load(port, singles, args.clients, 2.0)
+    figures: dict = {side: {"rounds": [], "many": [], "errors": 0} for side in sides}
+    for _ in range(args.rounds):
+        for side, port in sides.items():
+            latencies, errors = load(port, singles, args.clients, args.seconds)
+            figures[side]["rounds"].append(len(latencies) / args.seconds)
+            figures[side]["many"] += latencies
+            figures[side]["errors"] += errors
     batch = ("\n".join((rows * 2)[:1000]) + "\n").encode()
-    batch_latencies, batch_errors = load(port, [batch], 1, max(2.0, args.seconds / 2))
-    errors += batch_errors
-    figures += [
-        (
-            "1,000-row request: median latency (ms)",
-            f"{statistics.median(batch_latencies) * 1000:.1f}",
-            "",
-        ),
-        ("failed requests", str(errors), "0"),
-    ]
+    for side, port in sides.items():
+        single, errors = load(port, singles, 1, args.seconds)
+        batches, more = load(port, [batch], 1, max(2.0, args.seconds / 2))
+        figures[side].update(single=single, batch=batches)
+        figures[side]["errors"] += errors + more
     return figures
+
+
+def report(figures: dict, deploy_seconds: float, args: argparse.Namespace) -> None:
+    local, peer = figures["local"], figures["peer"]
+    work = percentile_ms(figures["work"], 50)
+    rtt = percentile_ms(figures["rtt"], 50)
+    bound = 2 * (work + rtt)
+    table = Table(
+        title=(
+            "Local endpoint (router, capture 100 %, model server) vs the SageMaker scikit-learn "
+            f"1.2-1 container's stack (gunicorn + gevent + Flask, {WORKERS} workers): "
+            "single-row text/csv unless stated"
+        )
+    )
+    for column in ("figure", "local endpoint", "container peer", "local / peer", "goal"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for number, (a, b) in enumerate(zip(local["rounds"], peer["rounds"], strict=True), 1):
+        table.add_row(
+            f"round {number}: {args.clients} clients, req/s",
+            f"{a:.0f}", f"{b:.0f}", f"{a / b:.2f}", f"ratio >= {RATIO_GOAL}",
+        )  # fmt: skip
+    total_a, total_b = sum(local["rounds"]), sum(peer["rounds"])
+    table.add_row(
+        f"all rounds: {args.clients} clients, req/s (mean; ratio = sum / sum)",
+        f"{total_a / args.rounds:.0f}", f"{total_b / args.rounds:.0f}",
+        f"{total_a / total_b:.2f}", f"ratio >= {RATIO_GOAL}",
+    )  # fmt: skip
+    for name, key in ((f"{args.clients} clients", "many"), ("1 client", "single")):
+        for q in (50, 99):
+            table.add_row(
+                f"{name}: p{q} latency (ms)",
+                f"{percentile_ms(local[key], q):.2f}", f"{percentile_ms(peer[key], q):.2f}",
+                "", f"<= {bound:.2f} (the bound below)" if (key, q) == ("single", 50) else "",
+            )  # fmt: skip
+    table.add_row(
+        "1,000-row request: median latency (ms)",
+        f"{statistics.median(local['batch']) * 1000:.1f}",
+        f"{statistics.median(peer['batch']) * 1000:.1f}", "", "",
+    )  # fmt: skip
+    table.add_row("failed requests", str(local["errors"]), str(peer["errors"]), "", "0")
+    table.add_row("deploy: model server up, health-checked, switched (s)",
+                  f"{deploy_seconds:.2f}", "", "", "")  # fmt: skip
+    table.add_row(
+        "in process: input_fn -> predict_fn -> output_fn, p50 (ms)", f"{work:.3f}", "", "", ""
+    )
+    table.add_row("loopback TCP round trip, 1 byte, p50 (ms)", f"{rtt:.3f}", "", "", "")
+    console.print(table)
+    single = percentile_ms(local["single"], 50)
+    console.print(
+        f"single-row p50 = {single:.2f} ms vs 2 x (in-process {work:.3f} ms "
+        f"+ loopback RTT {rtt:.3f} ms) = {bound:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

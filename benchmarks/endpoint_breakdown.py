@@ -21,51 +21,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from endpoint import feature_rows, free_port, load, percentile_ms
+from _support import approved_version, in_process, throwaway_settings
+from endpoint import feature_rows, load, percentile_ms
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.backends.local import LocalBackend
-from pipelines.config.settings import Settings
-from pipelines.registry import APPROVED, Registry
-from pipelines.runs import prepare as run
 from pipelines.serving import deploy
 from pipelines.serving.runtime import model_server_runtime
+from pipelines.targets import ensure_local_stack
 
 console = Console()
-
-IN_PROCESS = """
-import json, sys, time, importlib.util
-code, model_dir = sys.argv[1], sys.argv[2]
-rows, seconds = json.loads(sys.argv[3]), float(sys.argv[4])
-sys.path.insert(0, code)
-spec = importlib.util.spec_from_file_location("inference", code + "/inference.py")
-module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
-model = module.model_fn(model_dir)
-times, i, deadline = [], 0, time.perf_counter() + seconds
-while time.perf_counter() < deadline:
-    started = time.perf_counter()
-    data = module.input_fn(rows[i % len(rows)], "text/csv")
-    module.output_fn(module.predict_fn(data, model), "text/csv")
-    times.append(time.perf_counter() - started); i += 1
-print(json.dumps(times))
-"""
-
-
-def in_process(release: Path, python: str, rows: list[str], seconds: float) -> list[float]:
-    result = subprocess.run(
-        [python, "-c", IN_PROCESS, str(release / "code"), str(release / "model"),
-         json.dumps(rows[:200]), str(seconds)],
-        capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]},
-    )  # fmt: skip
-    return json.loads(result.stdout)
 
 
 def http_figures(port: int, bodies: list[bytes], clients: int, seconds: float) -> dict:
@@ -87,27 +56,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="bench-breakdown-") as temp:
-        settings = Settings.load(
-            None,
-            environ={
-                **os.environ,
-                "MLOPS_STATE_DIR": str(Path(temp) / "state"),
-                "MLOPS_EMULATOR_PORT": str(free_port()),
-                "MLOPS_ENDPOINT_PORT": str(free_port()),
-            },
-        )
+    with throwaway_settings("bench-breakdown-") as (settings, _):
         console.print("Setting up: infra-up, pipeline run, approve, deploy to two stages ...")
-        stack, config, _ = run.ensure_local_stack(settings)
+        ready = ensure_local_stack(settings)
+        stack, config = ready.stack, ready.config
         endpoints = []
         try:
-            prepared = run.prepare_run(stack.connection, config, {}, None)
-            backend = LocalBackend(settings, stack.connection)
-            execution = backend.wait(backend.start(prepared).execution_id, timeout=600)
-            if execution.status != "Succeeded":
-                raise SystemExit(f"the pipeline run {execution.status}: {execution.failure_reason}")
-            registry = Registry(stack.connection, config.model_package_group_name)
-            version = registry.set_status(None, APPROVED, "benchmark", "benchmark")
+            version = approved_version(settings, stack, config)
             plain = deploy.local_endpoint(
                 settings, stack.connection, config, deploy.DeploySettings(capture_percent=0),
                 "staging",
@@ -123,7 +78,8 @@ def main() -> None:
             bodies = [row.encode() for row in rows]
             state = json.loads(plain.state_file.read_text())
             runtime = model_server_runtime(version.image, settings.runtime_cache)
-            work = in_process(Path(state["release"]), runtime.python, rows, args.seconds)
+            program = version.environment.get("SAGEMAKER_PROGRAM", "inference.py")
+            work = in_process(Path(state["release"]), runtime.python, rows, args.seconds, program)
             # A 50/50 split between two servers of the same version (the router's canary
             # path), on the capture-off endpoint while its plain figures are not measured.
             canary = {

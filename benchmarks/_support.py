@@ -1,0 +1,119 @@
+"""What the endpoint benchmarks share: throwaway settings, a trained and approved model
+version, the handlers' in-process time, and a loopback round trip."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipelines.backends.local import LocalBackend
+from pipelines.config.settings import Settings
+from pipelines.registry import APPROVED, Registry
+from pipelines.runs import prepare as run
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def throwaway_settings(prefix: str) -> Iterator[tuple[Settings, Path]]:
+    """Settings with their own state folder and free emulator and endpoint ports, so a
+    benchmark never touches the user's stack; yields them and the temporary folder,
+    which is removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as temp:
+        settings = Settings.load(
+            None,
+            environ={
+                **os.environ,
+                "MLOPS_STATE_DIR": str(Path(temp) / "state"),
+                "MLOPS_EMULATOR_PORT": str(free_port()),
+                "MLOPS_ENDPOINT_PORT": str(free_port()),
+            },
+        )
+        yield settings, Path(temp)
+
+
+def approved_version(settings: Settings, stack, config, timeout: float = 600):
+    """Run the pipeline with its default parameters and approve the version it registers."""
+    prepared = run.prepare_run(stack.connection, config, {}, None)
+    backend = LocalBackend(settings, stack.connection)
+    execution = backend.wait(backend.start(prepared).execution_id, timeout=timeout)
+    if execution.status != "Succeeded":
+        raise SystemExit(f"the pipeline run {execution.status}: {execution.failure_reason}")
+    registry = Registry(stack.connection, config.model_package_group_name)
+    return registry.set_status(None, APPROVED, "benchmark", "benchmark")
+
+
+IN_PROCESS = """
+import json, sys, time, importlib.util
+code, program, model_dir = sys.argv[1], sys.argv[2], sys.argv[3]
+rows, seconds = json.loads(sys.argv[4]), float(sys.argv[5])
+sys.path.insert(0, code)
+spec = importlib.util.spec_from_file_location("inference", code + "/" + program)
+module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
+model = module.model_fn(model_dir)
+times, i, deadline = [], 0, time.perf_counter() + seconds
+while time.perf_counter() < deadline:
+    started = time.perf_counter()
+    data = module.input_fn(rows[i % len(rows)], "text/csv")
+    module.output_fn(module.predict_fn(data, model), "text/csv")
+    times.append(time.perf_counter() - started); i += 1
+print(json.dumps(times))
+"""
+
+
+def in_process(
+    release: Path, python: str, rows: list[str], seconds: float, program: str = "inference.py"
+) -> list[float]:
+    """Seconds of each ``input_fn -> predict_fn -> output_fn`` of single rows, called
+    back to back in the model's runtime (``python``), with the release's code and model."""
+    result = subprocess.run(
+        [python, "-c", IN_PROCESS, str(release / "code"), program, str(release / "model"),
+         json.dumps(rows[:200]), str(seconds)],
+        capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]},
+    )  # fmt: skip
+    return json.loads(result.stdout)
+
+
+def _echo(listener: socket.socket) -> None:
+    connection, _ = listener.accept()
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while data := connection.recv(1):
+        connection.sendall(data)
+    connection.close()
+
+
+def loopback_rtt(samples: int = 2000) -> list[float]:
+    """Seconds of each 1-byte ping-pong over one keep-alive TCP connection on 127.0.0.1,
+    between this process and an echo process (two processes, as client and server are)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        echo = multiprocessing.get_context("fork").Process(target=_echo, args=(listener,))
+        echo.start()
+        try:
+            with socket.create_connection(listener.getsockname()) as client:
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                times = []
+                for _ in range(samples):
+                    started = time.perf_counter()
+                    client.sendall(b"x")
+                    client.recv(1)
+                    times.append(time.perf_counter() - started)
+        finally:
+            echo.join(timeout=10)
+            if echo.is_alive():
+                echo.kill()
+                echo.join()
+    return times
