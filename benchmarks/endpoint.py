@@ -3,7 +3,8 @@
     python benchmarks/endpoint.py [--seconds S] [--clients N] [--rounds R]
 
 Both serve the same deployed release (model and code) to the same load generator:
-(A) the local endpoint's public port: router with data capture at 100 %, model server;
+(A) the local endpoint's public port: model server workers accepting from it, data
+    capture at 100 %;
 (B) the peer, ``benchmarks/container_peer.py``: the 1.2-1 container's gunicorn + gevent +
     Flask stack (2 workers, no nginx) in the container's runtime, calling the same
     ``inference.py`` handlers.
@@ -165,7 +166,8 @@ def report(figures: dict, deploy_seconds: float, args: argparse.Namespace) -> No
     bound = 2 * (work + rtt)
     table = Table(
         title=(
-            "Local endpoint (router, capture 100 %, model server) vs the SageMaker scikit-learn "
+            "Local endpoint (one hop to the model server workers, capture 100 %) vs the "
+            "SageMaker scikit-learn "
             f"1.2-1 container's stack (gunicorn + gevent + Flask, {WORKERS} workers): "
             "single-row text/csv unless stated"
         )

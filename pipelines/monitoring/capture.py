@@ -1,7 +1,7 @@
 """Reading the endpoint's data capture: which files a time window covers, and their records.
 
 Capture files are SageMaker's layout (``<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl``),
-written by the local router or by SageMaker itself. Files are read one at a time and their
+written by the local endpoint or by SageMaker itself. Files are read one at a time and their
 records handed on in chunks, so memory holds one chunk, never the whole window.
 """
 

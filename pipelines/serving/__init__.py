@@ -1,1 +1,2 @@
-"""Serving models: the local endpoint (inference container, front router, data capture)."""
+"""Serving models: the local endpoint (front, model servers and their workers, data
+capture) and the SageMaker deployer."""

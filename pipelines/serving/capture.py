@@ -62,7 +62,8 @@ def capture_record(
         "eventId": str(uuid.uuid4()),
         # SageMaker records the request's InferenceId here (for joining ground truth).
         **({"inferenceId": inference_id} if inference_id else {}),
-        "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        # 2026-12-01T04:17:03.123Z (isoformat is several times faster than strftime).
+        "inferenceTime": when.isoformat(timespec="milliseconds")[:23] + "Z",
     }
     return {
         "captureData": {

@@ -97,7 +97,7 @@ def endpoint_name(config: InfraConfig, stage: str | None = None) -> str:
 
 
 def traffic_steps(settings: DeploySettings) -> list[tuple[float, float]]:
-    """The local router's shift before the new version takes all traffic: ``(share,
+    """The local endpoint's shift before the new version takes all traffic: ``(share,
     bake seconds)`` steps, the same schedule SageMaker follows for the strategy."""
     if settings.strategy == "canary":
         return [(settings.canary_percent / 100, float(settings.canary_wait_seconds))]

@@ -1,4 +1,4 @@
-"""The local target's deployer: each stage is a local endpoint (router + model servers)."""
+"""The local target's deployer: each stage is a local endpoint (front + model servers)."""
 
 from __future__ import annotations
 

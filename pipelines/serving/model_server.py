@@ -3,7 +3,8 @@
 ``python -m pipelines.serving.model_server --model-dir M --code-dir C --front-socket S ...``
 
 Like the scikit-learn serving container (gunicorn, one worker per CPU by default,
-``SAGEMAKER_MODEL_SERVER_WORKERS`` to choose), it runs worker processes that each import
+``SAGEMAKER_MODEL_SERVER_WORKERS`` to choose; locally at most 4 by default), it runs
+worker processes that each import
 the model package's own ``inference.py``, call ``model_fn`` once and answer ``/ping`` and
 ``/invocations`` through ``input_fn``, ``predict_fn`` and ``output_fn``, unchanged
 (:mod:`pipelines.serving.http_worker`).
@@ -55,9 +56,16 @@ def receive_listener(handout: str) -> socket.socket:
     return socket.socket(fileno=fds[0])
 
 
+# The container starts one worker per vCPU of its instance; a laptop's cores are shared with
+# everything else on it, so the local default stops at this many.
+MAX_DEFAULT_WORKERS = 4
+
+
 def default_workers() -> int:
     configured = os.environ.get(WORKERS_ENVIRON, "")
-    return int(configured) if configured.isdigit() and int(configured) > 0 else os.cpu_count() or 1
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
 
 
 class Supervisor:

@@ -113,7 +113,7 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
         "predict", "--data", str(with_ids), "--inference-id-column", "id",
     )  # fmt: skip
     assert sent.returncode == 0, output(sent)
-    time.sleep(3)  # the router's capture flush interval is 2 s
+    time.sleep(3)  # workers close spool files every 1 s; the front ships them every 1 s
     report = tmp_path / "report.html"
     clean = run(local_stack, tmp_path, webhook_url, "monitor", *since(), "--report", str(report))
     assert clean.returncode == 0, output(clean)

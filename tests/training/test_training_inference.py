@@ -187,8 +187,13 @@ def test_the_forest_fast_path_is_bit_identical_to_sklearn(inference, boston_spli
     forest = getattr(ensemble, kind)(n_estimators=25, random_state=0).fit(data[:, 1:], data[:, 0])
     model = inference.ModelBundle(forest)
     assert inference.is_single_output_forest(forest)
-    for X in (data[:1, 1:], data[:, 1:]):
+    for X in (data[:1, 1:], data[:5, 1:], data[:, 1:]):
         assert np.array_equal(predictions_through_handlers(inference, model, X), forest.predict(X))
+    # Few rows walk all the trees at once, many rows call each tree: the same leaves.
+    leaves = model.forest_leaves()
+    features = data[:, 1:].astype(np.float32)
+    walked = np.hstack([leaves.leaves(features[i : i + 1]) for i in range(len(features))])
+    assert np.array_equal(walked, leaves.leaves(features))
 
 
 def test_other_estimators_are_predicted_by_sklearn(inference, boston_splits):
