@@ -188,10 +188,20 @@ class LocalEndpoint:
         runtime = model_server_runtime(
             version.image, self.runtime_cache, host=self.host_runtime, notify=_to_stderr
         )
+        if previous and not self._front_alive():
+            # A front that died leaves its model servers holding the port: start afresh.
+            _to_stderr(f"The front of endpoint {self.name} had stopped; restarting the endpoint.")
+            stop_endpoint_processes(self.dir)
+            previous = {}
         self._ensure_front(timeout)
-        server_pid, server_port = self._start_model_server(
-            release, model_dir, code_dir, program, timeout, runtime, version
-        )
+        try:
+            server_pid, server_port = self._start_model_server(
+                release, model_dir, code_dir, program, timeout, runtime, version
+            )
+        except BaseException:
+            if not previous:  # nothing serves: the front need not hold the port
+                stop_endpoint_processes(self.dir)
+            raise
         # Until the endpoint serves the new version, a failure leaves the previous one
         # serving and no new process behind.
         try:
@@ -218,9 +228,11 @@ class LocalEndpoint:
         except BaseException:
             if previous:
                 write_json_atomically(self.state_file, previous)
+                processes.terminate(server_pid)
             else:
                 self.state_file.unlink(missing_ok=True)
-            processes.terminate(server_pid)
+                processes.terminate(server_pid)
+                stop_endpoint_processes(self.dir)
             raise
         old_pid = previous.get("model_server_pid")
         if old_pid and old_pid != server_pid:
@@ -348,8 +360,11 @@ class LocalEndpoint:
         processes.terminate(process.pid)
         raise MlopsError(f"The model server did not start within {timeout:.0f} s.")
 
+    def _front_alive(self) -> bool:
+        return processes.is_ours(self._front().get("pid"), _FRONT, self.name)
+
     def _check_port_is_ours(self) -> None:
-        if processes.is_ours(self._front().get("pid"), _FRONT, self.name):
+        if self._front_alive():
             return
         if processes.port_in_use(self.port):
             raise MlopsError(
@@ -358,7 +373,7 @@ class LocalEndpoint:
             )
 
     def _ensure_front(self, timeout: float) -> None:
-        if processes.is_ours(self._front().get("pid"), _FRONT, self.name):
+        if self._front_alive():
             return
         self._check_port_is_ours()
         self.dir.mkdir(parents=True, exist_ok=True)

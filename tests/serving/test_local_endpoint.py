@@ -353,3 +353,29 @@ def test_concurrent_deploys_leave_one_router_and_one_model_server(endpoint, regi
     workers = psutil.Process(status.model_server_pid).children()
     assert len(workers) == min(os.cpu_count(), MAX_DEFAULT_WORKERS)
     assert psutil.Process(status.front_pid).is_running()
+
+
+def test_a_first_deploy_that_fails_leaves_nothing_running(endpoint, register_version, monkeypatch):
+    def never_switches(version: int, timeout: float) -> None:
+        raise MlopsError(f"The endpoint did not switch to version {version}")
+
+    monkeypatch.setattr(endpoint, "_wait_for_version", never_switches)
+    with pytest.raises(MlopsError, match="did not switch"):
+        endpoint.deploy(register_version(10))
+    assert model_servers_under(endpoint.dir) == []
+    assert not endpoint.status().running
+    with pytest.raises(ConnectionRefusedError):  # the front let the port go too
+        call(endpoint.port, "GET", "/ping")
+
+
+def test_an_endpoint_whose_front_died_is_restarted_by_the_next_deploy(endpoint, register_version):
+    first = endpoint.deploy(register_version(10))
+    psutil.Process(first.front_pid).kill()
+    assert not endpoint.status().running
+    second = endpoint.deploy(register_version(12))
+    assert second.running
+    assert model_servers_under(endpoint.dir) == [second.model_server_pid]
+    code, headers, _ = call(
+        endpoint.port, "POST", "/invocations", ROW.encode(), {"Content-Type": "text/csv"}
+    )
+    assert (code, headers["X-Mlops-Model-Version"]) == (200, str(second.version))
