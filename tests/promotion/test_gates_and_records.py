@@ -30,7 +30,7 @@ from pipelines.serving.history import DeploymentRecord, HistoryStore
 from pipelines.serving.router import pick_variant, variants_of
 from pipelines.targets import resolve_deployment
 
-# --- the router's weights -------------------------------------------------------------------
+# --- the shift's weights -------------------------------------------------------------------
 
 
 def test_weights_split_draws_in_proportion():

@@ -315,7 +315,7 @@ def test_linear_updates_shift_in_steps_and_roll_back_on_alarms():
         ("linear", [(0.2, 90.0), (0.4, 90.0), (0.6, 90.0), (0.8, 90.0)]),
     ],
 )
-def test_the_local_router_follows_sagemakers_schedule(strategy, steps):
+def test_the_local_shift_follows_sagemakers_schedule(strategy, steps):
     settings = DeploySettings(
         strategy=strategy,
         canary_percent=25,

@@ -327,7 +327,7 @@ def test_predict_names_missing_feature_columns(tmp_path):
         read_rows(data, ["crim", "zn", "indus"], "medv")
 
 
-def test_concurrent_deploys_leave_one_router_and_one_model_server(endpoint, register_version):
+def test_concurrent_deploys_leave_one_front_and_one_model_server(endpoint, register_version):
     import threading
 
     first, second = register_version(10), register_version(12)

@@ -78,7 +78,7 @@ def test_a_canary_that_fails_its_health_check_is_rolled_back(endpoint, register_
         killer.join()
         rolled_back = time.monotonic()
         time.sleep(1.0)
-    # No request failed: the router retries a dead canary's share on the old version.
+    # No request failed: the old version's workers answer a dead canary's share themselves.
     assert clients.failures() == []
     after = {version for t, _, version in clients.results if t > rolled_back}
     assert after == {str(old.version)}
