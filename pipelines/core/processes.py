@@ -7,6 +7,7 @@ import contextlib
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -62,19 +63,41 @@ def find_ours(*markers: str) -> list[int]:
 
 
 def terminate(pid: int | None, timeout: float = 10.0) -> None:
-    """SIGTERM (so it can finish what is pending), then SIGKILL after ``timeout``."""
+    """SIGTERM (so it can finish what is pending), then SIGKILL after ``timeout``.
+
+    A process that has exited counts as stopped even before its parent reaps it: the
+    endpoint's servers are often children of another command (the deploy that started
+    them), and waiting for that parent to reap would wait for nothing."""
     if not pid:
         return
     try:
         process = psutil.Process(pid)
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=timeout)
     except psutil.NoSuchProcess:
         return
-    except psutil.TimeoutExpired:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.kill()
-            process.wait(timeout=timeout)
+    if _ended(process, timeout):
+        return
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process.kill()
+    _ended(process, timeout)
+
+
+def _ended(process: psutil.Process, timeout: float) -> bool:
+    """Wait until ``process`` is gone or a zombie (reaping it if it is our child)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                with contextlib.suppress(psutil.Error, ChildProcessError):
+                    process.wait(timeout=0)  # reaps it when it is our own child
+                return True
+            process.wait(timeout=0.1)
+            return True
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                return False
 
 
 def port_in_use(port: int, host: str = LOOPBACK) -> bool:
