@@ -124,16 +124,10 @@ class LocalEndpoint:
     # --- status -----------------------------------------------------------------------------
 
     def _state(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.state_file.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+        return _record(self.state_file)
 
     def _front(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.front_file.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+        return _record(self.front_file)
 
     def status(self) -> EndpointStatus:
         state, front = self._state(), self._front()
@@ -226,12 +220,14 @@ class LocalEndpoint:
             )
             self._wait_for_version(version.version, timeout)
         except BaseException:
+            # The state goes back first, so the previous server accepts again before the
+            # new one stops; with no previous version, the front is stopped too.
             if previous:
                 write_json_atomically(self.state_file, previous)
-                processes.terminate(server_pid)
             else:
                 self.state_file.unlink(missing_ok=True)
-                processes.terminate(server_pid)
+            processes.terminate(server_pid)
+            if not previous:
                 stop_endpoint_processes(self.dir)
             raise
         old_pid = previous.get("model_server_pid")
@@ -490,12 +486,7 @@ class LocalEndpoint:
 def stop_endpoint_processes(directory: Path) -> bool:
     """Stop the model servers and the front recorded in an endpoint's directory and drop
     their pid files; True when the front was running. Needs no emulator."""
-    records = {}
-    for name in ("endpoint.json", "front.json"):
-        try:
-            records[name] = json.loads((directory / name).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            records[name] = {}
+    records = {name: _record(directory / name) for name in ("endpoint.json", "front.json")}
     # Model servers first: their workers close their capture spool files as they stop,
     # and the front ships those before it exits.
     for key in ("model_server_pid", "canary_pid"):  # a deploy killed mid-canary has two
@@ -513,11 +504,15 @@ def stop_endpoint_processes(directory: Path) -> bool:
 
 def front_running(directory: Path) -> bool:
     """The endpoint's front is alive (its pid file names a front of this endpoint)."""
+    return processes.is_ours(_record(directory / "front.json").get("pid"), _FRONT, directory.name)
+
+
+def _record(path: Path) -> dict[str, Any]:
+    """One of the endpoint's JSON records (state, front pid), or {} when there is none."""
     try:
-        pid = json.loads((directory / "front.json").read_text()).get("pid")
+        return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
-        return False
-    return processes.is_ours(pid, _FRONT, directory.name)
+        return {}
 
 
 def stop_local_endpoints(state_dir: Path) -> int:

@@ -25,6 +25,7 @@ import argparse
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -178,8 +179,6 @@ class Supervisor:
 
 
 def _wait_readable(fd: int, timeout: float) -> bool:
-    import select
-
     readable, _, _ = select.select([fd], [], [], timeout)
     return bool(readable)
 
