@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import io
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -18,9 +19,28 @@ from pipelines.config.settings import PROJECT_ROOT
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port for a server a test starts later, below the kernel's ephemeral range:
+    a port from that range (what binding port 0 gives) can be taken meanwhile as the
+    local port of one of the suite's many client connections, and the server's bind
+    then fails with "Address already in use"."""
+    low = _ephemeral_range()[0]
+    for _ in range(100):
+        port = random.randrange(20000, low)  # noqa: S311 - spreading tests, not security
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
 
 
 def project_copy(destination: Path) -> Path:
