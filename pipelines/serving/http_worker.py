@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import logging
 import os
 import random
@@ -55,11 +56,15 @@ from pipelines.serving.router import RouteTable
 log = logging.getLogger("model_server")
 
 LOOPBACK = "127.0.0.1"
-BACKLOG = 1024
 TICK_SECONDS = 0.05
 # A draining worker closes a kept-alive connection once it has been idle this long: a
 # busy client has sent its next request (and got "Connection: close") well before.
 IDLE_GRACE_SECONDS = 1.0
+# A connection that has not sent its first request yet gets longer: its client has just
+# connected and is about to send, even on a loaded machine.
+FRESH_GRACE_SECONDS = 5.0
+# Connections taken per wake-up: small, so the workers sharing a socket share the load.
+ACCEPT_BATCH = 16
 STOP_TIMEOUT_SECONDS = 10.0
 # Past this much refused body the connection is closed rather than read to the end.
 DRAIN_BYTES = 64 * 1024 * 1024
@@ -79,6 +84,7 @@ class HttpConnection(asyncio.Protocol):
             collections.deque()
         )
         self.in_message = False
+        self.answered = 0
         self.idle_since = time.monotonic()
         self._reset()
 
@@ -190,6 +196,7 @@ class HttpConnection(asyncio.Protocol):
             return
         keep_alive = keep_alive and not self.worker.draining
         self.transport.write(serialize(response, keep_alive))
+        self.answered += 1
         self.idle_since = time.monotonic()
         if not keep_alive:
             self.transport.close()
@@ -201,10 +208,76 @@ class HttpConnection(asyncio.Protocol):
             self.transport.write(serialize(response, keep_alive=False))
             self.transport.close()
 
-    def idle_for(self, now: float) -> float:
+    def idle_too_long(self, now: float) -> bool:
+        """Idle past its grace: safe to close while draining."""
         if self.in_message or self.pending:
-            return 0.0
-        return now - self.idle_since
+            return False
+        grace = IDLE_GRACE_SECONDS if self.answered else FRESH_GRACE_SECONDS
+        return now - self.idle_since > grace
+
+
+class Acceptor:
+    """Takes connections from a listening socket while started, each into a protocol.
+
+    asyncio's own server is not used: closing it to stop accepting drops, without a word,
+    the connections it accepted in that same loop turn (their transports can no longer
+    attach to it), and their clients see a reset. Stopping an acceptor only stops it
+    taking new ones; those already taken are served.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        factory: Callable[[], asyncio.Protocol],
+    ) -> None:
+        self.loop, self.sock, self.factory = loop, sock, factory
+        self.sock.setblocking(False)
+        self.started = False
+        # Accepted connections whose transport is being made: not yet in the worker's set.
+        self.handshakes: set[asyncio.Future[Any]] = set()
+
+    def start(self) -> None:
+        if not self.started:
+            self.loop.add_reader(self.sock.fileno(), self._ready)
+            self.started = True
+
+    def stop(self) -> None:
+        if self.started:
+            self.loop.remove_reader(self.sock.fileno())
+            self.started = False
+
+    def _resume(self) -> None:
+        if self.started:
+            self.loop.add_reader(self.sock.fileno(), self._ready)
+
+    def _ready(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                connection, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return  # another worker took it, or none is left
+            except ConnectionAbortedError:
+                continue  # the client gave up while it waited
+            except OSError as error:
+                if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    raise
+                # Out of descriptors: pause, so the loop does not spin on a full queue.
+                log.warning("cannot accept a connection (%s); pausing for 1 s", error)
+                self.loop.remove_reader(self.sock.fileno())
+                self.loop.call_later(1.0, self._resume)
+                return
+            connection.setblocking(False)
+            handshake = asyncio.ensure_future(
+                self.loop.connect_accepted_socket(self.factory, connection)
+            )
+            self.handshakes.add(handshake)
+            handshake.add_done_callback(self._made)
+
+    def _made(self, handshake: asyncio.Future[Any]) -> None:
+        self.handshakes.discard(handshake)
+        if not handshake.cancelled() and handshake.exception() is not None:
+            log.info("an accepted connection failed before serving: %s", handshake.exception())
 
 
 class Upstream:
@@ -321,7 +394,7 @@ class Worker:
         self.draining = False
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._public: Any = None
+        self._public: Acceptor | None = None
 
     # --- requests ------------------------------------------------------------------------------
 
@@ -365,24 +438,16 @@ class Worker:
         if handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self._stop.set)
-        private = await loop.create_server(
-            lambda: HttpConnection(self, public=False), sock=self.private_socket, backlog=BACKLOG
-        )
-        self._public = await loop.create_server(
-            lambda: HttpConnection(self, public=True),
-            sock=self.public_socket,
-            backlog=BACKLOG,
-            start_serving=False,
-        )
-        accepting = False
+        private = Acceptor(loop, self.private_socket, lambda: HttpConnection(self, public=False))
+        private.start()
+        public = Acceptor(loop, self.public_socket, lambda: HttpConnection(self, public=True))
+        self._public = public
         while not self._stop.is_set():
             self.routes.refresh()
-            if self.routes.primary and not accepting and not self.draining:
-                await self._public.start_serving()
-                accepting = True
-            elif accepting and not self.routes.primary:
+            if self.routes.primary and not public.started and not self.draining:
+                public.start()
+            elif public.started and not self.routes.primary:
                 self._retire()
-                accepting = False
             if self.parent_pid is not None and os.getppid() != self.parent_pid:
                 log.warning("the model server is gone; this worker stops")
                 break
@@ -390,9 +455,13 @@ class Worker:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), TICK_SECONDS)
         self._retire()
-        private.close()
+        private.stop()
+        # Closed, so a server forwarding here fails fast and answers itself.
+        self.private_socket.close()
         deadline = loop.time() + STOP_TIMEOUT_SECONDS
-        while self.connections and loop.time() < deadline:
+        while (
+            self.connections or public.handshakes or private.handshakes
+        ) and loop.time() < deadline:
             self._tick()
             await asyncio.sleep(TICK_SECONDS)
         for connection in list(self.connections):
@@ -410,8 +479,7 @@ class Worker:
     def _retire(self) -> None:
         """Stop taking new public connections and let the kept ones finish."""
         if self._public is not None:
-            self._public.close()
-            self._public = None
+            self._public.stop()
         self.draining = True
 
     def _tick(self) -> None:
@@ -420,7 +488,7 @@ class Worker:
         if self.draining:
             now = time.monotonic()
             for connection in list(self.connections):
-                if connection.idle_for(now) > IDLE_GRACE_SECONDS and connection.transport:
+                if connection.idle_too_long(now) and connection.transport:
                     connection.transport.close()
 
 

@@ -298,3 +298,55 @@ def test_a_switch_moves_kept_connections_without_a_failed_request(endpoint):
     # A connection left idle on the old worker is closed after the grace period.
     connection.close()
     assert old.worker.connections == set()
+
+
+def test_a_connection_accepted_as_its_worker_retires_is_still_answered(endpoint):
+    # Each switch retires the serving worker while clients keep opening connections, so
+    # some are accepted in the very loop turn that retires it; each must be answered.
+    # (asyncio's own server drops those silently once closed: the client sees a reset.)
+    servers = [endpoint.start(str(n), float(n)) for n in range(1, 41)]
+    endpoint.route(servers[0])
+    failures: list[str] = []
+    answered: set[bytes] = set()
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            connection = http.client.HTTPConnection("127.0.0.1", endpoint.port, timeout=10)
+            try:
+                status, _, body, _ = post(connection, b"1")
+                assert status == 200, body
+                answered.add(body)
+            except (OSError, http.client.HTTPException, AssertionError) as error:
+                failures.append(repr(error))
+            finally:
+                connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for server in servers[1:]:
+        pending = endpoint.state_file.with_suffix(".tmp")
+        pending.write_text(json.dumps({"upstream_port": server.port}))
+        pending.replace(endpoint.state_file)
+        time.sleep(0.08)
+    time.sleep(0.3)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert len(answered) > 20  # most of the servers really served in turn
+
+
+def test_a_draining_worker_waits_for_the_first_request_of_a_fresh_connection(endpoint):
+    old = endpoint.start("1", 1.0)
+    endpoint.route(old)
+    with socket.create_connection(("127.0.0.1", endpoint.port), timeout=10) as sock:
+        time.sleep(0.2)  # accepted by the old worker, no request sent yet
+        endpoint.route(endpoint.start("2", 2.0))
+        time.sleep(1.5)  # past the grace a kept-alive idle connection gets
+        sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 200 OK")
+    assert f"{VERSION_HEADER}: 1".encode() in reply
+    assert b"Connection: close" in reply

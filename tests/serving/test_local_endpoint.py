@@ -370,7 +370,9 @@ def test_a_first_deploy_that_fails_leaves_nothing_running(endpoint, register_ver
 
 def test_an_endpoint_whose_front_died_is_restarted_by_the_next_deploy(endpoint, register_version):
     first = endpoint.deploy(register_version(10))
-    psutil.Process(first.front_pid).kill()
+    front = psutil.Process(first.front_pid)
+    front.kill()
+    front.wait(timeout=10)  # SIGKILL is delivered asynchronously; this deploy started it
     assert not endpoint.status().running
     second = endpoint.deploy(register_version(12))
     assert second.running
