@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
 from pipelines.backends.local import LocalBackend
 from pipelines.config.settings import Settings
 from pipelines.registry import APPROVED, Registry
@@ -58,35 +60,78 @@ def approved_version(settings: Settings, stack, config, timeout: float = 600):
 IN_PROCESS = """
 import json, sys, time, importlib.util
 code, program, model_dir = sys.argv[1], sys.argv[2], sys.argv[3]
-rows, seconds = json.loads(sys.argv[4]), float(sys.argv[5])
+rows = json.loads(sys.argv[4])
 sys.path.insert(0, code)
 spec = importlib.util.spec_from_file_location("inference", code + "/" + program)
 module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
 model = module.model_fn(model_dir)
-times, i, deadline = [], 0, time.perf_counter() + seconds
-while time.perf_counter() < deadline:
-    started = time.perf_counter()
-    data = module.input_fn(rows[i % len(rows)], "text/csv")
-    module.output_fn(module.predict_fn(data, model), "text/csv")
-    times.append(time.perf_counter() - started); i += 1
-print(json.dumps(times))
+i = 0
+for line in sys.stdin:  # each line: seconds to measure for; one JSON list back
+    times, deadline = [], time.perf_counter() + float(line)
+    while time.perf_counter() < deadline:
+        started = time.perf_counter()
+        data = module.input_fn(rows[i % len(rows)], "text/csv")
+        module.output_fn(module.predict_fn(data, model), "text/csv")
+        times.append(time.perf_counter() - started); i += 1
+    print(json.dumps(times), flush=True)
 """
+
+
+class HandlerTimer:
+    """Times ``input_fn -> predict_fn -> output_fn`` of single rows, called back to back in
+    the model's runtime (``python``) with the release's code and model, loaded once: so
+    the handlers can be timed in short slices between HTTP measurements, under the same
+    load on a shared machine, rather than once at another moment."""
+
+    def __init__(
+        self, release: Path, python: str, rows: list[str], program: str = "inference.py"
+    ) -> None:
+        self.process = subprocess.Popen(
+            [python, "-c", IN_PROCESS, str(release / "code"), program, str(release / "model"),
+             json.dumps(rows[:200])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={"PATH": os.environ["PATH"]},
+        )  # fmt: skip
+
+    def measure(self, seconds: float) -> list[float]:
+        """Seconds of each call, for ``seconds``."""
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(f"{seconds}\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the handler timer exited ({self.process.wait()})")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> HandlerTimer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def in_process(
     release: Path, python: str, rows: list[str], seconds: float, program: str = "inference.py"
 ) -> list[float]:
-    """Seconds of each ``input_fn -> predict_fn -> output_fn`` of single rows, called
-    back to back in the model's runtime (``python``), with the release's code and model."""
-    result = subprocess.run(
-        [python, "-c", IN_PROCESS, str(release / "code"), program, str(release / "model"),
-         json.dumps(rows[:200]), str(seconds)],
-        capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]},
-    )  # fmt: skip
-    return json.loads(result.stdout)
+    """Seconds of each ``input_fn -> predict_fn -> output_fn`` of single rows, for
+    ``seconds`` (see :class:`HandlerTimer`)."""
+    with HandlerTimer(release, python, rows, program) as timer:
+        return timer.measure(seconds)
 
 
-def _echo(listener: socket.socket) -> None:
+def _echo(listener: socket.socket, cpus: set[int] | None = None) -> None:
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
     connection, _ = listener.accept()
     connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     while data := connection.recv(1):
@@ -94,15 +139,21 @@ def _echo(listener: socket.socket) -> None:
     connection.close()
 
 
-def loopback_rtt(samples: int = 2000) -> list[float]:
+def loopback_rtt(
+    samples: int = 2000, cpus: set[int] | None = None, echo_cpus: set[int] | None = None
+) -> list[float]:
     """Seconds of each 1-byte ping-pong over one keep-alive TCP connection on 127.0.0.1,
-    between this process and an echo process (two processes, as client and server are)."""
+    between this process and an echo process (two processes, as client and server are),
+    optionally held to CPUs (this side to ``cpus`` meanwhile, the echo to ``echo_cpus``)."""
+    held = os.sched_getaffinity(0)
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
-        echo = multiprocessing.get_context("fork").Process(target=_echo, args=(listener,))
+        echo = multiprocessing.get_context("fork").Process(target=_echo, args=(listener, echo_cpus))
         echo.start()
         try:
+            if cpus is not None:
+                os.sched_setaffinity(0, cpus)
             with socket.create_connection(listener.getsockname()) as client:
                 client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 times = []
@@ -112,8 +163,21 @@ def loopback_rtt(samples: int = 2000) -> list[float]:
                     client.recv(1)
                     times.append(time.perf_counter() - started)
         finally:
+            os.sched_setaffinity(0, held)
             echo.join(timeout=10)
             if echo.is_alive():
                 echo.kill()
                 echo.join()
     return times
+
+
+def hold_to_cpus(pids: list[int], cpus: set[int] | None) -> None:
+    """Let processes (and their children) run only on ``cpus``; on every CPU for None."""
+    every = set(range(os.cpu_count() or 1))
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            for each in [process, *process.children(recursive=True)]:
+                each.cpu_affinity(sorted(cpus if cpus is not None else every))
+        except psutil.NoSuchProcess:
+            continue

