@@ -251,15 +251,16 @@ def measure(
             figures[side]["many"] += latencies
             figures[side]["errors"] += errors
     figures["peer"]["single"] = []
+    held = placements()
     placed = figures["placed"] = {
-        name: {"single": [], "work": [], "rtt": [], "slices": []} for name in placements()
+        name: {"single": [], "work": [], "rtt": [], "slices": []} for name in held
     }
     seconds = max(0.5, args.seconds / args.slices)
     for _ in range(args.slices):
         single, errors = load(peer, singles, 1, seconds, raw_client_loop)
         figures["peer"]["single"] += single
         figures["peer"]["errors"] += errors
-        for name, (client_cpus, server_cpus) in placements().items():
+        for name, (client_cpus, server_cpus) in held.items():
             hold_to_cpus([server, timer.process.pid], server_cpus)
             client = functools.partial(raw_client_loop, cpus=client_cpus)
             single, errors = load(local, singles, 1, seconds, client)
@@ -269,10 +270,7 @@ def measure(
             for key, values in (("single", single), ("work", work), ("rtt", rtt)):
                 placed[name][key] += values
             placed[name]["slices"].append((percentile_ms(single, 50), bound_ms(work, rtt)))
-    hold_to_cpus([server, timer.process.pid], None)
     figures["local"]["single"] = placed["as scheduled"]["single"]
-    figures["work"] = placed["as scheduled"]["work"]
-    figures["rtt"] = placed["as scheduled"]["rtt"]
     batch = ("\n".join((rows * 2)[:1000]) + "\n").encode()
     for side, port in sides.items():
         python_client, late = load(port, singles, 1, args.seconds)
@@ -289,9 +287,10 @@ def bound_ms(work: list[float], rtt: list[float]) -> float:
 
 def report(figures: dict, deploy_seconds: float, args: argparse.Namespace) -> None:
     local, peer = figures["local"], figures["peer"]
-    work = percentile_ms(figures["work"], 50)
-    rtt = percentile_ms(figures["rtt"], 50)
-    bound = bound_ms(figures["work"], figures["rtt"])
+    scheduled = figures["placed"]["as scheduled"]
+    work = percentile_ms(scheduled["work"], 50)
+    rtt = percentile_ms(scheduled["rtt"], 50)
+    bound = bound_ms(scheduled["work"], scheduled["rtt"])
     table = Table(
         title=(
             "Local endpoint (one hop to the model server workers, capture 100 %) vs the "

@@ -11,7 +11,7 @@ endpoint's front process ships closed files to S3 (:mod:`pipelines.serving.captu
 A worker writes each record after its response, before reading the next request, so the
 spool writes the line directly (:func:`capture_line`, byte for byte what
 ``json.dumps(capture_record(...))`` gives) with event ids and timestamps made in bulk:
-about 5 us a record instead of 23.
+about 7 us a record instead of 23-31.
 This module runs in the model's own runtime (Python 3.9 for the 1.2-1 image): standard
 library only.
 """
@@ -23,6 +23,7 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from json.encoder import encode_basestring_ascii as _json_string  # json.dumps' own, in C
@@ -144,7 +145,7 @@ class EventIds:
 class Clock:
     """:func:`inference_time` of now, formatting the date and time once a second."""
 
-    def __init__(self, now: Any = time.time) -> None:
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
         self.now = now
         self._second = -1
         self._prefix = ""
