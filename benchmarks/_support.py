@@ -18,8 +18,8 @@ import psutil
 
 from pipelines.backends.local import LocalBackend
 from pipelines.config.settings import Settings
+from pipelines.launch import prepare as run
 from pipelines.registry import APPROVED, Registry
-from pipelines.runs import prepare as run
 
 
 def free_port() -> int:

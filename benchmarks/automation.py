@@ -29,8 +29,8 @@ from pipelines.automation.agent import AgentProcess, automation_dir
 from pipelines.automation.log import ActionLog
 from pipelines.backends.local import LocalBackend
 from pipelines.events.shapes import put_events_entry
+from pipelines.launch import prepare as run
 from pipelines.registry import APPROVED, Registry
-from pipelines.runs import prepare as run
 from pipelines.serving import deploy
 from pipelines.targets import ensure_local_stack
 from pipelines.teardown import stop_running_executions

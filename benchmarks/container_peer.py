@@ -118,8 +118,8 @@ def build_app(program: str, model_dir: str):
 def peer_runtime(image: str, cache_root: Path, notify=lambda line: None):
     """The container's runtime: the image's profile (Python 3.9, its pins) plus the
     serving packages, built once per cache with the project's environment cache."""
-    from pipelines.runtime.environments import EnvironmentCache
-    from pipelines.runtime.profiles import profile_for_image
+    from pipelines.containers.environments import EnvironmentCache
+    from pipelines.containers.profiles import profile_for_image
 
     profile = profile_for_image(image)
     if profile is None:

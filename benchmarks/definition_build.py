@@ -21,9 +21,9 @@ _ONE_RUN = r"""
 import json, time
 t0 = time.perf_counter()
 import boto3
-from pipelines.definition.pipeline import definition_json, get_pipeline
+from pipelines.definition.builder import definition_json, get_pipeline
 from pipelines.config.infra_config import InfraConfig
-from pipelines.definition.sdk import DefinitionSession
+from pipelines.definition.sdk_session import DefinitionSession
 t1 = time.perf_counter()
 config = InfraConfig(
     region="us-east-1", account_id="123456789012", environment="local", name_prefix="mlops",

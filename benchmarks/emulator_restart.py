@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 
 from pipelines.core.aws import AwsConnection
-from pipelines.infra.emulator import Emulator
+from pipelines.emulator import Emulator
 
 BUCKET = "restart-benchmark"
 GROUP = "restart-benchmark"

@@ -65,7 +65,7 @@ from rich.table import Table
 
 from pipelines.config.settings import PROJECT_ROOT
 from pipelines.serving import deploy
-from pipelines.serving.runtime import model_server_runtime
+from pipelines.serving.model_runtime import model_server_runtime
 from pipelines.targets import ensure_local_stack
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"

@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.serving import deploy
-from pipelines.serving.runtime import PACKAGE_ROOT, model_server_runtime
+from pipelines.serving.model_runtime import PACKAGE_ROOT, model_server_runtime
 from pipelines.targets import ensure_local_stack
 
 console = Console()

@@ -26,7 +26,7 @@ from rich.table import Table
 from pipelines import targets, teardown
 from pipelines.config.deployment import Deployment
 from pipelines.config.settings import PROJECT_ROOT, Settings
-from pipelines.infra import stack as infra
+from pipelines.stack import stacks as infra
 
 
 def free_port() -> int:

@@ -41,7 +41,8 @@ if str(PROJECT) not in sys.path:
 
 from pipelines.config.settings import PROJECT_ROOT  # noqa: E402
 from pipelines.executor.checks import load_analyzer  # noqa: E402
-from pipelines.monitoring import capture, drift  # noqa: E402
+from pipelines.monitoring import capture_reader as capture  # noqa: E402
+from pipelines.monitoring import drift  # noqa: E402
 from pipelines.monitoring.execution import analyze_window  # noqa: E402
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"

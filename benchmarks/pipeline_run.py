@@ -36,10 +36,10 @@ from rich.table import Table
 
 from pipelines.backends.local import LocalBackend
 from pipelines.config.settings import PROJECT_ROOT, Settings
+from pipelines.containers.environments import EnvironmentCache
+from pipelines.containers.profiles import profiles
 from pipelines.core.records import Execution
-from pipelines.runs import prepare as run
-from pipelines.runtime.environments import EnvironmentCache
-from pipelines.runtime.profiles import profiles
+from pipelines.launch import prepare as run
 from pipelines.targets import ensure_local_stack
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"

@@ -24,10 +24,21 @@ from pipelines.backends.local import LocalBackend
 from pipelines.backends.sagemaker import SageMakerBackend
 from pipelines.config.deployment import Deployment, TargetName
 from pipelines.config.infra_config import InfraConfig
+from pipelines.config.monitoring_settings import MonitoringSettings
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
 from pipelines.executor.retention import prune_sandboxes
-from pipelines.infra.stack import (
+from pipelines.launch.runtime_build import start_runtime_build
+from pipelines.monitoring import sagemaker_schedule as monitoring_aws
+from pipelines.monitoring.execution import deployed_model
+from pipelines.monitoring.local_schedule import LocalSchedule, stop_schedules
+from pipelines.serving import deploy
+from pipelines.serving.deploy import check_stage
+from pipelines.serving.deployer import StageDeployer
+from pipelines.serving.local_deployer import LocalDeployer
+from pipelines.serving.local_endpoint import stop_local_endpoints
+from pipelines.serving.sagemaker_deployer import SageMakerDeployer
+from pipelines.stack.stacks import (
     Stack,
     UpResult,
     emulator_for,
@@ -38,17 +49,6 @@ from pipelines.infra.stack import (
     read_infra_config,
     read_outputs_from_state,
 )
-from pipelines.monitoring import aws as monitoring_aws
-from pipelines.monitoring.execution import deployed_model
-from pipelines.monitoring.schedule import LocalSchedule, stop_schedules
-from pipelines.monitoring.settings import MonitoringSettings
-from pipelines.runs.runtime_build import start_runtime_build
-from pipelines.serving import deploy
-from pipelines.serving.deploy import check_stage
-from pipelines.serving.deployer import StageDeployer
-from pipelines.serving.local_deployer import LocalDeployer
-from pipelines.serving.local_endpoint import stop_local_endpoints
-from pipelines.serving.sagemaker_deployer import SageMakerDeployer
 
 Notify = Callable[[str], None]
 

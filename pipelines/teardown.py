@@ -19,13 +19,13 @@ from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
 from pipelines.core.aws import AwsConnection, api_error, error_code
 from pipelines.core.errors import MlopsError
-from pipelines.infra.stack import (
+from pipelines.registry import Registry
+from pipelines.stack.stacks import (
     Stack,
     infra_lock,
     remembered_outputs,
     remembered_outputs_file,
 )
-from pipelines.registry import Registry
 from pipelines.targets import target_for
 
 

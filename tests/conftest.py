@@ -14,7 +14,7 @@ import pytest
 
 from pipelines.config.settings import Settings
 from pipelines.core.aws import AwsConnection
-from pipelines.infra.emulator import Emulator, EmulatorInfo
+from pipelines.emulator import Emulator, EmulatorInfo
 from tests.support import free_port, project_copy
 
 FAKE_AWS_ENV = {

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from pipelines.config.settings import PROJECT_ROOT
-from pipelines.infra.emulator import Emulator
+from pipelines.emulator import Emulator
 from tests.support import free_port, invoke_task
 
 # Each test starts `invoke` in a process of its own (and some start the emulator).

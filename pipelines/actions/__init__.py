@@ -13,12 +13,12 @@ from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
 from pipelines.core.records import Execution, StepRun
-from pipelines.definition.pipeline import build_definition
-from pipelines.infra.review import PlanReview, review_plan
-from pipelines.infra.stack import UpResult, infra_lock, infra_up, read_infra_config
+from pipelines.definition.builder import build_definition
+from pipelines.launch.datasets import StagedDataset, check_data_argument
+from pipelines.launch.prepare import check_overrides, prepare_run
 from pipelines.registry import APPROVED, REJECTED, ModelVersion, Registry
-from pipelines.runs.datasets import StagedDataset, check_data_argument
-from pipelines.runs.prepare import check_overrides, prepare_run
+from pipelines.stack.review import PlanReview, review_plan
+from pipelines.stack.stacks import UpResult, infra_lock, infra_up, read_infra_config
 from pipelines.targets import TARGET_MAP, open_target, target_for
 from pipelines.ui.views import version_checks, watch
 

@@ -13,14 +13,14 @@ from typing import Any
 
 from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
+from pipelines.config.monitoring_settings import MonitoringSettings
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
-from pipelines.monitoring import report
-from pipelines.monitoring.capture import parse_duration
+from pipelines.monitoring import drift_report as report
+from pipelines.monitoring.capture_reader import parse_duration
 from pipelines.monitoring.execution import MonitoringResult, run_monitoring
-from pipelines.monitoring.history import History
-from pipelines.monitoring.schedule import stop_schedules
-from pipelines.monitoring.settings import MonitoringSettings
+from pipelines.monitoring.local_schedule import stop_schedules
+from pipelines.monitoring.results import History
 from pipelines.serving import deploy
 from pipelines.targets import open_target, target_for
 

@@ -5,7 +5,7 @@ calls the emulator on 127.0.0.1), holds ``agent.lock`` while it runs and writes 
 pid to ``agent.json`` after taking it, so the file always names the process that
 really runs. Each message on the queue is ``{"rule": NAME, "event": <AWS's event>}``
 (the rules' input transformer); the agent runs the mapped invoke task
-(pipelines.automation.actions), logs the action with its event and outcome
+(pipelines.automation.rule_actions), logs the action with its event and outcome
 (pipelines.automation.log), and only then deletes the message: a message that
 arrives while the agent is down waits in the queue, and one whose action was cut
 short by a kill is received again after the visibility timeout.
@@ -38,9 +38,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.automation import schedule
-from pipelines.automation.actions import command_for, purpose_of
+from pipelines.automation import schedule_expressions as schedule
 from pipelines.automation.log import ActionLog, ActionRecord
+from pipelines.automation.rule_actions import command_for, purpose_of
 from pipelines.config.settings import Settings
 from pipelines.core import processes
 from pipelines.core.aws import AwsConnection
@@ -406,7 +406,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 def connect(settings: Settings) -> tuple[AwsConnection, Any]:
     """The emulator connection and the applied outputs (the queue URL among them)."""
     from pipelines.config.deployment import Deployment
-    from pipelines.infra import stack as infra
+    from pipelines.stack import stacks as infra
 
     deployment = Deployment.parse("local")
     emulator = infra.emulator_for(settings)

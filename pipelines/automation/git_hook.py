@@ -89,7 +89,7 @@ def main() -> int:
     from pipelines.config.deployment import Deployment
     from pipelines.core.aws import AwsConnection
     from pipelines.events.publish import publish
-    from pipelines.infra import stack as infra
+    from pipelines.stack import stacks as infra
 
     root = Path(_git(Path.cwd(), "rev-parse", "--show-toplevel"))
     try:

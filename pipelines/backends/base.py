@@ -1,4 +1,4 @@
-"""One runner interface, one backend per target, chosen from one map (pipelines.runs.prepare)."""
+"""One runner interface, one backend per target, chosen from one map (pipelines.launch.prepare)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pipelines.core.polling import PollSchedule
 from pipelines.core.records import Execution, StepRun
 
 if TYPE_CHECKING:
-    from pipelines.runs.prepare import PreparedRun
+    from pipelines.launch.prepare import PreparedRun
 
 
 class Backend(Protocol):

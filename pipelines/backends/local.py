@@ -44,7 +44,7 @@ from pipelines.executor.preflight import PreflightError
 from pipelines.executor.store import ExecutionStore
 
 if TYPE_CHECKING:
-    from pipelines.runs.prepare import PreparedRun
+    from pipelines.launch.prepare import PreparedRun
 
 _WORKER_MODULE = "pipelines.executor.worker"
 _ID_ALPHABET = string.ascii_lowercase + string.digits

@@ -28,7 +28,7 @@ from pipelines.core.records import Execution, StepRun
 from pipelines.core.s3io import parse_s3_uri
 
 if TYPE_CHECKING:
-    from pipelines.runs.prepare import PreparedRun
+    from pipelines.launch.prepare import PreparedRun
 
 # Metadata key of a ListPipelineExecutionSteps entry → the step type of the definition.
 _METADATA_TYPES = {

@@ -32,7 +32,7 @@ class Settings:
     studio_domain_id: str | None = None
     endpoint_port: int = DEFAULT_ENDPOINT_PORT
     deploy: dict[str, Any] = field(default_factory=dict)
-    # Model monitoring (mlops.monitoring; pipelines/monitoring/settings.py checks it).
+    # Model monitoring (mlops.monitoring; pipelines/config/monitoring_settings.py checks it).
     monitoring: dict[str, Any] = field(default_factory=dict)
     # Promotion gates (mlops.promotion), checked by pipelines.promotion.config.
     promotion: dict[str, Any] = field(default_factory=dict)

@@ -24,6 +24,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipelines.containers.environments import JobRuntime
 from pipelines.core.aws import AwsConnection
 from pipelines.core.records import (
     EXECUTING,
@@ -60,7 +61,6 @@ from pipelines.executor.runners import (
 )
 from pipelines.executor.store import ExecutionStore
 from pipelines.executor.validation import preload_service_model
-from pipelines.runtime.environments import JobRuntime
 
 NOT_EXECUTED = "NotExecuted"  # never stored: the step's branch or inputs never came
 

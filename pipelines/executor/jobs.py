@@ -45,7 +45,7 @@ class Sandbox:
 
 
 def local_python(entrypoint: str, interpreter: str = sys.executable) -> str | None:
-    """The job's interpreter (its runtime profile's, see pipelines.runtime) for a
+    """The job's interpreter (its runtime profile's, see pipelines.containers) for a
     container's ``python``/``python3`` entrypoint; None for any other entrypoint."""
     return interpreter if _PYTHON.match(entrypoint) else None
 

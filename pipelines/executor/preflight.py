@@ -14,12 +14,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.containers.profiles import profile_for_image
+from pipelines.containers.selection import job_image, unsupported_image_message
 from pipelines.core.errors import MlopsError
 from pipelines.executor.expressions import EvaluationContext, ExpressionError, resolve
 from pipelines.executor.jobs import local_python
 from pipelines.executor.validation import UNRESOLVED, validate_request
-from pipelines.runtime.profiles import profile_for_image
-from pipelines.runtime.selection import job_image, unsupported_image_message
 
 CONDITION_TYPES = frozenset(
     {"Equals", "GreaterThan", "GreaterThanOrEqualTo", "LessThan", "LessThanOrEqualTo"}

@@ -17,6 +17,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from pipelines.containers.environments import EnvironmentCache, JobRuntime
+from pipelines.containers.profiles import profile_for_image
 from pipelines.core import s3io
 from pipelines.core.aws import AwsConnection, error_code, error_message
 from pipelines.core.errors import MlopsError
@@ -24,8 +26,6 @@ from pipelines.core.records import Execution
 from pipelines.executor import toolkit
 from pipelines.executor.graph import StepNode
 from pipelines.executor.jobs import JobResult, Sandbox, failure_line, local_python, run_job
-from pipelines.runtime.environments import EnvironmentCache, JobRuntime
-from pipelines.runtime.profiles import profile_for_image
 
 
 class StepFailed(Exception):
@@ -55,7 +55,7 @@ class JobContext:
     step_dir: Path
     stop: threading.Event
     job_env: Mapping[str, str]
-    # The runtime of each job image, chosen before the run (pipelines.runtime.selection).
+    # The runtime of each job image, chosen before the run (pipelines.containers.selection).
     runtimes: Mapping[str, JobRuntime] = field(default_factory=dict)
     runtime_cache: Path | None = None
 

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipelines.config.settings import Settings
+from pipelines.containers.environments import EnvironmentCache, JobRuntime
+from pipelines.containers.selection import job_image, prepare_runtimes
 from pipelines.core.records import Execution
 from pipelines.executor.expressions import EvaluationContext
 from pipelines.executor.preflight import Problem, all_steps, check_definition, partially_resolve
-from pipelines.runtime.environments import EnvironmentCache, JobRuntime
-from pipelines.runtime.selection import job_image, prepare_runtimes
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,16 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.config.infra_config import InfraConfig
+from pipelines.config.monitoring_settings import MonitoringSettings
 from pipelines.config.settings import Settings
 from pipelines.core.aws import AwsConnection
 from pipelines.core.errors import MlopsError
 from pipelines.core.s3io import parse_s3_uri
 from pipelines.executor.checks import load_analyzer
-from pipelines.monitoring import alerts, capture, drift, outputs, quality
+from pipelines.monitoring import alerts, drift, outputs, quality
+from pipelines.monitoring import capture_reader as capture
 from pipelines.monitoring.dataset import CurrentDataset
-from pipelines.monitoring.history import History
-from pipelines.monitoring.settings import MonitoringSettings
+from pipelines.monitoring.results import History
 from pipelines.registry import Registry
 from pipelines.serving import deploy
 

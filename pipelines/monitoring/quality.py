@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from pipelines.core.errors import MlopsError
-from pipelines.monitoring.capture import predictions_of
+from pipelines.monitoring.capture_reader import predictions_of
 
 ID_COLUMN = "inferenceId"
 Json = dict[str, Any]

@@ -20,16 +20,16 @@ from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
 from pipelines.core.records import StepRun
 from pipelines.core.s3io import parse_s3_uri
-from pipelines.monitoring.history import History
+from pipelines.monitoring.results import History
 from pipelines.promotion.approval import Approval, check_flags
 from pipelines.promotion.gates import GateResult, failed, run_gates
 from pipelines.registry import ModelVersion, require_approved
 from pipelines.serving.deploy import DeploySettings, check_stage
 from pipelines.serving.deployer import Rollout, StageDeployer
-from pipelines.serving.history import DeploymentRecord
+from pipelines.serving.deployment_records import DeploymentRecord
 from pipelines.targets import open_deployer
 
-# pipelines.definition.pipeline.PREPROCESS_STEP (a test keeps them equal): importing the
+# pipelines.definition.builder.PREPROCESS_STEP (a test keeps them equal): importing the
 # definition module would load the SageMaker SDK, seconds for one constant.
 PREPROCESS_STEP = "PreprocessData"
 

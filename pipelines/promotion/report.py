@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from pipelines.promotion.gates import GateResult
-from pipelines.serving.history import DeploymentRecord
+from pipelines.serving.deployment_records import DeploymentRecord
 
 
 def _verdict(passed: bool, skipped: bool = False) -> str:

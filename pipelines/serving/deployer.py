@@ -18,11 +18,11 @@ from pipelines.backends.base import Backend
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
-from pipelines.infra.stack import Stack
 from pipelines.registry import ModelVersion, Registry, require_approved
 from pipelines.serving import predict as predicting
 from pipelines.serving.deploy import DeploySettings
-from pipelines.serving.history import DEPLOYED, DeploymentRecord, HistoryStore
+from pipelines.serving.deployment_records import DEPLOYED, DeploymentRecord, HistoryStore
+from pipelines.stack.stacks import Stack
 
 
 @dataclass(frozen=True)

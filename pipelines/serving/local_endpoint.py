@@ -33,6 +33,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipelines.containers.environments import JobRuntime
 from pipelines.core import processes
 from pipelines.core.aws import AwsConnection
 from pipelines.core.errors import MlopsError
@@ -41,11 +42,10 @@ from pipelines.core.locks import exclusive
 from pipelines.core.processes import LOOPBACK
 from pipelines.core.s3io import parse_s3_uri
 from pipelines.registry import ModelVersion
-from pipelines.runtime.environments import JobRuntime
 from pipelines.serving.front import HANDOUT
 from pipelines.serving.invocations import VERSION_HEADER
+from pipelines.serving.model_runtime import model_server_environment, model_server_runtime
 from pipelines.serving.model_server import WORKERS_ENVIRON
-from pipelines.serving.runtime import model_server_environment, model_server_runtime
 
 _MODEL_SERVER = "pipelines.serving.model_server"
 _FRONT = "pipelines.serving.front"
@@ -108,7 +108,7 @@ class LocalEndpoint:
         self.capture_uri = capture_uri
         self.capture_percent = capture_percent
         self.tags = tags or {}
-        # Where the inference image's runtime environment is built (pipelines.serving.runtime);
+        # Where the inference image's runtime environment is built (serving.model_runtime);
         # None or host_runtime: the model server runs on the host interpreter.
         self.runtime_cache = runtime_cache
         self.host_runtime = host_runtime

@@ -14,12 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from pipelines.backends.base import Backend
+from pipelines.containers.selection import step_runtime_labels
 from pipelines.core import polling
 from pipelines.core.documents import numeric_leaves
 from pipelines.core.records import Execution, StepRun
 from pipelines.executor import retries
 from pipelines.executor.graph import DefinitionError, PipelineGraph
-from pipelines.runtime.selection import step_runtime_labels
 
 _STATUS_STYLE = {
     "Succeeded": "green",

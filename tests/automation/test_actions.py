@@ -11,9 +11,9 @@ import pytest
 from botocore.stub import Stubber
 from rich.console import Console
 
-from pipelines.automation.actions import ACTIONS, command_for, purpose_of, pytest_arguments
 from pipelines.automation.agent import Agent, as_aws_emits
 from pipelines.automation.log import ActionLog, actions_table
+from pipelines.automation.rule_actions import ACTIONS, command_for, purpose_of, pytest_arguments
 from pipelines.core.aws import AwsConnection
 from pipelines.core.errors import MlopsError
 from tests.automation.conftest import sample

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipelines.infra.plan_review import render_markdown, summarize_plan
+from pipelines.stack.plan_review import render_markdown, summarize_plan
 
 QUEUE_POLICY = json.dumps(
     {

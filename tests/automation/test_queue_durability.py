@@ -10,8 +10,8 @@ import psutil
 import pytest
 
 from pipelines.core.aws import AwsConnection
+from pipelines.emulator import Emulator
 from pipelines.events.shapes import put_events_entry
-from pipelines.infra.emulator import Emulator
 from tests.automation.conftest import sample
 from tests.support import free_port
 

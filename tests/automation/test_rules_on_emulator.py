@@ -14,9 +14,9 @@ import tftest
 
 from pipelines.config.settings import PROJECT_ROOT, Settings
 from pipelines.core.aws import AwsConnection, emulator_process_env
+from pipelines.emulator import Emulator, EmulatorInfo
 from pipelines.events.shapes import put_events_entry
-from pipelines.infra.emulator import Emulator, EmulatorInfo
-from pipelines.infra.terraform import terraform_base_env
+from pipelines.stack.terraform import terraform_base_env
 from tests.automation.conftest import sample
 
 ACCOUNT = "123456789012"

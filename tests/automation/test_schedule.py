@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipelines.automation.schedule import ScheduleError, due, next_fire
+from pipelines.automation.schedule_expressions import ScheduleError, due, next_fire
 
 NOW = datetime(2026, 12, 1, 1, 30, 20, tzinfo=UTC)  # a Tuesday
 

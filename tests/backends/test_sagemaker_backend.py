@@ -21,7 +21,7 @@ from pipelines.backends.sagemaker import SageMakerBackend, cloudwatch_logs_url
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
-from pipelines.runs import prepare as run
+from pipelines.launch import prepare as run
 
 ACCOUNT = "123456789012"
 PIPELINE = "aws-backend-pipeline"

@@ -14,10 +14,10 @@ from pipelines.backends.local import LocalBackend
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
 from pipelines.core.records import Execution
-from pipelines.infra import stack as infra
-from pipelines.monitoring.schedule import stop_schedules
-from pipelines.runs import prepare as run
+from pipelines.launch import prepare as run
+from pipelines.monitoring.local_schedule import stop_schedules
 from pipelines.serving import deploy
+from pipelines.stack import stacks as infra
 from pipelines.targets import ensure_local_stack
 from tests.support import free_port, invoke_task
 

@@ -21,7 +21,7 @@ from pipelines.automation.git_hook import install
 from pipelines.automation.log import ActionLog, ActionRecord
 from pipelines.backends.local import LocalBackend
 from pipelines.config.settings import PROJECT_ROOT
-from pipelines.runs.datasets import SAMPLE_DATA
+from pipelines.launch.datasets import SAMPLE_DATA
 from pipelines.serving import deploy
 from pipelines.teardown import stop_running_executions
 from tests.e2e.conftest import LocalStack

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from pipelines.config.settings import PROJECT_ROOT
+from pipelines.containers.environments import EnvironmentCache
+from pipelines.containers.profiles import profile_for_image
 from pipelines.core.errors import MlopsError
 from pipelines.core.s3io import parse_s3_uri
-from pipelines.runs import prepare as run
-from pipelines.runtime.environments import EnvironmentCache
-from pipelines.runtime.profiles import profile_for_image
+from pipelines.launch import prepare as run
 from tests.support import free_port, invoke_task
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from pipelines.infra.emulator.compat import conditions_match, request_condition_keys
+from pipelines.emulator.compat import conditions_match, request_condition_keys
 
 TLS_ONLY_POLICY = {
     "Version": "2012-10-17",

@@ -14,8 +14,8 @@ import psutil
 import pytest
 
 from pipelines.core.aws import AwsConnection
-from pipelines.infra.emulator import Emulator
-from pipelines.infra.emulator.durability import classify
+from pipelines.emulator import Emulator
+from pipelines.emulator.durability import classify
 from tests.support import free_port
 
 BUCKET = "durable-bucket"
@@ -168,14 +168,14 @@ def test_a_second_server_on_the_same_state_refuses_to_serve(emulator):
     import subprocess
     import sys
 
-    from pipelines.infra.emulator.server import EXIT_LOCKED
+    from pipelines.emulator.server import EXIT_LOCKED
 
     emulator.start()
     second = subprocess.run(
         [
             sys.executable,
             "-m",
-            "pipelines.infra.emulator.server",
+            "pipelines.emulator.server",
             "--port",
             str(free_port()),
             "--ssl-cert",

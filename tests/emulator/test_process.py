@@ -12,8 +12,8 @@ import urllib.request
 import psutil
 import pytest
 
-from pipelines.infra.emulator import Emulator, EmulatorError
-from pipelines.infra.emulator.tls import TlsFiles, ensure_certificates
+from pipelines.emulator import Emulator, EmulatorError
+from pipelines.emulator.tls import TlsFiles, ensure_certificates
 from tests.support import free_port
 
 

@@ -16,7 +16,7 @@ from pipelines.config.settings import PROJECT_ROOT, Settings
 from pipelines.core.records import Execution
 from pipelines.core.s3io import parse_s3_uri
 from pipelines.definition.parameters import resolve_parameters
-from pipelines.definition.sdk import DefinitionSession, definition_session
+from pipelines.definition.sdk_session import DefinitionSession, definition_session
 
 from sagemaker.clarify import BiasConfig, DataConfig  # isort: skip
 from sagemaker.drift_check_baselines import DriftCheckBaselines

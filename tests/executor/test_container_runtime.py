@@ -29,9 +29,9 @@ from sagemaker.workflow.steps import ProcessingStep, TrainingStep, TransformStep
 
 from pipelines.backends.local import LocalBackend
 from pipelines.config.settings import Settings
+from pipelines.containers.selection import step_runtime_labels
 from pipelines.core.records import Execution
-from pipelines.definition.sdk import AwsCallRefused, definition_session
-from pipelines.runtime.selection import step_runtime_labels
+from pipelines.definition.sdk_session import AwsCallRefused, definition_session
 from pipelines.ui.views import execution_summary, steps_table
 from tests.support import source_tarball
 

@@ -16,8 +16,8 @@ import tftest
 
 from pipelines.config.settings import Settings
 from pipelines.core.aws import emulator_process_env
-from pipelines.infra.emulator import Emulator, EmulatorInfo
-from pipelines.infra.terraform import terraform_base_env, write_local_backend_override
+from pipelines.emulator import Emulator, EmulatorInfo
+from pipelines.stack.terraform import terraform_base_env, write_local_backend_override
 from tests.support import project_copy
 
 PlanFn = Callable[..., tftest.TerraformPlanOutput]

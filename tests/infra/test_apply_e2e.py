@@ -11,9 +11,9 @@ from botocore.exceptions import ClientError
 from pipelines import targets, teardown
 from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
-from pipelines.infra import review as plan_review
-from pipelines.infra import stack as infra
 from pipelines.serving import deploy
+from pipelines.stack import review as plan_review
+from pipelines.stack import stacks as infra
 
 pytestmark = pytest.mark.e2e
 

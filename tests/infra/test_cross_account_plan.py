@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import tftest
 
-from pipelines.infra.plan_review import render_markdown, summarize_plan
+from pipelines.stack.plan_review import render_markdown, summarize_plan
 from tests.infra.conftest import PlanFn, resources_by_address
 
 STAGING, PROD = "111122223333", "444455556666"

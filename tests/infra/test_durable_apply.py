@@ -9,8 +9,8 @@ import pytest
 from pipelines import targets, teardown
 from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
-from pipelines.infra import stack as infra
-from pipelines.infra.terraform import TerraformError
+from pipelines.stack import stacks as infra
+from pipelines.stack.terraform import TerraformError
 
 pytestmark = pytest.mark.e2e
 

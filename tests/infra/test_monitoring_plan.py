@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.infra.plan_review import render_markdown, summarize_plan
 from pipelines.monitoring.alerts import drift_alarm_name
+from pipelines.stack.plan_review import render_markdown, summarize_plan
 from tests.infra.conftest import PlanFn, resources_by_address
 
 MODULE = "module.model_monitoring"

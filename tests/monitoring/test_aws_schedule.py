@@ -10,10 +10,10 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from pipelines.config.infra_config import InfraConfig
+from pipelines.config.monitoring_settings import MonitoringSettings
 from pipelines.core.errors import MlopsError
-from pipelines.monitoring import aws
+from pipelines.monitoring import sagemaker_schedule as aws
 from pipelines.monitoring.execution import DeployedModel
-from pipelines.monitoring.settings import MonitoringSettings
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012"
 IMAGE = "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer"

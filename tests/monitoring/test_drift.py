@@ -13,7 +13,8 @@ import pytest
 from pipelines.config.settings import PROJECT_ROOT
 from pipelines.core.errors import MlopsError
 from pipelines.executor.checks import load_analyzer
-from pipelines.monitoring import capture, drift
+from pipelines.monitoring import capture_reader as capture
+from pipelines.monitoring import drift
 from pipelines.monitoring.dataset import CurrentDataset
 from pipelines.monitoring.execution import analyze_window
 from pipelines.serving.capture import capture_record

@@ -12,13 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
+from pipelines.config.monitoring_settings import MonitoringSettings
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
 from pipelines.executor.checks import load_analyzer
-from pipelines.monitoring import alerts, outputs, quality, report
+from pipelines.monitoring import alerts, outputs, quality
+from pipelines.monitoring import drift_report as report
 from pipelines.monitoring.drift import FeatureDrift
-from pipelines.monitoring.history import History
-from pipelines.monitoring.settings import MonitoringSettings
+from pipelines.monitoring.results import History
 from pipelines.serving.predict import predict
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import psutil
 
 from pipelines.config.settings import Settings
-from pipelines.monitoring.schedule import (
+from pipelines.monitoring.local_schedule import (
     LocalSchedule,
     settings_document,
     settings_from_document,

@@ -9,8 +9,8 @@ import boto3
 import pytest
 
 from pipelines.config.infra_config import InfraConfig
-from pipelines.definition.pipeline import definition_json, get_pipeline
-from pipelines.definition.sdk import DefinitionSession
+from pipelines.definition.builder import definition_json, get_pipeline
+from pipelines.definition.sdk_session import DefinitionSession
 
 CONFIG = InfraConfig(
     region="us-east-1",

@@ -10,7 +10,7 @@ import botocore.session
 import pytest
 from botocore.validate import validate_parameters
 
-from pipelines.definition.pipeline import (
+from pipelines.definition.builder import (
     DATA_BIAS_STEP,
     DATA_QUALITY_STEP,
     EVALUATE_STEP,

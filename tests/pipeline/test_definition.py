@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.definition import pipeline as pipeline_definition
-from pipelines.definition.code_package import package_code
-from pipelines.definition.pipeline import (
+from pipelines.definition import builder as pipeline_definition
+from pipelines.definition.builder import (
     DATA_BIAS_STEP,
     DATA_QUALITY_STEP,
     EVALUATE_STEP,
@@ -26,7 +25,8 @@ from pipelines.definition.pipeline import (
     get_pipeline,
     pretty,
 )
-from pipelines.definition.sdk import telemetry_disabled
+from pipelines.definition.code_package import package_code
+from pipelines.definition.sdk_session import telemetry_disabled
 from tests.pipeline.conftest import CONFIG, offline_session
 
 GOLDEN = Path(__file__).parent / "golden" / "definition.json"

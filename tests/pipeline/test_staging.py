@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from pipelines.core.s3io import parse_s3_uri
-from pipelines.runs.datasets import StagedDataset, stage_dataset
+from pipelines.launch.datasets import StagedDataset, stage_dataset
 from tests.pipeline.conftest import CONFIG
 
 BUCKET = "staging-tests"

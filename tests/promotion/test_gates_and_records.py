@@ -26,7 +26,7 @@ from pipelines.promotion.promote import (
     recorded_split_uri,
 )
 from pipelines.registry import ModelVersion
-from pipelines.serving.history import DeploymentRecord, HistoryStore
+from pipelines.serving.deployment_records import DeploymentRecord, HistoryStore
 from pipelines.serving.router import pick_variant, variants_of
 from pipelines.targets import resolve_deployment
 
@@ -175,7 +175,7 @@ def test_a_stage_on_aws_is_its_own_environment():
 
 
 def test_the_test_split_is_where_the_pipeline_writes_it():
-    from pipelines.definition.pipeline import PREPROCESS_STEP as DEFINED
+    from pipelines.definition.builder import PREPROCESS_STEP as DEFINED
 
     assert PREPROCESS_STEP == DEFINED
     version = ModelVersion(

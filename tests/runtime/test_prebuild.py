@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from pipelines.config.settings import Settings
-from pipelines.definition.pipeline import FRAMEWORK_VERSION
-from pipelines.runs import runtime_build
-from pipelines.runs.runtime_build import start_runtime_build
-from pipelines.runtime.environments import EnvironmentCache
-from pipelines.runtime.interpreters import NoInterpreterError
-from pipelines.runtime.profiles import profiles
+from pipelines.containers.environments import EnvironmentCache
+from pipelines.containers.interpreters import NoInterpreterError
+from pipelines.containers.profiles import profiles
+from pipelines.definition.builder import FRAMEWORK_VERSION
+from pipelines.launch import runtime_build
+from pipelines.launch.runtime_build import start_runtime_build
 
 PROFILE = profiles()[f"sklearn-{FRAMEWORK_VERSION}"]
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sagemaker import image_uris
 
+from pipelines.containers import interpreters
+from pipelines.containers.environments import EnvironmentCache
+from pipelines.containers.interpreters import NoInterpreterError, find_interpreter
+from pipelines.containers.profiles import profile_for_image, profiles
 from pipelines.core.errors import MlopsError
-from pipelines.runtime import interpreters
-from pipelines.runtime.environments import EnvironmentCache
-from pipelines.runtime.interpreters import NoInterpreterError, find_interpreter
-from pipelines.runtime.profiles import profile_for_image, profiles
 
 
 def sdk_image(version: str, scope: str) -> str:

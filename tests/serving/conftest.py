@@ -16,11 +16,11 @@ import pytest
 
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import PROJECT_ROOT
+from pipelines.containers.environments import EnvironmentCache
+from pipelines.containers.profiles import profile_for_image
+from pipelines.definition.builder import TRAINING_DIR
 from pipelines.definition.code_package import package_code, upload_code
-from pipelines.definition.pipeline import TRAINING_DIR
 from pipelines.registry import APPROVED, ModelVersion, Registry
-from pipelines.runtime.environments import EnvironmentCache
-from pipelines.runtime.profiles import profile_for_image
 
 ACCOUNT = "123456789012"
 CONFIG = InfraConfig(

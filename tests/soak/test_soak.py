@@ -31,8 +31,8 @@ import pytest
 from pipelines.backends.local import LocalBackend
 from pipelines.config.settings import PROJECT_ROOT, Settings
 from pipelines.core.aws import AwsConnection
+from pipelines.emulator import Emulator
 from pipelines.executor.lifecycle import job_processes
-from pipelines.infra.emulator import Emulator
 from tests.support import free_port
 
 RUNS = 3

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.runtime.environments import EnvironmentCache
-from pipelines.runtime.profiles import profiles
+from pipelines.containers.environments import EnvironmentCache
+from pipelines.containers.profiles import profiles
 
 TRAINING_DIR = Path(__file__).resolve().parents[2] / "training"
 

@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 from sklearn.ensemble import RandomForestRegressor
 
 from pipelines.config.settings import PROJECT_ROOT
-from pipelines.runtime.profiles import profiles
+from pipelines.containers.profiles import profiles
 
 # aws/sagemaker-scikit-learn-container, requirements.txt at
 # c59fb77e58e802b7458aade5f9e20b9546c6d304 (the commit the sklearn-1.2-1 pins cite), which

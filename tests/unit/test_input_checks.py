@@ -8,8 +8,8 @@ from pipelines.cli.arguments import optional_whole_number, whole_number
 from pipelines.core.errors import MlopsError
 from pipelines.core.s3io import parse_s3_uri
 from pipelines.definition.parameters import ParameterError
-from pipelines.runs.datasets import check_data_argument, content_key
-from pipelines.runs.prepare import check_overrides
+from pipelines.launch.datasets import check_data_argument, content_key
+from pipelines.launch.prepare import check_overrides
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 from pipelines.config.settings import PROJECT_ROOT
-from pipelines.infra.review import CHECKOV_PROJECT, checkov_command
+from pipelines.stack.review import CHECKOV_PROJECT, checkov_command
 
 INSTALL = PROJECT_ROOT / "scripts" / "install"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipelines.infra.plan_review import (
+from pipelines.stack.plan_review import (
     classify_actions,
     render_markdown,
     summarize_checkov,

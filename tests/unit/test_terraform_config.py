@@ -11,7 +11,7 @@ import pytest
 from pipelines.config.deployment import Deployment
 from pipelines.config.settings import PROJECT_ROOT, Settings
 from pipelines.core.errors import MlopsError
-from pipelines.infra.terraform import (
+from pipelines.stack.terraform import (
     BACKEND_OVERRIDE,
     TerraformStack,
     cli_config_text,

@@ -127,7 +127,7 @@ class AwsCallRefused(RuntimeError):
 def _refuse(request: Any, **_: Any) -> None:
     raise AwsCallRefused(
         f"Building the definition tried to call AWS ({request.method} {request.url}); "
-        "build it with the target's session (pipelines.runs.prepare.prepare_run) instead."
+        "build it with the target's session (pipelines.launch.prepare.prepare_run) instead."
     )
 
 

@@ -20,9 +20,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.config.infra_config import InfraConfig
+from pipelines.config.monitoring_settings import MonitoringSettings
 from pipelines.core.errors import MlopsError
 from pipelines.monitoring.execution import DeployedModel, schedule_name
-from pipelines.monitoring.settings import MonitoringSettings
 from pipelines.serving import deploy
 
 _CRON = {timedelta(hours=1): "cron(0 * ? * * *)", timedelta(days=1): "cron(0 0 ? * * *)"}

@@ -1,5 +1,5 @@
 """The local AWS emulator: moto in server mode, over HTTPS, on 127.0.0.1."""
 
-from pipelines.infra.emulator.process import Emulator, EmulatorError, EmulatorInfo, EmulatorStatus
+from pipelines.emulator.process import Emulator, EmulatorError, EmulatorInfo, EmulatorStatus
 
 __all__ = ["Emulator", "EmulatorError", "EmulatorInfo", "EmulatorStatus"]

@@ -22,8 +22,8 @@ from pipelines.config.settings import Settings
 from pipelines.core.aws import AwsConnection, emulator_process_env
 from pipelines.core.errors import MlopsError
 from pipelines.core.locks import exclusive
-from pipelines.infra.emulator import Emulator
-from pipelines.infra.terraform import (
+from pipelines.emulator import Emulator
+from pipelines.stack.terraform import (
     TerraformStack,
     environment_without_terraform_noise,
     terraform_base_env,

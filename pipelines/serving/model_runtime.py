@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from pipelines.containers.environments import EnvironmentCache, JobRuntime
+from pipelines.containers.profiles import profile_for_image
+from pipelines.containers.selection import HOST_WARNING, host_runtime, unsupported_image_message
 from pipelines.core.errors import MlopsError
-from pipelines.runtime.environments import EnvironmentCache, JobRuntime
-from pipelines.runtime.profiles import profile_for_image
-from pipelines.runtime.selection import HOST_WARNING, host_runtime, unsupported_image_message
 
 # httptools 0.9 still ships wheels for Python 3.9 (the 1.2-1 image's).
 SERVING_EXTRAS = ("httptools==0.9.0",)

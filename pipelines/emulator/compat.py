@@ -308,7 +308,7 @@ def _sagemaker_update_endpoint() -> None:
 
 
 def _events_target_delivery() -> None:
-    from pipelines.infra.emulator.events_delivery import (
+    from pipelines.emulator.events_delivery import (
         patch_rule_delivery,
         patch_s3_eventbridge_configuration,
     )
@@ -322,7 +322,7 @@ PATCHES: tuple[Patch, ...] = (
         "events-target-delivery",
         "PutEvents failed (500) when a matching rule had a SageMaker/CodeBuild target; SNS "
         "targets were not delivered, DISABLED rules fired, and S3 hid its EventBridge notification "
-        "setting (pipelines/infra/emulator/events_delivery)",
+        "setting (pipelines/emulator/events_delivery)",
         _events_target_delivery,
     ),
     Patch(

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipelines.runtime.environments import EnvironmentCache, JobRuntime
-from pipelines.runtime.profiles import profile_for_image, profiles
+from pipelines.containers.environments import EnvironmentCache, JobRuntime
+from pipelines.containers.profiles import profile_for_image, profiles
 
 HOST_WARNING = (
     "Warning: jobs run on the host interpreter (Python {version}, with the project's "

@@ -20,18 +20,18 @@ from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import PROJECT_ROOT
 from pipelines.core.aws import AwsConnection
 from pipelines.core.errors import MlopsError
-from pipelines.definition.code_package import package_code, upload_code
-from pipelines.definition.parameters import ParameterError, parse_assignments, resolve_parameters
-from pipelines.definition.pipeline import (
+from pipelines.definition.builder import (
     TRAINING_DIR,
     Param,
     definition_json,
     get_pipeline,
     parameters_section,
 )
-from pipelines.definition.sdk import definition_session
-from pipelines.runs.datasets import StagedDataset, stage_dataset
-from pipelines.runs.lineage import git_state
+from pipelines.definition.code_package import package_code, upload_code
+from pipelines.definition.parameters import ParameterError, parse_assignments, resolve_parameters
+from pipelines.definition.sdk_session import definition_session
+from pipelines.launch.datasets import StagedDataset, stage_dataset
+from pipelines.launch.lineage import git_state
 
 if TYPE_CHECKING:
     from sagemaker.workflow.pipeline import Pipeline

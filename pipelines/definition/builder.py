@@ -19,9 +19,9 @@ from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import PROJECT_ROOT
 from pipelines.core.errors import MlopsError
 from pipelines.definition.code_package import CodeBundle, package_code
-from pipelines.definition.sdk import DefinitionSession, definition_session
+from pipelines.definition.sdk_session import DefinitionSession, definition_session
 
-from sagemaker import image_uris  # isort: skip  (after pipelines.definition.sdk tames the SDK)
+from sagemaker import image_uris  # isort: skip  (after pipelines.definition.sdk_session tames the SDK)
 from sagemaker.clarify import BiasConfig, DataConfig
 from sagemaker.drift_check_baselines import DriftCheckBaselines
 from sagemaker.inputs import TrainingInput

@@ -13,8 +13,8 @@ from invoke.exceptions import Exit
 from pipelines import actions
 from pipelines.cli.common import TARGET_HELP, confirm, deployment, megabytes, settings
 from pipelines.executor.retention import state_usage as usage_of
-from pipelines.infra.stack import emulator_for
-from pipelines.infra.terraform import validate_configuration
+from pipelines.stack.stacks import emulator_for
+from pipelines.stack.terraform import validate_configuration
 from pipelines.teardown import destroy_deployment
 from pipelines.ui.console import console, exit_on_error, key_value_table, terraform_progress
 

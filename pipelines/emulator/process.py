@@ -1,6 +1,6 @@
 """Start, find, health-check and stop the local AWS emulator process.
 
-The emulator is moto's server (with pipelines.infra.emulator.compat applied) running in
+The emulator is moto's server (with pipelines.emulator.compat applied) running in
 the background on 127.0.0.1 over HTTPS. Its pid and port live in a small JSON file
 in the state directory, so every task finds the same process and only the code
 that started it (``emulator-down``/``destroy``) stops it.
@@ -9,7 +9,7 @@ Two locks keep this true under concurrency: starters serialise on
 ``emulator.start.lock`` (the second one finds the first one's server and reuses it),
 and the server itself holds ``emulator.lock`` while it serves and writes the pid
 file, so the file always names the process that really serves. Its state is
-durable (pipelines.infra.emulator.durability) in ``<state>/data``.
+durable (pipelines.emulator.durability) in ``<state>/data``.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from pathlib import Path
 from pipelines.core import processes
 from pipelines.core.errors import MlopsError
 from pipelines.core.locks import exclusive
-from pipelines.infra.emulator.server import DATA_NAME, EXIT_LOCKED, LOOPBACK, lock_is_held
-from pipelines.infra.emulator.tls import TlsFiles, ensure_certificates
+from pipelines.emulator.server import DATA_NAME, EXIT_LOCKED, LOOPBACK, lock_is_held
+from pipelines.emulator.tls import TlsFiles, ensure_certificates
 
-_SERVER_MODULE = "pipelines.infra.emulator.server"
+_SERVER_MODULE = "pipelines.emulator.server"
 
 
 class EmulatorError(MlopsError):

@@ -8,10 +8,10 @@ import sys
 from invoke import task
 from invoke.exceptions import Exit
 
-from pipelines.automation.actions import pytest_arguments
 from pipelines.automation.agent import AgentProcess, automation_dir
 from pipelines.automation.git_hook import install
 from pipelines.automation.log import ActionLog, actions_table
+from pipelines.automation.rule_actions import pytest_arguments
 from pipelines.cli.arguments import whole_number
 from pipelines.cli.common import settings
 from pipelines.ui.console import console, exit_on_error

@@ -1,7 +1,7 @@
 """The local monitoring schedule: a background process that runs a monitoring execution every
 interval while the endpoint runs.
 
-``python -m pipelines.monitoring.schedule --settings FILE --every SECONDS``
+``python -m pipelines.monitoring.local_schedule --settings FILE --every SECONDS``
 
 Like the endpoint's servers, it records its pid in ``<state>/monitoring/<endpoint>/schedule.json``
 and holds ``schedule.lock`` (flock) while it lives, so there is never a second one and a
@@ -31,9 +31,9 @@ from pipelines.config.settings import Settings
 from pipelines.core import processes
 from pipelines.core.errors import MlopsError
 from pipelines.core.files import write_json_atomically
-from pipelines.monitoring.history import monitoring_dir
+from pipelines.monitoring.results import monitoring_dir
 
-_MODULE = "pipelines.monitoring.schedule"
+_MODULE = "pipelines.monitoring.local_schedule"
 
 
 def settings_document(settings: Settings) -> dict[str, Any]:
@@ -128,8 +128,8 @@ def endpoint_running(endpoint_dir: Path) -> bool:
 
 def _run_once(settings: Settings, every: timedelta) -> str:
     from pipelines.config.deployment import Deployment
-    from pipelines.infra import stack as infra
     from pipelines.monitoring.execution import run_monitoring
+    from pipelines.stack import stacks as infra
 
     # A local schedule watches the local endpoint: the emulator's stack.
     stack = infra.open_emulator_stack(settings, Deployment.parse("local"))

@@ -1,7 +1,7 @@
 """Entrypoint of the emulator process: moto's WSGI app, with the compat layer applied,
 served over HTTPS by cheroot.
 
-Run as ``python -m pipelines.infra.emulator.server --port N --ssl-cert C --ssl-key K``.
+Run as ``python -m pipelines.emulator.server --port N --ssl-cert C --ssl-key K``.
 It always binds 127.0.0.1: the emulator accepts any credentials, so it must never
 be reachable from another machine. cheroot rather than werkzeug's development
 server because werkzeug closes the connection after every response, and a new TLS
@@ -37,7 +37,7 @@ DATA_NAME = "data"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="pipelines.infra.emulator.server")
+    parser = argparse.ArgumentParser(prog="pipelines.emulator.server")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ssl-cert", required=True)
     parser.add_argument("--ssl-key", required=True)
@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     from cheroot.wsgi import Server
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from pipelines.infra.emulator.compat import RequestConditionsMiddleware, apply_patches
-    from pipelines.infra.emulator.durability import DurableMiddleware, DurableState
+    from pipelines.emulator.compat import RequestConditionsMiddleware, apply_patches
+    from pipelines.emulator.durability import DurableMiddleware, DurableState
 
     state_dir: Path | None = args.state_dir
     lock = take_lock(state_dir) if state_dir is not None else None

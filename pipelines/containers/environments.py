@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.containers.interpreters import find_interpreter
+from pipelines.containers.profiles import RuntimeProfile
 from pipelines.core.errors import MlopsError
-from pipelines.runtime.interpreters import find_interpreter
-from pipelines.runtime.profiles import RuntimeProfile
 
 _MARKER = "mlops-runtime.json"
 

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.config.settings import PROJECT_ROOT
-from pipelines.infra.plan_review import (
+from pipelines.stack.plan_review import (
     CheckovSummary,
     PlanSummary,
     render_markdown,
     summarize_checkov,
     summarize_plan,
 )
-from pipelines.infra.stack import Stack
+from pipelines.stack.stacks import Stack
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from pipelines.config.settings import Settings
-from pipelines.definition.pipeline import FRAMEWORK_VERSION
-from pipelines.runtime.environments import EnvironmentCache, JobRuntime
-from pipelines.runtime.interpreters import find_interpreter
-from pipelines.runtime.profiles import profiles
+from pipelines.containers.environments import EnvironmentCache, JobRuntime
+from pipelines.containers.interpreters import find_interpreter
+from pipelines.containers.profiles import profiles
+from pipelines.definition.builder import FRAMEWORK_VERSION
 
 
 def start_runtime_build(
