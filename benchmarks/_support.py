@@ -18,6 +18,7 @@ import psutil
 
 from pipelines.backends.local import LocalBackend
 from pipelines.config.settings import Settings
+from pipelines.definition.parameters import RunParameters
 from pipelines.launch import prepare as run
 from pipelines.registry import APPROVED, Registry
 
@@ -48,7 +49,7 @@ def throwaway_settings(prefix: str) -> Iterator[tuple[Settings, Path]]:
 
 def approved_version(settings: Settings, stack, config, timeout: float = 600):
     """Run the pipeline with its default parameters and approve the version it registers."""
-    prepared = run.prepare_run(stack.connection, config, {}, None)
+    prepared = run.prepare_run(stack.connection, config, RunParameters(), None)
     backend = LocalBackend(settings, stack.connection)
     execution = backend.wait(backend.start(prepared).execution_id, timeout=timeout)
     if execution.status != "Succeeded":

@@ -28,6 +28,7 @@ from rich.table import Table
 from pipelines.automation.agent import AgentProcess, automation_dir
 from pipelines.automation.log import ActionLog
 from pipelines.backends.local import LocalBackend
+from pipelines.definition.parameters import RunParameters
 from pipelines.events.shapes import put_events_entry
 from pipelines.launch import prepare as run
 from pipelines.registry import APPROVED, Registry
@@ -76,7 +77,7 @@ def main() -> None:
         try:
             backend = LocalBackend(settings, stack.connection)
             for _ in range(2):
-                prepared = run.prepare_run(stack.connection, config, {}, None)
+                prepared = run.prepare_run(stack.connection, config, RunParameters(), None)
                 execution = backend.wait(backend.start(prepared).execution_id, timeout=900)
                 if execution.status != "Succeeded":
                     raise SystemExit(f"the run {execution.status}: {execution.failure_reason}")

@@ -39,6 +39,7 @@ from pipelines.config.settings import PROJECT_ROOT, Settings
 from pipelines.containers.environments import EnvironmentCache
 from pipelines.containers.profiles import profiles
 from pipelines.core.records import Execution
+from pipelines.definition.parameters import check_arguments
 from pipelines.launch import prepare as run
 from pipelines.targets import ensure_local_stack
 
@@ -167,7 +168,7 @@ def measure(args, workdir, stack, config, backend, python) -> list[tuple[str, st
         direct.append(direct_scripts(workdir / f"direct-{i}", python))
         host.append(direct_scripts(workdir / f"host-{i}", sys.executable))
         # A fresh emulator and a RandomState no earlier run used: every step misses the cache.
-        overrides = run.check_overrides([f"RandomState={1000 + i}"], None)
+        overrides = check_arguments([f"RandomState={1000 + i}"], None)
         started = time.perf_counter()
         prepared = run.prepare_run(stack.connection, config, overrides, None)
         staging = time.perf_counter() - started
@@ -197,7 +198,7 @@ def measure(args, workdir, stack, config, backend, python) -> list[tuple[str, st
     large: dict[int, tuple[float, int]] = {}
     for rows in (100_000, 1_000_000):
         data = generate(rows, workdir / f"generated_{rows}.csv")
-        overrides = run.check_overrides(["NEstimators=20", "MaxDepth=12"], str(data))
+        overrides = check_arguments(["NEstimators=20", "MaxDepth=12"], str(data))
         prepared = run.prepare_run(stack.connection, config, overrides, str(data))
         seconds, _, finished = timed_run(backend, prepared)
         steps = backend.steps(finished.execution_id)

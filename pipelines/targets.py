@@ -10,7 +10,6 @@ target it runs on.
 from __future__ import annotations
 
 import getpass
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +17,6 @@ from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.automation.agent import AgentProcess
 from pipelines.backends.base import Backend
 from pipelines.backends.local import LocalBackend
 from pipelines.backends.sagemaker import SageMakerBackend
@@ -27,16 +25,14 @@ from pipelines.config.infra_config import InfraConfig
 from pipelines.config.monitoring_settings import MonitoringSettings
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
-from pipelines.executor.retention import prune_sandboxes
 from pipelines.launch.runtime_build import start_runtime_build
-from pipelines.monitoring import sagemaker_schedule as monitoring_aws
+from pipelines.monitoring import sagemaker_schedule
 from pipelines.monitoring.execution import deployed_model
-from pipelines.monitoring.local_schedule import LocalSchedule, stop_schedules
+from pipelines.monitoring.local_schedule import LocalSchedule
 from pipelines.serving import deploy
 from pipelines.serving.deploy import check_stage
 from pipelines.serving.deployer import StageDeployer
 from pipelines.serving.local_deployer import LocalDeployer
-from pipelines.serving.local_endpoint import stop_local_endpoints
 from pipelines.serving.sagemaker_deployer import SageMakerDeployer
 from pipelines.stack.stacks import (
     Stack,
@@ -49,6 +45,7 @@ from pipelines.stack.stacks import (
     read_infra_config,
     read_outputs_from_state,
 )
+from pipelines.teardown import AwsTeardown, DestroyResult, LocalTeardown, Teardown
 
 Notify = Callable[[str], None]
 
@@ -63,9 +60,14 @@ class Ready:
 
 
 class Target(Protocol):
+    """Only what truly differs between the targets; the rest is shared code."""
+
     name: TargetName
     # Ctrl-C while following a run: stop it at once (the job is ours), or ask first.
     asks_before_stopping: bool
+    # A monitoring schedule set up with each deploy that waits for the endpoint (AWS:
+    # hourly, as SageMaker's own projects do); None: monitoring runs when asked.
+    monitoring_on_deploy: timedelta | None
 
     def open_stack(
         self,
@@ -90,29 +92,8 @@ class Target(Protocol):
     def records(self, settings: Settings, deployment: Deployment) -> Backend:
         """A backend for reading executions, as cheaply as the target allows."""
 
-    def after_start(self, settings: Settings) -> None:
-        """Housekeeping once an execution started."""
-
-    def remove_endpoints(self, stack: Stack, config: InfraConfig) -> int: ...
-
-    def already_gone(self, settings: Settings, deployment: Deployment) -> bool | None:
-        """None when there is something to destroy; otherwise whether stale local
-        state was cleared."""
-
-    def before_destroy(self, stack: Stack) -> None:
-        """Before anything is deleted."""
-
-    def after_destroy(self, stack: Stack) -> bool:
-        """After terraform destroy; True when a server was stopped."""
-
     def actor(self, stack: Stack) -> str:
         """Who is acting, as recorded with approvals and deployments."""
-
-    def schedule_monitoring(
-        self, settings: Settings, stack: Stack, config: InfraConfig, every: timedelta | None
-    ) -> str:
-        """Run data-quality monitoring of the endpoint every ``every``; None: stop it.
-        Returns what was done, for the user."""
 
     def stage_deployment(
         self, deployment: Deployment, stage: str | None, env: str | None = None
@@ -124,16 +105,25 @@ class Target(Protocol):
         self, settings: Settings, stack: Stack, config: InfraConfig, stage: str | None
     ) -> StageDeployer: ...
 
-    def after_deploy(self, settings: Settings, deployer: StageDeployer, wait: bool) -> str | None:
-        """What follows a rollout on this target (a line for the user, or None)."""
+    def schedule_monitoring(
+        self,
+        settings: Settings,
+        stack: Stack,
+        config: InfraConfig,
+        every: timedelta | None,
+        stage: str | None = None,
+    ) -> str:
+        """Run data-quality monitoring of a stage's endpoint every ``every``; None: stop
+        it. Returns what was done, for the user."""
 
-    def take_down(self, settings: Settings, deployer: StageDeployer) -> str:
-        """Remove a stage's endpoint and whatever watches it."""
+    def teardown(self) -> Teardown:
+        """What `destroy` does on this target besides the shared steps."""
 
 
 class LocalTarget:
     name: TargetName = "local"
     asks_before_stopping = False
+    monitoring_on_deploy = None  # local monitoring runs when asked: `invoke monitor-schedule`
 
     def open_stack(
         self,
@@ -189,54 +179,9 @@ class LocalTarget:
         # Terraform nor the emulator, so a poll costs milliseconds.
         return LocalBackend(settings, None)
 
-    def after_start(self, settings: Settings) -> None:
-        prune_sandboxes(settings.state_dir, settings.keep_execution_sandboxes)
-
-    def remove_endpoints(self, stack: Stack, config: InfraConfig) -> int:
-        removed = deploy.remove_endpoints(stack.connection, config).endpoints
-        # The environment's endpoint and each stage's (their own names and ports).
-        stopped = sum(
-            deploy.local_endpoint(stack.settings, stack.connection, config, stage=stage).down()
-            for stage in (None, *deploy.STAGES)
-        )
-        return max(removed, stopped)
-
-    def already_gone(self, settings: Settings, deployment: Deployment) -> bool | None:
-        emulator = emulator_for(settings)
-        if emulator.status().running or emulator.has_data():
-            return None
-        # With no emulator and no durable data, the resources are already gone.
-        return forget_local_stack(settings, deployment)
-
-    def before_destroy(self, stack: Stack) -> None:
-        # The automation agent would act on the events the teardown emits.
-        AgentProcess(stack.settings).stop()
-
-    def after_destroy(self, stack: Stack) -> bool:
-        stopped = False
-        if stack.emulator is not None:
-            stopped = stack.emulator.stop()
-            # Everything in it was just deleted; its durable copy must not come back.
-            stack.emulator.discard_data()
-        remove_local_records(stack.settings)
-        return stopped
-
     def actor(self, stack: Stack) -> str:
         # The emulator's identity is the same fake key for everyone: name the person.
         return getpass.getuser()
-
-    def schedule_monitoring(
-        self, settings: Settings, stack: Stack, config: InfraConfig, every: timedelta | None
-    ) -> str:
-        # A background process of our own, as long as the endpoint runs.
-        if every is None:
-            stopped = LocalSchedule(settings.state_dir, deploy.endpoint_name(config)).stop()
-            return "schedule stopped" if stopped else "no schedule was running"
-        endpoint = deploy.local_endpoint(settings, stack.connection, config)
-        if not endpoint.status().running:
-            raise MlopsError("The local endpoint is not running: `invoke deploy` first.")
-        running = LocalSchedule(settings.state_dir, endpoint.name).start(settings, every)
-        return f"monitoring {endpoint.name} every {every} (pid {running['pid']})"
 
     def stage_deployment(
         self, deployment: Deployment, stage: str | None, env: str | None = None
@@ -248,18 +193,32 @@ class LocalTarget:
     ) -> StageDeployer:
         return LocalDeployer(settings, stack, config, stage)
 
-    def after_deploy(self, settings: Settings, deployer: StageDeployer, wait: bool) -> str | None:
-        return None  # local monitoring runs when asked: `invoke monitor-schedule --every 1h`
+    def schedule_monitoring(
+        self,
+        settings: Settings,
+        stack: Stack,
+        config: InfraConfig,
+        every: timedelta | None,
+        stage: str | None = None,
+    ) -> str:
+        # A background process of our own, as long as the endpoint runs.
+        endpoint = deploy.local_endpoint(settings, stack.connection, config, stage=stage)
+        schedule = LocalSchedule(settings.state_dir, endpoint.name)
+        if every is None:
+            return "schedule stopped" if schedule.stop() else "no schedule was running"
+        if not endpoint.status().running:
+            raise MlopsError(f"The local endpoint {endpoint.name} is not running: deploy first.")
+        running = schedule.start(settings, every)
+        return f"monitoring {endpoint.name} every {every} (pid {running['pid']})"
 
-    def take_down(self, settings: Settings, deployer: StageDeployer) -> str:
-        message = deployer.down()
-        stop_schedules(settings.state_dir)  # no monitoring schedule outlives its endpoint
-        return message
+    def teardown(self) -> Teardown:
+        return LocalTeardown()
 
 
 class AwsTarget:
     name: TargetName = "aws"
     asks_before_stopping = True
+    monitoring_on_deploy = timedelta(hours=1)
 
     def open_stack(
         self,
@@ -291,23 +250,6 @@ class AwsTarget:
         stack = self.open_stack(settings, deployment)
         return self.backend(stack, read_infra_config(stack))
 
-    def after_start(self, settings: Settings) -> None:
-        return None
-
-    def remove_endpoints(self, stack: Stack, config: InfraConfig) -> int:
-        # SageMaker refuses to delete an endpoint that has monitoring schedules.
-        monitoring_aws.remove_schedules(stack.connection.sagemaker(), config)
-        return deploy.remove_endpoints(stack.connection, config).endpoints
-
-    def already_gone(self, settings: Settings, deployment: Deployment) -> bool | None:
-        return None
-
-    def before_destroy(self, stack: Stack) -> None:
-        return None
-
-    def after_destroy(self, stack: Stack) -> bool:
-        return False
-
     def actor(self, stack: Stack) -> str:
         try:
             return str(stack.connection.client("sts").get_caller_identity()["Arn"])
@@ -331,30 +273,21 @@ class AwsTarget:
     ) -> StageDeployer:
         return SageMakerDeployer(settings, stack, config, stage)
 
-    def after_deploy(self, settings: Settings, deployer: StageDeployer, wait: bool) -> str | None:
-        # The hourly data-quality schedule needs the endpoint InService; with --no-wait
-        # it is set later with `invoke monitor-schedule --target aws --every 1h`.
-        if not wait:
-            return None
-        detail = self.schedule_monitoring(
-            settings, deployer.stack, deployer.config, timedelta(hours=1)
-        )
-        return f"Monitoring schedule: {detail}"
-
-    def take_down(self, settings: Settings, deployer: StageDeployer) -> str:
-        # SageMaker refuses to delete an endpoint that has monitoring schedules.
-        monitoring_aws.remove_schedules(deployer.connection.sagemaker(), deployer.config)
-        return deployer.down()
-
     def schedule_monitoring(
-        self, settings: Settings, stack: Stack, config: InfraConfig, every: timedelta | None
+        self,
+        settings: Settings,
+        stack: Stack,
+        config: InfraConfig,
+        every: timedelta | None,
+        stage: str | None = None,
     ) -> str:
-        # A SageMaker monitoring schedule on the endpoint, with the analyzer image.
+        # A SageMaker monitoring schedule on the endpoint, with the analyzer image; a
+        # stage is its own environment here, so its endpoint is the environment's.
         sagemaker = stack.connection.sagemaker()
         if every is None:
-            removed = monitoring_aws.remove_schedules(sagemaker, config)
+            removed = sagemaker_schedule.remove_schedules(sagemaker, config)
             return f"deleted {removed} monitoring schedule(s)"
-        state = monitoring_aws.ensure_schedule(
+        state = sagemaker_schedule.ensure_schedule(
             sagemaker,
             config,
             deployed_model(stack.connection, config),
@@ -365,6 +298,9 @@ class AwsTarget:
         return (
             f"{verb} {state.schedule} ({state.expression}, job definition {state.job_definition})"
         )
+
+    def teardown(self) -> Teardown:
+        return AwsTeardown()
 
 
 TARGET_MAP: dict[TargetName, Target] = {"local": LocalTarget(), "aws": AwsTarget()}
@@ -387,36 +323,18 @@ def open_stack(
     )
 
 
+def destroy_stack(stack: Stack, on_stop: Notify | None = None) -> DestroyResult:
+    """Destroy an open stack with its target's teardown (tests and benchmarks)."""
+    target = target_for(stack.deployment)
+    return target.teardown().destroy(stack, target.backend, on_stop)
+
+
 def open_target(settings: Settings, deployment: Deployment) -> tuple[Stack, InfraConfig, Backend]:
     """An existing deployment's stack, outputs and backend (nothing is applied)."""
     target = target_for(deployment)
     stack = target.open_stack(settings, deployment)
     config = read_infra_config(stack)
     return stack, config, target.backend(stack, config)
-
-
-def remove_local_records(settings: Settings) -> None:
-    """The executor's records, sandboxes and endpoint releases describe resources
-    that are gone: stop any endpoint still serving, then remove them all."""
-    state = settings.state_dir
-    stop_schedules(state)  # no monitoring schedule outlives its endpoint
-    stop_local_endpoints(state)
-    for name in ("executor.db", "executor.db-wal", "executor.db-shm"):
-        (state / name).unlink(missing_ok=True)
-    shutil.rmtree(state / "executions", ignore_errors=True)
-    shutil.rmtree(state / "endpoints", ignore_errors=True)
-    shutil.rmtree(state / "monitoring", ignore_errors=True)
-
-
-def forget_local_stack(settings: Settings, deployment: Deployment) -> bool:
-    """With no emulator running, the local resources are already gone: drop the state
-    and stop a local endpoint that outlived its emulator."""
-    remove_local_records(settings)
-    state = settings.state_dir / "terraform" / deployment.slug / "terraform.tfstate"
-    if state.is_file():
-        state.replace(state.with_suffix(".tfstate.stale"))
-        return True
-    return False
 
 
 def ensure_local_stack(settings: Settings, on_output: Notify | None = None) -> Ready:

@@ -4,29 +4,35 @@ Running executions are stopped, endpoints removed, the pipeline deleted, the
 bucket emptied and the registry's versions deleted; then Terraform destroys the
 stack. Versioned objects would otherwise block the bucket's deletion, and
 SageMaker refuses to delete a model package group that still holds versions.
+
+What differs per target is one :class:`Teardown` each (the target map hands it out):
+locally the agent, the endpoints' servers, the schedules, the emulator and the
+executor's records go too; on AWS, the monitoring schedules before their endpoint.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from pipelines.automation.agent import AgentProcess
 from pipelines.backends.base import Backend
 from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
 from pipelines.core.aws import AwsConnection, api_error, error_code
 from pipelines.core.errors import MlopsError
+from pipelines.monitoring import sagemaker_schedule
+from pipelines.monitoring.local_schedule import stop_schedules
 from pipelines.registry import Registry
-from pipelines.stack.stacks import (
-    Stack,
-    infra_lock,
-    remembered_outputs,
-    remembered_outputs_file,
-)
-from pipelines.targets import target_for
+from pipelines.serving import deploy
+from pipelines.serving.local_endpoint import stop_local_endpoints
+from pipelines.stack.stacks import Stack, emulator_for, remembered_outputs, remembered_outputs_file
+
+Notify = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -53,57 +59,120 @@ class DestroyResult:
         )
 
 
-def destroy_deployment(
-    settings: Settings,
-    deployment: Deployment,
-    *,
-    confirm: Callable[[str], None],
-    on_stop: Callable[[str], None] | None = None,
-    on_output: Callable[[str], None] | None = None,
-) -> DestroyResult:
-    """`invoke destroy`: serialised with infra-up on the infrastructure lock; ``confirm``
-    raises to cancel before anything is touched."""
-    target = target_for(deployment)
-    with infra_lock(settings, deployment):
-        gone = target.already_gone(settings, deployment)
-        if gone is not None:
-            return DestroyResult(0, 0, False, already_gone=True, state_cleared=gone)
-        confirm(f"Destroy every resource of {deployment}, including all artifacts?")
-        # The emulator's state is durable: a stopped emulator is started to destroy it.
-        stack = target.open_stack(settings, deployment, start=True, on_output=on_output)
-        return destroy(stack, on_stop=on_stop)
+class Teardown:
+    """The steps every target shares; subclasses add what their target runs."""
+
+    def already_gone(self, settings: Settings, deployment: Deployment) -> bool | None:
+        """None when there is something to destroy; otherwise whether stale local
+        state was cleared."""
+        return None
+
+    def before(self, stack: Stack) -> None:
+        """Before anything is deleted."""
+
+    def remove_endpoints(self, stack: Stack, config: InfraConfig) -> int:
+        return deploy.remove_endpoints(stack.connection, config).endpoints
+
+    def after(self, stack: Stack) -> bool:
+        """After terraform destroy; True when a server was stopped."""
+        return False
+
+    def destroy(
+        self,
+        stack: Stack,
+        backend: Callable[[Stack, InfraConfig], Backend],
+        on_stop: Notify | None = None,
+    ) -> DestroyResult:
+        """Empty the stack's resources, then terraform destroy.
+
+        A running execution would upload into the bucket while it is emptied, so it is
+        stopped first. Rerunning finishes a half-done destroy: when the outputs are gone
+        (the root module's outputs vanish first), the names recorded at the last apply
+        are used."""
+        self.before(stack)
+        stack.terraform.init()
+        outputs = stack.terraform.outputs() or remembered_outputs(stack)
+        objects = packages = endpoints = 0
+        pipeline_deleted = False
+        if outputs:
+            config = InfraConfig.from_outputs(outputs)
+            stopped_runs = stop_running_executions(backend(stack, config), config)
+            if stopped_runs and on_stop is not None:
+                on_stop(
+                    f"Stopped {len(stopped_runs)} running execution(s) first: "
+                    + ", ".join(stopped_runs)
+                )
+            # Endpoints first: they hold models that hold the registry's versions.
+            endpoints = self.remove_endpoints(stack, config)
+            pipeline_deleted = delete_pipeline(stack.connection, config.pipeline_name)
+            objects = empty_bucket(stack.connection, config.bucket_name)
+            packages = Registry(stack.connection, config.model_package_group_name).delete_all()
+        stack.terraform.destroy()
+        remembered_outputs_file(stack).unlink(missing_ok=True)
+        stopped = self.after(stack)
+        return DestroyResult(objects, packages, stopped, pipeline_deleted, endpoints)
 
 
-def destroy(stack: Stack, on_stop: Callable[[str], None] | None = None) -> DestroyResult:
-    """Empty the stack's resources, then terraform destroy.
+class LocalTeardown(Teardown):
+    def already_gone(self, settings: Settings, deployment: Deployment) -> bool | None:
+        emulator = emulator_for(settings)
+        if emulator.status().running or emulator.has_data():
+            return None
+        # With no emulator and no durable data, the resources are already gone.
+        return forget_local_stack(settings, deployment)
 
-    A running execution would upload into the bucket while it is emptied, so it is
-    stopped first. Rerunning finishes a half-done destroy: when the outputs are gone
-    (the root module's outputs vanish first), the names recorded at the last apply
-    are used."""
-    target = target_for(stack.deployment)
-    target.before_destroy(stack)
-    stack.terraform.init()
-    outputs = stack.terraform.outputs() or remembered_outputs(stack)
-    objects = packages = endpoints = 0
-    pipeline_deleted = False
-    if outputs:
-        config = InfraConfig.from_outputs(outputs)
-        stopped_runs = stop_running_executions(target.backend(stack, config), config)
-        if stopped_runs and on_stop is not None:
-            on_stop(
-                f"Stopped {len(stopped_runs)} running execution(s) first: "
-                + ", ".join(stopped_runs)
-            )
-        # Endpoints first: they hold models that hold the registry's versions.
-        endpoints = target.remove_endpoints(stack, config)
-        pipeline_deleted = delete_pipeline(stack.connection, config.pipeline_name)
-        objects = empty_bucket(stack.connection, config.bucket_name)
-        packages = Registry(stack.connection, config.model_package_group_name).delete_all()
-    stack.terraform.destroy()
-    remembered_outputs_file(stack).unlink(missing_ok=True)
-    stopped = target.after_destroy(stack)
-    return DestroyResult(objects, packages, stopped, pipeline_deleted, endpoints)
+    def before(self, stack: Stack) -> None:
+        # The automation agent would act on the events the teardown emits.
+        AgentProcess(stack.settings).stop()
+
+    def remove_endpoints(self, stack: Stack, config: InfraConfig) -> int:
+        removed = super().remove_endpoints(stack, config)
+        # The environment's endpoint and each stage's (their own names and ports).
+        stopped = sum(
+            deploy.local_endpoint(stack.settings, stack.connection, config, stage=stage).down()
+            for stage in (None, *deploy.STAGES)
+        )
+        return max(removed, stopped)
+
+    def after(self, stack: Stack) -> bool:
+        stopped = False
+        if stack.emulator is not None:
+            stopped = stack.emulator.stop()
+            # Everything in it was just deleted; its durable copy must not come back.
+            stack.emulator.discard_data()
+        remove_local_records(stack.settings)
+        return stopped
+
+
+class AwsTeardown(Teardown):
+    def remove_endpoints(self, stack: Stack, config: InfraConfig) -> int:
+        # SageMaker refuses to delete an endpoint that has monitoring schedules.
+        sagemaker_schedule.remove_schedules(stack.connection.sagemaker(), config)
+        return super().remove_endpoints(stack, config)
+
+
+def remove_local_records(settings: Settings) -> None:
+    """The executor's records, sandboxes and endpoint releases describe resources
+    that are gone: stop any endpoint still serving, then remove them all."""
+    state = settings.state_dir
+    stop_schedules(state)  # no monitoring schedule outlives its endpoint
+    stop_local_endpoints(state)
+    for name in ("executor.db", "executor.db-wal", "executor.db-shm"):
+        (state / name).unlink(missing_ok=True)
+    shutil.rmtree(state / "executions", ignore_errors=True)
+    shutil.rmtree(state / "endpoints", ignore_errors=True)
+    shutil.rmtree(state / "monitoring", ignore_errors=True)
+
+
+def forget_local_stack(settings: Settings, deployment: Deployment) -> bool:
+    """With no emulator running, the local resources are already gone: drop the state
+    and stop a local endpoint that outlived its emulator."""
+    remove_local_records(settings)
+    state = settings.state_dir / "terraform" / deployment.slug / "terraform.tfstate"
+    if state.is_file():
+        state.replace(state.with_suffix(".tfstate.stale"))
+        return True
+    return False
 
 
 def stop_running_executions(

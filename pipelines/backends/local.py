@@ -41,6 +41,7 @@ from pipelines.core.records import (
 from pipelines.executor import startup as startup_checks
 from pipelines.executor.lifecycle import stop_jobs
 from pipelines.executor.preflight import PreflightError
+from pipelines.executor.retention import prune_sandboxes
 from pipelines.executor.store import ExecutionStore
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ class LocalBackend:
     def start(self, run: PreparedRun) -> Execution:
         """Upsert the pipeline in the emulator, then run its exact definition here."""
         self.upsert(run.config.pipeline_name, run.definition, run.config.execution_role_arn)
-        return self.start_definition(
+        started = self.start_definition(
             run.config.pipeline_name,
             run.definition,
             run.parameters,
@@ -126,6 +127,9 @@ class LocalBackend:
             lineage=run.lineage,
             account_id=run.config.account_id,
         )
+        # Each run leaves a sandbox of downloads and outputs: keep the newest N.
+        prune_sandboxes(self.settings.state_dir, self.settings.keep_execution_sandboxes)
+        return started
 
     def links(self, execution: Execution, steps: list[StepRun]) -> list[tuple[str, str]]:
         return [("work folder", str(self.work_dir(execution.execution_id)))]

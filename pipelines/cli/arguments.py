@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pipelines.core.errors import MlopsError
 
 
@@ -19,3 +21,15 @@ def whole_number(value: object, flag: str, *, minimum: int = 1) -> int:
 
 def optional_whole_number(value: object | None, flag: str, *, minimum: int = 1) -> int | None:
     return None if value is None else whole_number(value, flag, minimum=minimum)
+
+
+def positive_seconds(value: object, flag: str) -> float:
+    """``--timeout 600``: a positive, finite number of seconds."""
+    text = str(value).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise MlopsError(f"{flag} must be a number of seconds, got {text!r}.") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise MlopsError(f"{flag} must be a positive number of seconds, got {text}.")
+    return seconds

@@ -1,10 +1,16 @@
-"""What every task shares: settings from invoke.yaml, target options, confirmation."""
+"""What every task shares: the task decorator, settings, target options, confirmation.
+
+Task modules import only this, ``arguments`` and invoke at load time; each task imports
+what it calls (``pipelines.actions``, ``pipelines.ui``) when it runs, so `invoke --list`
+and `--help` cost what invoke costs, not the SageMaker SDK's or pandas' import time.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from invoke import Context
+import invoke
 
 from pipelines.config.deployment import Deployment
 from pipelines.config.settings import Settings
@@ -14,9 +20,22 @@ TARGET_HELP = {
     "target": "local (the emulator, default) or aws",
     "env": "environment: local for the local target; dev, prod, ... for aws (default dev)",
 }
+STAGE_HELP = {
+    **TARGET_HELP,
+    "stage": "staging or prod (local: its own endpoint; aws: its Terraform environment); "
+    "default: the environment's endpoint",
+}
 
 
-def settings(c: Context) -> Settings:
+def task(*args: Any, **kwargs: Any) -> Any:
+    """invoke's ``@task`` without automatic short flags: invoke derives them from each
+    task's own parameters, so ``-t`` would mean ``--target`` in one task and ``--to`` in
+    another. Every option is spelled out; ``-h`` stays help."""
+    kwargs.setdefault("auto_shortflags", False)
+    return invoke.task(*args, **kwargs)
+
+
+def settings(c: invoke.Context) -> Settings:
     return Settings.load(c.config.get("mlops"))
 
 

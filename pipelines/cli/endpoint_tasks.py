@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from invoke import task
 from invoke.exceptions import Exit
 
-from pipelines.actions import endpoints
 from pipelines.cli.arguments import optional_whole_number, whole_number
-from pipelines.cli.common import TARGET_HELP, confirm, settings
-from pipelines.promotion.cli import promote_from_terminal
-from pipelines.promotion.report import history_table
-from pipelines.targets import open_deployer
+from pipelines.cli.common import STAGE_HELP, TARGET_HELP, confirm, settings, task
+from pipelines.core.errors import MlopsError
 from pipelines.ui.console import console, exit_on_error
-from pipelines.ui.views import predictions_table
-
-STAGE_HELP = {
-    **TARGET_HELP,
-    "stage": "staging or prod (local: its own endpoint; aws: its Terraform environment); "
-    "default: the environment's endpoint",
-}
 
 
 @task(
@@ -33,6 +23,8 @@ STAGE_HELP = {
 )
 def deploy(c, version=None, target="local", env=None, stage=None, strategy=None, wait=True):
     """Deploy an Approved model version to a stage's endpoint, blue/green."""
+    from pipelines.actions import endpoints
+
     with exit_on_error():
         number = optional_whole_number(version, "--version")
         _, lines = endpoints.deploy(settings(c), target, env, stage, number, strategy, wait)
@@ -42,9 +34,11 @@ def deploy(c, version=None, target="local", env=None, stage=None, strategy=None,
 
 @task(help=STAGE_HELP)
 def endpoint_status(c, target="local", env=None, stage=None):
-    """Show what a stage's endpoint serves and whether it answers."""
+    """Show what a stage's endpoint serves and whether it answers (exit code 3 when not)."""
+    from pipelines.actions import endpoints
+
     with exit_on_error():
-        status = open_deployer(settings(c), target, env, stage).status()
+        status = endpoints.status(settings(c), target, env, stage)
         console.print(status.line)
     if not status.running:
         raise Exit(code=3)
@@ -53,6 +47,8 @@ def endpoint_status(c, target="local", env=None, stage=None):
 @task(help={**STAGE_HELP, "yes": "aws: do not ask for confirmation"})
 def endpoint_down(c, target="local", env=None, stage=None, yes=False):
     """Stop the local endpoint, or delete the SageMaker endpoint and its configs."""
+    from pipelines.actions import endpoints
+
     with exit_on_error():
         ask = (lambda _: None) if yes else confirm
         console.print(endpoints.take_down(settings(c), target, env, stage, ask))
@@ -61,7 +57,8 @@ def endpoint_down(c, target="local", env=None, stage=None, yes=False):
 @task(
     help={
         **STAGE_HELP,
-        "data": "CSV file with a header: the model's feature columns (extra columns are ignored)",
+        "data": "CSV file with a header: the model's feature columns (extra columns are "
+        "ignored); required",
         "output": "also write every prediction to this CSV file",
         "limit": "how many rows to show (default 20)",
         "inference_id_column": "send each row alone with this column's value as its "
@@ -69,18 +66,33 @@ def endpoint_down(c, target="local", env=None, stage=None, yes=False):
     }
 )
 def predict(
-    c, data, target="local", env=None, stage=None, output=None, limit=None,
+    c, data=None, target="local", env=None, stage=None, output=None, limit=None,
     inference_id_column=None,
 ):  # fmt: skip
     """Send rows of a CSV file to a stage's endpoint and print the predictions."""
+    from pipelines.actions import endpoints
+    from pipelines.ui.endpoint_views import predictions_table
+
     with exit_on_error():
         shown = whole_number(20 if limit is None else limit, "--limit")
-        deployer = open_deployer(settings(c), target, env, stage)
-        result, version = deployer.predict(Path(data), inference_id_column)
+        source = _data_file(data)
+        result, version = endpoints.predict(
+            settings(c), target, env, stage, source, inference_id_column
+        )
         console.print(predictions_table(result, shown, version))
         if output:
-            Path(output).write_text("prediction\n" + "".join(f"{v!r}\n" for v in result.values))
-            console.print(f"Wrote {len(result.values)} predictions to {output}")
+            _write_predictions(Path(output), result.values)
+
+
+def _data_file(data: str | None) -> Path:
+    if not data:
+        raise MlopsError("Name the rows to send: --data FILE.csv.")
+    return Path(data)
+
+
+def _write_predictions(path: Path, values: list[float]) -> None:
+    path.write_text("prediction\n" + "".join(f"{v!r}\n" for v in values))
+    console.print(f"Wrote {len(values)} predictions to {path}")
 
 
 @task(
@@ -98,23 +110,34 @@ def promote(
     approved_by=None, reason=None,
 ):  # fmt: skip
     """Promote a stage's version: gates, explicit approval, then a blue/green rollout."""
+    from pipelines.actions import promotion
+    from pipelines.ui.endpoint_views import gate_table, promotion_lines
+
     with exit_on_error():
-        console.print(promote_from_terminal(
-            settings(c), from_, to, target, env, strategy, approved_by, reason
-        ))  # fmt: skip
+        done = promotion.promote_stage(
+            settings(c), from_, to, target, env, strategy, approved_by, reason,
+            interactive=sys.stdin.isatty(),
+            show_gates=lambda results, title: console.print(gate_table(results, title)),
+        )  # fmt: skip
+        console.print(promotion_lines(done, to))
 
 
 @task(help=STAGE_HELP)
 def deployments(c, target="local", env=None, stage=None):
     """The deployment history of a stage: versions, approvals, gates, strategies, outcomes."""
+    from pipelines.actions import endpoints
+    from pipelines.ui.endpoint_views import history_table
+
     with exit_on_error():
-        deployer = open_deployer(settings(c), target, env, stage)
-        console.print(history_table(deployer.history(), f"Deployments of {deployer.endpoint}"))
+        endpoint, records = endpoints.history(settings(c), target, env, stage)
+        console.print(history_table(records, f"Deployments of {endpoint}"))
 
 
 @task(help=STAGE_HELP)
 def rollback(c, target="local", env=None, stage=None):
     """Return a stage to the version it served before, blue/green."""
+    from pipelines.actions import endpoints
+
     with exit_on_error():
-        rollout = open_deployer(settings(c), target, env, stage).rollback()
+        rollout = endpoints.rollback(settings(c), target, env, stage)
         console.print(f"Rolled back to version {rollout.record.version}. {rollout.message}")

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from invoke import task
-
-from pipelines import actions
 from pipelines.cli.arguments import optional_whole_number
-from pipelines.cli.common import TARGET_HELP, deployment, settings
+from pipelines.cli.common import TARGET_HELP, deployment, settings, task
 from pipelines.ui.console import console, exit_on_error
-from pipelines.ui.views import versions_table
 
 MODEL_HELP = {**TARGET_HELP, "version": "model version number (default: the latest)"}
 
@@ -16,28 +12,33 @@ MODEL_HELP = {**TARGET_HELP, "version": "model version number (default: the late
 @task(help={**TARGET_HELP, "status": "only versions with this approval status"})
 def models(c, status=None, target="local", env=None):
     """List the model versions: approval status, metrics, the execution behind each."""
+    from pipelines.actions import models as registry
+    from pipelines.ui.registry_views import versions_table
+
     with exit_on_error():
-        found = actions.list_versions(settings(c), deployment(target, env), status)
-        console.print(versions_table(found.versions, found.metrics, found.checks))
+        found = registry.list_versions(settings(c), deployment(target, env), status)
+        console.print(versions_table(found.versions, found.metrics, found.steps))
 
 
 @task(help={**MODEL_HELP, "reason": "why (recorded in the approval description)"})
 def model_approve(c, version=None, reason="", target="local", env=None):
     """Approve a model version (default: the latest), recording who and why."""
-    with exit_on_error():
-        number = optional_whole_number(version, "--version")
-        updated = actions.set_approval(settings(c), deployment(target, env), number, True, reason)
-        console.print(
-            f"Version {updated.version}: {updated.status} ({updated.approval_description})"
-        )
+    _set_approval(c, version, True, reason, target, env)
 
 
 @task(help={**MODEL_HELP, "reason": "why it is rejected (required)"})
 def model_reject(c, version=None, reason=None, target="local", env=None):
     """Reject a model version (default: the latest); --reason is required."""
+    _set_approval(c, version, False, reason, target, env)
+
+
+def _set_approval(c, version, approved, reason, target, env) -> None:
+    from pipelines.actions import models
+    from pipelines.ui.registry_views import approval_line
+
     with exit_on_error():
         number = optional_whole_number(version, "--version")
-        updated = actions.set_approval(settings(c), deployment(target, env), number, False, reason)
+        chosen = deployment(target, env)
         console.print(
-            f"Version {updated.version}: {updated.status} ({updated.approval_description})"
+            approval_line(models.set_approval(settings(c), chosen, number, approved, reason))
         )

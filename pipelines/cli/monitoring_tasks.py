@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from invoke import task
 from invoke.exceptions import Exit
 
-from pipelines.actions import monitoring
-from pipelines.cli.common import TARGET_HELP, deployment, settings
-from pipelines.monitoring import views
+from pipelines.cli.common import TARGET_HELP, deployment, settings, task
 from pipelines.ui.console import console, exit_on_error
 
 MONITOR_HELP = {
@@ -22,12 +19,15 @@ MONITOR_HELP = {
 @task(help=MONITOR_HELP)
 def monitor(c, since="1h", report=None, ground_truth=None, target="local", env=None):
     """Check captured traffic against the deployed version's baselines; exit 3 on violations."""
+    from pipelines.actions import monitoring
+    from pipelines.ui.monitoring_views import result_lines
+
     with exit_on_error():
         result, written = monitoring.monitor(
             settings(c), deployment(target, env), since=since, report_file=report,
             ground_truth=ground_truth, on_alert=lambda text: console.print(text, markup=False),
         )  # fmt: skip
-        for renderable in views.result_lines(result, since, written):
+        for renderable in result_lines(result, since, written):
             console.print(renderable)
     if result.exit_code:
         raise Exit(code=result.exit_code)
@@ -42,6 +42,8 @@ def monitor(c, since="1h", report=None, ground_truth=None, target="local", env=N
 )
 def monitor_schedule(c, every=None, off=False, target="local", env=None):
     """Run monitoring on a schedule while the endpoint runs (--every 1h), or stop it (--off)."""
+    from pipelines.actions import monitoring
+
     with exit_on_error():
         outcome = monitoring.set_schedule(settings(c), deployment(target, env), every, off)
         console.print(f"Monitoring schedule: {outcome.detail}")
@@ -50,6 +52,9 @@ def monitor_schedule(c, every=None, off=False, target="local", env=None):
 @task(help=TARGET_HELP)
 def monitor_history(c, target="local", env=None):
     """List the kept monitoring results, newest first."""
+    from pipelines.actions import monitoring
+    from pipelines.ui.monitoring_views import history_table
+
     with exit_on_error():
         records = monitoring.history(settings(c), deployment(target, env))
-        console.print(views.history_table(records))
+        console.print(history_table(records))

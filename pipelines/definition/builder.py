@@ -1,24 +1,42 @@
 """The SageMaker pipeline: preprocess → data checks → train → evaluate → quality gates →
 register | fail.
 
-``get_pipeline(config, session)`` builds it from the Terraform outputs without any
-AWS call; ``definition_json`` gives the exact bytes that upsert sends to SageMaker
-and that the local executor runs. Nothing here is tied to a dataset: the target
-and feature columns are parameters.
+The one module that uses the SageMaker SDK's pipeline classes (steps, parameters,
+conditions, models), so that moving to another SDK version touches only it and
+``sdk_session.py``. ``get_pipeline(config, session)`` builds the pipeline from the
+Terraform outputs without any AWS call; ``definition_json`` gives the exact bytes that
+upsert sends to SageMaker and that the local executor runs. The parameters come from
+the table in ``parameters.py``; step names from ``names.py``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from pipelines.config.infra_config import InfraConfig
-from pipelines.config.settings import PROJECT_ROOT
 from pipelines.core.errors import MlopsError
 from pipelines.definition.code_package import CodeBundle, package_code
+from pipelines.definition.names import (
+    DATA_BIAS_STEP,
+    DATA_QUALITY_STEP,
+    EVALUATE_STEP,
+    EVALUATION_REPORT,
+    FAIL_STEP,
+    FRAMEWORK_VERSION,
+    MODEL_QUALITY_STEP,
+    PREPROCESS_STEP,
+    PY_VERSION,
+    QUALITY_GATE_STEP,
+    QUALITY_METRIC_PATH,
+    REGISTER_STEP,
+    TRAIN_STEP,
+    TRAINING_DIR,
+)
+from pipelines.definition.parameters import BOOLEAN, FLOAT, INTEGER, PARAMETERS, STRING, Param
 from pipelines.definition.sdk_session import DefinitionSession, definition_session
 
 from sagemaker import image_uris  # isort: skip  (after pipelines.definition.sdk_session tames the SDK)
@@ -55,53 +73,21 @@ from sagemaker.workflow.quality_check_step import (
 )
 from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
 
-FRAMEWORK_VERSION = "1.2-1"
-PY_VERSION = "py3"
-TRAINING_DIR = PROJECT_ROOT / "training"
-
-# Step names: the definition's public contract (executors, monitoring, tests).
-PREPROCESS_STEP = "PreprocessData"
-TRAIN_STEP = "TrainModel"
-EVALUATE_STEP = "EvaluateModel"
-QUALITY_GATE_STEP = "CheckModelQuality"
-REGISTER_STEP = "Register"  # the SDK's ModelStep renders it as "Register-RegisterModel"
-FAIL_STEP = "QualityGateFailed"
-DATA_QUALITY_STEP = "CheckDataQuality"
-DATA_BIAS_STEP = "CheckDataBias"
-MODEL_QUALITY_STEP = "CheckModelQualityBaseline"
-
-EVALUATION_REPORT = "EvaluationReport"
-QUALITY_METRIC_PATH = "regression_metrics.r2.value"
 CACHE = CacheConfig(enable_caching=True, expire_after="P30D")
 
 _PROCESSING = "/opt/ml/processing"
 
 
-@dataclass(frozen=True)
-class PipelineParameters:
-    """The run-time parameters, with their defaults; ``--param NAME=VALUE`` overrides."""
+_SDK_PARAMETER = {
+    STRING: ParameterString,
+    INTEGER: ParameterInteger,
+    FLOAT: ParameterFloat,
+    BOOLEAN: ParameterBoolean,
+}
 
-    input_data: ParameterString
-    target_column: ParameterString
-    feature_columns: ParameterString
-    processing_instance_type: ParameterString
-    processing_instance_count: ParameterInteger
-    training_instance_type: ParameterString
-    n_estimators: ParameterInteger
-    max_depth: ParameterInteger
-    random_state: ParameterInteger
-    min_test_r2: ParameterFloat
-    model_approval_status: ParameterString
-    git_commit: ParameterString
-    bias_facet_column: ParameterString
-    bias_facet_threshold: ParameterFloat
-    bias_label_threshold: ParameterString
-    skip_data_quality_check: ParameterBoolean
-    register_new_data_quality_baseline: ParameterBoolean
-    skip_data_bias_check: ParameterBoolean
-    register_new_data_bias_baseline: ParameterBoolean
-    skip_model_quality_check: ParameterBoolean
-    register_new_model_quality_baseline: ParameterBoolean
+
+class PipelineParameters(SimpleNamespace):
+    """The SDK's parameter objects, by the table's names (``params.NEstimators``)."""
 
     def as_list(self) -> list[Any]:
         return list(vars(self).values())
@@ -111,90 +97,21 @@ def default_input_data_uri(config: InfraConfig) -> str:
     return f"s3://{config.bucket_name}/datasets/sample/boston_housing.csv"
 
 
-class Param:
-    """The pipeline's parameter names: the one place each is spelled."""
-
-    INPUT_DATA = "InputDataUrl"
-    TARGET_COLUMN = "TargetColumn"
-    FEATURE_COLUMNS = "FeatureColumns"
-    PROCESSING_INSTANCE_TYPE = "ProcessingInstanceType"
-    PROCESSING_INSTANCE_COUNT = "ProcessingInstanceCount"
-    TRAINING_INSTANCE_TYPE = "TrainingInstanceType"
-    N_ESTIMATORS = "NEstimators"
-    MAX_DEPTH = "MaxDepth"
-    RANDOM_STATE = "RandomState"
-    MIN_TEST_R2 = "MinTestR2"
-    MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
-    GIT_COMMIT = "GitCommit"
-    BIAS_FACET_COLUMN = "BiasFacetColumn"
-    BIAS_FACET_THRESHOLD = "BiasFacetThreshold"
-    BIAS_LABEL_THRESHOLD = "BiasLabelThreshold"
-    SKIP_DATA_QUALITY_CHECK = "SkipDataQualityCheck"
-    REGISTER_NEW_DATA_QUALITY_BASELINE = "RegisterNewDataQualityBaseline"
-    SKIP_DATA_BIAS_CHECK = "SkipDataBiasCheck"
-    REGISTER_NEW_DATA_BIAS_BASELINE = "RegisterNewDataBiasBaseline"
-    SKIP_MODEL_QUALITY_CHECK = "SkipModelQualityCheck"
-    REGISTER_NEW_MODEL_QUALITY_BASELINE = "RegisterNewModelQualityBaseline"
-
-
 def build_parameters(input_data_uri: str) -> PipelineParameters:
-    """The parameters; only the input's default depends on the infrastructure."""
+    """The SDK parameters of the table; only the input's default depends on the
+    infrastructure."""
+    defaults = {Param.INPUT_DATA: input_data_uri}
     return PipelineParameters(
-        input_data=ParameterString(Param.INPUT_DATA, default_value=input_data_uri),
-        target_column=ParameterString(Param.TARGET_COLUMN, default_value="medv"),
-        # Empty: every column except the target.
-        feature_columns=ParameterString(Param.FEATURE_COLUMNS, default_value=""),
-        processing_instance_type=ParameterString(
-            Param.PROCESSING_INSTANCE_TYPE, default_value="ml.m5.large"
-        ),
-        processing_instance_count=ParameterInteger(
-            Param.PROCESSING_INSTANCE_COUNT, default_value=1
-        ),
-        # scikit-learn trains on one instance: the SDK refuses an instance count for it.
-        training_instance_type=ParameterString(
-            Param.TRAINING_INSTANCE_TYPE, default_value="ml.m5.large"
-        ),
-        n_estimators=ParameterInteger(Param.N_ESTIMATORS, default_value=100),
-        # 0: grow trees until their leaves are pure (scikit-learn's max_depth=None).
-        max_depth=ParameterInteger(Param.MAX_DEPTH, default_value=0),
-        random_state=ParameterInteger(Param.RANDOM_STATE, default_value=42),
-        min_test_r2=ParameterFloat(Param.MIN_TEST_R2, default_value=0.7),
-        model_approval_status=ParameterString(
-            Param.MODEL_APPROVAL_STATUS, default_value="PendingManualApproval"
-        ),
-        # Set by pipeline-run: which code a registered model came from, in the registry.
-        git_commit=ParameterString(Param.GIT_COMMIT, default_value="unknown"),
-        # The data-bias check: rows whose facet is above its threshold form the sensitive
-        # group; the positive outcome is a target above the label threshold (empty: the
-        # train split's median).
-        bias_facet_column=ParameterString(Param.BIAS_FACET_COLUMN, default_value="chas"),
-        bias_facet_threshold=ParameterFloat(Param.BIAS_FACET_THRESHOLD, default_value=0.5),
-        bias_label_threshold=ParameterString(Param.BIAS_LABEL_THRESHOLD, default_value=""),
-        # The check steps' switches, as the SDK names them: skip a check, or accept the
-        # newly calculated baseline (an intended shift) instead of the approved version's.
-        skip_data_quality_check=ParameterBoolean(
-            Param.SKIP_DATA_QUALITY_CHECK, default_value=False
-        ),
-        register_new_data_quality_baseline=ParameterBoolean(
-            Param.REGISTER_NEW_DATA_QUALITY_BASELINE, default_value=False
-        ),
-        skip_data_bias_check=ParameterBoolean(Param.SKIP_DATA_BIAS_CHECK, default_value=False),
-        register_new_data_bias_baseline=ParameterBoolean(
-            Param.REGISTER_NEW_DATA_BIAS_BASELINE, default_value=False
-        ),
-        skip_model_quality_check=ParameterBoolean(
-            Param.SKIP_MODEL_QUALITY_CHECK, default_value=False
-        ),
-        register_new_model_quality_baseline=ParameterBoolean(
-            Param.REGISTER_NEW_MODEL_QUALITY_BASELINE, default_value=False
-        ),
+        **{
+            p.name: _SDK_PARAMETER[p.type](p.name, default_value=defaults.get(p.name, p.default))
+            for p in PARAMETERS
+        }
     )
 
 
 def parameters_section(input_data_uri: str = "") -> dict[str, Any]:
-    """The definition's ``Parameters`` section, written by the SDK exactly as in the
-    full definition JSON, without a session: arguments are checked against it before
-    any slow work starts."""
+    """The definition's ``Parameters`` section, written by the SDK exactly as in the full
+    definition JSON, without a session."""
     return {"Parameters": [p.to_request() for p in build_parameters(input_data_uri).as_list()]}
 
 
@@ -225,8 +142,8 @@ def build_preprocess_step(
     processor = SKLearnProcessor(
         framework_version=FRAMEWORK_VERSION,
         role=config.execution_role_arn,
-        instance_type=params.processing_instance_type,
-        instance_count=params.processing_instance_count,
+        instance_type=params.ProcessingInstanceType,
+        instance_count=params.ProcessingInstanceCount,
         base_job_name="preprocess",
         sagemaker_session=session,
     )
@@ -240,18 +157,18 @@ def build_preprocess_step(
     ]
     step_args = processor.run(
         code=code.s3_uri(config.bucket_name, config.pipeline_name, "preprocess.py"),
-        inputs=[ProcessingInput(source=params.input_data, destination=f"{_PROCESSING}/input")],
+        inputs=[ProcessingInput(source=params.InputDataUrl, destination=f"{_PROCESSING}/input")],
         outputs=outputs,
         arguments=[
             # Container paths travel as arguments: the local executor remaps /opt/ml.
             f"--input-dir={_PROCESSING}/input",
             f"--output-dir={_PROCESSING}",
-            _flag("target-column", params.target_column),
-            _flag("feature-columns", params.feature_columns),
-            _flag("random-state", params.random_state),
-            _flag("bias-facet", params.bias_facet_column),
-            _flag("bias-facet-threshold", params.bias_facet_threshold),
-            _flag("bias-label-threshold", params.bias_label_threshold),
+            _flag("target-column", params.TargetColumn),
+            _flag("feature-columns", params.FeatureColumns),
+            _flag("random-state", params.RandomState),
+            _flag("bias-facet", params.BiasFacetColumn),
+            _flag("bias-facet-threshold", params.BiasFacetThreshold),
+            _flag("bias-label-threshold", params.BiasLabelThreshold),
         ],
     )
     return ProcessingStep(name=PREPROCESS_STEP, step_args=step_args, cache_config=CACHE)
@@ -263,7 +180,7 @@ def _check_job_config(
     return CheckJobConfig(
         role=config.execution_role_arn,
         instance_count=1,
-        instance_type=params.processing_instance_type,
+        instance_type=params.ProcessingInstanceType,
         volume_size_in_gb=30,
         sagemaker_session=session,
     )
@@ -290,8 +207,8 @@ def build_data_quality_step(
             output_s3_uri=_execution_prefix(config, DATA_QUALITY_STEP),
         ),
         check_job_config=_check_job_config(config, session, params),
-        skip_check=params.skip_data_quality_check,
-        register_new_baseline=params.register_new_data_quality_baseline,
+        skip_check=params.SkipDataQualityCheck,
+        register_new_baseline=params.RegisterNewDataQualityBaseline,
         model_package_group_name=config.model_package_group_name,
         cache_config=CACHE,
     )
@@ -335,13 +252,13 @@ def build_data_bias_step(
         s3_analysis_config_output_path=(
             f"s3://{config.bucket_name}/{config.pipeline_name}/clarify/{DATA_BIAS_STEP}"
         ),
-        label=params.target_column.default_value,
+        label=params.TargetColumn.default_value,
         dataset_type="text/csv",
     )
     bias_config = BiasConfig(
         label_values_or_threshold=[0.0],
-        facet_name=params.bias_facet_column.default_value,
-        facet_values_or_threshold=[params.bias_facet_threshold.default_value],
+        facet_name=params.BiasFacetColumn.default_value,
+        facet_values_or_threshold=[params.BiasFacetThreshold.default_value],
     )
     return ParameterizedClarifyCheckStep(
         name=DATA_BIAS_STEP,
@@ -350,8 +267,8 @@ def build_data_bias_step(
             data_config=data_config, data_bias_config=bias_config
         ),
         check_job_config=_check_job_config(config, session, params),
-        skip_check=params.skip_data_bias_check,
-        register_new_baseline=params.register_new_data_bias_baseline,
+        skip_check=params.SkipDataBiasCheck,
+        register_new_baseline=params.RegisterNewDataBiasBaseline,
         model_package_group_name=config.model_package_group_name,
         cache_config=CACHE,
     )
@@ -377,8 +294,8 @@ def build_model_quality_step(
             ground_truth_attribute="label",
         ),
         check_job_config=_check_job_config(config, session, params),
-        skip_check=params.skip_model_quality_check,
-        register_new_baseline=params.register_new_model_quality_baseline,
+        skip_check=params.SkipModelQualityCheck,
+        register_new_baseline=params.RegisterNewModelQualityBaseline,
         model_package_group_name=config.model_package_group_name,
         cache_config=CACHE,
     )
@@ -409,14 +326,14 @@ def build_train_step(
         framework_version=FRAMEWORK_VERSION,
         py_version=PY_VERSION,
         role=config.execution_role_arn,
-        instance_type=params.training_instance_type,
+        instance_type=params.TrainingInstanceType,
         instance_count=1,
         output_path=f"s3://{config.bucket_name}/{config.pipeline_name}/models",
         code_location=f"s3://{config.bucket_name}/{config.pipeline_name}/code",
         hyperparameters={
-            "n_estimators": params.n_estimators,
-            "max_depth": params.max_depth,
-            "random_state": params.random_state,
+            "n_estimators": params.NEstimators,
+            "max_depth": params.MaxDepth,
+            "random_state": params.RandomState,
         },
         metric_definitions=metrics,
         base_job_name="train",
@@ -448,7 +365,7 @@ def build_evaluate_step(
     processor = SKLearnProcessor(
         framework_version=FRAMEWORK_VERSION,
         role=config.execution_role_arn,
-        instance_type=params.processing_instance_type,
+        instance_type=params.ProcessingInstanceType,
         instance_count=1,
         base_job_name="evaluate",
         sagemaker_session=session,
@@ -531,7 +448,7 @@ def build_register_step(
         inference_instances=["ml.t2.medium", "ml.m5.large"],
         transform_instances=["ml.m5.large"],
         model_package_group_name=config.model_package_group_name,
-        approval_status=params.model_approval_status,
+        approval_status=params.ModelApprovalStatus,
         model_metrics=ModelMetrics(
             # evaluation.json is in Model Monitor's model-quality statistics format, and
             # carries the feature names and target that predict reads.
@@ -559,7 +476,7 @@ def build_register_step(
         # Lineage in the registry itself: the execution and the code behind a version.
         metadata_properties=MetadataProperties(
             generated_by=ExecutionVariables.PIPELINE_EXECUTION_ARN,
-            commit_id=params.git_commit,
+            commit_id=params.GitCommit,
             repository=config.code_repository_clone_url_http,
         ),
     )
@@ -581,14 +498,14 @@ def build_quality_gate_step(
                 "Model quality gate failed: test R2 ",
                 test_r2,
                 " is below the minimum MinTestR2 ",
-                params.min_test_r2,
+                params.MinTestR2,
                 "; the model was not registered.",
             ],
         ),
     )
     return ConditionStep(
         name=QUALITY_GATE_STEP,
-        conditions=[ConditionGreaterThanOrEqualTo(left=test_r2, right=params.min_test_r2)],
+        conditions=[ConditionGreaterThanOrEqualTo(left=test_r2, right=params.MinTestR2)],
         if_steps=[register],
         else_steps=[fail],
     )

@@ -9,7 +9,7 @@ from pipelines.config.settings import Settings
 from pipelines.containers.environments import EnvironmentCache, JobRuntime
 from pipelines.containers.interpreters import find_interpreter
 from pipelines.containers.profiles import profiles
-from pipelines.definition.builder import FRAMEWORK_VERSION
+from pipelines.definition.names import FRAMEWORK_VERSION
 
 
 def start_runtime_build(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -27,10 +27,12 @@ from pipelines.core.s3io import parse_s3_uri
 from pipelines.executor.checks import load_analyzer
 from pipelines.monitoring import alerts, drift, outputs, quality
 from pipelines.monitoring import capture_reader as capture
-from pipelines.monitoring.dataset import CurrentDataset
 from pipelines.monitoring.results import History
 from pipelines.registry import Registry
 from pipelines.serving import deploy
+
+if TYPE_CHECKING:
+    from pipelines.monitoring.dataset import CurrentDataset
 
 EXIT_OK = 0
 EXIT_VIOLATIONS = 3
@@ -152,6 +154,8 @@ def analyze_window(
 ) -> tuple[CurrentDataset, int, dict[str, list[float]]]:
     """The window's captured inputs as the current dataset (streamed, chunk by chunk); the
     number of non-CSV records skipped; and, when asked, the predictions by inference id."""
+    from pipelines.monitoring.dataset import CurrentDataset  # pandas, only when it runs
+
     dataset = CurrentDataset(analyzer, features)
     skipped = 0
     inferences: dict[str, list[float]] = {}

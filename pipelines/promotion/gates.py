@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from pipelines.config.promotion import PromotionSettings
 from pipelines.core.errors import MlopsError
 from pipelines.serving.predict import Invoke, Predictions, predict
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HEALTH, ACCURACY, LOAD, MONITORING = "health", "accuracy", "load", "monitoring"
 

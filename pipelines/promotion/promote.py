@@ -10,9 +10,8 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.config.promotion import PromotionSettings
@@ -20,6 +19,7 @@ from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
 from pipelines.core.records import StepRun
 from pipelines.core.s3io import parse_s3_uri
+from pipelines.definition.names import PREPROCESS_STEP
 from pipelines.monitoring.results import History
 from pipelines.promotion.approval import Approval, check_flags
 from pipelines.promotion.gates import GateResult, failed, run_gates
@@ -29,9 +29,8 @@ from pipelines.serving.deployer import Rollout, StageDeployer
 from pipelines.serving.deployment_records import DeploymentRecord
 from pipelines.targets import open_deployer
 
-# pipelines.definition.builder.PREPROCESS_STEP (a test keeps them equal): importing the
-# definition module would load the SageMaker SDK, seconds for one constant.
-PREPROCESS_STEP = "PreprocessData"
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class GateFailure(MlopsError):
@@ -93,6 +92,8 @@ def held_out_test_split(
         body = source.connection.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except (ClientError, BotoCoreError) as error:
         raise MlopsError(f"Cannot read the held-out test split {uri}: {error}") from error
+    import pandas as pd
+
     frame = pd.read_csv(io.BytesIO(body))
     features, target = source.registry.features(version)
     return frame[features], frame[target].astype(float).tolist()

@@ -14,12 +14,15 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.core.aws import AwsConnection
 from pipelines.core.errors import MlopsError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BATCH_ROWS = 500
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
@@ -57,6 +60,8 @@ def read_rows(
     path: Path, features: list[str], target: str
 ) -> tuple[pd.DataFrame, list[float] | None]:
     """The feature columns of a CSV with a header (in model order), and the target if present."""
+    import pandas as pd  # only when rows are read
+
     if not path.is_file():
         raise MlopsError(f"Data file {path} does not exist.")
     try:
@@ -99,6 +104,8 @@ def predict(
 
 def inference_ids(path: Path, column: str) -> list[str]:
     """The ids of a file's rows, from its ``column`` (each 1-64 characters, unique)."""
+    import pandas as pd
+
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=lambda c: c == column)
     if column not in frame.columns:
         raise MlopsError(f"{path} has no column {column!r} for the inference ids.")

@@ -12,10 +12,11 @@ from botocore.stub import Stubber
 from rich.console import Console
 
 from pipelines.automation.agent import Agent, as_aws_emits
-from pipelines.automation.log import ActionLog, actions_table
+from pipelines.automation.log import ActionLog
 from pipelines.automation.rule_actions import ACTIONS, command_for, purpose_of, pytest_arguments
 from pipelines.core.aws import AwsConnection
 from pipelines.core.errors import MlopsError
+from pipelines.ui.automation_views import actions_table
 from tests.automation.conftest import sample
 
 

@@ -21,6 +21,7 @@ from pipelines.backends.sagemaker import SageMakerBackend, cloudwatch_logs_url
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
+from pipelines.definition.parameters import check_arguments
 from pipelines.launch import prepare as run
 
 ACCOUNT = "123456789012"
@@ -51,7 +52,9 @@ def prepared(emulator_connection) -> run.PreparedRun:
     sagemaker = emulator_connection.client("sagemaker")
     with contextlib.suppress(sagemaker.exceptions.ClientError):
         sagemaker.create_model_package_group(ModelPackageGroupName=CONFIG.model_package_group_name)
-    return run.prepare_run(emulator_connection, CONFIG, {"NEstimators": "30"}, None)
+    return run.prepare_run(
+        emulator_connection, CONFIG, check_arguments(["NEstimators=30"], None), None
+    )
 
 
 # --- against the emulator ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pipelines.backends.local import LocalBackend
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
 from pipelines.core.records import Execution
+from pipelines.definition.parameters import check_arguments
 from pipelines.launch import prepare as run
 from pipelines.monitoring.local_schedule import stop_schedules
 from pipelines.serving import deploy
@@ -31,7 +32,7 @@ class LocalStack:
 
     def run(self, params: list[str] | None = None, data: str | None = None) -> Execution:
         """What `invoke pipeline-run` does, without the terminal view."""
-        overrides = run.check_overrides(params or [], data)
+        overrides = check_arguments(params or [], data)
         prepared = run.prepare_run(self.stack.connection, self.config, overrides, data)
         execution = self.backend.start(prepared)
         return self.backend.wait(execution.execution_id, timeout=300)

@@ -17,6 +17,7 @@ from pipelines.containers.environments import EnvironmentCache
 from pipelines.containers.profiles import profile_for_image
 from pipelines.core.errors import MlopsError
 from pipelines.core.s3io import parse_s3_uri
+from pipelines.definition.parameters import check_arguments
 from pipelines.launch import prepare as run
 from tests.support import free_port, invoke_task
 
@@ -180,13 +181,13 @@ def test_bad_parameters_are_rejected_before_anything_runs(local_stack, argument,
     after = sqlite3.connect(database).execute("SELECT COUNT(*) FROM executions").fetchone()[0]
     assert after == count
     with pytest.raises(MlopsError):
-        run.check_overrides([argument], None)
+        check_arguments([argument], None)
 
 
 def test_stop_leaves_nothing_registered_and_retry_resumes(local_stack):
     before = local_stack.model_packages()
     # A hyperparameter no other test uses: training really runs and can be stopped.
-    overrides = run.check_overrides(["NEstimators=400"], None)
+    overrides = check_arguments(["NEstimators=400"], None)
     prepared = run.prepare_run(local_stack.stack.connection, local_stack.config, overrides, None)
     execution = local_stack.backend.start(prepared)
     deadline = time.monotonic() + 60

@@ -32,7 +32,7 @@ from pipelines.config.settings import Settings
 from pipelines.containers.selection import step_runtime_labels
 from pipelines.core.records import Execution
 from pipelines.definition.sdk_session import AwsCallRefused, definition_session
-from pipelines.ui.views import execution_summary, steps_table
+from pipelines.ui.run_views import execution_summary, steps_table
 from tests.support import source_tarball
 
 BUCKET = "runtime-tests"

@@ -7,9 +7,8 @@ import pytest
 from pipelines.cli.arguments import optional_whole_number, whole_number
 from pipelines.core.errors import MlopsError
 from pipelines.core.s3io import parse_s3_uri
-from pipelines.definition.parameters import ParameterError
+from pipelines.definition.parameters import ParameterError, check_arguments
 from pipelines.launch.datasets import check_data_argument, content_key
-from pipelines.launch.prepare import check_overrides
 
 
 @pytest.mark.parametrize(
@@ -52,12 +51,12 @@ def test_whole_numbers_are_parsed():
 @pytest.mark.parametrize("value", ["2", "nan", "inf", "1.0001"])
 def test_a_min_test_r2_outside_what_r2_can_be_is_rejected(value):
     with pytest.raises(ParameterError, match=r"MinTestR2=.* must be a finite R² threshold"):
-        check_overrides([f"MinTestR2={value}"], None)
+        check_arguments([f"MinTestR2={value}"], None)
 
 
 @pytest.mark.parametrize("value", ["1", "0.7", "-0.5"])
 def test_a_min_test_r2_r2_can_reach_is_accepted(value):
-    assert check_overrides([f"MinTestR2={value}"], None) == {"MinTestR2": value}
+    assert check_arguments([f"MinTestR2={value}"], None) == {"MinTestR2": float(value)}
 
 
 @pytest.mark.parametrize(
@@ -70,7 +69,7 @@ def test_a_min_test_r2_r2_can_reach_is_accepted(value):
 )
 def test_other_values_are_checked_against_what_they_mean(pair, message):
     with pytest.raises(ParameterError, match=message):
-        check_overrides([pair], None)
+        check_arguments([pair], None)
 
 
 def test_a_missing_data_file_is_reported_before_anything_runs(tmp_path):

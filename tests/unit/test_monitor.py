@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from pipelines.core.records import Execution, StepRun
-from pipelines.ui.views import execution_summary, executions_table, report_metrics, steps_table
+from pipelines.ui.run_views import execution_summary, executions_table, report_metrics, steps_table
 
 DEFINITION = json.dumps(
     {
@@ -251,7 +251,7 @@ def check_step(name: str, **properties) -> StepRun:
 
 def test_models_show_each_versions_baselines_and_check_results():
     from pipelines.registry import ModelVersion
-    from pipelines.ui.views import version_checks, versions_table
+    from pipelines.ui.registry_views import version_checks, versions_table
 
     steps = [
         check_step("CheckDataQuality"),
@@ -275,7 +275,7 @@ def test_models_show_each_versions_baselines_and_check_results():
         drift_baselines=("data", "bias", "model"),
     )
     older = dataclasses.replace(version, version=1, drift_baselines=())
-    text = render(versions_table([version, older], {4: {"r2": 0.87}}, {4: checks}))
+    text = render(versions_table([version, older], {4: {"r2": 0.87}}, {4: steps}))
     assert "data, bias, model" in text
     assert "CheckDataQuality: passed, 0 violation(s); baseline kept" in text
     assert text.endswith(" none")  # a version registered before the checks

@@ -20,6 +20,7 @@ from pipelines.core.documents import numeric_leaves
 from pipelines.core.records import Execution, StepRun
 from pipelines.executor import retries
 from pipelines.executor.graph import DefinitionError, PipelineGraph
+from pipelines.ui.registry_views import CHECK_STEP_TYPES, check_summary
 
 _STATUS_STYLE = {
     "Succeeded": "green",
@@ -259,88 +260,3 @@ def executions_table(executions: list[Execution]) -> Table:
             (execution.failure_reason or "")[:120],
         )
     return table
-
-
-CHECK_STEP_TYPES = ("QualityCheck", "ClarifyCheck")
-
-
-def check_summary(step: StepRun) -> str:
-    """One check step's result: skipped, or how many violations against which baseline, and
-    which baseline the version records for the next run."""
-    props = step.properties
-    if step.status == "Failed":
-        return f"{step.name}: failed ({(step.failure_reason or '').splitlines()[0]})"
-    if "CheckType" not in props:
-        return f"{step.name}: {step.status}"
-    if props.get("SkipCheck"):
-        result = "skipped"
-    elif "no baseline" in str(props.get("BaselineSource")) or props.get("ViolationCount") is None:
-        result = "passed"
-    else:
-        result = f"passed, {props['ViolationCount']} violation(s)"
-    new = props.get("BaselineUsedForDriftCheckConstraints") == props.get(
-        "CalculatedBaselineConstraints"
-    )
-    return f"{step.name}: {result}; baseline {'new' if new else 'kept'}"
-
-
-def version_checks(steps: list[StepRun]) -> str:
-    """The check results of the execution behind a model version, for ``invoke models``."""
-    return "\n".join(check_summary(s) for s in steps if s.type in CHECK_STEP_TYPES)
-
-
-def versions_table(
-    versions: list[Any],
-    metrics: dict[int, dict[str, float]],
-    checks: dict[int, str] | None = None,
-) -> Table:
-    """The model package group's versions, newest first, with their key metrics, which drift
-    baselines each records, and the results of the checks that let it register."""
-    names = sorted({name for values in metrics.values() for name in values})
-    checks = checks or {}
-    table = Table(header_style="bold")
-    for column in ("version", "status", "created", *names):
-        table.add_column(column, overflow="fold", justify="right" if column in names else "left")
-    for column in ("baselines", "checks", "execution", "commit", "note"):
-        table.add_column(column, overflow="fold")
-    styles = {"Approved": "green", "Rejected": "red", "PendingManualApproval": "yellow"}
-    for version in versions:
-        created = datetime.fromtimestamp(version.created_at, UTC).strftime("%Y-%m-%d %H:%M")
-        values = metrics.get(version.version, {})
-        table.add_row(
-            str(version.version),
-            Text(
-                "Pending" if version.status == "PendingManualApproval" else version.status,
-                style=styles.get(version.status, ""),
-            ),
-            created,
-            *(f"{values[name]:.4f}" if name in values else "" for name in names),
-            ", ".join(getattr(version, "drift_baselines", ())) or "none",
-            checks.get(version.version, ""),
-            version.execution_id or "",
-            (version.commit or "")[:12],
-            version.approval_description or "",
-        )
-    return table
-
-
-def predictions_table(result: Any, limit: int, version: int) -> RenderableType:
-    table = Table(title=f"Predictions of model version {version}", header_style="bold")
-    table.add_column("row", justify="right")
-    table.add_column(f"predicted {result.target}", justify="right")
-    if result.actual is not None:
-        table.add_column(f"actual {result.target}", justify="right")
-        table.add_column("error", justify="right")
-    for index, value in enumerate(result.values[:limit]):
-        cells = [str(index + 1), f"{value:.4f}"]
-        if result.actual is not None:
-            cells += [f"{result.actual[index]:.4f}", f"{value - result.actual[index]:+.4f}"]
-        table.add_row(*cells)
-    parts: list[RenderableType] = [table]
-    summary = f"{len(result.values)} predictions"
-    if result.rmse is not None:
-        summary += f"; against the file's {result.target}: RMSE {result.rmse:.4f}"
-        if result.r2 is not None:
-            summary += f", R² {result.r2:.4f}"
-    parts.append(Text(summary))
-    return Group(*parts)

@@ -1,8 +1,13 @@
-"""Terminal tables: a promotion's gate report and a stage's deployment history."""
+"""Endpoints in the terminal: predictions, a promotion's gate report, a stage's deployment
+history."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from pipelines.promotion.gates import GateResult
 from pipelines.serving.deployment_records import DeploymentRecord
@@ -55,3 +60,35 @@ def history_table(records: list[DeploymentRecord], title: str) -> Table:
             record.outcome,
         )
     return table
+
+
+def predictions_table(result: Any, limit: int, version: int) -> RenderableType:
+    table = Table(title=f"Predictions of model version {version}", header_style="bold")
+    table.add_column("row", justify="right")
+    table.add_column(f"predicted {result.target}", justify="right")
+    if result.actual is not None:
+        table.add_column(f"actual {result.target}", justify="right")
+        table.add_column("error", justify="right")
+    for index, value in enumerate(result.values[:limit]):
+        cells = [str(index + 1), f"{value:.4f}"]
+        if result.actual is not None:
+            cells += [f"{result.actual[index]:.4f}", f"{value - result.actual[index]:+.4f}"]
+        table.add_row(*cells)
+    parts: list[RenderableType] = [table]
+    summary = f"{len(result.values)} predictions"
+    if result.rmse is not None:
+        summary += f"; against the file's {result.target}: RMSE {result.rmse:.4f}"
+        if result.r2 is not None:
+            summary += f", R² {result.r2:.4f}"
+    parts.append(Text(summary))
+    return Group(*parts)
+
+
+def promotion_lines(done: Any, to_stage: str) -> str:
+    """Who approved a promotion and what it rolled out."""
+    approval = done.approval
+    return (
+        f"Approved by {approval.approved_by} ({approval.how}): {approval.reason}\n"
+        f"Promoted version {done.version.version} to {to_stage} "
+        f"({done.rollout.record.strategy}). {done.rollout.message}"
+    )

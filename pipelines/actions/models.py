@@ -1,0 +1,54 @@
+"""The model registry tasks: list the versions, approve or reject one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipelines.config.deployment import Deployment
+from pipelines.config.settings import Settings
+from pipelines.core.errors import MlopsError
+from pipelines.core.records import StepRun
+from pipelines.registry import APPROVED, REJECTED, ModelVersion, Registry
+from pipelines.targets import open_target, target_for
+
+
+@dataclass(frozen=True)
+class VersionListing:
+    versions: list[ModelVersion]
+    metrics: dict[int, dict[str, float]]
+    # The steps of the execution behind each version (its check results); None when
+    # that execution's records are gone.
+    steps: dict[int, list[StepRun] | None]
+
+
+def list_versions(settings: Settings, deployment: Deployment, status: str | None) -> VersionListing:
+    stack, config, backend = open_target(settings, deployment)
+    registry = Registry(stack.connection, config.model_package_group_name)
+    versions = registry.versions(status)
+    metrics = {v.version: registry.metrics(v) for v in versions}
+    steps: dict[int, list[StepRun] | None] = {}
+    for version in versions:
+        if version.execution_id:
+            try:
+                steps[version.version] = backend.steps(version.execution_id)
+            except MlopsError:
+                steps[version.version] = None  # the execution's records are gone
+    return VersionListing(versions, metrics, steps)
+
+
+def set_approval(
+    settings: Settings,
+    deployment: Deployment,
+    version: int | None,
+    approved: bool,
+    reason: str | None,
+) -> ModelVersion:
+    """Approve or reject a version (default: the latest), recording who and why; a
+    rejection must say why."""
+    if not approved and not reason:
+        raise MlopsError("Say why with --reason: it is recorded with the rejection.")
+    stack, config, _ = open_target(settings, deployment)
+    registry = Registry(stack.connection, config.model_package_group_name)
+    status = APPROVED if approved else REJECTED
+    who = target_for(deployment).actor(stack)
+    return registry.set_status(version, status, reason or "", who)
