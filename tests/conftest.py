@@ -30,14 +30,27 @@ FAKE_AWS_ENV = {
 _REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
 
 
-# Fixtures that start a real server (the emulator, and everything built on it). A test
-# that uses one, directly or through another fixture, is in the `server` tier; the
-# rest is the fast tier: `python -m pytest -m "not server"`.
+# The test tiers, defined here once:
+# - fast: no server at all, `python -m pytest -m "not server"` (under a minute);
+# - server: a test that uses a fixture starting a real server (the emulator, and
+#   everything built on it), directly or through another fixture, or is marked e2e;
+# - soak: the bounded concurrency and crash soak, marked `soak`. It runs only when asked
+#   for (`python -m pytest -m soak`): the default run and every other selection leave it
+#   out, so the README's test command stays within its budget.
 SERVER_FIXTURES = frozenset({"emulator", "emulator_connection", "local_stack"})
 SHARED_STACK_TESTS = "tests/e2e/"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _soak_selected(config: pytest.Config) -> bool:
+    return "soak" in (config.getoption("markexpr") or "")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _soak_selected(config):
+        soak = [item for item in items if item.get_closest_marker("soak")]
+        if soak:
+            config.hook.pytest_deselected(items=soak)
+            items[:] = [item for item in items if not item.get_closest_marker("soak")]
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & SERVER_FIXTURES or item.get_closest_marker("e2e"):

@@ -1,4 +1,4 @@
-"""One runner interface, one backend per target, chosen from one map (pipelines.launch.prepare)."""
+"""One runner interface, one backend per target, chosen from the target map (pipelines.targets)."""
 
 from __future__ import annotations
 

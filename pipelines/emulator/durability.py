@@ -25,7 +25,6 @@ Replay time also grows with every request ever made, bodies included.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import os
 import pickle
@@ -545,9 +544,3 @@ class DurableMiddleware:
             service = _SIGNING_TO_BACKEND.get(kind.service or "", kind.service)
             self.state.wrote(service, also=_DELIVERS_INTO.get(service or "", ()))
         return [body]
-
-
-def load_module_backends() -> None:
-    """Import the backends a snapshot may name, so get_backend finds them."""
-    for name in ("s3", "iam", "kms", "sts", "codecommit", "sagemaker", "events", "sqs", "sns"):
-        importlib.import_module(f"moto.{name}.models")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,20 +57,3 @@ def stop_jobs(work_dir: Path, grace: float = _GRACE_SECONDS) -> StoppedJobs:
             process.kill()
     psutil.wait_procs(alive, timeout=grace)
     return StoppedJobs(tuple(p.pid for p in processes), tuple(sorted(groups)))
-
-
-def wait_gone(pids: tuple[int, ...], timeout: float = 10.0) -> bool:
-    """True once none of ``pids`` is alive (zombies count as gone)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not any(_alive(pid) for pid in pids):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False

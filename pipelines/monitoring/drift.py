@@ -60,19 +60,6 @@ class FeatureDrift:
             "current_buckets": list(self.current_buckets),
         }
 
-    @classmethod
-    def from_dict(cls, data: Json) -> FeatureDrift:
-        return cls(
-            data["name"],
-            data.get("baseline_mean"),
-            data.get("current_mean"),
-            data.get("distance"),
-            float(data.get("threshold", 0.1)),
-            tuple(data.get("violations", ())),
-            tuple(data.get("baseline_buckets", ())),
-            tuple(data.get("current_buckets", ())),
-        )
-
 
 def _numeric(feature: Json | None) -> Json | None:
     return (feature or {}).get("numerical_statistics")

@@ -1,6 +1,6 @@
 """One deployment interface for both targets: deploy, status, down, predict, rollback,
-history. :func:`open_deployer` picks the implementation from the target map
-(``pipelines.core.aws.DEPLOYERS``); the tasks never branch on the target.
+history. ``pipelines.targets.open_deployer`` picks the implementation from the target
+map; the tasks never branch on the target.
 
 A *stage* (``staging``, ``prod``) is, on AWS, its own Terraform environment, and locally
 its own endpoint (name and port) in the one emulator. Without a stage, the
@@ -12,7 +12,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from pipelines.backends.base import Backend
 from pipelines.config.infra_config import InfraConfig
@@ -45,23 +44,6 @@ class StageStatus:
 class Rollout:
     record: DeploymentRecord
     message: str
-
-
-class Deployer(Protocol):
-    stage: str | None
-    endpoint: str
-    needs_confirmation: bool
-
-    def deploy(
-        self, number: int | None = None, strategy: str | None = None
-    ) -> Rollout: ...  # pragma: no cover
-    def status(self) -> StageStatus: ...  # pragma: no cover
-    def down(self) -> str: ...  # pragma: no cover
-    def predict(
-        self, data: Path, inference_id_column: str | None = None
-    ) -> tuple[predicting.Predictions, int]: ...  # pragma: no cover
-    def rollback(self) -> Rollout: ...  # pragma: no cover
-    def history(self) -> list[DeploymentRecord]: ...  # pragma: no cover
 
 
 class StageDeployer(ABC):

@@ -111,7 +111,7 @@ def cli_config_text(mirror: Path) -> str:
     )
     patterns = ", ".join(json.dumps(p) for p in mirrored)
     return (
-        "# Written by pipelines/terraform.py: install providers from the local mirror.\n"
+        "# Written by pipelines/stack/terraform.py: install providers from the local mirror.\n"
         "provider_installation {\n"
         "  filesystem_mirror {\n"
         f"    path    = {json.dumps(str(mirror))}\n"
@@ -371,7 +371,7 @@ class TerraformStack:
             raise MlopsError(
                 "No Terraform state bucket configured for AWS environments: set "
                 "MLOPS_TF_STATE_BUCKET or mlops.terraform.state_bucket in invoke.yaml "
-                "(README: 'Targeting a real AWS account')."
+                "(docs/aws.md)."
             )
         # Each list item becomes one -backend-config flag: the partial file, then the bucket.
         return [str(self.backend_config_file), f"bucket={self.settings.state_bucket}"]

@@ -18,10 +18,7 @@ HEAVY = ("sagemaker", "pandas", "plotly", "numpy", "boto3")
 def test_loading_the_tasks_imports_no_heavy_library():
     """`invoke --list` and `--help` pay for invoke and the task modules only; the SDK,
     pandas and plotly load inside the tasks that use them."""
-    probe = (
-        "import sys, tasks; "
-        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
-    )
+    probe = f"import sys, tasks; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     loaded = subprocess.run(
         [sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()

@@ -184,7 +184,7 @@ def test_destroy_stops_running_executions_first(backend):
     import dataclasses
 
     from pipelines.teardown import stop_running_executions
-    from tests.pipeline.conftest import CONFIG
+    from tests.definition.conftest import CONFIG
 
     marker = "time.sleep(63.75)"
     execution = backend.start_definition(

@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.core.s3io import parse_s3_uri
 from pipelines.launch.datasets import StagedDataset, stage_dataset
-from tests.pipeline.conftest import CONFIG
+from tests.definition.conftest import CONFIG
 
 BUCKET = "staging-tests"
 

@@ -147,3 +147,22 @@ def test_every_task_is_thin():
 def test_tasks_py_only_loads_the_collection(module):
     tree = ast.parse((PROJECT_ROOT / module).read_text())
     assert not [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+
+
+def _collected(*arguments: str) -> str:
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "tests/soak", *arguments],
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+
+
+def test_the_soak_runs_only_when_selected():
+    """The default run (the README's test command) leaves the soak out; `-m soak` runs it."""
+    assert "1 deselected" in _collected()
+    selected = _collected("-m", "soak")
+    assert "test_soak.py::" in selected
+    assert "deselected" not in selected

@@ -18,7 +18,7 @@ from pipelines.definition.builder import (
     PREPROCESS_STEP,
 )
 from pipelines.executor.expressions import EvaluationContext, resolve
-from tests.pipeline.conftest import CONFIG
+from tests.definition.conftest import CONFIG
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from pipelines.definition.builder import (
 )
 from pipelines.definition.code_package import package_code
 from pipelines.definition.sdk_session import telemetry_disabled
-from tests.pipeline.conftest import CONFIG, offline_session
+from tests.definition.conftest import CONFIG, offline_session
 
 GOLDEN = Path(__file__).parent / "golden" / "definition.json"
 REGISTER = "Register-RegisterModel"
@@ -287,7 +287,7 @@ def test_sdk_telemetry_never_leaves_the_machine():
 
 
 def test_golden_definition(definition_text):
-    """Regenerate with: UPDATE_GOLDEN=1 python -m pytest tests/pipeline/test_definition.py"""
+    """Regenerate with: UPDATE_GOLDEN=1 python -m pytest tests/definition/test_definition.py"""
     normalised = re.sub(r"/code/[0-9a-f]{64}/", "/code/<sha256>/", pretty(definition_text))
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.parent.mkdir(exist_ok=True)
@@ -296,5 +296,5 @@ def test_golden_definition(definition_text):
         pytest.fail(f"{GOLDEN} is missing; create it with UPDATE_GOLDEN=1")
     assert normalised == GOLDEN.read_text(), (
         "The definition changed. Review the diff, then regenerate with "
-        "UPDATE_GOLDEN=1 python -m pytest tests/pipeline/test_definition.py"
+        "UPDATE_GOLDEN=1 python -m pytest tests/definition/test_definition.py"
     )
