@@ -100,3 +100,28 @@ def test_the_link_check_sees_links_and_skips_code():
         "[ref]: docs/c.md\n"
     )
     assert _relative_link_targets(markdown) == ["docs/a.md", "docs/b.md#part", "docs/c.md"]
+
+
+_REPO_PATH = re.compile(r"`((?:pipelines|tests|training|benchmarks|infra|scripts)/[\w./-]*)`")
+
+
+def stale_paths(markdown: str) -> list[str]:
+    """Repository paths named in code spans that do not exist (a module moved or renamed)."""
+    return sorted(
+        {p for p in _REPO_PATH.findall(markdown) if not (ROOT / p.split("#")[0]).exists()}
+    )
+
+
+def test_the_docs_name_only_paths_that_exist():
+    found = {
+        page.name: stale
+        for page in [README, *DOCS.glob("*.md")]
+        if (stale := stale_paths(page.read_text()))
+    }
+    assert found == {}
+
+
+def test_the_path_check_sees_a_moved_module():
+    assert stale_paths("see `pipelines/infra/stack.py` and `pipelines/cli/`") == [
+        "pipelines/infra/stack.py"
+    ]
