@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipelines import targets, teardown
+from pipelines import targets
 from pipelines.config.deployment import Deployment
 from pipelines.config.settings import PROJECT_ROOT, Settings
 from pipelines.stack import stacks as infra
@@ -87,7 +87,7 @@ def one_run(workdir: Path) -> dict[str, float]:
             raise SystemExit("the second infra-up planned changes: not idempotent")
 
         started = time.perf_counter()
-        teardown.destroy(targets.open_stack(settings, deployment))
+        targets.destroy_stack(targets.open_stack(settings, deployment))
         figures["destroy"] = time.perf_counter() - started
     finally:
         stack.emulator.stop()

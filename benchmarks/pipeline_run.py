@@ -5,9 +5,11 @@
 Figures (issue #4 and #11 goals in brackets):
 - first use of the scikit-learn 1.2-1 runtime: building its environment with uv,
   from a warm package cache                                               [<= 30 s]
-- local execution wall time / the three scripts run directly in sequence, in the
-  same runtime environment (Python 3.9, the container's pins)             [<= 1.25x]
-- cached re-run / cold run                                                [<= 0.25x]
+- local execution wall time / the same work done directly: the three scripts in
+  sequence in the same runtime environment (Python 3.9, the container's pins), then
+  the check steps' analyses (data quality, bias, model quality) in one host
+  process, as the executor runs them                                     [<= 1.25x]
+- cached re-run / cold run                                                [<= 0.10x]
 - 100k and 1M generated rows in the sample's schema: completion, the peak
   memory of the largest job [< 2 GiB], and time(1M) / time(100k)          [<= 12x]
 
@@ -54,8 +56,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The check steps' own work: the executor's analyses, in one host process.
+CHECKS = """
+import json, sys
+from pathlib import Path
+from pipelines.executor.checks import analyze_bias, analyze_quality, load_analyzer
+splits, predictions = Path(sys.argv[1]), Path(sys.argv[2])
+analyzer = load_analyzer()
+csv = {"dataset_format": json.dumps({"csv": {"header": True}})}
+analyze_quality(analyzer, {"Environment": csv}, splits / "train")
+analyze_bias(analyzer, splits / "baseline", splits / "train")
+model = {**csv, "analysis_type": "MODEL_QUALITY", "problem_type": "Regression",
+         "inference_attribute": "prediction", "ground_truth_attribute": "label"}
+analyze_quality(analyzer, {"Environment": model}, predictions)
+"""
+
+
 def direct_scripts(workdir: Path, python: str) -> float:
-    """preprocess, train and evaluate run directly with ``python``, one after the other."""
+    """preprocess, train and evaluate run directly with ``python``, one after the other,
+    then the check steps' analyses."""
     out, model, evaluation = workdir / "out", workdir / "model", workdir / "eval"
     commands = [
         [
@@ -65,6 +84,10 @@ def direct_scripts(workdir: Path, python: str) -> float:
             f"--input-file={SAMPLE.name}",
             f"--output-dir={out}",
             "--target-column=medv",
+            # As the definition passes them: the bias check's analysis config too.
+            "--bias-facet=chas",
+            "--bias-facet-threshold=0.5",
+            "--bias-label-threshold=",
         ],
         [
             python,
@@ -80,7 +103,9 @@ def direct_scripts(workdir: Path, python: str) -> float:
             f"--model-dir={model}",
             f"--test-dir={out / 'test'}",
             f"--output-dir={evaluation}",
+            f"--predictions-dir={workdir / 'predictions'}",
         ],
+        [sys.executable, "-c", CHECKS, str(out), str(workdir / "predictions")],
     ]
     started = time.perf_counter()
     for command in commands:
@@ -177,20 +202,20 @@ def measure(args, workdir, stack, config, backend, python) -> list[tuple[str, st
         cold_total.append(staging + total)
         seconds, _, finished = timed_run(backend, prepared)
         hits = [s.name for s in backend.steps(finished.execution_id) if s.cache_hit_of]
-        if len(hits) != 3:
-            raise SystemExit(f"expected three cache hits on the re-run, got {hits}")
+        if len(hits) != 6:
+            raise SystemExit(f"expected six cache hits (jobs and checks) on the re-run, got {hits}")
         cached.append(seconds)
 
     direct_s, cold_s, cached_s = (statistics.median(x) for x in (direct, cold, cached))
     staged_s = statistics.median(cold_total)
     figures += [
-        ("three scripts run directly in the runtime, in sequence (s)", f"{direct_s:.2f}", ""),
+        ("the same work run directly: scripts, then checks (s)", f"{direct_s:.2f}", ""),
         ("  the same on the host interpreter (s)", f"{statistics.median(host):.2f}", ""),
         ("local execution, cold (s)", f"{cold_s:.2f}", ""),
         ("  plus definition build, code/data staging, upsert (s)", f"{staged_s:.2f}", ""),
         ("local cold / direct", f"{cold_s / direct_s:.2f}x", "<= 1.25x"),
         ("local execution, all cached (s)", f"{cached_s:.2f}", ""),
-        ("cached / cold", f"{cached_s / cold_s:.2f}x", "<= 0.25x"),
+        ("cached / cold", f"{cached_s / cold_s:.2f}x", "<= 0.10x"),
     ]
     if args.skip_large:
         return figures

@@ -26,8 +26,8 @@ locally, and the analyzer on a split of a few thousand rows takes milliseconds w
 process costs about a second of interpreter and pandas start-up. The request is still the
 ProcessingJob SageMaker would run, and the files land where that job would write them.
 
-Check steps are not cached locally: their outcome depends on which version is Approved
-now, which no cache key over the request and its inputs can see.
+Check steps are cached (``cache.py``); the baseline a check compares against is part of
+the local cache key (:func:`baseline_identity`).
 """
 
 from __future__ import annotations
@@ -239,6 +239,20 @@ def previous_baseline(ctx: JobContext, settings: CheckSettings) -> Baseline | No
         constraints,
         f"model package {package['ModelPackageArn']} (the latest Approved version)",
     )
+
+
+def baseline_identity(args: Mapping[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """What a check's verdict depends on besides its request and inputs: the baseline it
+    would compare against now (none when it is skipped)."""
+    settings = CheckSettings.from_request(args)
+    if settings.skip:
+        return {"baseline": None}
+    previous = previous_baseline(ctx, settings)
+    if previous is None:
+        return {"baseline": None}
+    # Which version it is, not only its files: a kept baseline is the same files in
+    # several versions, and the step reports which one it checked against.
+    return {"baseline": [previous.source, previous.statistics, previous.constraints]}
 
 
 # --- the analyses ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from pipelines.core.records import (
 )
 from pipelines.events.publish import execution_status_changed
 from pipelines.executor import cache, retries
-from pipelines.executor.checks import CHECK_RUNNERS, step_request
+from pipelines.executor.checks import CHECK_RUNNERS, baseline_identity, step_request
 from pipelines.executor.conditions import evaluate_conditions
 from pipelines.executor.expressions import (
     EvaluationContext,
@@ -290,16 +290,29 @@ class Engine:
             record.failure_reason = validation_message(node.type, invalid)
             return FAILED
 
+        job = JobContext(
+            execution=self.execution,
+            connection=self.connection,
+            step_dir=step_dir,
+            stop=self.stop,
+            job_env=self.job_env,
+            runtimes=self._runtimes,
+            runtime_cache=self._runtime_cache,
+        )
         s3 = self.connection.client("s3")
         use_cache = cache.cache_enabled(node.spec)
         if use_cache:
             try:
+                context = baseline_identity(arguments, job) if node.type in CHECK_RUNNERS else {}
                 record.cache_key = cache.cache_key(
-                    self.execution.pipeline_name, node.type, arguments, s3
+                    self.execution.pipeline_name, node.type, arguments, s3, context
                 )
                 hit = self._cache_hit(node, record.cache_key, s3)
             except (ClientError, BotoCoreError, ValueError) as error:
                 record.failure_reason = f"ClientError: cannot compute the cache key: {error}"
+                return FAILED
+            except StepFailed as failure:
+                record.failure_reason = failure.reason
                 return FAILED
             if hit is not None:
                 source_execution, cached = hit
@@ -312,15 +325,6 @@ class Engine:
 
         record.status = EXECUTING
         self.store.upsert_step(self.execution.execution_id, record)
-        job = JobContext(
-            execution=self.execution,
-            connection=self.connection,
-            step_dir=step_dir,
-            stop=self.stop,
-            job_env=self.job_env,
-            runtimes=self._runtimes,
-            runtime_cache=self._runtime_cache,
-        )
         try:
             outcome: StepOutcome = self._run_with_retries(node, runner, arguments, job)
         except StepStopped:

@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.config.settings import PROJECT_ROOT
 from pipelines.registry import APPROVED, PENDING, REJECTED, ModelVersion, Registry
-from pipelines.targets import LocalTarget
+from pipelines.teardown import LocalTeardown
 
 pytestmark = pytest.mark.e2e
 
@@ -136,7 +136,7 @@ def test_destroy_takes_the_endpoint_down_first(local_stack):
     assert port_open(local_stack.settings.endpoint_port)
 
     # What `invoke destroy` runs before Terraform, without tearing down the shared stack.
-    assert LocalTarget().remove_endpoints(local_stack.stack, local_stack.config) == 1
+    assert LocalTeardown().remove_endpoints(local_stack.stack, local_stack.config) == 1
     assert not port_open(local_stack.settings.endpoint_port)
     sagemaker = local_stack.stack.connection.client("sagemaker")
     assert sagemaker.list_endpoints()["Endpoints"] == []

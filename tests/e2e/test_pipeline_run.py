@@ -87,7 +87,9 @@ def test_second_run_is_served_from_cache(local_stack):
     second = local_stack.run()
     assert first.status == second.status == "Succeeded"
     steps = local_stack.steps(second)
-    for name in ("PreprocessData", "TrainModel", "EvaluateModel"):
+    cached = ("PreprocessData", "TrainModel", "EvaluateModel")
+    checks = ("CheckDataQuality", "CheckDataBias", "CheckModelQualityBaseline")
+    for name in (*cached, *checks):
         assert steps[name].cache_hit_of is not None, name
     assert steps["Register-RegisterModel"].status == "Succeeded"
 
@@ -167,7 +169,7 @@ def test_a_model_below_the_threshold_ends_in_the_fail_step(local_stack):
 @pytest.mark.parametrize(
     ("argument", "message"),
     [
-        ("Bogus=1", "Unknown parameter(s) Bogus"),
+        ("Bogus=1", "Unknown parameter Bogus"),
         ("NEstimators=many", "Parameter NEstimators is an Integer; got 'many'"),
         ("MinTestR2", "Parameter overrides look like NAME=VALUE"),
     ],

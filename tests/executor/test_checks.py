@@ -31,6 +31,7 @@ from sagemaker.workflow.model_step import ModelStep
 from sagemaker.workflow.parameters import ParameterBoolean, ParameterString
 from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.quality_check_step import DataQualityCheckConfig, QualityCheckStep
+from sagemaker.workflow.steps import CacheConfig
 
 BUCKET = "check-tests"
 GROUP = "check-tests"
@@ -54,6 +55,7 @@ def build(
     *,
     supplied_statistics: str | None = None,
     supplied_constraints: str | None = None,
+    cache: CacheConfig | None = None,
 ) -> str:
     """Data quality and bias checks of the Data parameter, then registration with their
     baselines, as the SDK's model-build templates wire them."""
@@ -76,6 +78,7 @@ def build(
         model_package_group_name=GROUP,
         supplied_baseline_statistics=supplied_statistics,
         supplied_baseline_constraints=supplied_constraints,
+        cache_config=cache,
     )
     bias = ClarifyCheckStep(
         name="CheckDataBias",
@@ -95,6 +98,7 @@ def build(
         skip_check=skip,
         register_new_baseline=register_new,
         model_package_group_name=GROUP,
+        cache_config=cache,
     )
     model = Model(
         image_uri="example/sklearn:1",
@@ -178,9 +182,9 @@ def datasets(put) -> dict[str, str]:
     }
 
 
-def definition(emulator_connection, **supplied: str) -> str:
+def definition(emulator_connection, **options: Any) -> str:
     session = definition_session("us-east-1", BUCKET)
-    text = build(session, **supplied)
+    text = build(session, **options)
     # What the SDK would have uploaded while building (the Clarify analysis config).
     s3 = emulator_connection.client("s3")
     for uri, body in session.uploads.items():
@@ -345,3 +349,36 @@ def test_a_bias_drift_fails_the_clarify_check(backend, emulator_connection, data
     assert execution.status == "Failed"
     assert "CheckDataBias" in execution.failure_reason
     assert "chas=0.5 DPL: bias_drift_check: Value" in execution.failure_reason
+
+
+def test_a_cached_check_is_reused_until_its_baseline_or_its_switches_change(
+    backend, emulator_connection, datasets
+):
+    """Check steps are cached as SageMaker caches them; locally the baseline a check
+    compares against is part of the key, so a verdict is never reused against another."""
+    text = definition(
+        emulator_connection, cache=CacheConfig(enable_caching=True, expire_after="P1D")
+    )
+    first = run(backend, text, Data=datasets["good"])
+    again = run(backend, text, Data=datasets["good"])
+    assert first.status == again.status == "Succeeded", again.failure_reason
+    reused = steps(backend, again)
+    assert reused["CheckDataQuality"].cache_hit_of == first.execution_id
+    assert reused["CheckDataBias"].cache_hit_of == first.execution_id
+    assert (
+        reused["CheckDataQuality"].properties
+        == steps(backend, first)["CheckDataQuality"].properties
+    )
+
+    skipped = run(backend, text, Data=datasets["good"], Skip=True)
+    assert steps(backend, skipped)["CheckDataQuality"].cache_hit_of is None
+
+    approve_latest(emulator_connection)  # a baseline to compare against now
+    checked = run(backend, text, Data=datasets["drifted"])
+    assert checked.status == "Failed"
+    drifted_again = run(backend, text, Data=datasets["drifted"])
+    assert drifted_again.status == "Failed"  # a failed check is never a cache hit
+    after = run(backend, text, Data=datasets["good"])
+    assert after.status == "Succeeded", after.failure_reason
+    # The same request and data as the first run, but now against the Approved baseline.
+    assert steps(backend, after)["CheckDataQuality"].cache_hit_of is None

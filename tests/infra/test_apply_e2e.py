@@ -8,7 +8,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from pipelines import targets, teardown
+from pipelines import targets
 from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
 from pipelines.serving import deploy
@@ -107,7 +107,7 @@ def test_apply_check_replan_and_destroy(tmp_settings):
         # Keep the emulator running after destroy to inspect what is left.
         destroy_stack = targets.open_stack(tmp_settings, deployment)
         destroy_stack.emulator = None
-        result = teardown.destroy(destroy_stack)
+        result = targets.destroy_stack(destroy_stack)
         assert result.objects_deleted == 2  # both versions of the probe
         assert result.model_packages_deleted == 1
         assert result.endpoints_deleted == 1
@@ -135,7 +135,7 @@ def test_destroy_stops_the_local_emulator(tmp_settings):
     deployment = Deployment.parse("local")
     stack = targets.open_stack(tmp_settings, deployment, start_emulator=True)
     try:
-        result = teardown.destroy(stack)
+        result = targets.destroy_stack(stack)
         assert result.emulator_stopped is True
         assert not stack.emulator.status().running
         assert not stack.emulator.pid_file.exists()

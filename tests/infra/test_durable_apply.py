@@ -6,7 +6,7 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from pipelines import targets, teardown
+from pipelines import targets
 from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
 from pipelines.stack import stacks as infra
@@ -43,7 +43,7 @@ def test_the_stack_survives_kill_9_and_destroy_leaves_nothing(tmp_settings):
         # outputs are gone; rerunning destroy must still empty and remove the bucket.
         with pytest.raises(TerraformError):
             again.terraform.destroy()
-        result = teardown.destroy(again)
+        result = targets.destroy_stack(again)
         assert result.objects_deleted == 1
         assert result.emulator_stopped is True
         assert not again.emulator.has_data()
