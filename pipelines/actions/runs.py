@@ -53,6 +53,12 @@ def start_run(
     )
     note = "uploaded" if prepared.dataset.uploaded else "unchanged"
     notify(f"Input data: {prepared.dataset.uri} ({note})")
+    if prepared.first_run_switches:
+        notify(
+            f"First run of {ready.config.model_package_group_name} (no Approved version): "
+            f"set {', '.join(prepared.first_run_switches)} to true, so the checks register "
+            "the baselines they calculate instead of checking against none."
+        )
     backend = target.backend(ready.stack, ready.config)
     execution = backend.start(prepared)
     notify(f"Started {execution.execution_arn} ({execution.display_name})")

@@ -141,6 +141,13 @@ PARAMETERS: tuple[Parameter, ...] = (
     _parameter("RegisterNewModelQualityBaseline", BOOLEAN, False, "accept a new model baseline"),
 )
 BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS}
+# Each check step's (skip, register-new-baseline) switches. On a model package group's
+# first run there is no baseline to check against, and SageMaker then needs both true.
+CHECK_SWITCHES: tuple[tuple[str, str], ...] = (
+    ("SkipDataQualityCheck", "RegisterNewDataQualityBaseline"),
+    ("SkipDataBiasCheck", "RegisterNewDataBiasBaseline"),
+    ("SkipModelQualityCheck", "RegisterNewModelQualityBaseline"),
+)
 
 
 class Param:

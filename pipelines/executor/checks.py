@@ -6,8 +6,12 @@ ClarifyCheck and QualityCheck steps", pipelines-quality-clarify-baseline-lifecyc
 * the step always calculates a new baseline from its dataset (``CalculatedBaseline*``);
 * unless ``SkipCheck``, it checks the dataset against the baseline supplied in the step
   (``SuppliedBaseline*``, which take priority) or else the ``DriftCheckBaselines`` of the
-  latest Approved model package in ``ModelPackageGroupName``; with neither (the group's
-  first run), there is nothing to check against and the step passes;
+  latest Approved model package in ``ModelPackageGroupName``;
+* with neither (the group's first run), SageMaker needs both ``SkipCheck`` and
+  ``RegisterNewBaseline`` true: "If it is set to False, the previous baseline of the
+  configured check type must be available" (API reference, QualityCheckStepMetadata and
+  ClarifyCheckStepMetadata, for each flag). Otherwise the step fails, naming the
+  parameters to set;
 * ``BaselineUsedForDriftCheck*`` is the newly calculated baseline when
   ``RegisterNewBaseline`` is true (or when there was no earlier one), else the one checked
   against: that is what registration records as the next run's baseline;
@@ -427,6 +431,8 @@ def _run_check(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepOut
     )
 
     previous = previous_baseline(ctx, settings)
+    if previous is None and not (settings.skip and settings.register_new):
+        raise StepFailed(_no_baseline_message(node, settings))
     violations: list[dict[str, Any]] = []
     if previous is not None and not settings.skip:
         violations = find_violations(analyzer, settings, current, previous, ctx)
@@ -477,6 +483,25 @@ def _run_check(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepOut
         properties["CalculatedBaselineStatistics"] = calculated.statistics
         properties["BaselineUsedForDriftCheckStatistics"] = used.statistics
     return StepOutcome(properties=properties)
+
+
+def _switch(node: StepNode, field: str) -> str:
+    """How the definition sets a step-level flag: the parameter it is bound to, or the field."""
+    value = node.spec.get(field)
+    if isinstance(value, Mapping) and str(value.get("Get", "")).startswith("Parameters."):
+        return str(value["Get"]).removeprefix("Parameters.")
+    return f"the step's {field}"
+
+
+def _no_baseline_message(node: StepNode, settings: CheckSettings) -> str:
+    where = f"model package group {settings.group}" if settings.group else "the step"
+    skip, register = _switch(node, "SkipCheck"), _switch(node, "RegisterNewBaseline")
+    return (
+        f"ClientError: no {settings.check_type} baseline to check against: {where} has no "
+        f"Approved version with one, and SageMaker then needs {skip}=true and "
+        f"{register}=true (a first run registers the calculated baseline). Set them "
+        "(invoke pipeline-run sets them itself for a group with no Approved version)."
+    )
 
 
 def run_quality_check(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepOutcome:

@@ -20,7 +20,7 @@ from pipelines.core.aws import AwsConnection
 from pipelines.core.errors import MlopsError
 from pipelines.definition.code_package import package_code, upload_code
 from pipelines.definition.names import TRAINING_DIR
-from pipelines.definition.parameters import Param, RunParameters
+from pipelines.definition.parameters import CHECK_SWITCHES, Param, RunParameters
 from pipelines.launch.datasets import StagedDataset, stage_dataset
 from pipelines.launch.lineage import git_state
 
@@ -39,6 +39,8 @@ class PreparedRun:
     dataset: StagedDataset
     lineage: dict[str, Any]
     display_name: str
+    # The check switches this run set itself: the group's first run (no Approved version).
+    first_run_switches: tuple[str, ...] = ()
 
 
 def prepare_run(
@@ -74,6 +76,7 @@ def prepare_run(
     dataset = stage_dataset(connection, config, data or parameters.get(Param.INPUT_DATA))
     # The job reads the content-addressed copy: exactly the bytes lineage records.
     parameters.set(Param.INPUT_DATA, dataset.read_uri or dataset.uri)
+    switches = first_run_switches(connection, config, parameters)
     git = git_state(root)
     if git["git_commit"] and Param.GIT_COMMIT not in parameters:
         parameters.set(Param.GIT_COMMIT, git["git_commit"] + ("-dirty" if git["git_dirty"] else ""))
@@ -90,8 +93,40 @@ def prepare_run(
         "code_sha256": code.sha256,
     }
     return PreparedRun(
-        config, pipeline, definition, parameters, dataset, lineage, display_name(lineage)
+        config, pipeline, definition, parameters, dataset, lineage, display_name(lineage), switches
     )
+
+
+def has_approved_version(connection: AwsConnection, group: str) -> bool:
+    try:
+        listed = connection.sagemaker().list_model_packages(
+            ModelPackageGroupName=group, ModelApprovalStatus="Approved"
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in (
+            "ValidationException",
+            "ResourceNotFound",
+        ):
+            return False
+        raise MlopsError(f"Could not list the Approved versions of {group}: {error}") from error
+    except BotoCoreError as error:
+        raise MlopsError(f"Could not list the Approved versions of {group}: {error}") from error
+    summaries = listed.get("ModelPackageSummaryList", [])
+    return any(p.get("ModelApprovalStatus", "Approved") == "Approved" for p in summaries)
+
+
+def first_run_switches(
+    connection: AwsConnection, config: InfraConfig, parameters: RunParameters
+) -> tuple[str, ...]:
+    """On a group's first run, set the check switches the user left unset to true (a check
+    with no baseline fails otherwise, on SageMaker as here); explicit values are kept.
+    Returns the names it set."""
+    if has_approved_version(connection, config.model_package_group_name):
+        return ()
+    unset = [name for pair in CHECK_SWITCHES for name in pair if name not in parameters]
+    for name in unset:
+        parameters.set(name, True)
+    return tuple(unset)
 
 
 def display_name(lineage: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from typing import Any
 
 import pandas as pd
@@ -228,11 +229,29 @@ def approve_latest(connection) -> str:
     return latest["ModelPackageArn"]
 
 
-def test_first_run_without_a_baseline_passes_and_registers_the_calculated_one(
+FIRST_RUN = {"Skip": True, "RegisterNew": True}
+
+
+def test_without_a_baseline_a_check_fails_unless_skipped_and_registering_a_new_one(
+    backend, emulator_connection, datasets
+):
+    """SageMaker's rule (API reference, QualityCheckStepMetadata): with SkipCheck or
+    RegisterNewBaseline false, "the previous baseline of the configured check type must
+    be available". The failure names the parameters bound to the switches."""
+    text = definition(emulator_connection)
+    for switches in ({}, {"Skip": True}, {"RegisterNew": True}):
+        failed = run(backend, text, Data=datasets["good"], **switches)
+        assert failed.status == "Failed", switches
+        assert re.search(r"no DATA_(QUALITY|BIAS) baseline to check against", failed.failure_reason)
+        assert "Skip=true and RegisterNew=true" in failed.failure_reason
+    assert packages(emulator_connection) == []
+
+
+def test_first_run_skipping_and_registering_new_registers_the_calculated_baseline(
     backend, emulator_connection, datasets
 ):
     text = definition(emulator_connection)
-    execution = run(backend, text, Data=datasets["good"])
+    execution = run(backend, text, Data=datasets["good"], **FIRST_RUN)
     assert execution.status == "Succeeded", execution.failure_reason
     checks = steps(backend, execution)
     quality = checks["CheckDataQuality"].properties
@@ -260,7 +279,7 @@ def test_a_violation_fails_the_execution_with_the_list_and_registers_nothing(
     backend, emulator_connection, datasets
 ):
     text = definition(emulator_connection)
-    assert run(backend, text, Data=datasets["good"]).status == "Succeeded"
+    assert run(backend, text, Data=datasets["good"], **FIRST_RUN).status == "Succeeded"
     approved = approve_latest(emulator_connection)
     again = run(backend, text, Data=datasets["good"])
     assert again.status == "Succeeded", again.failure_reason
@@ -289,7 +308,7 @@ def test_skip_and_register_new_baseline_follow_sagemakers_lifecycle(
     backend, emulator_connection, datasets
 ):
     text = definition(emulator_connection)
-    first = run(backend, text, Data=datasets["good"])
+    first = run(backend, text, Data=datasets["good"], **FIRST_RUN)
     approve_latest(emulator_connection)
     approved_constraints = steps(backend, first)["CheckDataQuality"].properties[
         "CalculatedBaselineConstraints"
@@ -321,7 +340,7 @@ def test_supplied_baselines_take_priority_over_the_approved_version(
     backend, emulator_connection, datasets
 ):
     text = definition(emulator_connection)
-    assert run(backend, text, Data=datasets["good"]).status == "Succeeded"
+    assert run(backend, text, Data=datasets["good"], **FIRST_RUN).status == "Succeeded"
     approve_latest(emulator_connection)
     # A baseline of the drifted data itself, supplied in the step.
     renewed = run(backend, text, Data=datasets["drifted"], Skip=True)
@@ -343,7 +362,7 @@ def test_supplied_baselines_take_priority_over_the_approved_version(
 
 def test_a_bias_drift_fails_the_clarify_check(backend, emulator_connection, datasets):
     text = definition(emulator_connection)
-    assert run(backend, text, Data=datasets["good"]).status == "Succeeded"
+    assert run(backend, text, Data=datasets["good"], **FIRST_RUN).status == "Succeeded"
     approve_latest(emulator_connection)
     execution = run(backend, text, Data=datasets["biased"])
     assert execution.status == "Failed"
@@ -359,8 +378,8 @@ def test_a_cached_check_is_reused_until_its_baseline_or_its_switches_change(
     text = definition(
         emulator_connection, cache=CacheConfig(enable_caching=True, expire_after="P1D")
     )
-    first = run(backend, text, Data=datasets["good"])
-    again = run(backend, text, Data=datasets["good"])
+    first = run(backend, text, Data=datasets["good"], **FIRST_RUN)
+    again = run(backend, text, Data=datasets["good"], **FIRST_RUN)
     assert first.status == again.status == "Succeeded", again.failure_reason
     reused = steps(backend, again)
     assert reused["CheckDataQuality"].cache_hit_of == first.execution_id
@@ -370,8 +389,8 @@ def test_a_cached_check_is_reused_until_its_baseline_or_its_switches_change(
         == steps(backend, first)["CheckDataQuality"].properties
     )
 
-    skipped = run(backend, text, Data=datasets["good"], Skip=True)
-    assert steps(backend, skipped)["CheckDataQuality"].cache_hit_of is None
+    kept = run(backend, text, Data=datasets["good"], Skip=True, RegisterNew=False)
+    assert kept.status == "Failed"  # no baseline to keep: a different request, not a hit
 
     approve_latest(emulator_connection)  # a baseline to compare against now
     checked = run(backend, text, Data=datasets["drifted"])
