@@ -1,12 +1,31 @@
 data "aws_caller_identity" "current" {}
 
 locals {
+  # Every resource name starts with this; the outputs carry the names the tasks use.
+  name          = "${var.name_prefix}-${var.environment}"
+  pipeline_name = "${local.name}-pipeline"
   # Bucket names are global: the account and region make them unique per environment.
-  bucket_name = "${var.name_prefix}-${var.environment}-artifacts-${data.aws_caller_identity.current.account_id}-${var.region}"
+  bucket_name          = "${local.name}-artifacts-${data.aws_caller_identity.current.account_id}-${var.region}"
+  delivery_bucket_name = "${local.name}-builds-${data.aws_caller_identity.current.account_id}-${var.region}"
+  # The environment's endpoint and, locally, a stage's own endpoint beside it; each has one
+  # data-quality monitoring schedule.
+  endpoint_names = {
+    default = "${local.name}-endpoint"
+    staging = "${local.name}-staging-endpoint"
+    prod    = "${local.name}-prod-endpoint"
+  }
+  monitoring_schedule_names = { for key, endpoint in local.endpoint_names : key => "${endpoint}-data-quality" }
+  # Where Model Monitor's built-in container publishes its metrics, as the SageMaker SDK's own
+  # dashboards query them (sagemaker/dashboard/*_dashboard.py); alarms and IAM use these.
+  metric_namespaces = {
+    data  = "aws/sagemaker/Endpoints/data-metrics"
+    model = "aws/sagemaker/Endpoints/model-metrics"
+  }
   # Names known at plan time, so the plan (and its review) shows the automation rules in full.
   _names = {
-    execution_role_arn       = "arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/${var.name_prefix}-${var.environment}-sagemaker-execution"
-    model_package_group_name = "${var.name_prefix}-${var.environment}-models"
+    execution_role_name      = "${local.name}-sagemaker-execution"
+    execution_role_arn       = "arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/${local.name}-sagemaker-execution"
+    model_package_group_name = "${local.name}-models"
   }
 }
 
@@ -20,6 +39,8 @@ module "artifact_bucket" {
   force_destroy                      = var.bucket_force_destroy
   enable_eventbridge_notifications   = var.enable_automation
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
+  # Deploying accounts create models from these two prefixes and read nothing else.
+  deploying_account_read_prefixes = ["${local.pipeline_name}/models/", "${local.pipeline_name}/code/"]
 }
 
 module "model_registry" {
@@ -32,11 +53,13 @@ module "model_registry" {
 module "sagemaker_execution_role" {
   source = "./modules/sagemaker_execution_role"
 
-  role_name                    = "${var.name_prefix}-${var.environment}-sagemaker-execution"
+  role_name                    = local._names.execution_role_name
   bucket_arn                   = module.artifact_bucket.bucket_arn
   kms_key_arns                 = var.enable_kms_encryption ? [module.artifact_bucket.kms_key_arn] : []
+  metric_namespaces            = values(local.metric_namespaces)
   model_package_group_name     = module.model_registry.model_package_group_name
-  pipeline_name                = "${var.name_prefix}-${var.environment}-pipeline"
+  pipeline_name                = local.pipeline_name
+  rollback_alarm_name_prefix   = "${local.name}-"
   attach_sagemaker_full_access = var.attach_sagemaker_full_access
   permissions_boundary_arn     = var.permissions_boundary_arn
 }
@@ -45,40 +68,116 @@ module "code_repository" {
   source = "./modules/code_repository"
 
   create_repository = var.create_code_repository
-  repository_name   = "${var.name_prefix}-${var.environment}"
+  repository_name   = local.name
 }
 
 module "automation" {
   source = "./modules/automation"
   count  = var.enable_automation ? 1 : 0
 
-  name_prefix   = "${var.name_prefix}-${var.environment}"
-  environment   = var.environment
-  pipeline_name = "${var.name_prefix}-${var.environment}-pipeline"
+  name          = local.name
+  pipeline_name = local.pipeline_name
   # Names, not resource attributes: the rules' patterns are known at plan time.
   model_package_group_name = local._names.model_package_group_name
-  bucket_arn               = "arn:aws:s3:::${local.bucket_name}"
   bucket_name              = local.bucket_name
-  execution_role_arn       = local._names.execution_role_arn
-  kms_key_arns             = var.enable_kms_encryption ? [module.artifact_bucket.kms_key_arn] : []
   permissions_boundary_arn = var.permissions_boundary_arn
   # Built from the name so the push rule's presence is known at plan time.
-  code_repository_arn = var.create_code_repository ? "arn:aws:codecommit:${var.region}:${data.aws_caller_identity.current.account_id}:${var.name_prefix}-${var.environment}" : null
+  code_repository_arn = var.create_code_repository ? "arn:aws:codecommit:${var.region}:${data.aws_caller_identity.current.account_id}:${local.name}" : null
+  commit_branch       = try(var.automation.build_pipeline.branch, "main")
 
   agent_queue          = var.automation.local_agent ? {} : null
-  build_pipeline       = var.automation.build_pipeline
   dataset_prefix       = var.automation.dataset_prefix
   drift_retraining     = var.automation.drift_retraining
   failure_notification = var.automation.failure_notification
   retraining_schedule  = var.automation.retraining_schedule
 }
 
+# CodeBuild projects and the CodePipeline that run the invoke tasks on AWS; the automation
+# rules start them. None on the local target (the emulator cannot run builds).
+module "delivery" {
+  source = "./modules/delivery"
+  count  = var.enable_automation && var.automation.build_pipeline != null ? 1 : 0
+
+  name                     = local.name
+  environment              = var.environment
+  pipeline_name            = local.pipeline_name
+  model_package_group_name = local._names.model_package_group_name
+  bucket_arn               = "arn:aws:s3:::${local.bucket_name}"
+  bucket_name              = local.bucket_name
+  dataset_prefix           = var.automation.dataset_prefix
+  delivery_bucket_name     = local.delivery_bucket_name
+  access_log_bucket        = var.access_log_bucket
+  enable_kms_encryption    = var.enable_kms_encryption
+  execution_role_arn       = local._names.execution_role_arn
+  kms_key_arns             = var.enable_kms_encryption ? [module.artifact_bucket.kms_key_arn] : []
+  permissions_boundary_arn = var.permissions_boundary_arn
+  build_pipeline           = var.automation.build_pipeline
+  rule_names               = module.automation[0].rule_names
+}
+
+# Where the builds lived before the delivery module (an applied stack keeps them).
+moved {
+  from = module.automation[0].aws_codebuild_project.this
+  to   = module.delivery[0].aws_codebuild_project.this
+}
+
+moved {
+  from = module.automation[0].aws_codepipeline.this[0]
+  to   = module.delivery[0].aws_codepipeline.this
+}
+
+moved {
+  from = module.automation[0].aws_iam_role.codebuild[0]
+  to   = module.delivery[0].module.role["codebuild"].aws_iam_role.this
+}
+
+moved {
+  from = module.automation[0].aws_iam_role_policy.codebuild[0]
+  to   = module.delivery[0].module.role["codebuild"].aws_iam_role_policy.this
+}
+
+moved {
+  from = module.automation[0].aws_iam_role.codepipeline[0]
+  to   = module.delivery[0].module.role["codepipeline"].aws_iam_role.this
+}
+
+moved {
+  from = module.automation[0].aws_iam_role_policy.codepipeline[0]
+  to   = module.delivery[0].module.role["codepipeline"].aws_iam_role_policy.this
+}
+
+moved {
+  from = module.automation[0].aws_iam_role.events_start_builds[0]
+  to   = module.delivery[0].module.role["events-start-builds"].aws_iam_role.this
+}
+
+moved {
+  from = module.automation[0].aws_iam_role_policy.events_start_builds[0]
+  to   = module.delivery[0].module.role["events-start-builds"].aws_iam_role_policy.this
+}
+
+moved {
+  from = module.automation[0].aws_cloudwatch_event_target.deploy_staging[0]
+  to   = module.delivery[0].aws_cloudwatch_event_target.deploy_staging
+}
+
+moved {
+  from = module.automation[0].aws_cloudwatch_event_target.run_on_new_data[0]
+  to   = module.delivery[0].aws_cloudwatch_event_target.run_on_new_data
+}
+
+moved {
+  from = module.automation[0].aws_cloudwatch_event_target.start_delivery[0]
+  to   = module.delivery[0].aws_cloudwatch_event_target.start_delivery[0]
+}
+
 module "model_monitoring" {
   source = "./modules/model_monitoring"
 
-  name                = "${var.name_prefix}-${var.environment}"
-  endpoint_name       = "${var.name_prefix}-${var.environment}-endpoint"
-  schedule_name       = "${var.name_prefix}-${var.environment}-endpoint-data-quality"
+  name                = local.name
+  endpoint_name       = local.endpoint_names.default
+  schedule_name       = local.monitoring_schedule_names.default
+  metric_namespace    = local.metric_namespaces.data
   monitored_features  = var.monitored_features
   drift_threshold     = var.drift_threshold
   alarm_subscriptions = var.alarm_subscriptions

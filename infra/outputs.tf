@@ -3,6 +3,16 @@ output "account_id" {
   value       = data.aws_caller_identity.current.account_id
 }
 
+output "automation_queue_url" {
+  description = "SQS queue the local automation agent reads; null on AWS or without automation."
+  value       = try(module.automation[0].agent_queue_url, null)
+}
+
+output "automation_rule_names" {
+  description = "EventBridge rules of the automation module, by purpose; empty without automation."
+  value       = try(module.automation[0].rule_names, {})
+}
+
 output "bucket_arn" {
   description = "ARN of the artifact bucket."
   value       = module.artifact_bucket.bucket_arn
@@ -26,6 +36,11 @@ output "code_repository_clone_url_ssh" {
 output "code_repository_name" {
   description = "Name of the CodeCommit repository; null when not created."
   value       = module.code_repository.repository_name
+}
+
+output "endpoint_names" {
+  description = "SageMaker endpoint names, by stage: default (the environment's endpoint), staging and prod (the local target's stage endpoints)."
+  value       = local.endpoint_names
 }
 
 output "environment" {
@@ -53,6 +68,21 @@ output "model_package_group_name" {
   value       = module.model_registry.model_package_group_name
 }
 
+output "monitoring_schedule_names" {
+  description = "Data-quality monitoring schedule names, by the same keys as endpoint_names (the alarms' MonitoringSchedule dimension)."
+  value       = local.monitoring_schedule_names
+}
+
+output "monitoring_topic_arn" {
+  description = "SNS topic that model-monitoring alarms notify."
+  value       = module.model_monitoring.topic_arn
+}
+
+output "name" {
+  description = "Prefix of every resource name: <name_prefix>-<environment>."
+  value       = local.name
+}
+
 output "name_prefix" {
   description = "Prefix of every resource name."
   value       = var.name_prefix
@@ -60,25 +90,10 @@ output "name_prefix" {
 
 output "pipeline_name" {
   description = "Name of the SageMaker pipeline; the execution role is scoped to it."
-  value       = "${var.name_prefix}-${var.environment}-pipeline"
+  value       = local.pipeline_name
 }
 
 output "region" {
   description = "AWS region of the stack."
   value       = var.region
-}
-
-output "automation_queue_url" {
-  description = "SQS queue the local automation agent reads; null on AWS or without automation."
-  value       = try(module.automation[0].agent_queue_url, null)
-}
-
-output "automation_rule_names" {
-  description = "EventBridge rules of the automation module, by purpose; empty without automation."
-  value       = try(module.automation[0].rule_names, {})
-}
-
-output "monitoring_topic_arn" {
-  description = "SNS topic that model-monitoring alarms notify."
-  value       = module.model_monitoring.topic_arn
 }

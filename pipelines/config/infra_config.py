@@ -31,6 +31,10 @@ class InfraConfig:
     code_repository_clone_url_http: str | None = None
     code_repository_clone_url_ssh: str | None = None
     automation_queue_url: str | None = None  # the local automation agent's queue
+    # Names Terraform gives (infra/outputs.tf); None from a stack applied before they existed.
+    name: str | None = None  # <name_prefix>-<environment>, the start of every resource name
+    endpoint_names: dict[str, str] | None = None  # by stage: default, staging, prod
+    monitoring_schedule_names: dict[str, str] | None = None  # same keys as endpoint_names
 
     @classmethod
     def from_outputs(cls, outputs: Mapping[str, Any]) -> InfraConfig:

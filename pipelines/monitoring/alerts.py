@@ -93,7 +93,8 @@ def evaluate_alarms(
             "Namespace": DATA_METRICS_NAMESPACE,
             "Statistic": "MAXIMUM",
             "Dimensions": [
-                {"name": d["Name"], "value": d["Value"]} for d in dimensions(endpoint, schedule)
+                {"name": d["Name"], "value": d["Value"]}
+                for d in dimensions(endpoint, schedule, drift.name)
             ],
             "Period": 3600,
             "EvaluationPeriods": 1,

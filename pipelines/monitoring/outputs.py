@@ -5,11 +5,19 @@
   SageMaker appends to a schedule's ``MonitoringOutputs`` S3 URI);
 * the CloudWatch metrics file of a custom monitor ("CloudWatch Metrics for Bring Your Own
   Containers", model-monitor-byoc-cloudwatch): one JSON object per line, shaped like
-  ``PutMetricData``'s ``MetricDatum`` with the ``Endpoint`` and ``MonitoringSchedule``
-  dimensions; the metric names are the built-in container's (model-monitor-interpreting-
-  cloudwatch): ``feature_data_<f>`` (statistic values), ``feature_non_null_<f>`` and
-  ``feature_baseline_drift_<f>``. On AWS the container's file goes to CloudWatch; locally it is
-  written next to the other two files (``cloudwatch_metrics.jsonl``).
+  ``PutMetricData``'s ``MetricDatum``; the metric names are the built-in container's
+  (model-monitor-interpreting-cloudwatch): ``feature_data_<f>`` (statistic values),
+  ``feature_non_null_<f>`` and ``feature_baseline_drift_<f>``. On AWS the container's file goes
+  to CloudWatch; locally it is written next to the other two files (``cloudwatch_metrics.jsonl``).
+
+Namespaces and dimensions are those the SageMaker SDK's own dashboards query for the built-in
+container's metrics (sagemaker-python-sdk ``src/sagemaker/dashboard/data_quality_dashboard.py``
+and ``model_quality_dashboard.py``): ``aws/sagemaker/Endpoints/data-metrics`` with ``Endpoint``,
+``Feature`` and ``MonitoringSchedule``, and ``aws/sagemaker/Endpoints/model-metrics`` with
+``Endpoint`` and ``MonitoringSchedule``. The developer guide's pages disagree with each other
+(``/aws/sagemaker/Endpoints/data-metric``, ``/aws/sagemaker/Endpoint/data-metrics``); the alarms
+(infra/modules/model_monitoring) and the execution role's ``cloudwatch:namespace`` condition use
+the same values (tests/infra/test_monitoring_plan.py checks the three agree).
 """
 
 from __future__ import annotations
@@ -25,8 +33,8 @@ from pipelines.core.errors import MlopsError
 from pipelines.core.s3io import parse_s3_uri
 from pipelines.monitoring.drift import FeatureDrift
 
-DATA_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints/data-metrics"
-MODEL_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints/model-metrics"
+DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+MODEL_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
 METRICS_FILE = "cloudwatch_metrics.jsonl"
 Json = dict[str, Any]
 
@@ -35,22 +43,21 @@ def output_prefix(bucket: str, endpoint: str, schedule: str, when: datetime) -> 
     return f"s3://{bucket}/monitoring/{endpoint}/{schedule}/{when.strftime('%Y/%m/%d/%H')}"
 
 
-def dimensions(endpoint: str, schedule: str) -> list[dict[str, str]]:
-    return [
-        {"Name": "Endpoint", "Value": endpoint},
-        {"Name": "MonitoringSchedule", "Value": schedule},
-    ]
+def dimensions(endpoint: str, schedule: str, feature: str | None = None) -> list[dict[str, str]]:
+    """A metric's dimensions: a feature's data-quality metrics also carry ``Feature``."""
+    named = [("Endpoint", endpoint), ("Feature", feature), ("MonitoringSchedule", schedule)]
+    return [{"Name": name, "Value": value} for name, value in named if value is not None]
 
 
 def data_metrics(
     statistics: Json, drifts: Sequence[FeatureDrift], endpoint: str, schedule: str, when: datetime
 ) -> list[Json]:
     stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
-    dims = dimensions(endpoint, schedule)
     items = max(int(statistics["dataset"]["item_count"]), 1)
     metrics: list[Json] = []
     for feature in statistics["features"]:
         name = feature["name"]
+        dims = dimensions(endpoint, schedule, name)
         stats = feature.get("numerical_statistics") or feature.get("string_statistics") or {}
         common = stats.get("common", {"num_present": 0})
         metrics.append(
@@ -81,7 +88,7 @@ def data_metrics(
                 {
                     "MetricName": f"feature_baseline_drift_{drift.name}",
                     "Timestamp": stamp,
-                    "Dimensions": dims,
+                    "Dimensions": dimensions(endpoint, schedule, drift.name),
                     "Value": drift.distance,
                 }
             )

@@ -6,8 +6,8 @@ definition running Model Monitor's analyzer image against the deployed version's
 (``cron(0 * ? * * *)``). ``remove_schedules`` deletes both; SageMaker refuses to delete an
 endpoint that still has schedules, so endpoint-down and destroy call it first. The job runs
 as the execution role, whose policy already covers what it does (read the capture and the
-baseline, write ``monitoring/``, put metrics in ``/aws/sagemaker/*``, pull ``sagemaker-*``
-images, write ``/aws/sagemaker/*`` logs).
+baseline, write ``monitoring/``, put metrics in ``aws/sagemaker/Endpoints/data-metrics``,
+pull ``sagemaker-*`` images, write ``/aws/sagemaker/*`` logs).
 """
 
 from __future__ import annotations

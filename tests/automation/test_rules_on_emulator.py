@@ -58,13 +58,10 @@ resource "aws_sns_topic" "alerts" {
 module "automation" {
   source = "MODULE"
 
-  name_prefix              = "PREFIX"
-  environment              = "test"
+  name                     = "PREFIX"
   pipeline_name            = "PREFIX-pipeline"
   model_package_group_name = "PREFIX-models"
-  bucket_arn               = "arn:aws:s3:::PREFIX-bucket"
   bucket_name              = "PREFIX-bucket"
-  execution_role_arn       = "arn:aws:iam::123456789012:role/PREFIX-execution"
   code_repository_arn      = "arn:aws:codecommit:us-east-1:123456789012:PREFIX"
   agent_queue              = {}
   failure_notification     = { topic_arn = aws_sns_topic.alerts.arn }
@@ -86,9 +83,12 @@ def applied(
 ) -> Iterator[dict[str, Any]]:
     instance, info = emulator
     root = tmp_path_factory.mktemp("rules")
-    module = root / "automation"
-    shutil.copytree(PROJECT_ROOT / "infra" / "modules" / "automation", module)
-    (root / "main.tf").write_text(ROOT.replace("MODULE", "./automation").replace("PREFIX", PREFIX))
+    # The module and the one it calls (../service_role), side by side as in infra/modules.
+    for name in ("automation", "service_role"):
+        shutil.copytree(PROJECT_ROOT / "infra" / "modules" / name, root / "modules" / name)
+    (root / "main.tf").write_text(
+        ROOT.replace("MODULE", "./modules/automation").replace("PREFIX", PREFIX)
+    )
     shutil.copy(PROJECT_ROOT / "infra" / ".terraform.lock.hcl", root / ".terraform.lock.hcl")
     settings = Settings.load(None, environ={**os.environ, "MLOPS_STATE_DIR": str(root)})
     env = emulator_process_env(

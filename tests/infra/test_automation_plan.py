@@ -98,11 +98,6 @@ def aws_plan(plan_infra: PlanFn) -> dict[str, dict[str, Any]]:
     return resources_by_address(plan_infra(**AWS_CODECOMMIT))
 
 
-@pytest.fixture(scope="module")
-def connection_plan(plan_infra: PlanFn) -> dict[str, dict[str, Any]]:
-    return resources_by_address(plan_infra(**AWS_CONNECTION))
-
-
 def resources_by_address(plan: tftest.TerraformPlanOutput) -> dict[str, dict[str, Any]]:
     """Planned resources' values by address (data sources read at apply have none yet)."""
     found: dict[str, dict[str, Any]] = {}
@@ -169,8 +164,8 @@ def test_local_has_no_builds(local_plan):
         for address in automation_addresses(local_plan)
         if ".data." not in address
     }
-    assert not {"aws_codebuild_project", "aws_codepipeline"} & kinds
     assert "aws_sqs_queue" in kinds
+    assert not [address for address in local_plan if address.startswith("module.delivery")]
 
 
 def test_schedule_starts_this_pipeline_with_a_role_that_can_do_only_that(local_plan, aws_plan):
@@ -178,7 +173,8 @@ def test_schedule_starts_this_pipeline_with_a_role_that_can_do_only_that(local_p
     assert schedule["schedule_expression"] == "rate(7 days)"
     target = local_plan[f'{M}.aws_cloudwatch_event_target.start_pipeline["scheduled_retraining"]']
     assert target["arn"] == PIPELINE_ARN
-    policy = statements(local_plan, f"{M}.aws_iam_role_policy.events_start_pipeline[0]")
+    role = f"{M}.module.events_role[0]"
+    policy = statements(local_plan, f"{role}.aws_iam_role_policy.this")
     assert policy == {
         "StartThisPipeline": {
             "Sid": "StartThisPipeline",
@@ -187,9 +183,8 @@ def test_schedule_starts_this_pipeline_with_a_role_that_can_do_only_that(local_p
             "Resource": PIPELINE_ARN,
         }
     }
-    trust = json.loads(
-        local_plan[f"{M}.aws_iam_role.events_start_pipeline[0]"]["assume_role_policy"]
-    )
+    assert local_plan[f"{role}.aws_iam_role.this"]["name"] == "mlops-local-events-start-pipeline"
+    trust = json.loads(local_plan[f"{role}.aws_iam_role.this"]["assume_role_policy"])
     (statement,) = trust["Statement"]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
     assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
@@ -211,114 +206,15 @@ def test_failure_rule_goes_to_the_given_topic_and_drift_rule_when_enabled(aws_pl
     assert drift_target["arn"] == PIPELINE_ARN
 
 
-def test_approval_starts_the_deploy_build_with_the_approved_version(aws_plan):
-    target = aws_plan[f"{M}.aws_cloudwatch_event_target.deploy_staging[0]"]
-    transformer = target["input_transformer"][0]
-    assert transformer["input_paths"] == {"version": "$.detail.ModelPackageVersion"}
-    override = json.loads(transformer["input_template"].replace("<version>", "4"))
-    assert override == {
-        "environmentVariablesOverride": [
-            {"name": "MODEL_VERSION", "value": "4", "type": "PLAINTEXT"},
-            {"name": "STAGE", "value": "staging", "type": "PLAINTEXT"},
-        ]
-    }
-
-
-def test_buildspecs_only_call_invoke_tasks(aws_plan):
-    import yaml
-
-    for name in ("build", "deploy", "run"):
-        project = aws_plan[f'{M}.aws_codebuild_project.this["{name}"]']
-        spec = yaml.safe_load(project["source"][0]["buildspec"])
-        commands = spec["phases"]["install"]["commands"] + spec["phases"]["build"]["commands"]
-        assert commands[0] == "scripts/install"
-        assert all(c.startswith(".venv/bin/invoke ") for c in commands[1:]), commands
-        assert all("--target aws" in c for c in commands[1:] if "test" not in c)
-    build = yaml.safe_load(
-        aws_plan[f'{M}.aws_codebuild_project.this["build"]']["source"][0]["buildspec"]
-    )
-    assert build["phases"]["build"]["commands"] == [
-        ".venv/bin/invoke test --tier fast",
-        ".venv/bin/invoke pipeline-run --target aws --env $MLOPS_ENV --no-wait",
-    ]
-
-
-def test_codepipeline_is_build_then_staging_then_manual_approval_then_prod(aws_plan):
-    pipeline = aws_plan[f"{M}.aws_codepipeline.this[0]"]
-    stages = [(s["name"], [a["provider"] for a in s["action"]]) for s in pipeline["stage"]]
-    assert stages == [
-        ("Source", ["CodeCommit"]),
-        ("Build", ["CodeBuild"]),
-        ("Staging", ["CodeBuild"]),
-        ("Approval", ["Manual"]),
-        ("Production", ["CodeBuild"]),
-    ]
-    source = pipeline["stage"][0]["action"][0]["configuration"]
-    assert source["PollForSourceChanges"] == "false"
-    prod = pipeline["stage"][4]["action"][0]["configuration"]
-    assert json.loads(prod["EnvironmentVariables"]) == [
-        {"name": "STAGE", "value": "prod", "type": "PLAINTEXT"}
-    ]
-
-
-def test_roles_name_this_projects_resources_only(aws_plan):
-    events_role = statements(aws_plan, f"{M}.aws_iam_role_policy.events_start_builds[0]")
-    assert sorted(events_role["StartTheseBuilds"]["Resource"]) == [
-        f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/mlops-local-deploy",
-        f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/mlops-local-run",
-    ]
-    assert events_role["StartThisCodePipeline"]["Resource"] == (
-        f"arn:aws:codepipeline:{REGION}:{ACCOUNT}:mlops-local-delivery"
-    )
-    build = statements(aws_plan, f"{M}.aws_iam_role_policy.codebuild[0]")
-    assert build["PassExecutionRoleToSageMaker"]["Condition"] == {
-        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
-    }
-    assert build["SourcePull"] == {
-        "Sid": "SourcePull",
-        "Effect": "Allow",
-        "Action": "codecommit:GitPull",
-        "Resource": REPO_ARN,
-    }
-    delivery = statements(aws_plan, f"{M}.aws_iam_role_policy.codepipeline[0]")
-    assert delivery["PipelineArtifacts"]["Resource"] == (
-        f"arn:aws:s3:::{BUCKET}/codepipeline/mlops-local/*"
-    )
-    assert "ConnectionSource" not in delivery
-    for address in [a for a in aws_plan if a.startswith(f"{M}.aws_iam_role_policy.")]:
-        for statement in statements(aws_plan, address).values():
-            resources = statement["Resource"]
-            for resource in [resources] if isinstance(resources, str) else resources:
-                assert resource != "*", (address, statement["Sid"])
-                assert "mlops-local" in resource or resource.startswith("arn:aws:kms:"), (
-                    address,
-                    statement["Sid"],
-                    resource,
-                )
-
-
-def test_a_connection_source_replaces_codecommit(connection_plan):
-    pipeline = connection_plan[f"{M}.aws_codepipeline.this[0]"]
-    source = pipeline["stage"][0]["action"][0]
-    assert source["provider"] == "CodeStarSourceConnection"
-    assert source["configuration"] == {
-        "ConnectionArn": CONNECTION_ARN,
-        "FullRepositoryId": "example/mlops",
-        "BranchName": "main",
-    }
-    delivery = statements(connection_plan, f"{M}.aws_iam_role_policy.codepipeline[0]")
-    assert delivery["ConnectionSource"]["Resource"] == CONNECTION_ARN
-    assert f"{M}.aws_cloudwatch_event_target.start_delivery[0]" not in connection_plan
-
-
 def test_the_bucket_sends_its_events_to_eventbridge(local_plan):
     notification = local_plan["module.artifact_bucket.aws_s3_bucket_notification.this[0]"]
     assert notification["eventbridge"] is True
 
 
 def test_automation_can_be_switched_off(plan_infra: PlanFn):
-    plan = resources_by_address(plan_infra(enable_automation="false"))
+    plan = resources_by_address(plan_infra(enable_automation="false", **AWS_CODECOMMIT))
     assert not automation_addresses(plan)
+    assert not [address for address in plan if address.startswith("module.delivery")]
     assert "module.artifact_bucket.aws_s3_bucket.this" in plan
     assert "module.artifact_bucket.aws_s3_bucket_notification.this[0]" not in plan
 

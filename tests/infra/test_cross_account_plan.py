@@ -77,7 +77,11 @@ def test_the_bucket_lets_the_deploying_accounts_read_objects_only(shared):
     assert read["Effect"] == "Allow"
     assert principals(read) == ROOTS
     assert as_set(read["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
-    assert as_set(read["Resource"]) == {f"{BUCKET_ARN}/*"}
+    # Models and code only: no datasets, capture, reports or sources.
+    assert as_set(read["Resource"]) == {
+        f"{BUCKET_ARN}/mlops-local-pipeline/models/*",
+        f"{BUCKET_ARN}/mlops-local-pipeline/code/*",
+    }
     # The TLS denials still apply to everyone, the deploying accounts included.
     assert {"DenyInsecureTransport", "DenyOutdatedTls"} <= set(policy)
 
@@ -88,7 +92,10 @@ def test_the_key_lets_the_deploying_accounts_decrypt_through_s3_only(shared):
     assert principals(decrypt) == ROOTS
     assert as_set(decrypt["Action"]) == {"kms:Decrypt", "kms:DescribeKey"}
     assert decrypt["Condition"] == {
-        "StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}
+        "StringEquals": {
+            "kms:ViaService": "s3.us-east-1.amazonaws.com",
+            "kms:EncryptionContext:aws:s3:arn": BUCKET_ARN,
+        }
     }
     assert principals(policy["AccountAdministersKeyThroughIam"]) == {f"arn:aws:iam::{OWN}:root"}
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from pipelines.monitoring.alerts import drift_alarm_name
+from pipelines.monitoring.outputs import DATA_METRICS_NAMESPACE, data_metrics
 from pipelines.stack.plan_review import render_markdown, summarize_plan
 from tests.infra.conftest import PlanFn, resources_by_address
 
@@ -56,9 +57,13 @@ def test_one_drift_alarm_per_feature_on_the_schedules_metric(resources):
     # The names the local run shows (pipelines/monitoring/alerts.py) are the AWS alarms' names.
     assert set(alarms) == {drift_alarm_name(ENDPOINT, f) for f in FEATURES}
     rm = alarms[drift_alarm_name(ENDPOINT, "rm")]
-    assert rm["namespace"] == "/aws/sagemaker/Endpoints/data-metrics"
+    assert rm["namespace"] == DATA_METRICS_NAMESPACE
     assert rm["metric_name"] == "feature_baseline_drift_rm"
-    assert rm["dimensions"] == {"Endpoint": ENDPOINT, "MonitoringSchedule": SCHEDULE}
+    assert rm["dimensions"] == {
+        "Endpoint": ENDPOINT,
+        "Feature": "rm",
+        "MonitoringSchedule": SCHEDULE,
+    }
     assert rm["comparison_operator"] == "GreaterThanThreshold"
     assert rm["threshold"] == 0.1
     assert rm["treat_missing_data"] == "notBreaching"
@@ -93,8 +98,8 @@ def test_plan_md_lists_the_alarms_and_the_topic(plan):
     assert "SNS topic `mlops-local-alerts`, encrypted with key `(known after apply)`" in markdown
     assert (
         f"alarm `{drift_alarm_name(ENDPOINT, 'rm')}`: Maximum of "
-        "`/aws/sagemaker/Endpoints/data-metrics feature_baseline_drift_rm` "
-        f"(Endpoint={ENDPOINT}, MonitoringSchedule={SCHEDULE}) GreaterThanThreshold 0.1"
+        "`aws/sagemaker/Endpoints/data-metrics feature_baseline_drift_rm` "
+        f"(Endpoint={ENDPOINT}, Feature=rm, MonitoringSchedule={SCHEDULE}) GreaterThanThreshold 0.1"
     ) in markdown
     assert "CloudWatchAlarmsOfThisAccountPublish" in markdown
     assert "SNS topic not encrypted" not in markdown
@@ -123,5 +128,53 @@ def test_the_execution_role_covers_the_monitoring_job_and_nothing_wider(resource
     assert allows("s3:PutObject", f"{bucket}/monitoring/mlops-local-endpoint/s/2026/01/01/00/x")
     (condition,) = allows("cloudwatch:PutMetricData", "*")
     (namespaces,) = condition["StringLike"].values()
-    assert any(fnmatch("/aws/sagemaker/Endpoints/data-metrics", n) for n in namespaces)
+    assert any(fnmatch(DATA_METRICS_NAMESPACE, n) for n in namespaces)
     assert not [a for a, _, _ in allowed if "Monitoring" in a or a in ("sagemaker:*", "*")]
+
+
+def test_alarms_iam_and_the_published_metrics_agree(resources):
+    """One namespace and one dimension set for the drift metric, from the authoritative
+    source: the SageMaker SDK's own data-quality dashboard for Model Monitor's built-in
+    container, https://github.com/aws/sagemaker-python-sdk/blob/master/src/sagemaker/
+    dashboard/data_quality_dashboard.py (``{aws/sagemaker/Endpoints/data-metrics,Endpoint,
+    Feature,MonitoringSchedule}``). The developer guide's pages disagree with each other
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-interpreting-cloudwatch.html
+    says ``/aws/sagemaker/Endpoints/data-metric``)."""
+    from datetime import UTC, datetime
+    from fnmatch import fnmatch
+
+    from pipelines.monitoring.drift import FeatureDrift
+
+    alarm = resources[f'{MODULE}.aws_cloudwatch_metric_alarm.drift["rm"]']
+    policy = json.loads(
+        resources["module.sagemaker_execution_role.aws_iam_role_policy.this"]["policy"]
+    )
+    (metrics_grant,) = [s for s in policy["Statement"] if s["Sid"] == "JobMetrics"]
+    granted = metrics_grant["Condition"]["StringLike"]["cloudwatch:namespace"]
+    statistics = {
+        "dataset": {"item_count": 2},
+        "features": [
+            {
+                "name": "rm",
+                "numerical_statistics": {
+                    "common": {"num_present": 2},
+                    "sum": 1.0,
+                    "min": 0.0,
+                    "max": 1.0,
+                },
+            }
+        ],
+    }
+    drift = FeatureDrift("rm", None, None, distance=0.3, threshold=0.1, violations=())
+    (published,) = [
+        m
+        for m in data_metrics(statistics, [drift], ENDPOINT, SCHEDULE, datetime.now(UTC))
+        if m["MetricName"] == "feature_baseline_drift_rm"
+    ]
+    assert alarm["namespace"] == DATA_METRICS_NAMESPACE == "aws/sagemaker/Endpoints/data-metrics"
+    assert DATA_METRICS_NAMESPACE in granted  # exactly, not only through a wildcard
+    assert not any(
+        fnmatch(DATA_METRICS_NAMESPACE, n) for n in granted if n != DATA_METRICS_NAMESPACE
+    )
+    assert alarm["dimensions"] == {d["Name"]: d["Value"] for d in published["Dimensions"]}
+    assert alarm["metric_name"] == published["MetricName"]

@@ -106,7 +106,7 @@ def test_force_destroy_is_off_unless_asked(default_plan, switched_plan):
     assert switched_plan[BUCKET]["force_destroy"] is True
 
 
-def test_role_is_assumed_only_by_sagemaker(default_plan):
+def test_role_is_assumed_only_by_sagemaker_for_this_account_and_region(default_plan):
     trust = statements(default_plan[ROLE]["assume_role_policy"])
     assert trust == [
         {
@@ -114,17 +114,61 @@ def test_role_is_assumed_only_by_sagemaker(default_plan):
             "Effect": "Allow",
             "Action": "sts:AssumeRole",
             "Principal": {"Service": "sagemaker.amazonaws.com"},
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": "123456789012"},
+                "ArnLike": {"aws:SourceArn": "arn:aws:sagemaker:us-east-1:123456789012:*"},
+            },
         }
     ]
 
 
-def test_role_policy_scopes_s3_to_the_artifact_bucket(default_plan):
-    policy = statements(default_plan[ROLE_POLICY]["policy"])
-    s3 = [s for s in policy if any(a.startswith("s3:") for a in as_list(s["Action"]))]
-    assert {s["Sid"] for s in s3} == {"ArtifactBucketList", "ArtifactObjectsReadWrite"}
-    for statement in s3:
-        for resource in as_list(statement["Resource"]):
-            assert resource in (BUCKET_ARN, f"{BUCKET_ARN}/*"), resource
+def test_role_policy_grants_s3_by_prefix(default_plan):
+    """The jobs read data, the pipeline's prefix and the capture; they write the pipeline's
+    prefix, the capture and monitoring reports; never the code pipeline-run uploads."""
+    policy = {s["Sid"]: s for s in statements(default_plan[ROLE_POLICY]["policy"])}
+    s3 = {
+        sid for sid, s in policy.items() if any(a.startswith("s3:") for a in as_list(s["Action"]))
+    }
+    assert s3 == {
+        "ArtifactBucketLocation",
+        "ArtifactBucketListThesePrefixes",
+        "ArtifactObjectsRead",
+        "ArtifactObjectsWrite",
+        "CodeIsWrittenByTheCallerOnly",
+    }
+    pipeline = f"{BUCKET_ARN}/mlops-local-pipeline"
+    assert sorted(as_list(policy["ArtifactObjectsRead"]["Resource"])) == sorted(
+        [f"{BUCKET_ARN}/datasets/*", f"{pipeline}/*", f"{BUCKET_ARN}/datacapture/*"]
+    )
+    write = policy["ArtifactObjectsWrite"]
+    assert sorted(as_list(write["Action"])) == [
+        "s3:AbortMultipartUpload",
+        "s3:DeleteObject",
+        "s3:PutObject",
+    ]
+    assert sorted(as_list(write["Resource"])) == sorted(
+        [f"{pipeline}/*", f"{BUCKET_ARN}/datacapture/*", f"{BUCKET_ARN}/monitoring/*"]
+    )
+    deny = policy["CodeIsWrittenByTheCallerOnly"]
+    assert deny["Effect"] == "Deny"
+    assert sorted(as_list(deny["Action"])) == ["s3:DeleteObject", "s3:PutObject"]
+    assert deny["Resource"] == f"{pipeline}/code/*"
+    listing = policy["ArtifactBucketListThesePrefixes"]
+    assert listing["Resource"] == BUCKET_ARN
+    assert sorted(listing["Condition"]["StringLike"]["s3:prefix"]) == sorted(
+        ["datasets/*", "mlops-local-pipeline/*", "datacapture/*", "monitoring/*"]
+    )
+    for statement in policy.values():
+        assert f"{BUCKET_ARN}/*" not in as_list(statement["Resource"]), statement["Sid"]
+
+
+def test_role_may_describe_the_projects_rollback_alarms_only(default_plan):
+    """Deployment guardrails: the execution role must describe an update's rollback alarms
+    (developer guide, deployment-guardrails-configuration)."""
+    policy = {s["Sid"]: s for s in statements(default_plan[ROLE_POLICY]["policy"])}
+    alarms = policy["DescribeRollbackAlarms"]
+    assert alarms["Action"] == "cloudwatch:DescribeAlarms"
+    assert alarms["Resource"] == "arn:aws:cloudwatch:us-east-1:123456789012:alarm:mlops-local-*"
 
 
 def test_role_policy_has_no_wildcard_admin(default_plan):
@@ -138,7 +182,13 @@ def test_role_policy_has_no_wildcard_admin(default_plan):
             assert set(actions) <= {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
     unscoped_metrics = next(s for s in policy if s["Sid"] == "JobMetrics")
     assert unscoped_metrics["Condition"] == {
-        "StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}
+        "StringLike": {
+            "cloudwatch:namespace": [
+                "/aws/sagemaker/*",
+                "aws/sagemaker/Endpoints/data-metrics",
+                "aws/sagemaker/Endpoints/model-metrics",
+            ]
+        }
     }
 
 
@@ -190,12 +240,15 @@ def test_every_documented_output_is_planned(plan_infra: PlanFn):
         "code_repository_clone_url_http",
         "code_repository_clone_url_ssh",
         "code_repository_name",
+        "endpoint_names",
         "environment",
         "execution_role_arn",
         "kms_key_arn",
         "model_package_group_arn",
         "model_package_group_name",
+        "monitoring_schedule_names",
         "monitoring_topic_arn",
+        "name",
         "name_prefix",
         "pipeline_name",
         "region",
@@ -203,6 +256,48 @@ def test_every_documented_output_is_planned(plan_infra: PlanFn):
     planned = plan_infra()["planned_values"]["outputs"]
     assert planned["pipeline_name"]["value"] == "mlops-local-pipeline"
     assert planned["bucket_arn"]["value"] == BUCKET_ARN
+    assert planned["name"]["value"] == "mlops-local"
+
+
+def test_endpoint_and_schedule_names_are_the_ones_the_tasks_build(plan_infra: PlanFn):
+    """The outputs the Python side will read; today's builders must give the same names."""
+    from pipelines.config.infra_config import InfraConfig
+    from pipelines.monitoring.execution import schedule_name
+    from pipelines.serving.deploy import endpoint_name
+
+    planned = plan_infra()["planned_values"]["outputs"]
+    endpoints = planned["endpoint_names"]["value"]
+    schedules = planned["monitoring_schedule_names"]["value"]
+    assert endpoints == {
+        "default": "mlops-local-endpoint",
+        "staging": "mlops-local-staging-endpoint",
+        "prod": "mlops-local-prod-endpoint",
+    }
+    assert schedules == {key: f"{name}-data-quality" for key, name in endpoints.items()}
+    config = InfraConfig.from_outputs(
+        {
+            "region": "us-east-1",
+            "account_id": "123456789012",
+            "environment": "local",
+            "name_prefix": "mlops",
+            "bucket_name": "b",
+            "bucket_arn": "arn:aws:s3:::b",
+            "execution_role_arn": "r",
+            "model_package_group_name": "g",
+            "model_package_group_arn": "ga",
+            "pipeline_name": "p",
+            "name": planned["name"]["value"],
+            "endpoint_names": endpoints,
+            "monitoring_schedule_names": schedules,
+        }
+    )
+    assert endpoints["default"] == endpoint_name(config)
+    assert {k: endpoint_name(config, k) for k in ("staging", "prod")} == {
+        k: endpoints[k] for k in ("staging", "prod")
+    }
+    assert schedules["default"] == schedule_name(config)
+    assert config.endpoint_names == endpoints
+    assert config.monitoring_schedule_names == schedules
 
 
 def test_switched_off_repository_outputs_are_null(plan_infra: PlanFn):

@@ -68,10 +68,14 @@ def test_outputs_use_model_monitors_folder_and_metric_names():
         "Minimum": 1.0,
         "Maximum": 3.0,
     }
-    assert by_name["feature_data_rm"]["Dimensions"] == [
-        {"Name": "Endpoint", "Value": "ep"},
-        {"Name": "MonitoringSchedule", "Value": "sch"},
-    ]
+    # A feature's metrics carry its name as the Feature dimension, as the built-in container's
+    # do (the SDK's data-quality dashboard queries Endpoint, Feature, MonitoringSchedule).
+    for name in ("feature_data_rm", "feature_non_null_rm", "feature_baseline_drift_rm"):
+        assert by_name[name]["Dimensions"] == [
+            {"Name": "Endpoint", "Value": "ep"},
+            {"Name": "Feature", "Value": "rm"},
+            {"Name": "MonitoringSchedule", "Value": "sch"},
+        ]
     assert by_name["feature_data_rm"]["Timestamp"] == "2026-03-04T05:06:07Z"
 
 
@@ -92,6 +96,8 @@ def test_alarms_notify_on_the_change_into_alarm_only():
     message = alerts.alarm_message(changes[0], "us-east-1", "123456789012", WHEN)
     assert message["AlarmArn"] == "arn:aws:cloudwatch:us-east-1:123456789012:alarm:ep-drift-rm"
     assert message["Trigger"]["MetricName"] == "feature_baseline_drift_rm"
+    assert message["Trigger"]["Namespace"] == "aws/sagemaker/Endpoints/data-metrics"
+    assert {"name": "Feature", "value": "rm"} in message["Trigger"]["Dimensions"]
     assert alerts.render(message).startswith('ALARM: "ep-drift-rm" in us-east-1')
 
 

@@ -64,6 +64,14 @@ data "aws_iam_policy_document" "kms" {
         variable = "kms:ViaService"
         values   = ["s3.${data.aws_region.current.name}.amazonaws.com"]
       }
+
+      # With S3 Bucket Keys the context is the bucket, not the object: the bucket policy
+      # narrows what they read to prefixes.
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:aws:s3:arn"
+        values   = [local._bucket_arn]
+      }
     }
   }
 }
@@ -170,14 +178,15 @@ data "aws_iam_policy_document" "bucket" {
   }
 
   # The deploying accounts (staging, prod) read model artifacts and inference code to
-  # create their models; they cannot list, write or delete.
+  # create their models (deploying_account_read_prefixes); they cannot list, write, delete
+  # or read anything else (datasets, capture, reports).
   dynamic "statement" {
     for_each = length(var.deploying_account_ids) > 0 ? [1] : []
 
     content {
       sid       = "DeployingAccountsReadArtifacts"
       actions   = ["s3:GetObject", "s3:GetObjectVersion"]
-      resources = ["${local._bucket_arn}/*"]
+      resources = [for prefix in var.deploying_account_read_prefixes : "${local._bucket_arn}/${prefix}*"]
 
       principals {
         type        = "AWS"

@@ -46,6 +46,18 @@ variable "deploying_account_ids" {
   }
 }
 
+variable "deploying_account_read_prefixes" {
+  description = "Key prefixes (ending with '/') whose objects the deploying accounts may read: the model artifacts and the inference code, nothing else."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for p in var.deploying_account_read_prefixes : can(regex("^[A-Za-z0-9][A-Za-z0-9._/-]*/$", p))])
+    error_message = "deploying_account_read_prefixes must be key prefixes such as mlops-dev-pipeline/models/ (no leading '/', ending with '/', no wildcards)."
+  }
+}
+
 variable "enable_kms_encryption" {
   description = "Encrypt objects with a customer-managed KMS key (rotated yearly) created by this module; false uses SSE-S3 (AES256)."
   type        = bool

@@ -3,11 +3,6 @@ output "agent_queue_url" {
   value       = try(aws_sqs_queue.agent[0].id, null)
 }
 
-output "codepipeline_name" {
-  description = "Name of the delivery CodePipeline; null without build_pipeline."
-  value       = try(aws_codepipeline.this[0].name, null)
-}
-
 output "event_patterns" {
   description = "The event pattern of every rule this module created, by rule name."
   value       = { for key, rule in aws_cloudwatch_event_rule.pattern : rule.name => local.event_patterns[key] }

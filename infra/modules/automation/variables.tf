@@ -6,55 +6,23 @@ variable "agent_queue" {
   default = null
 }
 
-variable "bucket_arn" {
-  description = "ARN of the artifact bucket: its EventBridge notifications start retraining on new data, and the builds read and write it."
-  type        = string
-  nullable    = false
-}
-
 variable "bucket_name" {
   description = "Name of the artifact bucket (matched by the new-data rule)."
   type        = string
   nullable    = false
 }
 
-variable "build_pipeline" {
-  description = "CodeBuild projects (test + `pipeline-run`, deploy) and a CodePipeline (build; staging -> manual approval -> prod). Source: a CodeCommit repository or a CodeStar/CodeConnections connection (CodeCommit is closed to new AWS customers). null: none (the local target: the emulator cannot run builds; the agent runs the same tasks)."
-  type = object({
-    branch                = optional(string, "main")
-    codecommit_repository = optional(string)
-    connection_arn        = optional(string)
-    connection_repository = optional(string)
-    compute_type          = optional(string, "BUILD_GENERAL1_SMALL")
-    image                 = optional(string, "aws/codebuild/amazonlinux2-x86_64-standard:5.0")
-    production_stage      = optional(string, "prod")
-    staging_stage         = optional(string, "staging")
-    state_bucket_arn      = optional(string)
-  })
-  default = null
-
-  validation {
-    condition = var.build_pipeline == null ? true : (
-      (try(var.build_pipeline.codecommit_repository, null) != null) != (try(var.build_pipeline.connection_arn, null) != null)
-    )
-    error_message = "build_pipeline needs exactly one source: codecommit_repository, or connection_arn (with connection_repository, owner/name)."
-  }
-
-  validation {
-    condition = var.build_pipeline == null ? true : (
-      try(var.build_pipeline.connection_arn, null) == null || (
-        can(regex("^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[0-9a-f-]+$", var.build_pipeline.connection_arn))
-        && can(regex("^[^/]+/[^/]+$", coalesce(try(var.build_pipeline.connection_repository, null), "-")))
-      )
-    )
-    error_message = "build_pipeline.connection_arn must be a CodeStar/CodeConnections connection ARN (arn:aws:codeconnections:REGION:ACCOUNT:connection/ID), and connection_repository owner/name."
-  }
-}
-
 variable "code_repository_arn" {
   description = "ARN of the CodeCommit repository whose main-branch pushes start the build; null: no push rule."
   type        = string
   default     = null
+}
+
+variable "commit_branch" {
+  description = "Branch whose pushes the commit rule matches (the delivery CodePipeline's branch)."
+  type        = string
+  default     = "main"
+  nullable    = false
 }
 
 variable "dataset_prefix" {
@@ -64,8 +32,8 @@ variable "dataset_prefix" {
   nullable    = false
 
   validation {
-    condition     = startswith(var.dataset_prefix, "datasets/") && endswith(var.dataset_prefix, "/") && length(var.dataset_prefix) > length("datasets/")
-    error_message = "dataset_prefix must be a folder under datasets/ ending with '/', e.g. datasets/incoming/."
+    condition     = can(regex("^datasets/([A-Za-z0-9_-]+/)+$", var.dataset_prefix))
+    error_message = "dataset_prefix must be a folder under datasets/ ending with '/', of letters, digits, '_' and '-' (e.g. datasets/incoming/)."
   }
 }
 
@@ -83,18 +51,6 @@ variable "drift_retraining" {
   }
 }
 
-variable "environment" {
-  description = "Environment of this stack (dev, prod, local): the builds run `invoke ... --target aws --env` with it."
-  type        = string
-  nullable    = false
-}
-
-variable "execution_role_arn" {
-  description = "ARN of the SageMaker execution role; the builds may pass it to SageMaker only."
-  type        = string
-  nullable    = false
-}
-
 variable "failure_notification" {
   description = "Failed pipeline executions go to this SNS topic (e.g. the model monitoring module's). null: no topic is created and no failure rule either. An object, so the rule's presence is known at plan time even when the ARN comes from another module. The topic's policy must allow events.amazonaws.com to publish."
   type = object({
@@ -108,27 +64,20 @@ variable "failure_notification" {
   }
 }
 
-variable "kms_key_arns" {
-  description = "KMS keys of the artifact bucket, which the builds use."
-  type        = list(string)
-  default     = []
-  nullable    = false
-}
-
 variable "model_package_group_name" {
   description = "Model package group whose approvals deploy to staging."
   type        = string
   nullable    = false
 }
 
-variable "name_prefix" {
+variable "name" {
   description = "Prefix of every resource name, e.g. mlops-dev."
   type        = string
   nullable    = false
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name_prefix))
-    error_message = "name_prefix must be 3-32 lower-case letters, digits and hyphens, starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name))
+    error_message = "name must be 3-32 lower-case letters, digits and hyphens, starting with a letter."
   }
 }
 

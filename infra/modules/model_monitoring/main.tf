@@ -107,15 +107,18 @@ resource "aws_sns_topic_subscription" "this" {
 }
 
 # One alarm per feature on Model Monitor's drift metric: the robust L-infinity distance the
-# data-quality job emits each hour. Missing data (no traffic that hour) is not a breach.
+# data-quality job emits each hour. An alarm's dimensions must be the metric's, all of them:
+# the built-in container publishes per-feature metrics with Endpoint, Feature and
+# MonitoringSchedule (the SageMaker SDK's data-quality dashboard queries exactly those).
+# Missing data (no traffic that hour) is not a breach.
 resource "aws_cloudwatch_metric_alarm" "drift" {
   for_each = toset(var.monitored_features)
 
   alarm_name          = "${var.endpoint_name}-drift-${each.value}"
   alarm_description   = "Model Monitor: drift of feature ${each.value} on ${var.endpoint_name} above ${var.drift_threshold}"
-  namespace           = "/aws/sagemaker/Endpoints/data-metrics"
+  namespace           = var.metric_namespace
   metric_name         = "feature_baseline_drift_${each.value}"
-  dimensions          = { Endpoint = var.endpoint_name, MonitoringSchedule = var.schedule_name }
+  dimensions          = { Endpoint = var.endpoint_name, Feature = each.value, MonitoringSchedule = var.schedule_name }
   statistic           = "Maximum"
   period              = 3600
   evaluation_periods  = 1

@@ -48,6 +48,17 @@ variable "kms_deletion_window_in_days" {
   }
 }
 
+variable "metric_namespace" {
+  description = "CloudWatch namespace of Model Monitor's data-quality metrics for endpoints (aws/sagemaker/Endpoints/data-metrics)."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^aws/sagemaker/Endpoints/[a-z-]+$", var.metric_namespace))
+    error_message = "metric_namespace must be a Model Monitor endpoint namespace such as aws/sagemaker/Endpoints/data-metrics."
+  }
+}
+
 variable "monitored_features" {
   description = "Feature columns with a drift alarm each (the model's features, as in its data-quality baseline)."
   type        = list(string)

@@ -4,6 +4,21 @@ data "aws_caller_identity" "current" {}
 
 data "aws_region" "current" {}
 
+locals {
+  _sagemaker = "arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+  _bucket    = var.bucket_arn
+  # The artifact bucket by prefix (the README's prefix map): the jobs read their input data,
+  # the pipeline's code and outputs and the endpoints' capture; they write the pipeline's
+  # outputs (models, check results, baselines), the capture and monitoring reports.
+  _read_prefixes  = ["datasets/", "${var.pipeline_name}/", "datacapture/"]
+  _write_prefixes = ["${var.pipeline_name}/", "datacapture/", "monitoring/"]
+  # Written by pipeline-run (its caller) only: a job must not replace the code a later run or
+  # an endpoint executes.
+  _protected_prefixes = ["${var.pipeline_name}/code/"]
+}
+
+# SageMaker assumes the role for this account's resources in this region only (the
+# confused-deputy guard AWS documents for SageMaker).
 data "aws_iam_policy_document" "assume_role" {
   statement {
     sid     = "SageMakerAssumesRole"
@@ -12,6 +27,18 @@ data "aws_iam_policy_document" "assume_role" {
     principals {
       type        = "Service"
       identifiers = ["sagemaker.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["${local._sagemaker}:*"]
     }
   }
 }
@@ -31,21 +58,40 @@ resource "aws_iam_role" "this" {
 # in full in `invoke plan` reviews.
 data "aws_iam_policy_document" "this" {
   statement {
-    sid       = "ArtifactBucketList"
-    actions   = ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketVersions"]
-    resources = [var.bucket_arn]
+    sid       = "ArtifactBucketLocation"
+    actions   = ["s3:GetBucketLocation"]
+    resources = [local._bucket]
   }
 
   statement {
-    sid = "ArtifactObjectsReadWrite"
-    actions = [
-      "s3:AbortMultipartUpload",
-      "s3:DeleteObject",
-      "s3:GetObject",
-      "s3:GetObjectVersion",
-      "s3:PutObject",
-    ]
-    resources = ["${var.bucket_arn}/*"]
+    sid       = "ArtifactBucketListThesePrefixes"
+    actions   = ["s3:ListBucket", "s3:ListBucketVersions"]
+    resources = [local._bucket]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = [for prefix in distinct(concat(local._read_prefixes, local._write_prefixes)) : "${prefix}*"]
+    }
+  }
+
+  statement {
+    sid       = "ArtifactObjectsRead"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = [for prefix in local._read_prefixes : "${local._bucket}/${prefix}*"]
+  }
+
+  statement {
+    sid       = "ArtifactObjectsWrite"
+    actions   = ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:PutObject"]
+    resources = [for prefix in local._write_prefixes : "${local._bucket}/${prefix}*"]
+  }
+
+  statement {
+    sid       = "CodeIsWrittenByTheCallerOnly"
+    effect    = "Deny"
+    actions   = ["s3:DeleteObject", "s3:PutObject"]
+    resources = [for prefix in local._protected_prefixes : "${local._bucket}/${prefix}*"]
   }
 
   statement {
@@ -152,6 +198,8 @@ data "aws_iam_policy_document" "this" {
     resources = ["*"]
   }
 
+  # SageMaker's job metrics (/aws/sagemaker/...) and Model Monitor's, whose namespaces have
+  # no leading slash (var.metric_namespaces).
   statement {
     sid       = "JobMetrics"
     actions   = ["cloudwatch:PutMetricData"]
@@ -160,8 +208,17 @@ data "aws_iam_policy_document" "this" {
     condition {
       test     = "StringLike"
       variable = "cloudwatch:namespace"
-      values   = ["/aws/sagemaker/*"]
+      values   = concat(["/aws/sagemaker/*"], sort(var.metric_namespaces))
     }
+  }
+
+  # Deployment guardrails: SageMaker checks that the execution role may describe the rollback
+  # alarms an endpoint update names (deployment-guardrails-configuration). Metric alarms
+  # allow resource-level scoping: this project's alarms only.
+  statement {
+    sid       = "DescribeRollbackAlarms"
+    actions   = ["cloudwatch:DescribeAlarms"]
+    resources = ["arn:${data.aws_partition.current.partition}:cloudwatch:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:alarm:${var.rollback_alarm_name_prefix}*"]
   }
 }
 

@@ -28,6 +28,17 @@ variable "kms_key_arns" {
   }
 }
 
+variable "metric_namespaces" {
+  description = "CloudWatch namespaces the monitoring jobs publish to besides SageMaker's own /aws/sagemaker/* (Model Monitor's data and model metrics)."
+  type        = list(string)
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for n in var.metric_namespaces : can(regex("^aws/sagemaker/[A-Za-z0-9/_-]+$", n))])
+    error_message = "metric_namespaces must be Model Monitor namespaces such as aws/sagemaker/Endpoints/data-metrics."
+  }
+}
+
 variable "model_package_group_name" {
   description = "Name of the model package group the pipeline registers models in."
   type        = string
@@ -53,6 +64,17 @@ variable "pipeline_name" {
   validation {
     condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$", var.pipeline_name))
     error_message = "pipeline_name must be letters, digits and hyphens, starting with a letter or digit (SageMaker's pipeline name rule)."
+  }
+}
+
+variable "rollback_alarm_name_prefix" {
+  description = "Prefix of the CloudWatch alarms an endpoint update may name for automatic rollback; the role may describe those alarms only."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]{1,200}$", var.rollback_alarm_name_prefix))
+    error_message = "rollback_alarm_name_prefix must be 1-200 letters, digits, '.', '_' or '-'."
   }
 }
 
