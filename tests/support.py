@@ -141,3 +141,22 @@ class ClientLoop:
         self.stop.set()
         for thread in self.threads:
             thread.join()
+
+
+def terraform_named(config, **changes):
+    """``config`` (with ``changes``) as Terraform's outputs give it: the ``name``, endpoint
+    and monitoring schedule names derived from the prefix and the environment the way
+    infra/main.tf spells them (tests/infra's plan test checks that spelling)."""
+    import dataclasses
+
+    config = dataclasses.replace(config, **changes)
+    name = f"{config.name_prefix}-{config.environment}"
+    endpoints = {"default": f"{name}-endpoint"} | {
+        stage: f"{name}-{stage}-endpoint" for stage in ("staging", "prod")
+    }
+    return dataclasses.replace(
+        config,
+        name=name,
+        endpoint_names=endpoints,
+        monitoring_schedule_names={k: f"{v}-data-quality" for k, v in endpoints.items()},
+    )

@@ -94,8 +94,10 @@ class SageMakerBackend:
         """Pipeline.upsert with the Terraform role, then Pipeline.start."""
         try:
             run.pipeline.upsert(role_arn=run.config.execution_role_arn)
+            # Every value, defaults too: the execution records exactly what it ran with.
+            values = run.parameters.with_defaults()
             started = run.pipeline.start(
-                parameters={k: str(v) for k, v in run.parameters.items()},
+                parameters={k: str(v) for k, v in values.items() if v is not None},
                 execution_display_name=run.display_name,
             )
         except (ClientError, BotoCoreError) as error:

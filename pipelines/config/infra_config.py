@@ -31,7 +31,8 @@ class InfraConfig:
     code_repository_clone_url_http: str | None = None
     code_repository_clone_url_ssh: str | None = None
     automation_queue_url: str | None = None  # the local automation agent's queue
-    # Names Terraform gives (infra/outputs.tf); None from a stack applied before they existed.
+    # Names Terraform gives (infra/outputs.tf): the only place they are spelled. Required
+    # from the outputs; a config built by hand (tests) may leave out what it does not use.
     name: str | None = None  # <name_prefix>-<environment>, the start of every resource name
     endpoint_names: dict[str, str] | None = None  # by stage: default, staging, prod
     monitoring_schedule_names: dict[str, str] | None = None  # same keys as endpoint_names
@@ -49,7 +50,9 @@ class InfraConfig:
                 "Run `invoke infra-up` first."
             )
         known = {f.name: f for f in fields(cls)}
-        required = [name for name, f in known.items() if f.default is not None]
+        required = [
+            name for name, f in known.items() if f.default is not None or name in _NAMED_OUTPUTS
+        ]
         missing = [name for name in required if not values.get(name)]
         if missing:
             raise MlopsError(
@@ -64,3 +67,24 @@ class InfraConfig:
     @property
     def bucket_uri(self) -> str:
         return f"s3://{self.bucket_name}"
+
+    def endpoint_name(self, stage: str | None = None) -> str:
+        """The environment's endpoint (no stage), or locally a stage's own beside it."""
+        return self._named("endpoint_names", stage)
+
+    def monitoring_schedule_name(self, stage: str | None = None) -> str:
+        return self._named("monitoring_schedule_names", stage)
+
+    def _named(self, output: str, stage: str | None) -> str:
+        names = getattr(self, output) or {}
+        key = stage or "default"
+        if key not in names:
+            raise MlopsError(
+                f"The Terraform outputs have no {output}[{key!r}]. Re-run `invoke infra-up` "
+                "so the state matches infra/outputs.tf."
+            )
+        return str(names[key])
+
+
+# Outputs with no default above that are still required when read from Terraform.
+_NAMED_OUTPUTS = ("name", "endpoint_names", "monitoring_schedule_names")

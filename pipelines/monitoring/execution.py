@@ -39,8 +39,9 @@ EXIT_VIOLATIONS = 3
 Json = dict[str, Any]
 
 
-def schedule_name(config: InfraConfig) -> str:
-    return f"{deploy.endpoint_name(config)}-data-quality"
+def schedule_name(config: InfraConfig, stage: str | None = None) -> str:
+    """The endpoint's data-quality monitoring schedule (Terraform's output)."""
+    return config.monitoring_schedule_name(stage)
 
 
 @dataclass(frozen=True)

@@ -90,10 +90,9 @@ class DeploySettings:
 
 
 def endpoint_name(config: InfraConfig, stage: str | None = None) -> str:
-    """The environment's endpoint; locally, a stage's own endpoint beside it."""
-    if stage is None:
-        return f"{config.name_prefix}-{config.environment}-endpoint"
-    return f"{config.name_prefix}-{config.environment}-{stage}-endpoint"
+    """The environment's endpoint; locally, a stage's own endpoint beside it (Terraform's
+    ``endpoint_names`` output)."""
+    return config.endpoint_name(stage)
 
 
 def traffic_steps(settings: DeploySettings) -> list[tuple[float, float]]:

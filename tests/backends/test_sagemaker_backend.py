@@ -23,22 +23,25 @@ from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
 from pipelines.definition.parameters import check_arguments
 from pipelines.launch import prepare as run
+from tests.support import terraform_named
 
 ACCOUNT = "123456789012"
 PIPELINE = "aws-backend-pipeline"
-CONFIG = InfraConfig(
-    region="us-east-1",
-    account_id=ACCOUNT,
-    environment="dev",
-    name_prefix="mlops",
-    bucket_name="aws-backend-tests",
-    bucket_arn="arn:aws:s3:::aws-backend-tests",
-    execution_role_arn=f"arn:aws:iam::{ACCOUNT}:role/aws-backend-tests",
-    model_package_group_name="aws-backend-models",
-    model_package_group_arn=(
-        f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package-group/aws-backend-models"
-    ),
-    pipeline_name=PIPELINE,
+CONFIG = terraform_named(
+    InfraConfig(
+        region="us-east-1",
+        account_id=ACCOUNT,
+        environment="dev",
+        name_prefix="mlops",
+        bucket_name="aws-backend-tests",
+        bucket_arn="arn:aws:s3:::aws-backend-tests",
+        execution_role_arn=f"arn:aws:iam::{ACCOUNT}:role/aws-backend-tests",
+        model_package_group_name="aws-backend-models",
+        model_package_group_arn=(
+            f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package-group/aws-backend-models"
+        ),
+        pipeline_name=PIPELINE,
+    )
 )
 EXECUTION_ARN = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:pipeline/{PIPELINE}/execution/abcdef123456"
 T0 = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)

@@ -11,21 +11,24 @@ import pytest
 from pipelines.config.infra_config import InfraConfig
 from pipelines.definition.builder import definition_json, get_pipeline
 from pipelines.definition.sdk_session import DefinitionSession
+from tests.support import terraform_named
 
-CONFIG = InfraConfig(
-    region="us-east-1",
-    account_id="123456789012",
-    environment="local",
-    name_prefix="mlops",
-    bucket_name="mlops-local-artifacts-123456789012-us-east-1",
-    bucket_arn="arn:aws:s3:::mlops-local-artifacts-123456789012-us-east-1",
-    execution_role_arn="arn:aws:iam::123456789012:role/mlops-local-sagemaker-execution",
-    model_package_group_name="mlops-local-models",
-    model_package_group_arn=(
-        "arn:aws:sagemaker:us-east-1:123456789012:model-package-group/mlops-local-models"
-    ),
-    pipeline_name="mlops-local-pipeline",
-    kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+CONFIG = terraform_named(
+    InfraConfig(
+        region="us-east-1",
+        account_id="123456789012",
+        environment="local",
+        name_prefix="mlops",
+        bucket_name="mlops-local-artifacts-123456789012-us-east-1",
+        bucket_arn="arn:aws:s3:::mlops-local-artifacts-123456789012-us-east-1",
+        execution_role_arn="arn:aws:iam::123456789012:role/mlops-local-sagemaker-execution",
+        model_package_group_name="mlops-local-models",
+        model_package_group_arn=(
+            "arn:aws:sagemaker:us-east-1:123456789012:model-package-group/mlops-local-models"
+        ),
+        pipeline_name="mlops-local-pipeline",
+        kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    )
 )
 
 

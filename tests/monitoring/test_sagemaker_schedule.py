@@ -14,21 +14,24 @@ from pipelines.config.monitoring_settings import MonitoringSettings
 from pipelines.core.errors import MlopsError
 from pipelines.monitoring import sagemaker_schedule as aws
 from pipelines.monitoring.execution import DeployedModel
+from tests.support import terraform_named
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012"
 IMAGE = "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer"
-CONFIG = InfraConfig(
-    region="us-east-1",
-    account_id="123456789012",
-    environment="dev",
-    name_prefix="mlops",
-    bucket_name="mlops-dev-artifacts",
-    bucket_arn="arn:aws:s3:::mlops-dev-artifacts",
-    execution_role_arn="arn:aws:iam::123456789012:role/mlops-dev-sagemaker-execution",
-    model_package_group_name="mlops-dev-models",
-    model_package_group_arn=f"{ARN}:model-package-group/mlops-dev-models",
-    pipeline_name="mlops-dev-pipeline",
-    kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+CONFIG = terraform_named(
+    InfraConfig(
+        region="us-east-1",
+        account_id="123456789012",
+        environment="dev",
+        name_prefix="mlops",
+        bucket_name="mlops-dev-artifacts",
+        bucket_arn="arn:aws:s3:::mlops-dev-artifacts",
+        execution_role_arn="arn:aws:iam::123456789012:role/mlops-dev-sagemaker-execution",
+        model_package_group_name="mlops-dev-models",
+        model_package_group_arn=f"{ARN}:model-package-group/mlops-dev-models",
+        pipeline_name="mlops-dev-pipeline",
+        kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    )
 )
 MODEL = DeployedModel(
     version=7,

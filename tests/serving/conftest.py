@@ -21,19 +21,22 @@ from pipelines.containers.profiles import profile_for_image
 from pipelines.definition.builder import TRAINING_DIR
 from pipelines.definition.code_package import package_code, upload_code
 from pipelines.registry import APPROVED, ModelVersion, Registry
+from tests.support import terraform_named
 
 ACCOUNT = "123456789012"
-CONFIG = InfraConfig(
-    region="us-east-1",
-    account_id=ACCOUNT,
-    environment="test",
-    name_prefix="serving",
-    bucket_name="serving-tests",
-    bucket_arn="arn:aws:s3:::serving-tests",
-    execution_role_arn=f"arn:aws:iam::{ACCOUNT}:role/serving-tests",
-    model_package_group_name="serving-models",
-    model_package_group_arn=f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package-group/serving-models",
-    pipeline_name="serving-pipeline",
+CONFIG = terraform_named(
+    InfraConfig(
+        region="us-east-1",
+        account_id=ACCOUNT,
+        environment="test",
+        name_prefix="serving",
+        bucket_name="serving-tests",
+        bucket_arn="arn:aws:s3:::serving-tests",
+        execution_role_arn=f"arn:aws:iam::{ACCOUNT}:role/serving-tests",
+        model_package_group_name="serving-models",
+        model_package_group_arn=f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package-group/serving-models",
+        pipeline_name="serving-pipeline",
+    )
 )
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"

@@ -16,8 +16,9 @@ from pipelines.registry import PENDING, ModelVersion
 from pipelines.serving import deploy
 from pipelines.serving.deploy import DeploySettings, deploy_to_sagemaker, deployed_package_arn
 from tests.serving.conftest import ACCOUNT, CONFIG
+from tests.support import terraform_named
 
-AWS_CONFIG = dataclasses.replace(CONFIG, environment="aws", name_prefix="deploy")
+AWS_CONFIG = terraform_named(CONFIG, environment="aws", name_prefix="deploy")
 ENDPOINT = "deploy-aws-endpoint"
 
 
@@ -97,7 +98,7 @@ def test_a_second_deploy_updates_the_endpoint_in_place_and_destroy_removes_all(
 def test_an_unapproved_version_is_refused_before_any_call(emulator_connection, register_version):
     version = register_version(10, approve=False)
     assert version.status == PENDING
-    other = dataclasses.replace(AWS_CONFIG, name_prefix="refused")
+    other = terraform_named(AWS_CONFIG, name_prefix="refused")
     with pytest.raises(MlopsError, match="is PendingManualApproval"):
         deploy_to_sagemaker(emulator_connection, other, version, DeploySettings())
     sagemaker = emulator_connection.client("sagemaker")

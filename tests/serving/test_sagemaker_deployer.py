@@ -13,10 +13,11 @@ from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
 from pipelines.serving.sagemaker_deployer import SageMakerDeployer
 from tests.serving.conftest import CONFIG
+from tests.support import terraform_named
 
 # The staging environment's own group is empty: it deploys dev's versions, through the
 # group named in invoke.yaml (cross-account on AWS, shared by dev's group policy).
-STAGING = dataclasses.replace(
+STAGING = terraform_named(
     CONFIG,
     environment="staging",
     name_prefix="stage",
