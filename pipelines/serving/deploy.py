@@ -26,6 +26,8 @@ from pipelines.registry import ModelVersion, require_approved
 from pipelines.serving.local_endpoint import LocalEndpoint
 
 STRATEGIES = ("all-at-once", "canary", "linear")
+# BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds: valid range 600-28800.
+MIN_EXECUTION_TIMEOUT, MAX_EXECUTION_TIMEOUT = 600, 28800
 STAGES = ("staging", "prod")
 # Locally each stage's endpoint listens next to the default one (mlops.endpoint.port).
 _STAGE_PORT_OFFSET = {"staging": 1, "prod": 2}
@@ -64,18 +66,40 @@ class DeploySettings:
             raise MlopsError(
                 f"Capture percentage must be between 0 and 100, got {self.capture_percent}."
             )
-        if not 1 <= self.canary_percent <= 99:
+        # SageMaker's limits (API reference, TrafficRoutingConfig): a canary is at most 50%
+        # of the fleet, a linear step 10-50%, each wait 0-3600 s. Checked before anything
+        # changes, on both targets: local success means SageMaker accepts it too.
+        if not 1 <= self.canary_percent <= 50:
             raise MlopsError(
-                f"Canary percentage must be between 1 and 99, got {self.canary_percent}."
+                f"deploy.canary_percent must be 1-50 (SageMaker's CanarySize is at most 50% "
+                f"of the fleet), got {self.canary_percent}."
             )
-        if not 1 <= self.linear_percent <= 50:
+        if not 10 <= self.linear_percent <= 50:
             raise MlopsError(
-                f"Linear step percentage must be between 1 and 50, got {self.linear_percent}."
+                f"deploy.linear_percent must be 10-50 (SageMaker's LinearStepSize), got "
+                f"{self.linear_percent}."
             )
         for name in ("canary_wait_seconds", "linear_wait_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3600:
                 raise MlopsError(f"deploy.{name} must be 0-3600 seconds, got {value!r}.")
+        if self.execution_timeout_seconds > MAX_EXECUTION_TIMEOUT:
+            raise MlopsError(
+                f"The {self.strategy} rollout waits {self.total_wait_seconds} s in all; "
+                f"SageMaker's MaximumExecutionTimeoutInSeconds must exceed that and allows at "
+                f"most {MAX_EXECUTION_TIMEOUT} s. Shorten the waits or widen the steps."
+            )
+
+    @property
+    def total_wait_seconds(self) -> int:
+        """How long the traffic shift bakes in all: each step's wait before the next."""
+        return int(sum(wait for _, wait in traffic_steps(self)))
+
+    @property
+    def execution_timeout_seconds(self) -> int:
+        """MaximumExecutionTimeoutInSeconds: larger than the waits (API reference,
+        BlueGreenUpdatePolicy), with 10 minutes for the new fleet to come up; 600-28800."""
+        return max(MIN_EXECUTION_TIMEOUT, self.total_wait_seconds + MIN_EXECUTION_TIMEOUT)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> DeploySettings:
@@ -141,7 +165,7 @@ def deployment_config(settings: DeploySettings) -> dict[str, Any]:
         "BlueGreenUpdatePolicy": {
             "TrafficRoutingConfiguration": routing,
             "TerminationWaitInSeconds": 0,
-            "MaximumExecutionTimeoutInSeconds": 3600,
+            "MaximumExecutionTimeoutInSeconds": settings.execution_timeout_seconds,
         }
     }
     if settings.rollback_alarms:

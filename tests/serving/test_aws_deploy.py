@@ -190,7 +190,8 @@ def test_canary_updates_shift_a_share_first_and_roll_back_on_alarms():
                     "WaitIntervalInSeconds": 600,
                 },
                 "TerminationWaitInSeconds": 0,
-                "MaximumExecutionTimeoutInSeconds": 3600,
+                # Larger than the canary's one 600 s wait (API reference, BlueGreenUpdatePolicy).
+                "MaximumExecutionTimeoutInSeconds": 1200,
             },
             "AutoRollbackConfiguration": {
                 "Alarms": [{"AlarmName": "p99-latency"}, {"AlarmName": "5xx-rate"}]
@@ -212,7 +213,7 @@ def test_a_failed_update_reports_the_reason_and_that_the_old_version_stays():
             "BlueGreenUpdatePolicy": {
                 "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
                 "TerminationWaitInSeconds": 0,
-                "MaximumExecutionTimeoutInSeconds": 3600,
+                "MaximumExecutionTimeoutInSeconds": 600,  # the API's minimum
             }
         },
     )
@@ -254,10 +255,18 @@ def test_api_errors_name_the_step_and_the_code():
     ("values", "message"),
     [
         ({"strategy": "rolling"}, "Unknown deployment strategy 'rolling'"),
-        ({"linear_percent": 60}, "Linear step percentage must be between 1 and 50"),
+        # SageMaker's limits (API reference, TrafficRoutingConfig): canary at most 50% of the
+        # fleet, linear steps 10-50%; and the rollout's timeout at most 28800 s.
+        ({"linear_percent": 60}, r"deploy.linear_percent must be 10-50"),
+        ({"linear_percent": 5}, r"deploy.linear_percent must be 10-50"),
+        ({"canary_percent": 60}, r"deploy.canary_percent must be 1-50"),
+        (
+            {"strategy": "linear", "linear_percent": 10, "linear_wait_seconds": 3600},
+            r"waits 32400 s in all; SageMaker's MaximumExecutionTimeoutInSeconds",
+        ),
         ({"canary_wait_seconds": -1}, "deploy.canary_wait_seconds must be 0-3600 seconds"),
         ({"capture_percent": 150}, "Capture percentage must be between 0 and 100"),
-        ({"canary_percent": 100}, "Canary percentage must be between 1 and 99"),
+
         (
             {"instance_typ": "ml.c5.large"},
             r"Unknown deploy setting\(s\) in invoke.yaml: instance_typ",
@@ -297,7 +306,7 @@ def test_linear_updates_shift_in_steps_and_roll_back_on_alarms():
                     "WaitIntervalInSeconds": 90,
                 },
                 "TerminationWaitInSeconds": 0,
-                "MaximumExecutionTimeoutInSeconds": 3600,
+                "MaximumExecutionTimeoutInSeconds": 960,  # 4 waits of 90 s at 20/40/60/80%
             },
             "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "5xx-rate"}]},
         },
