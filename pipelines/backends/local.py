@@ -176,28 +176,35 @@ class LocalBackend:
                 "runtime_cache": str(self.settings.runtime_cache),
             },
         )
-        # Preflight and runtimes before the execution is recorded: a missing Python
-        # raises here, and nothing runs.
-        startup = startup_checks.prepare(execution, self.settings, self.notify)
-        execution.runtime["job_runtimes"] = {
-            image: runtime.as_record() for image, runtime in startup.runtimes.items()
-        }
-        if startup.problems:
-            # Recorded as a failed execution that ran no step, as SageMaker reports a
-            # definition it rejects at start.
-            execution.status = FAILED
-            execution.ended_at = time.time()
-            execution.failure_reason = str(PreflightError(startup.problems))
-            self.store.insert_execution(execution)
-            return self.store.get_execution(execution_id)
+        # The worker starts first: its interpreter and imports (most of a fully cached
+        # run's time) overlap the preflight. It waits until a record names it, so if the
+        # preflight refuses the definition it is stopped and nothing runs.
         process = self._spawn(execution_id)
-        execution.worker_pid = process.pid
         try:
+            # Preflight and runtimes before the execution is recorded: a missing Python
+            # raises here, and nothing runs.
+            startup = startup_checks.prepare(execution, self.settings, self.notify)
+            execution.runtime["job_runtimes"] = {
+                image: runtime.as_record() for image, runtime in startup.runtimes.items()
+            }
+            if startup.problems:
+                # Recorded as a failed execution that ran no step, as SageMaker reports a
+                # definition it rejects at start.
+                process.kill()
+                execution.status = FAILED
+                execution.ended_at = time.time()
+                execution.failure_reason = str(PreflightError(startup.problems))
+                self.store.insert_execution(execution)
+                return self.store.get_execution(execution_id)
+            execution.worker_pid = process.pid
             self.store.insert_execution(execution)
         except BaseException:
             # No record names it, so nobody else could ever stop it.
             process.kill()
             raise
+        finally:
+            if process.poll() is None and execution.worker_pid != process.pid:
+                process.wait(timeout=10)  # reap the one stopped above
         return self.store.get_execution(execution_id)
 
     def _account_id(self) -> str:

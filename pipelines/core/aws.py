@@ -8,8 +8,9 @@ the target themselves.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,15 @@ class AwsConnection:
     # AWS services emit their own EventBridge events; the emulator does not, so the
     # project emits them itself (pipelines.events) where SageMaker would.
     emits_service_events: bool = False
+    # One client per service and settings, made once: a client costs tens of
+    # milliseconds and a TLS handshake, and a run asks for one per step and call.
+    # botocore's clients are thread-safe; making them from one session is not.
+    _clients: dict[Any, BaseClient] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+    _clients_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, compare=False, repr=False
+    )
 
     @property
     def is_emulator(self) -> bool:
@@ -70,7 +80,17 @@ class AwsConnection:
         retries_mode: str = "standard",
         **config: Any,
     ) -> BaseClient:
-        """A client with botocore's retry handling (throttling, transient errors)."""
+        """A client with botocore's retry handling (throttling, transient errors); the
+        same one for the same service and settings."""
+        key = (service, max_attempts, retries_mode, repr(sorted(config.items())))
+        with self._clients_lock:
+            if key not in self._clients:
+                self._clients[key] = self._new_client(service, max_attempts, retries_mode, config)
+            return self._clients[key]
+
+    def _new_client(
+        self, service: str, max_attempts: int | None, retries_mode: str, config: dict[str, Any]
+    ) -> BaseClient:
         retries = {
             "mode": retries_mode,
             "max_attempts": max_attempts or self.default_attempts,
