@@ -1,6 +1,7 @@
 """Which SageMaker framework images have a local runtime profile, and what each pins.
 
-The pins live in ``pins/<framework>-<version>.txt``: one ``python X.Y`` line, then
+The pins live in ``pins/<framework>-<version>.txt``: one ``python X.Y`` line, the
+image's own environment as ``env NAME=VALUE`` lines (its Dockerfiles' ENV), then
 requirement lines, with the container source they were copied from in comments.
 """
 
@@ -26,6 +27,8 @@ class RuntimeProfile:
     python: str  # major.minor, e.g. "3.9"
     requirements: tuple[str, ...]
     source: Path
+    # The image's ENV (locale, encoding, SM_* paths), as every job in it starts with.
+    environment: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -44,17 +47,23 @@ class RuntimeProfile:
 def parse_pins(path: Path, framework: str, version: str) -> RuntimeProfile:
     python: str | None = None
     requirements: list[str] = []
+    environment: list[tuple[str, str]] = []
     for raw in path.read_text().splitlines():
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         if line.startswith("python "):
             python = line.split()[1]
+        elif line.startswith("env "):
+            name, _, value = line.removeprefix("env ").partition("=")
+            environment.append((name.strip(), value.strip()))
         else:
             requirements.append(line)
     if python is None:
         raise ValueError(f"{path} has no 'python X.Y' line")
-    return RuntimeProfile(framework, version, python, tuple(requirements), path)
+    return RuntimeProfile(
+        framework, version, python, tuple(requirements), path, tuple(environment)
+    )
 
 
 @cache

@@ -87,10 +87,21 @@ class JobContext:
 Runner = Callable[[StepNode, dict[str, Any], JobContext], StepOutcome]
 
 
-def container_environment(ctx: JobContext, python: str) -> dict[str, str]:
-    """The job's environment: the allow-listed base, with the runtime's bin folder first
-    on the container's PATH."""
+def container_environment(
+    ctx: JobContext, python: str, image: str | None, sandbox: Sandbox
+) -> dict[str, str]:
+    """The job's environment: the allow-listed base, then the image's own ENV (its
+    locale, encoding and SM_* paths, which win over the host's, as in a container),
+    with the runtime's bin folder first on the container's PATH."""
     env = dict(ctx.job_env)
+    profile = profile_for_image(image) if image else None
+    for name, value in profile.environment if profile else ():
+        env[name] = sandbox.remap(value)
+    if "TEMP" in env:
+        # The image's /home/model-server/tmp: a folder of the job's own here.
+        temp = sandbox.root / "tmp"
+        temp.mkdir(parents=True, exist_ok=True)
+        env["TEMP"] = str(temp)
     env["PATH"] = f"{Path(python).parent}:{toolkit.CONTAINER_PATH}"
     return env
 
@@ -199,7 +210,7 @@ def run_processing(node: StepNode, args: dict[str, Any], ctx: JobContext) -> Ste
         *(sandbox.remap(part) for part in entrypoint[1:]),
         *(sandbox.remap(str(part)) for part in app.get("ContainerArguments") or []),
     ]
-    env = container_environment(ctx, python)
+    env = container_environment(ctx, python, app.get("ImageUri"), sandbox)
     env.update({k: sandbox.remap(str(v)) for k, v in (args.get("Environment") or {}).items()})
     toolkit.write_processing_config(
         args, sandbox, job_name=name, job_arn=_arn(ctx, f"processing-job/{name}")
@@ -354,7 +365,8 @@ def run_training(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepO
             args["AlgorithmSpecification"]["TrainingImage"], code_dir / "requirements.txt"
         )
 
-    env = container_environment(ctx, python)
+    image = args["AlgorithmSpecification"]["TrainingImage"]
+    env = container_environment(ctx, python, image, sandbox)
     env.update({k: sandbox.remap(str(v)) for k, v in (args.get("Environment") or {}).items()})
     env.update(contract.env)
     env["PYTHONPATH"] = str(code_dir)

@@ -46,6 +46,23 @@ def test_the_1_4_2_training_image_maps_to_python_3_12():
     assert "pandas==2.2.3" in profile.requirements
 
 
+@pytest.mark.parametrize("name", sorted(profiles()))
+def test_every_library_is_pinned_exactly_to_what_the_image_resolved(name):
+    """Ranges would resolve to today's releases, not the image's: every requirement is
+    an exact pin (the files say how the unpinned ones were resolved at the image's build)."""
+    profile = profiles()[name]
+    assert all("==" in r and not any(c in r for c in "<>~!,") for r in profile.requirements)
+
+
+def test_the_1_2_1_image_got_the_releases_of_its_build_date():
+    """joblib, threadpoolctl and pytz are unpinned in the container's requirements.txt;
+    the image built from aws/sagemaker-scikit-learn-container c59fb77 (2025-09-22) got
+    what pip resolved then."""
+    requirements = profiles()["sklearn-1.2-1"].requirements
+    for pin in ("joblib==1.5.2", "threadpoolctl==3.6.0", "pytz==2025.2"):
+        assert pin in requirements
+
+
 def test_images_without_a_profile_are_not_guessed():
     assert profile_for_image("123456789012.dkr.ecr.us-east-1.amazonaws.com/my-image:1") is None
     assert profile_for_image("sagemaker-scikit-learn:0.23-1-cpu-py3") is None

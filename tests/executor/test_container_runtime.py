@@ -425,3 +425,36 @@ def test_the_definition_build_goes_to_the_targets_endpoint_only(session, emulato
     )
     with pytest.raises(AwsCallRefused, match="tried to call AWS"):
         definition(offline, detached)
+
+
+ENV_PROBE = """
+import json, os, sys, tempfile
+names = ["LC_ALL", "LANG", "PYTHONIOENCODING", "SAGEMAKER_SKLEARN_VERSION", "SM_MODEL_DIR",
+         "SAGEMAKER_TRAINING_MODULE"]
+print("env", json.dumps({n: os.environ.get(n) for n in names}))
+print("encoding", sys.stdout.encoding, "temp", tempfile.gettempdir())
+"""
+
+
+def test_a_job_starts_with_its_images_own_environment(
+    backend, session, emulator_connection, monkeypatch
+):
+    """The 1.2-1 image's ENV (aws/sagemaker-scikit-learn-container c59fb77,
+    docker/1.2-1/base/Dockerfile.cpu and final/Dockerfile.cpu): its locale and encoding win
+    over the host's, as they do in the container; its /opt/ml paths point at the sandbox."""
+    monkeypatch.setenv("LC_ALL", "POSIX")  # the host's locale must not leak into the job
+    backend.notify = lambda _: None
+    execution = run(
+        backend, definition(session, script_step(session, emulator_connection, "Env", ENV_PROBE))
+    )
+    assert execution.status == "Succeeded", execution.failure_reason
+    log = log_of(backend, execution, "Env")
+    env = json.loads(log.split("env ", 1)[1].splitlines()[0])
+    assert env["LC_ALL"] == env["LANG"] == "C.UTF-8"
+    assert env["PYTHONIOENCODING"] == "UTF-8"
+    assert env["SAGEMAKER_SKLEARN_VERSION"] == "1.2-1"
+    assert env["SAGEMAKER_TRAINING_MODULE"] == "sagemaker_sklearn_container.training:main"
+    assert env["SM_MODEL_DIR"].endswith("/sandbox/opt/ml/model")
+    encoding, temp = log.split("encoding ", 1)[1].split()[0], log.split(" temp ", 1)[1].split()[0]
+    assert encoding.lower() in ("utf-8", "utf8")
+    assert temp.endswith("/sandbox/tmp")
