@@ -93,6 +93,9 @@ def _exit(signum: int, frame: FrameType | None) -> None:
     sys.exit(0)
 
 
+IDLE_CONNECTION_SECONDS = 120  # > Go's http.Transport IdleConnTimeout (90 s)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     # Read by moto when the IAM backend is created; the role module can attach
@@ -128,6 +131,11 @@ def main(argv: list[str] | None = None) -> None:
         durable.start()
         app = DurableMiddleware(app, durable)
     server = Server((LOOPBACK, args.port), app, numthreads=args.threads)
+    # cheroot closes a kept-alive connection after `timeout` idle seconds (10 by default).
+    # Terraform's provider (Go) keeps idle connections 90 s and reuses one at the moment
+    # the server closes it: "use of closed network connection" in a POST it won't retry.
+    # Closing later than the client does avoids the race.
+    server.timeout = IDLE_CONNECTION_SECONDS
     adapter = BuiltinSSLAdapter(args.ssl_cert, args.ssl_key)
     # The bucket policy denies TLS < 1.2; the server never offers it either.
     adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -91,3 +91,27 @@ def test_certificates_are_reused_until_close_to_expiry(tmp_path):
     first = files.server_cert.read_bytes()
     assert ensure_certificates(files).server_cert.read_bytes() == first
     assert oct(files.server_key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_kept_alive_connection_outlives_a_short_idle_time(emulator):
+    """Terraform's provider reuses an idle connection for up to 90 s; the emulator closed
+    them after 10 s, and a POST on a connection closed under it failed an apply ("use of
+    closed network connection"). A connection idle for longer than 10 s still works."""
+    import http.client
+    import time
+
+    info, _ = emulator.start()
+    context = ssl.create_default_context(cafile=str(emulator.tls.ca_cert))
+    connection = http.client.HTTPSConnection("127.0.0.1", info.port, context=context, timeout=5)
+    connection.request("GET", "/moto-api/")
+    first = connection.getresponse()
+    first.read()
+    assert first.status == 200
+    local_port = connection.sock.getsockname()[1]
+    time.sleep(11)
+    connection.request("GET", "/moto-api/")
+    second = connection.getresponse()
+    second.read()
+    assert second.status == 200
+    assert connection.sock.getsockname()[1] == local_port  # the same connection, not a new one
+    connection.close()
