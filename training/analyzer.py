@@ -18,9 +18,15 @@ Formats and their sources:
   https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-interpreting-violations.html
   (check types data_type_check, completeness_check, baseline_drift_check,
   missing_column_check, extra_column_check, categorical_values_check).
-* Drift distance: awslabs/deequ ``src/main/scala/com/amazon/deequ/analyzers/Distance.scala``:
-  the L∞ distance between two distributions; its robust variant subtracts
+* Distributions and the drift distance: awslabs/deequ ``src/main/scala/com/amazon/deequ/
+  analyzers/``. ``KLLSketch.scala``: the sketch (``DEFAULT_SKETCH_SIZE = 2048``,
+  ``DEFAULT_SHRINKING_FACTOR = 0.64``) and the buckets it answers; ``QuantileNonSample.scala``
+  and ``NonSampleCompactor.scala``: how the sketch fills and compacts; ``Distance.scala``
+  (``numericalDistance``, ``categoricalDistance``): the L∞ distance between the two
+  distribution functions at every item of either sketch, and its robust variant, less
   ``1.8 * sqrt((n + m) / (n * m))`` (the two-sample Kolmogorov-Smirnov critical value).
+  The statistics file carries the sketch (``distribution.kll.sketch.data``, one list per
+  compactor level) and the comparison reads it, never the 10 published buckets.
 * Model quality: "Model quality metrics" (regression: mae, mse, rmse, r2, each with
   ``value`` and ``standard_deviation``), https://docs.aws.amazon.com/sagemaker/latest/dg/
   model-monitor-model-quality-metrics.html; constraints ``regression_constraints`` with
@@ -54,9 +60,10 @@ VIOLATIONS_FILE = "constraint_violations.json"
 ANALYSIS_FILE = "analysis.json"
 
 BUCKETS = 10
-# KLL's documented sketch parameters in Model Monitor's statistics files.
-KLL_C = 0.64
+# Deequ's KLL defaults (KLLSketch.DEFAULT_SKETCH_SIZE, DEFAULT_SHRINKING_FACTOR), the
+# parameters Model Monitor's statistics files show.
 KLL_K = 2048
+KLL_C = 0.64
 # Model Monitor's documented defaults for monitoring_config.
 COMPARISON_THRESHOLD = 0.1
 # Choice: a String feature gets a domain when it has at most this many distinct values.
@@ -116,48 +123,119 @@ def infer_type(values: pd.Series) -> str:
     return STRING
 
 
-def _buckets(numbers: np.ndarray) -> list[Json]:
-    low, high = float(numbers.min()), float(numbers.max())
-    edges = np.linspace(low, high, BUCKETS + 1)
-    if high > low:
-        # The last bucket is closed on the right, so the maximum is counted.
-        index = np.minimum(((numbers - low) / (high - low) * BUCKETS).astype(int), BUCKETS - 1)
-        counts = np.bincount(index, minlength=BUCKETS)
-    else:
-        counts = np.zeros(BUCKETS, dtype=int)
-        counts[0] = len(numbers)
-    return [
-        {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": int(c)}
-        for i, c in enumerate(counts)
-    ]
+def _kll_capacity(height: int, k: int, c: float) -> int:
+    """QuantileNonSample.capacity: level h holds 2 * (ceil(k * c^h / 2) + 1) items (2,050 on
+    level 0 with Deequ's defaults)."""
+    return 2 * (math.ceil(k * c**height / 2) + 1)
 
 
-def _sketch(numbers: np.ndarray) -> Json:
-    """Choice: a KLL sketch that has seen at most k items holds them all in its first level; for
-    more, k evenly spaced order statistics stand in for the compacted levels."""
-    ordered = np.sort(numbers)
-    if len(ordered) > KLL_K:
-        ordered = ordered[np.linspace(0, len(ordered) - 1, KLL_K).astype(int)]
-    return {"parameters": {"c": KLL_C, "k": float(KLL_K)}, "data": [ordered.tolist()]}
+def kll_sketch(values: Sequence[float], k: int = KLL_K, c: float = KLL_C) -> list[list[float]]:
+    """Deequ's QuantileNonSample fed ``values`` in order (as one Spark partition feeds it): the
+    items of its compactor levels, an item on level h standing for 2^h values.
+
+    ``update`` appends to level 0; once the sketch holds more items than its levels' capacities
+    add up to, ``condense`` compacts the first level at capacity into the next one
+    (NonSampleCompactor.compact: sorted, every other item from an offset that alternates
+    between compactions, an odd last item kept). Until then, up to 2,050 values with the
+    defaults, the sketch is exact: one level holding every value.
+    """
+    levels: list[list[float]] = [[]]
+    compactions = [0]
+    offsets = [0]
+    capacity = _kll_capacity(0, k, c)
+    size = 0
+    position = 0
+    while position < len(values):
+        # Deequ checks after every update; append up to the first one that overflows.
+        take = min(max(1, capacity - size + 1), len(values) - position)
+        levels[0].extend(values[position : position + take])
+        size += take
+        position += take
+        if size <= capacity:
+            continue
+        height = next(h for h, level in enumerate(levels) if len(level) >= _kll_capacity(h, k, c))
+        if height + 1 == len(levels):
+            levels.append([])
+            compactions.append(0)
+            offsets.append(0)
+            capacity += _kll_capacity(height + 1, k, c)
+        buffer = levels[height]
+        even = len(buffer) - len(buffer) % 2
+        if compactions[height] % 2 == 1:
+            offsets[height] = 1 - offsets[height]
+        levels[height + 1].extend(sorted(buffer[:even])[offsets[height] : even : 2])
+        levels[height] = buffer[even:]
+        compactions[height] += 1
+        size = sum(len(level) for level in levels)
+    return levels
+
+
+class _Ranks:
+    """A sketch's items sorted, with their cumulative weights: QuantileNonSample's ranks."""
+
+    def __init__(self, data: Sequence[Sequence[float]]) -> None:
+        items = [np.asarray(level, dtype=np.float64) for level in data]
+        weights = [np.full(len(level), 2**h, dtype=np.int64) for h, level in enumerate(items)]
+        values = np.concatenate(items) if items else np.empty(0)
+        order = np.argsort(values, kind="stable")
+        self.items = values[order]
+        self.cumulative = np.cumsum(np.concatenate(weights)[order]) if weights else np.empty(0)
+        self.total = int(self.cumulative[-1]) if len(self.cumulative) else 0
+
+    def rank(self, x: np.ndarray, inclusive: bool = True) -> np.ndarray:
+        """getRank (the weight of the items <= x) or getRankExclusive (of the items < x)."""
+        index = np.searchsorted(self.items, x, side="right" if inclusive else "left")
+        return np.concatenate([[0], self.cumulative])[index]
+
+
+def _buckets(data: Sequence[Sequence[float]], low: float, high: float) -> list[Json]:
+    """KLLSketch.computeMetricFrom: BUCKETS equal-width buckets from the global minimum to the
+    maximum, counted from the sketch ([lower, upper), the last one [lower, upper])."""
+    ranks = _Ranks(data)
+    buckets = []
+    for i in range(BUCKETS):
+        lower = low + (high - low) * i / float(BUCKETS)
+        upper = low + (high - low) * (i + 1) / float(BUCKETS)
+        below = ranks.rank(np.array([lower]), inclusive=False)[0]
+        up_to = ranks.rank(np.array([upper]), inclusive=i == BUCKETS - 1)[0]
+        buckets.append({"lower_bound": lower, "upper_bound": upper, "count": int(up_to - below)})
+    return buckets
 
 
 def numerical_feature_statistics(
     name: str, inferred: str, numbers: np.ndarray, num_missing: int
 ) -> Json:
-    """A numerical feature's statistics from its present values as numbers (for callers, such
-    as endpoint monitoring, that parse large data into numbers themselves)."""
+    """A numerical feature's statistics from its present values as numbers, in row order (for
+    callers, such as endpoint monitoring, that parse large data into numbers themselves)."""
+    with np.errstate(over="ignore"):
+        # Population standard deviation, as Spark's stddev_pop in Deequ.
+        mean, total, std = float(numbers.mean()), float(numbers.sum()), float(numbers.std())
+    if not math.isfinite(std):  # squares overflow, though the deviation itself may not
+        scale = float(np.max(np.abs(numbers)))
+        std = float((numbers / scale).std() * scale)
+    if not math.isfinite(total):
+        raise ValueError(
+            f"the sum of feature {name!r} overflows float64 (values up to "
+            f"{float(np.max(np.abs(numbers))):.4g}), and statistics.json cannot hold infinity"
+        )
+    low, high = float(numbers.min()), float(numbers.max())
+    sketch = kll_sketch(numbers.tolist())
     return {
         "name": name,
         "inferred_type": inferred,
         "numerical_statistics": {
             "common": {"num_present": len(numbers), "num_missing": int(num_missing)},
-            "mean": float(numbers.mean()),
-            "sum": float(numbers.sum()),
-            # Population standard deviation, as Spark's stddev_pop in Deequ.
-            "std_dev": float(numbers.std()),
-            "min": float(numbers.min()),
-            "max": float(numbers.max()),
-            "distribution": {"kll": {"buckets": _buckets(numbers), "sketch": _sketch(numbers)}},
+            "mean": mean,
+            "sum": total,
+            "std_dev": std,
+            "min": low,
+            "max": high,
+            "distribution": {
+                "kll": {
+                    "buckets": _buckets(sketch, low, high),
+                    "sketch": {"parameters": {"c": KLL_C, "k": float(KLL_K)}, "data": sketch},
+                }
+            },
         },
     }
 
@@ -243,41 +321,52 @@ def suggest_constraints(
 # --- data quality: the drift distance ---------------------------------------------------------
 
 
-def _cdf(buckets: Sequence[Json], x: float) -> float:
-    """The distribution function of a bucketed distribution at x, uniform inside each bucket."""
-    total = sum(b["count"] for b in buckets) or 1
-    below = 0.0
-    for b in buckets:
-        low, high, count = b["lower_bound"], b["upper_bound"], b["count"]
-        if x >= high:
-            below += count
-        elif x > low:
-            below += count * (x - low) / (high - low)
-    return below / total
+def numerical_distance(base: Json, current: Json) -> tuple[float, int, int]:
+    """Distance.numericalDistance: the largest gap between the two sketches' distribution
+    functions, taken at every item of either; with the sketches' total weights n and m. Exact
+    (the two-sample Kolmogorov-Smirnov statistic) while neither sketch has compacted."""
+    a = _Ranks(base["distribution"]["kll"]["sketch"]["data"])
+    b = _Ranks(current["distribution"]["kll"]["sketch"]["data"])
+    if not a.total or not b.total:
+        return 0.0, a.total, b.total
+    keys = np.union1d(a.items, b.items)
+    gaps = np.abs(a.rank(keys) / a.total - b.rank(keys) / b.total)
+    return float(gaps.max()), a.total, b.total
 
 
-def linf_distance(a: Sequence[Json], b: Sequence[Json]) -> float:
-    """Deequ's L∞ distance: the largest gap between the two distribution functions, evaluated at
-    every bucket edge of either distribution (where the piecewise-linear gap peaks)."""
-    edges = sorted({e for bs in (a, b) for x in bs for e in (x["lower_bound"], x["upper_bound"])})
-    return max((abs(_cdf(a, x) - _cdf(b, x)) for x in edges), default=0.0)
-
-
-def categorical_distance(a: Sequence[Json], b: Sequence[Json]) -> float:
-    """Deequ's categorical L∞ distance: the largest gap between two value frequencies."""
-    total_a = sum(x["count"] for x in a) or 1
-    total_b = sum(x["count"] for x in b) or 1
-    pa = {x["value"]: x["count"] / total_a for x in a}
-    pb = {x["value"]: x["count"] / total_b for x in b}
-    return max((abs(pa.get(v, 0.0) - pb.get(v, 0.0)) for v in {*pa, *pb}), default=0.0)
+def categorical_distance(a: Sequence[Json], b: Sequence[Json]) -> tuple[float, int, int]:
+    """Distance.categoricalDistance (LInfinity): the largest gap between two value frequencies,
+    with the two totals."""
+    n = sum(x["count"] for x in a)
+    m = sum(x["count"] for x in b)
+    pa = {x["value"]: x["count"] / (n or 1) for x in a}
+    pb = {x["value"]: x["count"] / (m or 1) for x in b}
+    return max((abs(pa.get(v, 0.0) - pb.get(v, 0.0)) for v in {*pa, *pb}), default=0.0), n, m
 
 
 def drift(distance: float, n: int, m: int, method: str) -> float:
-    """Simple: the distance itself; Robust: less the sampling noise two samples of n and m
-    items can show (Deequ's ``linfRobust``), never below 0."""
+    """Simple: the distance itself (Deequ's linf_simple); Robust: less the sampling noise two
+    samples of n and m items can show (Deequ's ``linfRobust``, selectMetrics), never below 0."""
     if method == "Simple" or n == 0 or m == 0:
         return distance
     return max(0.0, distance - ROBUST_FACTOR * math.sqrt((n + m) / (n * m)))
+
+
+def feature_drift(base: Json, current: Json, method: str) -> float | None:
+    """The distance Model Monitor holds against the threshold for a feature in both statistics;
+    None when one is numerical and the other is not."""
+    if "numerical_statistics" in base and "numerical_statistics" in current:
+        distance, n, m = numerical_distance(
+            base["numerical_statistics"], current["numerical_statistics"]
+        )
+    elif "string_statistics" in base and "string_statistics" in current:
+        distance, n, m = categorical_distance(
+            base["string_statistics"]["distribution"]["categorical"]["buckets"],
+            current["string_statistics"]["distribution"]["categorical"]["buckets"],
+        )
+    else:
+        return None
+    return drift(distance, n, m, method)
 
 
 # --- data quality: violations -----------------------------------------------------------------
@@ -317,7 +406,6 @@ def check_data_quality(
     baseline_features = {f["name"]: f for f in baseline_statistics.get("features", [])}
     constrained = {f["name"]: f for f in baseline_constraints.get("features", [])}
     items = max(int(current["dataset"]["item_count"]), 1)
-    baseline_items = int(baseline_statistics.get("dataset", {}).get("item_count", 0))
     violations: list[Violation] = []
 
     for name, rule in constrained.items():
@@ -362,9 +450,8 @@ def check_data_quality(
                 )
         base = baseline_features.get(name)
         if compare and base is not None:
-            violation = _drift_violation(
-                name, base, feature, baseline_items, items, method, threshold, categorical_threshold
-            )
+            limit = threshold if "numerical_statistics" in base else categorical_threshold
+            violation = _drift_violation(name, base, feature, method, limit)
             if violation:
                 violations.append(violation)
 
@@ -381,31 +468,10 @@ def check_data_quality(
 
 
 def _drift_violation(
-    name: str,
-    base: Json,
-    current: Json,
-    n: int,
-    m: int,
-    method: str,
-    threshold: float,
-    categorical_threshold: float,
+    name: str, base: Json, current: Json, method: str, limit: float
 ) -> Violation | None:
-    if "numerical_statistics" in base and "numerical_statistics" in current:
-        distance = linf_distance(
-            base["numerical_statistics"]["distribution"]["kll"]["buckets"],
-            current["numerical_statistics"]["distribution"]["kll"]["buckets"],
-        )
-        limit = threshold
-    elif "string_statistics" in base and "string_statistics" in current:
-        distance = categorical_distance(
-            base["string_statistics"]["distribution"]["categorical"]["buckets"],
-            current["string_statistics"]["distribution"]["categorical"]["buckets"],
-        )
-        limit = categorical_threshold
-    else:
-        return None
-    value = drift(distance, n, m, method)
-    if value <= limit + TOLERANCE:
+    value = feature_drift(base, current, method)
+    if value is None or value <= limit + TOLERANCE:
         return None
     return _violation(
         name,

@@ -317,7 +317,10 @@ def analyze_quality(analyzer: ModuleType, args: Mapping[str, Any], data: Path) -
             raise StepFailed(f"ClientError: the model-quality dataset: {error}") from error
         constraints = analyzer.suggest_regression_constraints(statistics)
     else:
-        statistics = analyzer.data_statistics(frame)
+        try:
+            statistics = analyzer.data_statistics(frame)
+        except ValueError as error:
+            raise StepFailed(f"ClientError: the data-quality dataset: {error}.") from error
         constraints = analyzer.suggest_constraints(statistics)
     return Analysis(
         {analyzer.STATISTICS_FILE: statistics, analyzer.CONSTRAINTS_FILE: constraints},

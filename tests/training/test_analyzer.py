@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import ks_2samp
 
 from tests.training.conftest import SAMPLE_DATA_DIR, load_script
 
@@ -139,21 +140,172 @@ def test_missing_extra_type_and_completeness_checks(sample, baseline):
     }
 
 
-def test_linf_distance_and_deequs_robust_correction():
-    a = [{"lower_bound": 0.0, "upper_bound": 1.0, "count": 10}]
-    b = [{"lower_bound": 1.0, "upper_bound": 2.0, "count": 10}]
-    assert analyzer.linf_distance(a, b) == 1.0
-    assert analyzer.linf_distance(a, a) == 0.0
-    half = [
-        {"lower_bound": 0.0, "upper_bound": 0.5, "count": 10},
-        {"lower_bound": 0.5, "upper_bound": 1.0, "count": 0},
-    ]
-    assert analyzer.linf_distance(a, half) == pytest.approx(0.5)
-    assert analyzer.drift(0.5, 100, 100, "Simple") == 0.5
+# --- the drift distance, as Deequ computes it ------------------------------------------------
+
+DEEQU = "awslabs/deequ src/test/scala/com/amazon/deequ/KLL"
+
+
+def sketch_of(data: list[list[float]]) -> dict:
+    """A feature's numerical statistics holding just a KLL sketch of these levels."""
+    return {"distribution": {"kll": {"sketch": {"data": data}}}}
+
+
+@pytest.mark.parametrize(
+    ("values", "levels", "buckets"),
+    [
+        # KLLProfileTest, "return correct NumericColumnProfiles for numeric columns": att1 of
+        # getDfWithNumericFractionalValues (1.0 .. 6.0), KLLParameters(2, 0.64, 2).
+        (list(range(1, 7)), [[5.0, 6.0], [1.0, 3.0]], [(1.0, 3.5, 4), (3.5, 6.0, 2)]),
+        # KLLProfileTest, "... With KLL ...": att1 of getDfWithNumericFractionalValuesForKLL.
+        (
+            list(range(1, 31)),
+            [[27.0, 28.0, 29.0, 30.0], [25.0], [1.0, 6.0, 10.0, 15.0, 19.0, 23.0]],
+            [(1.0, 15.5, 16), (15.5, 30.0, 14)],
+        ),
+    ],
+)
+def test_the_sketch_fills_compacts_and_buckets_as_deequs(monkeypatch, values, levels, buckets):
+    """Expected figures from Deequ's own tests (KLLProfileTest.scala in the folder above)."""
+    data = analyzer.kll_sketch([float(v) for v in values], k=2, c=0.64)
+    assert data == levels
+    monkeypatch.setattr(analyzer, "BUCKETS", 2)
+    got = analyzer._buckets(data, float(min(values)), float(max(values)))
+    assert [(b["lower_bound"], b["upper_bound"], b["count"]) for b in got] == buckets
+
+
+def test_the_default_sketch_is_exact_up_to_2050_values():
+    """KLLSketch.DEFAULT_SKETCH_SIZE = 2048 and DEFAULT_SHRINKING_FACTOR = 0.64; level 0 holds
+    2 * (ceil(2048 / 2) + 1) = 2,050 items (QuantileNonSample.capacity), and update() condenses
+    only once the sketch holds more than that."""
+    values = np.random.RandomState(0).normal(size=2051).tolist()
+    assert analyzer.kll_sketch(values[:2050]) == [values[:2050]]
+    compacted = analyzer.kll_sketch(values)
+    # The first 2,050 sorted, every other one (offset 0) up a level; the odd 2,051st stays.
+    assert compacted == [[values[2050]], sorted(values[:2050])[0::2]]
+    weight = sum(len(level) * 2**h for h, level in enumerate(compacted))
+    assert weight == 2051
+
+
+def test_the_distance_and_its_robust_correction_match_deequs_tests():
+    """KLLDistanceTest.scala: sketches [1, 2, 3, 4] and [2, 3, 4, 5] are 0.25 apart (simple)
+    and 0.0 after the robust correction; the categorical L-infinity distances likewise."""
+    first, second = sketch_of([[1.0, 2.0, 3.0, 4.0]]), sketch_of([[2.0, 3.0, 4.0, 5.0]])
+    distance, n, m = analyzer.numerical_distance(first, second)
+    assert (distance, n, m) == (0.25, 4, 4)
+    assert analyzer.drift(distance, n, m, "Simple") == 0.25
+    assert analyzer.drift(distance, n, m, "Robust") == 0.0
+
+    def buckets(counts: dict[str, int]) -> list[dict]:
+        return [{"value": v, "count": c} for v, c in counts.items()]
+
+    one = buckets({"a": 10, "b": 20, "c": 25, "d": 10, "e": 5})
+    two = buckets({"a": 11, "b": 20, "c": 25, "d": 10, "e": 10})
+    other_bins = buckets({"f": 11, "a": 20, "c": 25, "d": 10, "e": 10})
+    distance, n, m = analyzer.categorical_distance(one, two)
+    assert distance == 0.06015037593984962
+    assert analyzer.drift(distance, n, m, "Robust") == 0.0
+    assert analyzer.categorical_distance(one, other_bins)[0] == 0.2857142857142857
+    # Robust: less 1.8 * sqrt((n + m) / (n * m)) (Distance.selectMetrics), never below 0.
     assert analyzer.drift(0.5, 100, 100, "Robust") == pytest.approx(
         0.5 - 1.8 * math.sqrt(200 / 10000)
     )
-    assert analyzer.drift(0.1, 10, 10, "Robust") == 0.0
+
+
+def numerical(values: np.ndarray) -> dict:
+    return analyzer.numerical_feature_statistics("x", "Fractional", values, 0)[
+        "numerical_statistics"
+    ]
+
+
+def test_below_compaction_the_distance_is_the_exact_two_sample_ks_statistic():
+    """Worked out independently: scipy's two-sample Kolmogorov-Smirnov statistic is the L-inf
+    distance between the two empirical distribution functions."""
+    rng = np.random.RandomState(7)
+    base = rng.normal(10, 2, 1500)
+    same = rng.normal(10, 2, 900)
+    shifted = rng.normal(11, 2, 900)
+    scaled = base[:900] * 3
+    for current in (same, shifted, scaled):
+        distance, n, m = analyzer.numerical_distance(numerical(base), numerical(current))
+        assert (n, m) == (1500, 900)
+        assert distance == pytest.approx(ks_2samp(base, current).statistic, abs=1e-12)
+    limit = 1.8 * math.sqrt((1500 + 900) / (1500 * 900))
+    assert (
+        analyzer.feature_drift(
+            *[{"numerical_statistics": numerical(v)} for v in (base, same)], "Robust"
+        )
+        == 0.0
+    )
+    shift = ks_2samp(base, shifted).statistic
+    assert analyzer.feature_drift(
+        {"numerical_statistics": numerical(base)},
+        {"numerical_statistics": numerical(shifted)},
+        "Robust",
+    ) == pytest.approx(shift - limit)
+    assert shift - limit > analyzer.COMPARISON_THRESHOLD
+
+
+def test_above_compaction_the_sketch_distance_stays_close_to_the_exact_one():
+    rng = np.random.RandomState(3)
+    base = rng.lognormal(0, 1, 60_000)
+    same = rng.lognormal(0, 1, 40_000)
+    shifted = rng.lognormal(0.3, 1, 40_000)
+    sketch = numerical(base)["distribution"]["kll"]["sketch"]["data"]
+    assert len(sketch) > 1  # compacted: the exact values are gone
+    for current in (same, shifted):
+        distance, n, m = analyzer.numerical_distance(numerical(base), numerical(current))
+        assert (n, m) == (60_000, 40_000)  # compaction keeps the total weight
+        assert distance == pytest.approx(ks_2samp(base, current).statistic, abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def boston_split_statistics(tmp_path_factory) -> dict:
+    """statistics.json of the train and test splits of the sample data, seeds 42 and 3."""
+    preprocess = load_script("preprocess")
+    found = {}
+    for seed in (42, 3):
+        out = tmp_path_factory.mktemp(f"seed{seed}")
+        args = ["--input-dir", str(SAMPLE.parent), "--input-file", SAMPLE.name]
+        args += ["--output-dir", str(out), "--target-column", "medv", "--random-state", str(seed)]
+        assert preprocess.main(args) == 0
+        for split in ("train", "test"):
+            found[split, seed] = analyzer.read_csv(out / split)
+    return found
+
+
+def test_a_rerun_with_another_random_state_and_the_held_out_split_do_not_drift(
+    boston_split_statistics,
+):
+    """Issue 26, item 1: two training splits of the same data (RandomState 42 and 3) and the
+    held-out test split are the same distribution; crim's exact distance is 0.0226."""
+    frames = boston_split_statistics
+    baseline = analyzer.data_statistics(frames["train", 42])
+    constraints = analyzer.suggest_constraints(baseline)
+    rerun = analyzer.data_statistics(frames["train", 3])
+    crim = {f["name"]: f for f in rerun["features"]}["crim"]
+    base_crim = {f["name"]: f for f in baseline["features"]}["crim"]
+    distance = analyzer.numerical_distance(
+        base_crim["numerical_statistics"], crim["numerical_statistics"]
+    )[0]
+    exact = ks_2samp(
+        pd.to_numeric(frames["train", 42]["crim"]), pd.to_numeric(frames["train", 3]["crim"])
+    ).statistic
+    assert distance == pytest.approx(exact, abs=1e-12)
+    assert round(distance, 4) == 0.0226
+    assert analyzer.check_data_quality(rerun, baseline, constraints) == []
+    held_out = analyzer.data_statistics(frames["test", 42])
+    assert analyzer.check_data_quality(held_out, baseline, constraints) == []
+    tripled = analyzer.data_statistics(scaled(frames["train", 3], "rm", 3))
+    assert [
+        v["feature_name"] for v in analyzer.check_data_quality(tripled, baseline, constraints)
+    ] == ["rm"]
+
+
+def test_large_values_keep_finite_statistics_and_an_overflowing_sum_is_named():
+    spread = numerical(np.array([1e200, -1e200, 3e199]))
+    assert spread["std_dev"] == pytest.approx(np.std([1.0, -1.0, 0.3]) * 1e200)
+    with pytest.raises(ValueError, match="the sum of feature 'x' overflows float64"):
+        numerical(np.array([1e308, 1e308]))
 
 
 def test_model_quality_statistics_constraints_and_a_worse_model():
