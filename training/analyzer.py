@@ -28,9 +28,12 @@ Formats and their sources:
   The statistics file carries the sketch (``distribution.kll.sketch.data``, one list per
   compactor level) and the comparison reads it, never the 10 published buckets.
 * Model quality: "Model quality metrics" (regression: mae, mse, rmse, r2, each with
-  ``value`` and ``standard_deviation``), https://docs.aws.amazon.com/sagemaker/latest/dg/
+  ``value`` and ``standard_deviation``; the standard deviation only from 200 samples, over 5
+  random 80 % samples), https://docs.aws.amazon.com/sagemaker/latest/dg/
   model-monitor-model-quality-metrics.html; constraints ``regression_constraints`` with
-  ``threshold`` and ``comparison_operator``.
+  ``threshold`` and ``comparison_operator``, the threshold being the baseline's value
+  ("Create a Model Quality Baseline": the baseline job suggests constraints, thresholds a
+  metric must not go beyond).
 * Bias: "Measure pre-training bias", https://docs.aws.amazon.com/sagemaker/latest/dg/
   clarify-measure-data-bias.html (CI, DPL, KL, JS, LP, TVD, KS); ``analysis.json``'s
   ``pre_training_bias_metrics``; violations per "Bias drift violations",
@@ -489,8 +492,15 @@ def violations_document(violations: list[Violation]) -> Json:
 # --- model quality --------------------------------------------------------------------------
 
 REGRESSION_METRICS = ("mae", "mse", "rmse", "r2")
-# Choice: the bootstrap resamples behind each metric's standard_deviation.
-BOOTSTRAP_SAMPLES = 100
+# model-monitor-model-quality-metrics: "Standard deviation for metrics are provided only when at
+# least 200 samples are available. Model Monitor computes standard deviation by randomly sampling
+# 80% of the data 5 times, computing the metric, and taking the standard deviation".
+STD_MIN_SAMPLES = 200
+STD_SAMPLES = 5
+STD_FRACTION = 0.8
+# Choice: the seed of those samples (Model Monitor's own is not published).
+STD_SEED = 0
+HIGHER_IS_BETTER = ("r2",)
 
 
 def _regression_values(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -507,45 +517,52 @@ def regression_statistics(y_true: Sequence[float], y_pred: Sequence[float]) -> J
     if len(y) == 0 or len(y) != len(p):
         raise ValueError("model quality needs as many predictions as labels, at least one")
     values = _regression_values(y, p)
-    rng = np.random.RandomState(0)
-    samples = [
-        _regression_values(y[i], p[i]) for i in rng.randint(0, len(y), (BOOTSTRAP_SAMPLES, len(y)))
-    ]
+    spread: dict[str, Any] = {name: "NaN" for name in REGRESSION_METRICS}  # as Model Monitor
+    if len(y) >= STD_MIN_SAMPLES:
+        rng = np.random.RandomState(STD_SEED)
+        size = int(len(y) * STD_FRACTION)
+        picks = [rng.choice(len(y), size, replace=False) for _ in range(STD_SAMPLES)]
+        samples = [_regression_values(y[i], p[i]) for i in picks]
+        spread = {n: float(np.std([s[n] for s in samples], ddof=1)) for n in REGRESSION_METRICS}
+    if not all(math.isfinite(v) for v in values.values()):
+        raise ValueError(
+            "the model-quality metrics overflow float64: labels or predictions are too large"
+        )
     return {
         "version": 0.0,
         "dataset": {"item_count": len(y)},
         "regression_metrics": {
-            name: {
-                "value": values[name],
-                "standard_deviation": float(np.std([s[name] for s in samples], ddof=1)),
-            }
+            name: {"value": values[name], "standard_deviation": spread[name]}
             for name in REGRESSION_METRICS
         },
     }
 
 
 def suggest_regression_constraints(statistics: Json) -> Json:
-    """Choice: Model Monitor suggests the baseline's value as each threshold; a champion check
-    should not reject a model that is worse only within the test set's sampling noise, so the
-    threshold is one bootstrap standard deviation away from the baseline's value."""
-    constraints = {}
-    for name, entry in statistics["regression_metrics"].items():
-        higher_is_better = name == "r2"
-        spread = entry["standard_deviation"]
-        constraints[name] = {
-            "threshold": entry["value"] - spread if higher_is_better else entry["value"] + spread,
-            "comparison_operator": "LessThanThreshold"
-            if higher_is_better
-            else "GreaterThanThreshold",
-        }
-    return {"version": 0.0, "regression_constraints": constraints}
+    """Model Monitor's suggestion: each metric's baseline value is its threshold, a violation
+    being a worse value (GreaterThanThreshold for the errors, LessThanThreshold for r2); no
+    band around it (e.g. the suggested weighted_precision threshold 0.6983172269629505 is that
+    metric's baseline value in AWS's examples)."""
+    return {
+        "version": 0.0,
+        "regression_constraints": {
+            name: {
+                "threshold": entry["value"],
+                "comparison_operator": "LessThanThreshold"
+                if name in HIGHER_IS_BETTER
+                else "GreaterThanThreshold",
+            }
+            for name, entry in statistics["regression_metrics"].items()
+        },
+    }
 
 
 def check_model_quality(
     current: Json, constraints: Json, baseline: Json | None = None
 ) -> list[Violation]:
-    """A metric on the wrong side of its threshold is a violation; the message names the
-    metric, its value, the threshold and (given the baseline's statistics) the baseline's value."""
+    """A metric strictly beyond its threshold is a violation, described in Model Monitor's words
+    ("Metric rmse with 3.2 was GreaterThanThreshold '2.9'"), then the choice made here where
+    the documents are silent: a value equal to the threshold passes."""
     base_metrics = (baseline or {}).get("regression_metrics", {})
     violations: list[Violation] = []
     for name, rule in constraints.get("regression_constraints", {}).items():
@@ -556,13 +573,14 @@ def check_model_quality(
         worse = value < threshold if operator == "LessThanThreshold" else value > threshold
         if worse:
             base = base_metrics.get(name, {}).get("value")
-            against = f" (baseline {base:.6g})" if base is not None else ""
+            against = f"; the baseline's value was {base!r}" if base is not None else ""
             violations.append(
                 {
                     "constraint_check_type": operator,
                     "metric_name": name,
-                    "description": f"Metric {name} with {value:.6g} was {operator} "
-                    f"'{threshold:.6g}'{against}.",
+                    "description": f"Metric {name} with {value!r} was {operator} "
+                    f"'{threshold!r}' (local check: a value equal to the threshold passes"
+                    f"{against}).",
                 }
             )
     return violations

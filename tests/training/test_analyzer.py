@@ -308,29 +308,74 @@ def test_large_values_keep_finite_statistics_and_an_overflowing_sum_is_named():
         numerical(np.array([1e308, 1e308]))
 
 
-def test_model_quality_statistics_constraints_and_a_worse_model():
+# --- model quality, as Model Monitor's container --------------------------------------------
+
+MODEL_QUALITY_DOCS = (
+    "https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-metrics.html"
+)
+
+
+def test_model_quality_statistics_have_the_documented_shape():
+    """MODEL_QUALITY_DOCS: regression_metrics mae, mse, rmse, r2 with value and
+    standard_deviation, the latter "only when at least 200 samples are available" (else
+    "NaN", as the page's binary example writes it), from 5 random 80 % samples."""
     rng = np.random.RandomState(1)
-    y = rng.normal(20, 5, 200)
-    good = analyzer.regression_statistics(y, y + rng.normal(0, 1, 200))
-    assert set(good["regression_metrics"]) == {"mae", "mse", "rmse", "r2"}
-    for entry in good["regression_metrics"].values():
-        assert set(entry) == {"value", "standard_deviation"}
-    assert good["regression_metrics"]["rmse"]["value"] == pytest.approx(
-        math.sqrt(good["regression_metrics"]["mse"]["value"])
+    y = rng.normal(20, 5, 300)
+    p = y + rng.normal(0, 1, 300)
+    statistics = analyzer.regression_statistics(y, p)
+    metrics = statistics["regression_metrics"]
+    assert list(metrics) == ["mae", "mse", "rmse", "r2"]
+    assert metrics["rmse"]["value"] == pytest.approx(math.sqrt(np.mean((y - p) ** 2)))
+    assert metrics["r2"]["value"] == pytest.approx(
+        1 - np.sum((y - p) ** 2) / np.sum((y - y.mean()) ** 2)
     )
-    constraints = analyzer.suggest_regression_constraints(good)
-    assert constraints["regression_constraints"]["r2"]["comparison_operator"] == (
-        "LessThanThreshold"
-    )
-    assert constraints["regression_constraints"]["mae"]["comparison_operator"] == (
-        "GreaterThanThreshold"
-    )
-    assert analyzer.check_model_quality(good, constraints) == []
-    bad = analyzer.regression_statistics(y, np.full(200, y.mean()))
-    violations = analyzer.check_model_quality(bad, constraints)
+    assert all(isinstance(m["standard_deviation"], float) for m in metrics.values())
+    assert metrics["mae"]["standard_deviation"] < metrics["mae"]["value"] / 10
+    few = analyzer.regression_statistics(y[:199], p[:199])["regression_metrics"]
+    assert {m["standard_deviation"] for m in few.values()} == {"NaN"}
+
+
+def test_suggested_thresholds_are_the_baseline_values_with_model_monitors_operators():
+    """No band: the suggested threshold is the baseline's value itself. AWS's example: the
+    multiclass weighted_precision of MODEL_QUALITY_DOCS, 0.6983172269629505, is suggested as
+    {"threshold": 0.6983172269629505, "comparison_operator": "LessThanThreshold"} (Data
+    Science on AWS, ch. 9, "Create a model quality baseline"); errors are bounded from above."""
+    rng = np.random.RandomState(2)
+    y = rng.normal(20, 5, 250)
+    baseline = analyzer.regression_statistics(y, y + rng.normal(0, 1, 250))
+    constraints = analyzer.suggest_regression_constraints(baseline)["regression_constraints"]
+    for name, entry in baseline["regression_metrics"].items():
+        assert constraints[name]["threshold"] == entry["value"]
+    assert {n: c["comparison_operator"] for n, c in constraints.items()} == {
+        "mae": "GreaterThanThreshold",
+        "mse": "GreaterThanThreshold",
+        "rmse": "GreaterThanThreshold",
+        "r2": "LessThanThreshold",
+    }
+
+
+def test_a_model_only_slightly_worse_than_the_baseline_violates():
+    rng = np.random.RandomState(3)
+    y = rng.normal(20, 5, 250)
+    noise = rng.normal(0, 1, 250)
+    base = analyzer.regression_statistics(y, y + noise)
+    constraints = analyzer.suggest_regression_constraints(base)
+    assert analyzer.check_model_quality(base, constraints, base) == []  # equal passes
+    better = analyzer.regression_statistics(y, y + 0.9 * noise)
+    assert analyzer.check_model_quality(better, constraints, base) == []
+    worse = analyzer.regression_statistics(y, y + 1.02 * noise)
+    violations = analyzer.check_model_quality(worse, constraints, base)
     assert {v["metric_name"] for v in violations} == {"mae", "mse", "rmse", "r2"}
     rmse = next(v for v in violations if v["metric_name"] == "rmse")
-    assert "GreaterThanThreshold" in rmse["description"]
+    assert set(rmse) == {"constraint_check_type", "metric_name", "description"}
+    # Model Monitor's sentence (e.g. "Metric weightedF2 with 0.63... was LessThanThreshold
+    # '0.72...'"), then the choice the documents leave open, named.
+    value = worse["regression_metrics"]["rmse"]["value"]
+    threshold = base["regression_metrics"]["rmse"]["value"]
+    assert rmse["description"].startswith(
+        f"Metric rmse with {value!r} was GreaterThanThreshold '{threshold!r}' (local check: a "
+        "value equal to the threshold passes"
+    )
 
 
 def test_pre_training_bias_metrics_in_clarifys_shape(sample):
