@@ -34,11 +34,14 @@ Formats and their sources:
   ``threshold`` and ``comparison_operator``, the threshold being the baseline's value
   ("Create a Model Quality Baseline": the baseline job suggests constraints, thresholds a
   metric must not go beyond).
-* Bias: "Measure pre-training bias", https://docs.aws.amazon.com/sagemaker/latest/dg/
-  clarify-measure-data-bias.html (CI, DPL, KL, JS, LP, TVD, KS); ``analysis.json``'s
-  ``pre_training_bias_metrics``; violations per "Bias drift violations",
+* Bias: Clarify's metrics library, smclarify (aws/amazon-sagemaker-clarify, ``src/smclarify/
+  bias/report.py`` and ``metrics/pretraining.py``; 0.5 on PyPI): its formulas, group names
+  (intervals such as ``(0.5, 1.0]``), zero-bin handling and errors, in ``analysis.json``'s
+  ``pre_training_bias_metrics``; tests/training/test_analyzer.py runs smclarify itself in the
+  1.2-1 runtime and compares. Violations per "Bias drift violations",
   https://docs.aws.amazon.com/sagemaker/latest/dg/clarify-model-monitor-bias-drift-violations.html
-  (a metric farther from 0 than the baseline's value is a ``bias_drift_check`` violation).
+  (a metric farther from 0 than the baseline's value is a ``bias_drift_check`` violation; the
+  file has ``"version": "1.0"``).
 
 Where the documents are silent, the choices are marked "Choice:" below.
 """
@@ -485,7 +488,12 @@ def _drift_violation(
     )
 
 
-def violations_document(violations: list[Violation]) -> Json:
+def violations_document(violations: list[Violation], check_type: str = "DATA_QUALITY") -> Json:
+    """constraint_violations.json: Model Monitor's has only ``violations``; the bias drift
+    violations file also carries ``"version": "1.0"`` (clarify-model-monitor-bias-drift-
+    violations)."""
+    if check_type == "DATA_BIAS":
+        return {"version": BIAS_VIOLATIONS_VERSION, "violations": violations}
     return {"violations": violations}
 
 
@@ -588,21 +596,81 @@ def check_model_quality(
 
 # --- bias -----------------------------------------------------------------------------------
 
+# smclarify's pre-training metrics in its report's order (sorted by name), each described by
+# the first line of its docstring (aws/amazon-sagemaker-clarify, src/smclarify/bias/metrics/
+# pretraining.py and report.py: bias_report, MetricResult, MetricError).
 BIAS_METRICS = {
+    "CDDL": "Conditional Demographic Disparity in Labels (CDDL)",
     "CI": "Class Imbalance (CI)",
     "DPL": "Difference in Positive Proportions in Labels (DPL)",
-    "KL": "Kullback-Liebler Divergence (KL)",
     "JS": "Jensen-Shannon Divergence (JS)",
+    "KL": "Kullback-Liebler Divergence (KL)",
+    "KS": "Kolmogorov-Smirnov Distance (KS)",
     "LP": "L-p Norm (LP)",
     "TVD": "Total Variation Distance (TVD)",
-    "KS": "Kolmogorov-Smirnov Distance (KS)",
 }
-# Choice: probabilities are floored here so KL stays finite when a group lacks an outcome.
-_EPSILON = 1e-12
+BIAS_VIOLATIONS_VERSION = "1.0"
+_NO_COMMON_OUTCOME = "No instance of common facet found, dataset may be too small"
 
 
-def _groups(values: pd.Series, threshold: float) -> np.ndarray:
-    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64) > threshold
+def _interval_group(values: np.ndarray, threshold: float) -> tuple[str, np.ndarray]:
+    """report._interval_index and _continuous_data_idx for one threshold: the breaks are the
+    threshold and the data's maximum (unless that equals it), the group is the values inside
+    an interval (left, right], and its name the intervals' names, such as "(0.5, 1.0]".
+
+    Choice: columns are numbers (float64), as Clarify's pandas reads preprocess.py's splits,
+    whose every value is a float; such columns are continuous for smclarify."""
+    top = float(values.max())
+    breaks = sorted([threshold] if abs(top) == threshold else [threshold, top])
+    inside = np.zeros(len(values), dtype=bool)
+    names = []
+    for left, right in zip(breaks, breaks[1:]):
+        inside |= (values > left) & (values <= right)
+        names.append(f"({left!r}, {right!r}]")
+    return ",".join(names), inside
+
+
+def _pdf(flags: np.ndarray) -> dict[bool, float]:
+    """smclarify.util.pdf of a boolean column: each present value's frequency."""
+    counts = {False: int((~flags).sum()), True: int(flags.sum())}
+    total = sum(counts.values())
+    return {value: count / total for value, count in counts.items() if count}
+
+
+def _pre_training_metric(name: str, positive: np.ndarray, in_d: np.ndarray) -> float:
+    """One of smclarify's pre-training metrics (pretraining.py), raising its errors."""
+    n_d, n_a = int(in_d.sum()), int((~in_d).sum())
+    if name == "CDDL":
+        raise ValueError("Group variable is empty or not provided")  # no group_variable here
+    if name == "CI":
+        if n_a == 0:
+            raise ValueError(
+                "CI: negated facet set is empty. Check that x[~facet] has non-zero length."
+            )
+        if n_d == 0:
+            raise ValueError("CI: facet set is empty. Check that x[facet] has non-zero length.")
+        return float(n_a - n_d) / (n_a + n_d)
+    if name == "DPL":
+        if n_a == 0:
+            raise ValueError("Negative facet set is empty.")
+        if n_d == 0:
+            raise ValueError("Facet set is empty.")
+        return int((positive & ~in_d).sum()) / n_a - int((positive & in_d).sum()) / n_d
+    # util.pdfs_aligned_nonzero: the label outcomes both groups have (a zero bin is dropped).
+    pa, pd_ = _pdf(positive[~in_d]), _pdf(positive[in_d])
+    common = [value for value in (False, True) if pa.get(value) and pd_.get(value)]
+    a = np.array([pa[value] for value in common])
+    d = np.array([pd_[value] for value in common])
+    if len(common) == 0:
+        raise ValueError(_NO_COMMON_OUTCOME)
+    if name == "KL":
+        return float(np.sum(a * np.log(a / d)))
+    if name == "JS":
+        mid = 1 / 2 * (a + d)
+        return float(0.5 * (np.sum(a * np.log(a / mid)) + np.sum(d * np.log(d / mid))))
+    order = {"LP": 2, "TVD": 1, "KS": np.inf}[name]
+    norm = float(np.linalg.norm(a - d, order))
+    return 0.5 * norm if name == "TVD" else norm
 
 
 def pre_training_bias(
@@ -612,70 +680,100 @@ def pre_training_bias(
     facet: str,
     facet_threshold: float,
 ) -> Json:
-    """Clarify's pre-training metrics for a binary label (label > threshold is the positive
-    outcome) and a facet whose values above its threshold form the group d."""
+    """Clarify's pre-training metrics as smclarify's bias_report computes them for a
+    continuous label (its positive outcome: above the threshold) and facet (the group d: above
+    its threshold), in analysis.json's layout; a metric that cannot be computed is reported
+    with its error and a null value, as smclarify does (CDDL always: no group variable)."""
     for column in (label, facet):
         if column not in frame.columns:
             raise ValueError(f"column {column!r} is not in the data ({', '.join(frame.columns)})")
-    positive = _groups(frame[label], label_threshold)
-    in_d = _groups(frame[facet], facet_threshold)
-    n_d, n_a = int(in_d.sum()), int((~in_d).sum())
-    q_a = float(positive[~in_d].mean()) if n_a else 0.0
-    q_d = float(positive[in_d].mean()) if n_d else 0.0
-    pa = np.clip(np.array([1 - q_a, q_a]), _EPSILON, 1)
-    pd_ = np.clip(np.array([1 - q_d, q_d]), _EPSILON, 1)
-    mid = (pa + pd_) / 2
-    values = {
-        "CI": (n_a - n_d) / max(n_a + n_d, 1),
-        "DPL": q_a - q_d,
-        "KL": float(np.sum(pa * np.log(pa / pd_))),
-        "JS": float(0.5 * (np.sum(pa * np.log(pa / mid)) + np.sum(pd_ * np.log(pd_ / mid)))),
-        "LP": float(np.sqrt(np.sum((pa - pd_) ** 2))),
-        "TVD": float(0.5 * np.sum(np.abs(pa - pd_))),
-        "KS": float(np.max(np.abs(pa - pd_))),
-    }
+    label_name, positive = _interval_group(_numbers(frame[label], label), label_threshold)
+    facet_name, in_d = _interval_group(_numbers(frame[facet], facet), facet_threshold)
+    metrics = []
+    for name, description in BIAS_METRICS.items():
+        try:
+            metrics.append(
+                {
+                    "name": name,
+                    "description": description,
+                    "value": _pre_training_metric(name, positive, in_d),
+                }
+            )
+        except ValueError as error:
+            metrics.append(
+                {"name": name, "description": description, "value": None, "error": str(error)}
+            )
     return {
         "version": "1.0",
         "pre_training_bias_metrics": {
             "label": label,
-            "label_value_or_threshold": f"{label_threshold:g}",
-            "facets": {
-                facet: [
-                    {
-                        "value_or_threshold": f"{facet_threshold:g}",
-                        "metrics": [
-                            {"name": n, "description": d, "value": float(values[n])}
-                            for n, d in BIAS_METRICS.items()
-                        ],
-                    }
-                ]
-            },
+            "label_value_or_threshold": label_name,
+            "facets": {facet: [{"value_or_threshold": facet_name, "metrics": metrics}]},
         },
     }
 
 
+def _numbers(values: pd.Series, column: str) -> np.ndarray:
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    if len(numbers) == 0 or np.isnan(numbers).any():
+        raise ValueError(f"column {column!r} must hold numbers only, and at least one")
+    return numbers
+
+
+_INTERVAL = re.compile(r"\(([^,()\[\]]+), [^,()\[\]]+\]")
+
+
+def _group_key(name: str) -> tuple[Any, ...]:
+    """How groups are matched between analyses: a continuous facet's group by its thresholds
+    (the intervals' lower bounds), since the upper bound is the data's maximum, which moves
+    from one dataset to the next; a bare number (an older local baseline's name) is such a
+    threshold too; anything else (a categorical group) by its name."""
+    lows = _INTERVAL.findall(name)
+    if lows and not _INTERVAL.sub("", name).strip(","):
+        return tuple(float(low) for low in lows)
+    try:
+        return (float(name),)
+    except ValueError:
+        return (name,)
+
+
 def check_bias(current: Json, baseline: Json) -> list[Violation]:
-    """A metric farther from 0 than the baseline's value is a bias_drift_check violation."""
+    """bias_drift_check: a metric farther from 0 than the baseline's value is a violation
+    (clarify-model-monitor-bias-drift-violations), in that page's words. Choice: a metric
+    without a value on either side (an error, such as CDDL's) is not compared. Raises
+    ValueError when a facet's groups match none of the baseline's, rather than pass silently."""
     base_facets = baseline.get("pre_training_bias_metrics", {}).get("facets", {})
     violations: list[Violation] = []
     for facet, groups in current["pre_training_bias_metrics"]["facets"].items():
-        base_groups = {g["value_or_threshold"]: g for g in base_facets.get(facet, [])}
-        for group in groups:
-            base = base_groups.get(group["value_or_threshold"])
+        base_groups = {_group_key(g["value_or_threshold"]): g for g in base_facets.get(facet, [])}
+        matched = [(g, base_groups.get(_group_key(g["value_or_threshold"]))) for g in groups]
+        if base_groups and not any(base for _, base in matched):
+            raise ValueError(
+                f"the bias baseline's groups of facet {facet!r} "
+                f"({', '.join(g['value_or_threshold'] for g in base_facets[facet])}) match none "
+                f"of the current analysis's ({', '.join(g['value_or_threshold'] for g in groups)})"
+            )
+        for group, base in matched:
             if base is None:
                 continue
-            limits = {m["name"]: m["value"] for m in base["metrics"]}
+            limits = {m["name"]: m.get("value") for m in base["metrics"]}
             for metric in group["metrics"]:
-                limit = limits.get(metric["name"])
-                if limit is not None and abs(metric["value"]) > abs(limit) + TOLERANCE:
+                value, limit = metric.get("value"), limits.get(metric["name"])
+                if not isinstance(value, (int, float)) or not isinstance(limit, (int, float)):
+                    continue
+                if abs(value) > abs(limit) + TOLERANCE:
+                    key = _group_key(group["value_or_threshold"])
                     violations.append(
                         {
                             "facet": facet,
-                            "facet_value": group["value_or_threshold"],
+                            # The configured value or threshold, as the page's example shows.
+                            "facet_value": ",".join(
+                                repr(k) if isinstance(k, float) else str(k) for k in key
+                            ),
                             "metric_name": metric["name"],
                             "constraint_check_type": "bias_drift_check",
-                            "description": f"Value {metric['value']:.6g} does not meet the "
-                            f"constraint requirement (baseline {limit:.6g}).",
+                            "description": f"Value {value!r} does not meet the constraint "
+                            "requirement",
                         }
                     )
     return violations

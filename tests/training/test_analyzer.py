@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import ks_2samp
 
-from tests.training.conftest import SAMPLE_DATA_DIR, load_script
+from tests.training.conftest import SAMPLE_DATA_DIR, TRAINING_DIR, load_script
 
 analyzer = load_script("analyzer")
 SAMPLE = SAMPLE_DATA_DIR / "boston_housing.csv"
@@ -378,13 +379,62 @@ def test_a_model_only_slightly_worse_than_the_baseline_violates():
     )
 
 
-def test_pre_training_bias_metrics_in_clarifys_shape(sample):
-    analysis = analyzer.pre_training_bias(sample, "medv", 21.2, "chas", 0.5)
-    metrics = analysis["pre_training_bias_metrics"]
-    assert metrics["label"] == "medv"
-    group = metrics["facets"]["chas"][0]
+# --- bias, as smclarify -----------------------------------------------------------------------
+
+SMCLARIFY = "aws/amazon-sagemaker-clarify src/smclarify/bias"
+
+
+def test_pre_training_bias_reproduces_smclarifys_own_test_figures():
+    """tests/unit/bias/test_report.py::test_report_continuous_data: facet x above 2, label y
+    above 0 (CDDL aside: that test passes a group variable, the pipeline none)."""
+    x = [0, 3, 3, 0, 4, 0, 3, 3, 0, 3, 4, 3, 3, 0, 0, 0, 0, 3, 0, 3, 3, 0, 3, 0]
+    y = [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0]
+    frame = pd.DataFrame({"x": [float(v) for v in x], "y": [float(v) for v in y]}).astype(str)
+    group = analyzer.pre_training_bias(frame, "y", 0.0, "x", 2.0)["pre_training_bias_metrics"][
+        "facets"
+    ]["x"][0]
+    assert group["value_or_threshold"] == "(2.0, 4.0]"  # "(2, 4]" for their integer column
     values = {m["name"]: m["value"] for m in group["metrics"]}
-    assert set(values) == {"CI", "DPL", "KL", "JS", "LP", "TVD", "KS"}
+    assert values == {
+        "CDDL": None,
+        "CI": pytest.approx(-0.08333333333333333),
+        "DPL": pytest.approx(0.1048951048951049),
+        "JS": pytest.approx(0.01252420207928287),
+        "KL": pytest.approx(0.057704603668062765),
+        "KS": pytest.approx(0.1048951048951049),
+        "LP": pytest.approx(0.14834407996920576),
+        "TVD": pytest.approx(0.1048951048951049),
+    }
+
+
+def test_pre_training_bias_in_analysis_json_shape(sample):
+    analysis = analyzer.pre_training_bias(sample, "medv", 21.2, "chas", 0.5)
+    assert analysis["version"] == "1.0"
+    metrics = analysis["pre_training_bias_metrics"]
+    # Interval names, as smclarify's report._interval_index gives them: (threshold, max].
+    assert metrics["label"] == "medv"
+    assert metrics["label_value_or_threshold"] == "(21.2, 50.0]"
+    group = metrics["facets"]["chas"][0]
+    assert group["value_or_threshold"] == "(0.5, 1.0]"
+    # Every pre-training metric, sorted by name; CDDL as smclarify reports it without a group
+    # variable: a null value and its error (test_report.py, test_partial_bias_report).
+    assert [m["name"] for m in group["metrics"]] == [
+        "CDDL",
+        "CI",
+        "DPL",
+        "JS",
+        "KL",
+        "KS",
+        "LP",
+        "TVD",
+    ]
+    assert group["metrics"][0] == {
+        "name": "CDDL",
+        "description": "Conditional Demographic Disparity in Labels (CDDL)",
+        "value": None,
+        "error": "Group variable is empty or not provided",
+    }
+    values = {m["name"]: m["value"] for m in group["metrics"]}
     chas = pd.to_numeric(sample["chas"])
     positive = pd.to_numeric(sample["medv"]) > 21.2
     n_d, n_a = int((chas > 0.5).sum()), int((chas <= 0.5).sum())
@@ -394,20 +444,114 @@ def test_pre_training_bias_metrics_in_clarifys_shape(sample):
     )
     assert values["TVD"] == pytest.approx(abs(values["DPL"]))
     assert 0 <= values["JS"] <= math.log(2)
-    assert analyzer.check_bias(analysis, analysis) == []
-    # Only houses on the river above the median: the facet's positive share drifts.
-    skewed = sample[(pd.to_numeric(sample["chas"]) == 0) | (positive & (chas == 1))]
-    drifted = analyzer.check_bias(
-        analyzer.pre_training_bias(skewed, "medv", 21.2, "chas", 0.5), analysis
-    )
-    assert {v["metric_name"] for v in drifted} >= {"DPL"}
-    assert set(drifted[0]) == {
-        "facet",
-        "facet_value",
-        "metric_name",
-        "constraint_check_type",
-        "description",
-    }
-    assert drifted[0]["constraint_check_type"] == "bias_drift_check"
     with pytest.raises(ValueError, match="not in the data"):
         analyzer.pre_training_bias(sample, "medv", 21.2, "river", 0.5)
+
+
+def test_an_outcome_one_group_lacks_is_left_out_as_smclarify_does():
+    """util.pdfs_aligned_nonzero keeps only the outcomes both groups have: with every house on
+    the river above the threshold, KL compares the positive shares alone."""
+    frame = pd.DataFrame(
+        {"medv": [10.0, 30.0, 30.0, 10.0, 30.0, 40.0, 45.0], "chas": [0.0] * 5 + [1.0] * 2}
+    ).astype(str)
+    metrics = analyzer.pre_training_bias(frame, "medv", 20.0, "chas", 0.5)[
+        "pre_training_bias_metrics"
+    ]["facets"]["chas"][0]["metrics"]
+    values = {m["name"]: m["value"] for m in metrics}
+    share = 3 / 5  # positives among the five houses off the river; on it: all (1.0)
+    assert values["KL"] == pytest.approx(share * math.log(share / 1.0))
+    assert values["LP"] == values["KS"] == pytest.approx(1.0 - share)
+    assert values["TVD"] == pytest.approx((1.0 - share) / 2)
+
+
+def test_bias_drift_matches_clarifys_groups_and_writes_its_violations(sample):
+    """clarify-model-monitor-bias-drift-violations: a metric farther from 0 than the
+    baseline's is a bias_drift_check violation, "Value ... does not meet the constraint
+    requirement", in a file with "version": "1.0"; facet_value is the configured value."""
+    baseline = analyzer.pre_training_bias(sample, "medv", 21.2, "chas", 0.5)
+    assert analyzer.check_bias(baseline, baseline) == []
+    chas = pd.to_numeric(sample["chas"])
+    positive = pd.to_numeric(sample["medv"]) > 21.2
+    skewed = sample[(chas == 0) | (positive & (chas == 1))]
+    current = analyzer.pre_training_bias(skewed, "medv", 21.2, "chas", 0.5)
+    drifted = analyzer.check_bias(current, baseline)
+    assert {v["metric_name"] for v in drifted} >= {"DPL"}
+    dpl = next(v for v in drifted if v["metric_name"] == "DPL")
+    value = next(
+        m["value"]
+        for m in current["pre_training_bias_metrics"]["facets"]["chas"][0]["metrics"]
+        if m["name"] == "DPL"
+    )
+    assert dpl == {
+        "facet": "chas",
+        "facet_value": "0.5",
+        "metric_name": "DPL",
+        "constraint_check_type": "bias_drift_check",
+        "description": f"Value {value!r} does not meet the constraint requirement",
+    }
+    assert analyzer.violations_document(drifted, "DATA_BIAS") == {
+        "version": "1.0",
+        "violations": drifted,
+    }
+    assert analyzer.violations_document(drifted) == {"violations": drifted}
+    # The group is the threshold's: a different maximum (the interval's upper end) or an older
+    # local baseline that named it "0.5" still matches; another threshold is refused, loudly.
+    older = json.loads(json.dumps(baseline).replace('"(0.5, 1.0]"', '"0.5"'))
+    assert analyzer.check_bias(current, older) == drifted
+    elsewhere = analyzer.pre_training_bias(sample, "medv", 21.2, "chas", 0.7)
+    with pytest.raises(ValueError, match=r"groups of facet 'chas' \(\(0.5, 1.0\]\) match none"):
+        analyzer.check_bias(elsewhere, baseline)
+
+
+def test_smclarify_itself_gives_the_same_analysis(runtime_cache, tmp_path):
+    """smclarify 0.5 (PyPI) installs under the 1.2-1 container's pins: run its bias_report in
+    that runtime and compare with the analyzer run there, value for value."""
+    from pipelines.runtime.environments import EnvironmentCache
+    from pipelines.runtime.profiles import profiles
+
+    python = (
+        EnvironmentCache(runtime_cache)
+        .ensure(profiles()["sklearn-1.2-1"], extras=("smclarify==0.5",))
+        .python
+    )
+    probe = tmp_path / "probe.py"
+    probe.write_text(SMCLARIFY_PROBE)
+    done = subprocess.run(
+        [python, str(probe), str(TRAINING_DIR / "analyzer.py"), str(SAMPLE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    ours, theirs = json.loads(done.stdout)
+    assert ours == theirs
+
+
+SMCLARIFY_PROBE = """
+import importlib.util, json, logging, sys
+import pandas as pd
+from smclarify.bias import report
+
+logging.disable(logging.CRITICAL)
+spec = importlib.util.spec_from_file_location("analyzer", sys.argv[1])
+analyzer = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(analyzer)
+data = pd.read_csv(sys.argv[2]).astype(float)  # floats, as in preprocess.py's splits
+results = []
+for label, label_threshold, facet, threshold in [
+    ("medv", 21.2, "chas", 0.5), ("medv", 30.0, "rm", 6.5), ("crim", 1.0, "age", 90.0),
+]:
+    ours = analyzer.pre_training_bias(data.astype(str), label, label_threshold, facet, threshold)
+    theirs = {
+        "label": label,
+        "label_value_or_threshold": report.label_value_or_threshold(data[label], [label_threshold]),
+        "facets": {facet: report.bias_report(
+            data, report.FacetColumn(facet, [threshold]),
+            report.LabelColumn(label, data[label], [label_threshold]),
+            report.StageType.PRE_TRAINING, metrics=["all"],
+        )},
+    }
+    results.append((ours["pre_training_bias_metrics"], theirs))
+print(json.dumps([[r[0] for r in results], [r[1] for r in results]]))
+"""
