@@ -135,7 +135,7 @@ def read_validated(args: argparse.Namespace) -> Dataset:
             f"dropped); at least {args.min_rows} required (--min-rows)"
         )
     kept = np.flatnonzero(keep)
-    check_magnitudes(matrix[kept], columns, [cells[i] for i in kept], kept, table.lines, source)
+    check_magnitudes(matrix[kept], columns, cells, kept, table.lines, source)
     data = Dataset(source, target, features, matrix[kept])
     check_target_varies(data.matrix[:, 0], data, f"all {len(kept)} usable data rows")
     return data
@@ -414,24 +414,26 @@ def check_magnitudes(
     matrix: np.ndarray,
     columns: list[str],
     cells: list[list[str]],
-    rows: np.ndarray,
+    kept: np.ndarray,
     lines: list[int],
     source: str,
 ) -> None:
-    """Refuse values too large for what is computed from them later: squared errors and sums of
-    squares over the column must fit in float64 (for the target, the data-quality statistics and
-    the metrics), and features must fit in float32, which scikit-learn's trees read them as."""
+    """Refuse values too large for what is computed from them later (``matrix`` holds the kept
+    rows, ``kept`` their indices among all data rows): squared errors and sums of squares over a
+    column must fit in float64 (the data-quality statistics, the metrics), and features must fit
+    in float32, in which scikit-learn's trees read them."""
     # n values, each up to the limit, give differences up to 2 x limit, squared and summed.
     fits_float64 = math.sqrt(FLOAT64_MAX / (4 * len(matrix)))
     for j, name in enumerate(columns):
-        limit, reason = fits_float64, "so that sums of squares over its rows fit in float64"
+        limit = fits_float64
+        reason = f"the most whose squares, summed over its {len(matrix)} rows, fit in float64"
         if j > 0 and limit > FLOAT32_MAX:
-            limit, reason = FLOAT32_MAX, "the float32 range scikit-learn's trees read features in"
+            limit, reason = FLOAT32_MAX, "the float32 range in which scikit-learn's trees read it"
         worst = int(np.argmax(np.abs(matrix[:, j])))
         if abs(matrix[worst, j]) > limit:
-            row = int(rows[worst])
+            row = int(kept[worst])
             raise DataValidationError(
-                f"{source}: column {name!r} holds {cells[worst][j].strip()!r} at data row "
+                f"{source}: column {name!r} holds {cells[row][j].strip()!r} at data row "
                 f"{row + 1} (line {lines[row]}), beyond ±{limit:.4g}, {reason}"
             )
 

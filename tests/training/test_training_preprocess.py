@@ -430,7 +430,8 @@ def test_bad_ratios_are_rejected(preprocess, write_input, tmp_path, capsys):
             "1e308",
             "y",
             "column 'y' holds '1e308' at data row 5 (line 6), beyond "
-            f"±{math.sqrt(np.finfo(np.float64).max / 120):.4g}, so that sums of squares",
+            f"±{math.sqrt(np.finfo(np.float64).max / 120):.4g}, the most whose squares, "
+            "summed over its 30 rows, fit in float64",
         ),
         # scikit-learn's trees read features as float32.
         ("1e39", "a", "column 'a' holds '1e39' at data row 5 (line 6), beyond ±3.403e+38"),
@@ -444,6 +445,17 @@ def test_values_too_large_for_the_statistics_are_refused(
     folder = write_input(csv_text(rows))
     err = fail(preprocess, capsys, folder, tmp_path)
     assert f"{folder / 'data.csv'}: {expected}" in err
+
+
+def test_a_too_large_value_is_named_by_its_data_row_after_drops(
+    preprocess, write_input, tmp_path, capsys
+):
+    rows = good_rows(40)
+    rows[1] = "nan,1,2"  # dropped within the tolerance: row numbers still count it
+    rows[4] = "1,1e39,2"
+    folder = write_input(csv_text(rows))
+    err = fail(preprocess, capsys, folder, tmp_path, "--max-invalid-fraction", "0.05")
+    assert "column 'a' holds '1e39' at data row 5 (line 6)" in err
 
 
 @pytest.mark.parametrize("cell", ["1e309", "-1e400", "inf", "-Infinity", "nan"])
