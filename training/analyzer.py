@@ -18,18 +18,30 @@ Formats and their sources:
   https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-interpreting-violations.html
   (check types data_type_check, completeness_check, baseline_drift_check,
   missing_column_check, extra_column_check, categorical_values_check).
-* Drift distance: awslabs/deequ ``src/main/scala/com/amazon/deequ/analyzers/Distance.scala``:
-  the L∞ distance between two distributions; its robust variant subtracts
+* Distributions and the drift distance: awslabs/deequ ``src/main/scala/com/amazon/deequ/
+  analyzers/``. ``KLLSketch.scala``: the sketch (``DEFAULT_SKETCH_SIZE = 2048``,
+  ``DEFAULT_SHRINKING_FACTOR = 0.64``) and the buckets it answers; ``QuantileNonSample.scala``
+  and ``NonSampleCompactor.scala``: how the sketch fills and compacts; ``Distance.scala``
+  (``numericalDistance``, ``categoricalDistance``): the L∞ distance between the two
+  distribution functions at every item of either sketch, and its robust variant, less
   ``1.8 * sqrt((n + m) / (n * m))`` (the two-sample Kolmogorov-Smirnov critical value).
+  The statistics file carries the sketch (``distribution.kll.sketch.data``, one list per
+  compactor level) and the comparison reads it, never the 10 published buckets.
 * Model quality: "Model quality metrics" (regression: mae, mse, rmse, r2, each with
-  ``value`` and ``standard_deviation``), https://docs.aws.amazon.com/sagemaker/latest/dg/
+  ``value`` and ``standard_deviation``; the standard deviation only from 200 samples, over 5
+  random 80 % samples), https://docs.aws.amazon.com/sagemaker/latest/dg/
   model-monitor-model-quality-metrics.html; constraints ``regression_constraints`` with
-  ``threshold`` and ``comparison_operator``.
-* Bias: "Measure pre-training bias", https://docs.aws.amazon.com/sagemaker/latest/dg/
-  clarify-measure-data-bias.html (CI, DPL, KL, JS, LP, TVD, KS); ``analysis.json``'s
-  ``pre_training_bias_metrics``; violations per "Bias drift violations",
+  ``threshold`` and ``comparison_operator``, the threshold being the baseline's value
+  ("Create a Model Quality Baseline": the baseline job suggests constraints, thresholds a
+  metric must not go beyond).
+* Bias: Clarify's metrics library, smclarify (aws/amazon-sagemaker-clarify, ``src/smclarify/
+  bias/report.py`` and ``metrics/pretraining.py``; 0.5 on PyPI): its formulas, group names
+  (intervals such as ``(0.5, 1.0]``), zero-bin handling and errors, in ``analysis.json``'s
+  ``pre_training_bias_metrics``; tests/training/test_analyzer.py runs smclarify itself in the
+  1.2-1 runtime and compares. Violations per "Bias drift violations",
   https://docs.aws.amazon.com/sagemaker/latest/dg/clarify-model-monitor-bias-drift-violations.html
-  (a metric farther from 0 than the baseline's value is a ``bias_drift_check`` violation).
+  (a metric farther from 0 than the baseline's value is a ``bias_drift_check`` violation; the
+  file has ``"version": "1.0"``).
 
 Where the documents are silent, the choices are marked "Choice:" below.
 """
@@ -54,9 +66,10 @@ VIOLATIONS_FILE = "constraint_violations.json"
 ANALYSIS_FILE = "analysis.json"
 
 BUCKETS = 10
-# KLL's documented sketch parameters in Model Monitor's statistics files.
-KLL_C = 0.64
+# Deequ's KLL defaults (KLLSketch.DEFAULT_SKETCH_SIZE, DEFAULT_SHRINKING_FACTOR), the
+# parameters Model Monitor's statistics files show.
 KLL_K = 2048
+KLL_C = 0.64
 # Model Monitor's documented defaults for monitoring_config.
 COMPARISON_THRESHOLD = 0.1
 # Choice: a String feature gets a domain when it has at most this many distinct values.
@@ -116,48 +129,119 @@ def infer_type(values: pd.Series) -> str:
     return STRING
 
 
-def _buckets(numbers: np.ndarray) -> list[Json]:
-    low, high = float(numbers.min()), float(numbers.max())
-    edges = np.linspace(low, high, BUCKETS + 1)
-    if high > low:
-        # The last bucket is closed on the right, so the maximum is counted.
-        index = np.minimum(((numbers - low) / (high - low) * BUCKETS).astype(int), BUCKETS - 1)
-        counts = np.bincount(index, minlength=BUCKETS)
-    else:
-        counts = np.zeros(BUCKETS, dtype=int)
-        counts[0] = len(numbers)
-    return [
-        {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": int(c)}
-        for i, c in enumerate(counts)
-    ]
+def _kll_capacity(height: int, k: int, c: float) -> int:
+    """QuantileNonSample.capacity: level h holds 2 * (ceil(k * c^h / 2) + 1) items (2,050 on
+    level 0 with Deequ's defaults)."""
+    return 2 * (math.ceil(k * c**height / 2) + 1)
 
 
-def _sketch(numbers: np.ndarray) -> Json:
-    """Choice: a KLL sketch that has seen at most k items holds them all in its first level; for
-    more, k evenly spaced order statistics stand in for the compacted levels."""
-    ordered = np.sort(numbers)
-    if len(ordered) > KLL_K:
-        ordered = ordered[np.linspace(0, len(ordered) - 1, KLL_K).astype(int)]
-    return {"parameters": {"c": KLL_C, "k": float(KLL_K)}, "data": [ordered.tolist()]}
+def kll_sketch(values: Sequence[float], k: int = KLL_K, c: float = KLL_C) -> list[list[float]]:
+    """Deequ's QuantileNonSample fed ``values`` in order (as one Spark partition feeds it): the
+    items of its compactor levels, an item on level h standing for 2^h values.
+
+    ``update`` appends to level 0; once the sketch holds more items than its levels' capacities
+    add up to, ``condense`` compacts the first level at capacity into the next one
+    (NonSampleCompactor.compact: sorted, every other item from an offset that alternates
+    between compactions, an odd last item kept). Until then, up to 2,050 values with the
+    defaults, the sketch is exact: one level holding every value.
+    """
+    levels: list[list[float]] = [[]]
+    compactions = [0]
+    offsets = [0]
+    capacity = _kll_capacity(0, k, c)
+    size = 0
+    position = 0
+    while position < len(values):
+        # Deequ checks after every update; append up to the first one that overflows.
+        take = min(max(1, capacity - size + 1), len(values) - position)
+        levels[0].extend(values[position : position + take])
+        size += take
+        position += take
+        if size <= capacity:
+            continue
+        height = next(h for h, level in enumerate(levels) if len(level) >= _kll_capacity(h, k, c))
+        if height + 1 == len(levels):
+            levels.append([])
+            compactions.append(0)
+            offsets.append(0)
+            capacity += _kll_capacity(height + 1, k, c)
+        buffer = levels[height]
+        even = len(buffer) - len(buffer) % 2
+        if compactions[height] % 2 == 1:
+            offsets[height] = 1 - offsets[height]
+        levels[height + 1].extend(sorted(buffer[:even])[offsets[height] : even : 2])
+        levels[height] = buffer[even:]
+        compactions[height] += 1
+        size = sum(len(level) for level in levels)
+    return levels
+
+
+class _Ranks:
+    """A sketch's items sorted, with their cumulative weights: QuantileNonSample's ranks."""
+
+    def __init__(self, data: Sequence[Sequence[float]]) -> None:
+        items = [np.asarray(level, dtype=np.float64) for level in data]
+        weights = [np.full(len(level), 2**h, dtype=np.int64) for h, level in enumerate(items)]
+        values = np.concatenate(items) if items else np.empty(0)
+        order = np.argsort(values, kind="stable")
+        self.items = values[order]
+        self.cumulative = np.cumsum(np.concatenate(weights)[order]) if weights else np.empty(0)
+        self.total = int(self.cumulative[-1]) if len(self.cumulative) else 0
+
+    def rank(self, x: np.ndarray, inclusive: bool = True) -> np.ndarray:
+        """getRank (the weight of the items <= x) or getRankExclusive (of the items < x)."""
+        index = np.searchsorted(self.items, x, side="right" if inclusive else "left")
+        return np.concatenate([[0], self.cumulative])[index]
+
+
+def _buckets(data: Sequence[Sequence[float]], low: float, high: float) -> list[Json]:
+    """KLLSketch.computeMetricFrom: BUCKETS equal-width buckets from the global minimum to the
+    maximum, counted from the sketch ([lower, upper), the last one [lower, upper])."""
+    ranks = _Ranks(data)
+    buckets = []
+    for i in range(BUCKETS):
+        lower = low + (high - low) * i / float(BUCKETS)
+        upper = low + (high - low) * (i + 1) / float(BUCKETS)
+        below = ranks.rank(np.array([lower]), inclusive=False)[0]
+        up_to = ranks.rank(np.array([upper]), inclusive=i == BUCKETS - 1)[0]
+        buckets.append({"lower_bound": lower, "upper_bound": upper, "count": int(up_to - below)})
+    return buckets
 
 
 def numerical_feature_statistics(
     name: str, inferred: str, numbers: np.ndarray, num_missing: int
 ) -> Json:
-    """A numerical feature's statistics from its present values as numbers (for callers, such
-    as endpoint monitoring, that parse large data into numbers themselves)."""
+    """A numerical feature's statistics from its present values as numbers, in row order (for
+    callers, such as endpoint monitoring, that parse large data into numbers themselves)."""
+    with np.errstate(over="ignore"):
+        # Population standard deviation, as Spark's stddev_pop in Deequ.
+        mean, total, std = float(numbers.mean()), float(numbers.sum()), float(numbers.std())
+    if not math.isfinite(std):  # squares overflow, though the deviation itself may not
+        scale = float(np.max(np.abs(numbers)))
+        std = float((numbers / scale).std() * scale)
+    if not math.isfinite(total):
+        raise ValueError(
+            f"the sum of feature {name!r} overflows float64 (values up to "
+            f"{float(np.max(np.abs(numbers))):.4g}), and statistics.json cannot hold infinity"
+        )
+    low, high = float(numbers.min()), float(numbers.max())
+    sketch = kll_sketch(numbers.tolist())
     return {
         "name": name,
         "inferred_type": inferred,
         "numerical_statistics": {
             "common": {"num_present": len(numbers), "num_missing": int(num_missing)},
-            "mean": float(numbers.mean()),
-            "sum": float(numbers.sum()),
-            # Population standard deviation, as Spark's stddev_pop in Deequ.
-            "std_dev": float(numbers.std()),
-            "min": float(numbers.min()),
-            "max": float(numbers.max()),
-            "distribution": {"kll": {"buckets": _buckets(numbers), "sketch": _sketch(numbers)}},
+            "mean": mean,
+            "sum": total,
+            "std_dev": std,
+            "min": low,
+            "max": high,
+            "distribution": {
+                "kll": {
+                    "buckets": _buckets(sketch, low, high),
+                    "sketch": {"parameters": {"c": KLL_C, "k": float(KLL_K)}, "data": sketch},
+                }
+            },
         },
     }
 
@@ -243,41 +327,52 @@ def suggest_constraints(
 # --- data quality: the drift distance ---------------------------------------------------------
 
 
-def _cdf(buckets: Sequence[Json], x: float) -> float:
-    """The distribution function of a bucketed distribution at x, uniform inside each bucket."""
-    total = sum(b["count"] for b in buckets) or 1
-    below = 0.0
-    for b in buckets:
-        low, high, count = b["lower_bound"], b["upper_bound"], b["count"]
-        if x >= high:
-            below += count
-        elif x > low:
-            below += count * (x - low) / (high - low)
-    return below / total
+def numerical_distance(base: Json, current: Json) -> tuple[float, int, int]:
+    """Distance.numericalDistance: the largest gap between the two sketches' distribution
+    functions, taken at every item of either; with the sketches' total weights n and m. Exact
+    (the two-sample Kolmogorov-Smirnov statistic) while neither sketch has compacted."""
+    a = _Ranks(base["distribution"]["kll"]["sketch"]["data"])
+    b = _Ranks(current["distribution"]["kll"]["sketch"]["data"])
+    if not a.total or not b.total:
+        return 0.0, a.total, b.total
+    keys = np.union1d(a.items, b.items)
+    gaps = np.abs(a.rank(keys) / a.total - b.rank(keys) / b.total)
+    return float(gaps.max()), a.total, b.total
 
 
-def linf_distance(a: Sequence[Json], b: Sequence[Json]) -> float:
-    """Deequ's L∞ distance: the largest gap between the two distribution functions, evaluated at
-    every bucket edge of either distribution (where the piecewise-linear gap peaks)."""
-    edges = sorted({e for bs in (a, b) for x in bs for e in (x["lower_bound"], x["upper_bound"])})
-    return max((abs(_cdf(a, x) - _cdf(b, x)) for x in edges), default=0.0)
-
-
-def categorical_distance(a: Sequence[Json], b: Sequence[Json]) -> float:
-    """Deequ's categorical L∞ distance: the largest gap between two value frequencies."""
-    total_a = sum(x["count"] for x in a) or 1
-    total_b = sum(x["count"] for x in b) or 1
-    pa = {x["value"]: x["count"] / total_a for x in a}
-    pb = {x["value"]: x["count"] / total_b for x in b}
-    return max((abs(pa.get(v, 0.0) - pb.get(v, 0.0)) for v in {*pa, *pb}), default=0.0)
+def categorical_distance(a: Sequence[Json], b: Sequence[Json]) -> tuple[float, int, int]:
+    """Distance.categoricalDistance (LInfinity): the largest gap between two value frequencies,
+    with the two totals."""
+    n = sum(x["count"] for x in a)
+    m = sum(x["count"] for x in b)
+    pa = {x["value"]: x["count"] / (n or 1) for x in a}
+    pb = {x["value"]: x["count"] / (m or 1) for x in b}
+    return max((abs(pa.get(v, 0.0) - pb.get(v, 0.0)) for v in {*pa, *pb}), default=0.0), n, m
 
 
 def drift(distance: float, n: int, m: int, method: str) -> float:
-    """Simple: the distance itself; Robust: less the sampling noise two samples of n and m
-    items can show (Deequ's ``linfRobust``), never below 0."""
+    """Simple: the distance itself (Deequ's linf_simple); Robust: less the sampling noise two
+    samples of n and m items can show (Deequ's ``linfRobust``, selectMetrics), never below 0."""
     if method == "Simple" or n == 0 or m == 0:
         return distance
     return max(0.0, distance - ROBUST_FACTOR * math.sqrt((n + m) / (n * m)))
+
+
+def feature_drift(base: Json, current: Json, method: str) -> float | None:
+    """The distance Model Monitor holds against the threshold for a feature in both statistics;
+    None when one is numerical and the other is not."""
+    if "numerical_statistics" in base and "numerical_statistics" in current:
+        distance, n, m = numerical_distance(
+            base["numerical_statistics"], current["numerical_statistics"]
+        )
+    elif "string_statistics" in base and "string_statistics" in current:
+        distance, n, m = categorical_distance(
+            base["string_statistics"]["distribution"]["categorical"]["buckets"],
+            current["string_statistics"]["distribution"]["categorical"]["buckets"],
+        )
+    else:
+        return None
+    return drift(distance, n, m, method)
 
 
 # --- data quality: violations -----------------------------------------------------------------
@@ -317,7 +412,6 @@ def check_data_quality(
     baseline_features = {f["name"]: f for f in baseline_statistics.get("features", [])}
     constrained = {f["name"]: f for f in baseline_constraints.get("features", [])}
     items = max(int(current["dataset"]["item_count"]), 1)
-    baseline_items = int(baseline_statistics.get("dataset", {}).get("item_count", 0))
     violations: list[Violation] = []
 
     for name, rule in constrained.items():
@@ -362,9 +456,8 @@ def check_data_quality(
                 )
         base = baseline_features.get(name)
         if compare and base is not None:
-            violation = _drift_violation(
-                name, base, feature, baseline_items, items, method, threshold, categorical_threshold
-            )
+            limit = threshold if "numerical_statistics" in base else categorical_threshold
+            violation = _drift_violation(name, base, feature, method, limit)
             if violation:
                 violations.append(violation)
 
@@ -381,31 +474,10 @@ def check_data_quality(
 
 
 def _drift_violation(
-    name: str,
-    base: Json,
-    current: Json,
-    n: int,
-    m: int,
-    method: str,
-    threshold: float,
-    categorical_threshold: float,
+    name: str, base: Json, current: Json, method: str, limit: float
 ) -> Violation | None:
-    if "numerical_statistics" in base and "numerical_statistics" in current:
-        distance = linf_distance(
-            base["numerical_statistics"]["distribution"]["kll"]["buckets"],
-            current["numerical_statistics"]["distribution"]["kll"]["buckets"],
-        )
-        limit = threshold
-    elif "string_statistics" in base and "string_statistics" in current:
-        distance = categorical_distance(
-            base["string_statistics"]["distribution"]["categorical"]["buckets"],
-            current["string_statistics"]["distribution"]["categorical"]["buckets"],
-        )
-        limit = categorical_threshold
-    else:
-        return None
-    value = drift(distance, n, m, method)
-    if value <= limit + TOLERANCE:
+    value = feature_drift(base, current, method)
+    if value is None or value <= limit + TOLERANCE:
         return None
     return _violation(
         name,
@@ -416,15 +488,27 @@ def _drift_violation(
     )
 
 
-def violations_document(violations: list[Violation]) -> Json:
+def violations_document(violations: list[Violation], check_type: str = "DATA_QUALITY") -> Json:
+    """constraint_violations.json: Model Monitor's has only ``violations``; the bias drift
+    violations file also carries ``"version": "1.0"`` (clarify-model-monitor-bias-drift-
+    violations)."""
+    if check_type == "DATA_BIAS":
+        return {"version": BIAS_VIOLATIONS_VERSION, "violations": violations}
     return {"violations": violations}
 
 
 # --- model quality --------------------------------------------------------------------------
 
 REGRESSION_METRICS = ("mae", "mse", "rmse", "r2")
-# Choice: the bootstrap resamples behind each metric's standard_deviation.
-BOOTSTRAP_SAMPLES = 100
+# model-monitor-model-quality-metrics: "Standard deviation for metrics are provided only when at
+# least 200 samples are available. Model Monitor computes standard deviation by randomly sampling
+# 80% of the data 5 times, computing the metric, and taking the standard deviation".
+STD_MIN_SAMPLES = 200
+STD_SAMPLES = 5
+STD_FRACTION = 0.8
+# Choice: the seed of those samples (Model Monitor's own is not published).
+STD_SEED = 0
+HIGHER_IS_BETTER = ("r2",)
 
 
 def _regression_values(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -441,45 +525,52 @@ def regression_statistics(y_true: Sequence[float], y_pred: Sequence[float]) -> J
     if len(y) == 0 or len(y) != len(p):
         raise ValueError("model quality needs as many predictions as labels, at least one")
     values = _regression_values(y, p)
-    rng = np.random.RandomState(0)
-    samples = [
-        _regression_values(y[i], p[i]) for i in rng.randint(0, len(y), (BOOTSTRAP_SAMPLES, len(y)))
-    ]
+    spread: dict[str, Any] = {name: "NaN" for name in REGRESSION_METRICS}  # as Model Monitor
+    if len(y) >= STD_MIN_SAMPLES:
+        rng = np.random.RandomState(STD_SEED)
+        size = int(len(y) * STD_FRACTION)
+        picks = [rng.choice(len(y), size, replace=False) for _ in range(STD_SAMPLES)]
+        samples = [_regression_values(y[i], p[i]) for i in picks]
+        spread = {n: float(np.std([s[n] for s in samples], ddof=1)) for n in REGRESSION_METRICS}
+    if not all(math.isfinite(v) for v in values.values()):
+        raise ValueError(
+            "the model-quality metrics overflow float64: labels or predictions are too large"
+        )
     return {
         "version": 0.0,
         "dataset": {"item_count": len(y)},
         "regression_metrics": {
-            name: {
-                "value": values[name],
-                "standard_deviation": float(np.std([s[name] for s in samples], ddof=1)),
-            }
+            name: {"value": values[name], "standard_deviation": spread[name]}
             for name in REGRESSION_METRICS
         },
     }
 
 
 def suggest_regression_constraints(statistics: Json) -> Json:
-    """Choice: Model Monitor suggests the baseline's value as each threshold; a champion check
-    should not reject a model that is worse only within the test set's sampling noise, so the
-    threshold is one bootstrap standard deviation away from the baseline's value."""
-    constraints = {}
-    for name, entry in statistics["regression_metrics"].items():
-        higher_is_better = name == "r2"
-        spread = entry["standard_deviation"]
-        constraints[name] = {
-            "threshold": entry["value"] - spread if higher_is_better else entry["value"] + spread,
-            "comparison_operator": "LessThanThreshold"
-            if higher_is_better
-            else "GreaterThanThreshold",
-        }
-    return {"version": 0.0, "regression_constraints": constraints}
+    """Model Monitor's suggestion: each metric's baseline value is its threshold, a violation
+    being a worse value (GreaterThanThreshold for the errors, LessThanThreshold for r2); no
+    band around it (e.g. the suggested weighted_precision threshold 0.6983172269629505 is that
+    metric's baseline value in AWS's examples)."""
+    return {
+        "version": 0.0,
+        "regression_constraints": {
+            name: {
+                "threshold": entry["value"],
+                "comparison_operator": "LessThanThreshold"
+                if name in HIGHER_IS_BETTER
+                else "GreaterThanThreshold",
+            }
+            for name, entry in statistics["regression_metrics"].items()
+        },
+    }
 
 
 def check_model_quality(
     current: Json, constraints: Json, baseline: Json | None = None
 ) -> list[Violation]:
-    """A metric on the wrong side of its threshold is a violation; the message names the
-    metric, its value, the threshold and (given the baseline's statistics) the baseline's value."""
+    """A metric strictly beyond its threshold is a violation, described in Model Monitor's words
+    ("Metric rmse with 3.2 was GreaterThanThreshold '2.9'"), then the choice made here where
+    the documents are silent: a value equal to the threshold passes."""
     base_metrics = (baseline or {}).get("regression_metrics", {})
     violations: list[Violation] = []
     for name, rule in constraints.get("regression_constraints", {}).items():
@@ -490,13 +581,14 @@ def check_model_quality(
         worse = value < threshold if operator == "LessThanThreshold" else value > threshold
         if worse:
             base = base_metrics.get(name, {}).get("value")
-            against = f" (baseline {base:.6g})" if base is not None else ""
+            against = f"; the baseline's value was {base!r}" if base is not None else ""
             violations.append(
                 {
                     "constraint_check_type": operator,
                     "metric_name": name,
-                    "description": f"Metric {name} with {value:.6g} was {operator} "
-                    f"'{threshold:.6g}'{against}.",
+                    "description": f"Metric {name} with {value!r} was {operator} "
+                    f"'{threshold!r}' (local check: a value equal to the threshold passes"
+                    f"{against}).",
                 }
             )
     return violations
@@ -504,21 +596,81 @@ def check_model_quality(
 
 # --- bias -----------------------------------------------------------------------------------
 
+# smclarify's pre-training metrics in its report's order (sorted by name), each described by
+# the first line of its docstring (aws/amazon-sagemaker-clarify, src/smclarify/bias/metrics/
+# pretraining.py and report.py: bias_report, MetricResult, MetricError).
 BIAS_METRICS = {
+    "CDDL": "Conditional Demographic Disparity in Labels (CDDL)",
     "CI": "Class Imbalance (CI)",
     "DPL": "Difference in Positive Proportions in Labels (DPL)",
-    "KL": "Kullback-Liebler Divergence (KL)",
     "JS": "Jensen-Shannon Divergence (JS)",
+    "KL": "Kullback-Liebler Divergence (KL)",
+    "KS": "Kolmogorov-Smirnov Distance (KS)",
     "LP": "L-p Norm (LP)",
     "TVD": "Total Variation Distance (TVD)",
-    "KS": "Kolmogorov-Smirnov Distance (KS)",
 }
-# Choice: probabilities are floored here so KL stays finite when a group lacks an outcome.
-_EPSILON = 1e-12
+BIAS_VIOLATIONS_VERSION = "1.0"
+_NO_COMMON_OUTCOME = "No instance of common facet found, dataset may be too small"
 
 
-def _groups(values: pd.Series, threshold: float) -> np.ndarray:
-    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64) > threshold
+def _interval_group(values: np.ndarray, threshold: float) -> tuple[str, np.ndarray]:
+    """report._interval_index and _continuous_data_idx for one threshold: the breaks are the
+    threshold and the data's maximum (unless that equals it), the group is the values inside
+    an interval (left, right], and its name the intervals' names, such as "(0.5, 1.0]".
+
+    Choice: columns are numbers (float64), as Clarify's pandas reads preprocess.py's splits,
+    whose every value is a float; such columns are continuous for smclarify."""
+    top = float(values.max())
+    breaks = sorted([threshold] if abs(top) == threshold else [threshold, top])
+    inside = np.zeros(len(values), dtype=bool)
+    names = []
+    for left, right in zip(breaks, breaks[1:]):
+        inside |= (values > left) & (values <= right)
+        names.append(f"({left!r}, {right!r}]")
+    return ",".join(names), inside
+
+
+def _pdf(flags: np.ndarray) -> dict[bool, float]:
+    """smclarify.util.pdf of a boolean column: each present value's frequency."""
+    counts = {False: int((~flags).sum()), True: int(flags.sum())}
+    total = sum(counts.values())
+    return {value: count / total for value, count in counts.items() if count}
+
+
+def _pre_training_metric(name: str, positive: np.ndarray, in_d: np.ndarray) -> float:
+    """One of smclarify's pre-training metrics (pretraining.py), raising its errors."""
+    n_d, n_a = int(in_d.sum()), int((~in_d).sum())
+    if name == "CDDL":
+        raise ValueError("Group variable is empty or not provided")  # no group_variable here
+    if name == "CI":
+        if n_a == 0:
+            raise ValueError(
+                "CI: negated facet set is empty. Check that x[~facet] has non-zero length."
+            )
+        if n_d == 0:
+            raise ValueError("CI: facet set is empty. Check that x[facet] has non-zero length.")
+        return float(n_a - n_d) / (n_a + n_d)
+    if name == "DPL":
+        if n_a == 0:
+            raise ValueError("Negative facet set is empty.")
+        if n_d == 0:
+            raise ValueError("Facet set is empty.")
+        return int((positive & ~in_d).sum()) / n_a - int((positive & in_d).sum()) / n_d
+    # util.pdfs_aligned_nonzero: the label outcomes both groups have (a zero bin is dropped).
+    pa, pd_ = _pdf(positive[~in_d]), _pdf(positive[in_d])
+    common = [value for value in (False, True) if pa.get(value) and pd_.get(value)]
+    a = np.array([pa[value] for value in common])
+    d = np.array([pd_[value] for value in common])
+    if len(common) == 0:
+        raise ValueError(_NO_COMMON_OUTCOME)
+    if name == "KL":
+        return float(np.sum(a * np.log(a / d)))
+    if name == "JS":
+        mid = 1 / 2 * (a + d)
+        return float(0.5 * (np.sum(a * np.log(a / mid)) + np.sum(d * np.log(d / mid))))
+    order = {"LP": 2, "TVD": 1, "KS": np.inf}[name]
+    norm = float(np.linalg.norm(a - d, order))
+    return 0.5 * norm if name == "TVD" else norm
 
 
 def pre_training_bias(
@@ -528,70 +680,100 @@ def pre_training_bias(
     facet: str,
     facet_threshold: float,
 ) -> Json:
-    """Clarify's pre-training metrics for a binary label (label > threshold is the positive
-    outcome) and a facet whose values above its threshold form the group d."""
+    """Clarify's pre-training metrics as smclarify's bias_report computes them for a
+    continuous label (its positive outcome: above the threshold) and facet (the group d: above
+    its threshold), in analysis.json's layout; a metric that cannot be computed is reported
+    with its error and a null value, as smclarify does (CDDL always: no group variable)."""
     for column in (label, facet):
         if column not in frame.columns:
             raise ValueError(f"column {column!r} is not in the data ({', '.join(frame.columns)})")
-    positive = _groups(frame[label], label_threshold)
-    in_d = _groups(frame[facet], facet_threshold)
-    n_d, n_a = int(in_d.sum()), int((~in_d).sum())
-    q_a = float(positive[~in_d].mean()) if n_a else 0.0
-    q_d = float(positive[in_d].mean()) if n_d else 0.0
-    pa = np.clip(np.array([1 - q_a, q_a]), _EPSILON, 1)
-    pd_ = np.clip(np.array([1 - q_d, q_d]), _EPSILON, 1)
-    mid = (pa + pd_) / 2
-    values = {
-        "CI": (n_a - n_d) / max(n_a + n_d, 1),
-        "DPL": q_a - q_d,
-        "KL": float(np.sum(pa * np.log(pa / pd_))),
-        "JS": float(0.5 * (np.sum(pa * np.log(pa / mid)) + np.sum(pd_ * np.log(pd_ / mid)))),
-        "LP": float(np.sqrt(np.sum((pa - pd_) ** 2))),
-        "TVD": float(0.5 * np.sum(np.abs(pa - pd_))),
-        "KS": float(np.max(np.abs(pa - pd_))),
-    }
+    label_name, positive = _interval_group(_numbers(frame[label], label), label_threshold)
+    facet_name, in_d = _interval_group(_numbers(frame[facet], facet), facet_threshold)
+    metrics = []
+    for name, description in BIAS_METRICS.items():
+        try:
+            metrics.append(
+                {
+                    "name": name,
+                    "description": description,
+                    "value": _pre_training_metric(name, positive, in_d),
+                }
+            )
+        except ValueError as error:
+            metrics.append(
+                {"name": name, "description": description, "value": None, "error": str(error)}
+            )
     return {
         "version": "1.0",
         "pre_training_bias_metrics": {
             "label": label,
-            "label_value_or_threshold": f"{label_threshold:g}",
-            "facets": {
-                facet: [
-                    {
-                        "value_or_threshold": f"{facet_threshold:g}",
-                        "metrics": [
-                            {"name": n, "description": d, "value": float(values[n])}
-                            for n, d in BIAS_METRICS.items()
-                        ],
-                    }
-                ]
-            },
+            "label_value_or_threshold": label_name,
+            "facets": {facet: [{"value_or_threshold": facet_name, "metrics": metrics}]},
         },
     }
 
 
+def _numbers(values: pd.Series, column: str) -> np.ndarray:
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    if len(numbers) == 0 or np.isnan(numbers).any():
+        raise ValueError(f"column {column!r} must hold numbers only, and at least one")
+    return numbers
+
+
+_INTERVAL = re.compile(r"\(([^,()\[\]]+), [^,()\[\]]+\]")
+
+
+def _group_key(name: str) -> tuple[Any, ...]:
+    """How groups are matched between analyses: a continuous facet's group by its thresholds
+    (the intervals' lower bounds), since the upper bound is the data's maximum, which moves
+    from one dataset to the next; a bare number (an older local baseline's name) is such a
+    threshold too; anything else (a categorical group) by its name."""
+    lows = _INTERVAL.findall(name)
+    if lows and not _INTERVAL.sub("", name).strip(","):
+        return tuple(float(low) for low in lows)
+    try:
+        return (float(name),)
+    except ValueError:
+        return (name,)
+
+
 def check_bias(current: Json, baseline: Json) -> list[Violation]:
-    """A metric farther from 0 than the baseline's value is a bias_drift_check violation."""
+    """bias_drift_check: a metric farther from 0 than the baseline's value is a violation
+    (clarify-model-monitor-bias-drift-violations), in that page's words. Choice: a metric
+    without a value on either side (an error, such as CDDL's) is not compared. Raises
+    ValueError when a facet's groups match none of the baseline's, rather than pass silently."""
     base_facets = baseline.get("pre_training_bias_metrics", {}).get("facets", {})
     violations: list[Violation] = []
     for facet, groups in current["pre_training_bias_metrics"]["facets"].items():
-        base_groups = {g["value_or_threshold"]: g for g in base_facets.get(facet, [])}
-        for group in groups:
-            base = base_groups.get(group["value_or_threshold"])
+        base_groups = {_group_key(g["value_or_threshold"]): g for g in base_facets.get(facet, [])}
+        matched = [(g, base_groups.get(_group_key(g["value_or_threshold"]))) for g in groups]
+        if base_groups and not any(base for _, base in matched):
+            raise ValueError(
+                f"the bias baseline's groups of facet {facet!r} "
+                f"({', '.join(g['value_or_threshold'] for g in base_facets[facet])}) match none "
+                f"of the current analysis's ({', '.join(g['value_or_threshold'] for g in groups)})"
+            )
+        for group, base in matched:
             if base is None:
                 continue
-            limits = {m["name"]: m["value"] for m in base["metrics"]}
+            limits = {m["name"]: m.get("value") for m in base["metrics"]}
             for metric in group["metrics"]:
-                limit = limits.get(metric["name"])
-                if limit is not None and abs(metric["value"]) > abs(limit) + TOLERANCE:
+                value, limit = metric.get("value"), limits.get(metric["name"])
+                if not isinstance(value, (int, float)) or not isinstance(limit, (int, float)):
+                    continue
+                if abs(value) > abs(limit) + TOLERANCE:
+                    key = _group_key(group["value_or_threshold"])
                     violations.append(
                         {
                             "facet": facet,
-                            "facet_value": group["value_or_threshold"],
+                            # The configured value or threshold, as the page's example shows.
+                            "facet_value": ",".join(
+                                repr(k) if isinstance(k, float) else str(k) for k in key
+                            ),
                             "metric_name": metric["name"],
                             "constraint_check_type": "bias_drift_check",
-                            "description": f"Value {metric['value']:.6g} does not meet the "
-                            f"constraint requirement (baseline {limit:.6g}).",
+                            "description": f"Value {value!r} does not meet the constraint "
+                            "requirement",
                         }
                     )
     return violations

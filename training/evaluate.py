@@ -52,6 +52,7 @@ MODEL_ARCHIVE_NAME = "model.tar.gz"
 EVALUATION_FILE_NAME = "evaluation.json"
 PREDICTIONS_FILE_NAME = "predictions.csv"
 METRIC_NAMES = ("mse", "rmse", "mae", "r2")
+MAX_SEED = 2**32 - 1
 
 
 class DataValidationError(ValueError):
@@ -343,14 +344,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise DataValidationError(
             f"--bootstrap-samples must be at least 2, got {args.bootstrap_samples}"
         )
+    if not 0 <= args.bootstrap_seed <= MAX_SEED:
+        raise DataValidationError(
+            f"--bootstrap-seed must be from 0 to {MAX_SEED} (the seeds numpy accepts), "
+            f"got {args.bootstrap_seed}"
+        )
     with tempfile.TemporaryDirectory(prefix="model-") as workdir:
         model, metadata = load_model(find_model_dir(args.model_dir, workdir))
     frame = read_test_frame(args.test_dir)
     X, y, target, features = select_test_columns(frame, model, metadata, args.target_column)
     predictions = np.asarray(model.predict(X), dtype=np.float64).reshape(len(y))
-    report = build_report(
-        y, predictions, target, features, args.bootstrap_samples, args.bootstrap_seed
-    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        report = build_report(
+            y, predictions, target, features, args.bootstrap_samples, args.bootstrap_seed
+        )
+    overflowed = [
+        name
+        for name, entry in report["regression_metrics"].items()
+        if not all(math.isfinite(value) for value in entry.values())
+    ]
+    if overflowed:
+        # JSON has no inf: say which metric and why, rather than fail while writing it.
+        raise DataValidationError(
+            f"the test metrics {', '.join(overflowed)} overflow float64: the target or the "
+            f"predictions in {args.test_dir} are too large to square and sum"
+        )
     output = Path(args.output_dir) / EVALUATION_FILE_NAME
     output.parent.mkdir(parents=True, exist_ok=True)
     with open(output, "w", encoding="utf-8", newline="") as handle:

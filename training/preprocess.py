@@ -2,110 +2,85 @@
 """SageMaker Processing step: validate a raw CSV file and split it into train/validation/test.
 
 Runs inside the SageMaker scikit-learn container (or locally, with the container paths given as
-arguments). Standalone: only the standard library, numpy and pandas are imported, and only
-APIs that exist from pandas 1.1 (the container's) to pandas 3 are used.
-
-Memory use grows with rows x needed columns as float64, not with the text: the file is checked
-and scanned as a stream (its rows are not kept as Python objects), pandas reads only the needed
-columns, and the splits are formatted in chunks.
+arguments). Standalone: only the standard library and numpy are imported.
 
 Outputs (the contract read by train.py and evaluate.py):
 
 * ``<train-dir>/train.csv``, ``<validation-dir>/validation.csv``, ``<test-dir>/test.csv``:
   comma-separated, UTF-8, ``\\n`` line endings, one header row, the target column first, then the
   feature columns in order; every value is a finite float written with Python's ``repr``.
-* ``<baseline-dir>/baseline.json``: per-column statistics of the train split, for drift checks.
 * ``<baseline-dir>/analysis_config.json`` (with ``--bias-facet``): the SageMaker Clarify analysis
   config of the data-bias check: the target as the label, positive above
   ``--bias-label-threshold`` (default: the train split's median), and the facet, whose values
   above ``--bias-facet-threshold`` form the sensitive group.
 
-Running twice on the same input with the same arguments gives byte-identical outputs.
+Running twice on the same input with the same arguments gives byte-identical outputs. Bad input
+is refused before anything is written, with one sentence naming the file, column and row.
 
-Read ``run()`` first: it is the recipe (validate, split, write, baseline), and each step is
-a function of its own below it.
+Read ``run()`` first: it is the recipe (check, read and validate, split, write).
 """
 
 from __future__ import annotations
 
 import argparse
-import codecs
-import collections
 import csv
-import hashlib
 import io
-import itertools
 import json
 import math
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 DEFAULT_INPUT_DIR = "/opt/ml/processing/input"
 DEFAULT_OUTPUT_BASE = "/opt/ml/processing"
 SPLITS = ("train", "validation", "test")
 BASELINE_DIR_NAME = "baseline"
-BASELINE_FILE_NAME = "baseline.json"
 ANALYSIS_CONFIG_FILE_NAME = "analysis_config.json"
-QUANTILES = (
-    ("p01", 1.0),
-    ("p05", 5.0),
-    ("p25", 25.0),
-    ("p50", 50.0),
-    ("p75", 75.0),
-    ("p95", 95.0),
-    ("p99", 99.0),
-)
-BASELINE_FORMAT_VERSION = 1
-BLOCK_SIZE = 1 << 20  # bytes per read in the byte check
-READ_CHUNK_ROWS = 100_000  # rows per chunk when cells must be parsed one by one
-WRITE_CHUNK_ROWS = 50_000  # rows formatted per write
+# The seeds numpy's RandomState (and so scikit-learn's random_state) accepts.
+MAX_SEED = 2**32 - 1
+# scikit-learn's trees read features as float32 (sklearn.tree._tree.DTYPE).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
-# --------------------------------------------------------------------------------------------
-# The recipe (read this first); every step it calls is defined below, in order:
-# input validation, then splitting and statistics, then the command line.
-# --------------------------------------------------------------------------------------------
+class DataValidationError(ValueError):
+    """Bad input data or arguments: reported by main() as one ``ERROR:`` line, exit code 2."""
 
 
 class Dataset(NamedTuple):
     """The validated input: the needed columns as floats, target first."""
 
-    source: Path
-    sha256: str
+    source: str
     target: str
     features: list[str]
     matrix: np.ndarray
-    input_rows: int
-    dropped_rows: int
 
     @property
     def columns(self) -> list[str]:
         return [self.target, *self.features]
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """The recipe: read and validate the input, split it, write the splits, then the
-    baseline the quality checks compare against. Returns the baseline document."""
+def log(message: str) -> None:
+    print(f"[preprocess] {message}", flush=True)
+
+
+def run(args: argparse.Namespace) -> dict[str, int]:
+    """The recipe: check the arguments, read and validate the input, split it, and only then
+    write the splits and the Clarify config. Returns the row count of each split."""
     check_arguments(args)
     data = read_validated(args)
     indices = split_indices(
         data.matrix.shape[0], args.train_ratio, args.validation_ratio, args.random_state
     )
-    dirs = output_dirs(args)
-    for split in SPLITS:
-        out = dirs[split] / f"{split}.csv"
-        write_split_csv(out, data.columns, data.matrix, indices[split])
-        log(f"wrote {out} ({len(indices[split])} rows)")
     train = data.matrix[indices["train"]]
-    baseline = make_baseline(data, train, indices, args)
-    out = dirs["baseline"] / BASELINE_FILE_NAME
-    dump_json(out, baseline)
-    log(f"wrote {out}")
+    check_target_varies(
+        train[:, 0],
+        data,
+        f"the {len(train)} rows of the train split (--random-state {args.random_state})",
+    )
+    config = None
     if args.bias_facet:
         config = bias_analysis_config(
             data.columns,
@@ -114,17 +89,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args.bias_facet_threshold,
             args.bias_label_threshold,
         )
+    dirs = output_dirs(args)
+    for split in SPLITS:
+        out = dirs[split] / f"{split}.csv"
+        write_split_csv(out, data.columns, data.matrix[indices[split]])
+        log(f"wrote {out} ({len(indices[split])} rows)")
+    if config is not None:
         out = dirs["baseline"] / ANALYSIS_CONFIG_FILE_NAME
         dump_json(out, config)
         log(
             f"wrote {out} (facet {args.bias_facet!r}, "
             f"label above {config['label_values_or_threshold'][0]:g})"
         )
-    return baseline
+    return {split: len(indices[split]) for split in SPLITS}
 
 
 def read_validated(args: argparse.Namespace) -> Dataset:
-    """Find the input, check its bytes and structure, read the needed columns; rows with
+    """Find the input, check its bytes and structure, and parse the needed columns; rows with
     invalid values are dropped within ``--max-invalid-fraction``, else it fails clearly."""
     schema = load_schema(args.schema_file) if args.schema_file else None
     target, features, excluded = resolve_column_config(
@@ -132,75 +113,32 @@ def read_validated(args: argparse.Namespace) -> Dataset:
     )
     path = find_input_file(args.input_dir, args.input_file)
     source = str(path)
-    try:
-        log(f"reading {source} ({path.stat().st_size} bytes)")
-    except OSError as exc:
-        raise DataValidationError(f"cannot read {source}: {exc}") from None
-    _, sha256 = check_csv_bytes(path, source)
-    layout = scan_csv_structure(path, source)
-    n_input = layout.n_rows
-    features = select_columns(layout.header, target, features, excluded, source, n_input)
+    table = read_table(read_text(path, source), source)
+    n_input = len(table.rows)
+    features = select_columns(table.header, target, features, excluded, source, n_input)
     columns = [target, *features]
     log(f"{n_input} data rows; target {target!r}; {len(features)} features: {', '.join(features)}")
     if n_input == 0:
         raise DataValidationError(
             f"{source}: has a header but 0 data rows; at least {args.min_rows} required"
         )
-    matrix, keep = load_columns(path, layout, columns, source, args.max_invalid_fraction)
+    positions = [table.header.index(name) for name in columns]
+    cells = [[row[i] for i in positions] for row in table.rows]
+    matrix = parse_cells(cells, columns, table.lines, source, args.max_invalid_fraction)
+    keep = np.isfinite(matrix).all(axis=1)
     n_dropped = int(n_input - keep.sum())
     if n_dropped:
         log(f"dropped {n_dropped} of {n_input} rows with invalid values (within tolerance)")
-        matrix = matrix[keep]
-    n_rows = matrix.shape[0]
-    if n_rows < args.min_rows:
+    if int(keep.sum()) < args.min_rows:
         raise DataValidationError(
-            f"{source}: only {n_rows} usable data rows ({n_input} read, {n_dropped} dropped); "
-            f"at least {args.min_rows} required (--min-rows)"
+            f"{source}: only {int(keep.sum())} usable data rows ({n_input} read, {n_dropped} "
+            f"dropped); at least {args.min_rows} required (--min-rows)"
         )
-    return Dataset(path, sha256, target, features, matrix, n_input, n_dropped)
-
-
-def make_baseline(
-    data: Dataset, train: np.ndarray, indices: dict[str, np.ndarray], args: argparse.Namespace
-) -> dict[str, Any]:
-    """Per-column statistics of the train split, with where they came from."""
-    return {
-        "format_version": BASELINE_FORMAT_VERSION,
-        "statistics_split": "train",
-        "target": data.target,
-        "features": data.features,
-        "columns": {name: column_statistics(train[:, j]) for j, name in enumerate(data.columns)},
-        "row_counts": {split: len(indices[split]) for split in SPLITS},
-        "input_rows": data.input_rows,
-        "dropped_rows": data.dropped_rows,
-        "source_file": data.source.name,
-        "source_sha256": data.sha256,
-        "split": {
-            "train_ratio": float(args.train_ratio),
-            "validation_ratio": float(args.validation_ratio),
-            "random_state": int(args.random_state),
-        },
-    }
-
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    """Major and minor version numbers: "1.1.3" -> (1, 1), "3.0.0rc1" -> (3, 0)."""
-    parts = []
-    for piece in version.split(".")[:2]:
-        digits = "".join(itertools.takewhile(str.isdigit, piece))
-        parts.append(int(digits or 0))
-    return tuple(parts)
-
-
-PANDAS_VERSION = _version_tuple(pd.__version__)
-
-
-class DataValidationError(ValueError):
-    """Bad input data or arguments: reported by main() as one ``ERROR:`` line, exit code 2."""
-
-
-def log(message: str) -> None:
-    print(f"[preprocess] {message}", flush=True)
+    kept = np.flatnonzero(keep)
+    check_magnitudes(matrix[kept], columns, cells, kept, table.lines, source)
+    data = Dataset(source, target, features, matrix[kept])
+    check_target_varies(data.matrix[:, 0], data, f"all {len(kept)} usable data rows")
+    return data
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,194 +280,99 @@ def find_input_file(input_dir: str | Path, input_file: str | None = None) -> Pat
     return candidates[0]
 
 
-def check_csv_bytes(path: Path, source: str) -> tuple[int, str]:
-    """Stream the raw bytes once: reject empty, binary, non-UTF-8 and JSON content.
-
-    Returns (size in bytes, SHA-256 hex digest). Memory use is one block, whatever the file size.
-    Checks in this order, as a whole-file check would: empty or whitespace-only, then the first
-    NUL byte anywhere, then the first invalid UTF-8 sequence, then a JSON-looking start.
-    """
-    digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    size = 0
-    has_content = False  # a byte other than ASCII whitespace (what bytes.strip() removes)
-    first_char = ""  # first non-whitespace character of the text (a leading BOM removed)
-    at_start = True  # no text decoded yet: a BOM may still come
-    bad_utf8: tuple[int, int] | None = None  # (offset, byte value) of the first invalid byte
+def read_text(path: Path, source: str) -> str:
+    """The file as text (a leading BOM removed); empty, binary, non-UTF-8 and JSON content is
+    refused, in that order, with the offset of the offending byte."""
     try:
-        with open(path, "rb") as handle:
-            while True:
-                block = handle.read(BLOCK_SIZE)
-                if not block:
-                    break
-                digest.update(block)
-                if not has_content and block.strip():
-                    has_content = True
-                nul = block.find(b"\x00")
-                if nul >= 0:
-                    raise DataValidationError(
-                        f"{source} is not a valid CSV: it contains binary data "
-                        f"(NUL byte at offset {size + nul})"
-                    )
-                if bad_utf8 is None:
-                    pending = len(decoder.getstate()[0])
-                    try:
-                        text = decoder.decode(block)
-                    except UnicodeDecodeError as exc:
-                        bad_utf8 = (size - pending + exc.start, exc.object[exc.start])
-                    else:
-                        if at_start and text:
-                            at_start = False
-                            if text.startswith("\ufeff"):
-                                text = text[1:]
-                        if not first_char:
-                            first_char = text.lstrip()[:1]
-                size += len(block)
+        data = path.read_bytes()
     except OSError as exc:
         raise DataValidationError(f"cannot read {source}: {exc}") from None
-    if not has_content:
-        what = "0 bytes" if size == 0 else "only whitespace"
+    log(f"reading {source} ({len(data)} bytes)")
+    if not data.strip():
+        what = "0 bytes" if not data else "only whitespace"
         raise DataValidationError(f"{source} is empty ({what}, 0 data rows)")
-    if bad_utf8 is None:
-        pending = len(decoder.getstate()[0])
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:  # the file ends inside a multi-byte sequence
-            bad_utf8 = (size - pending + exc.start, exc.object[exc.start])
-    if bad_utf8 is not None:
-        offset, byte = bad_utf8
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DataValidationError(
+            f"{source} is not a valid CSV: it contains binary data (NUL byte at offset {nul})"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise DataValidationError(
             f"{source} is not a valid CSV: it is not UTF-8 text "
-            f"(byte 0x{byte:02x} at offset {offset})"
-        )
-    if first_char in ("{", "["):
+            f"(byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    text = text[1:] if text.startswith("\ufeff") else text
+    first = text.lstrip()[:1]
+    if first in ("{", "["):
         raise DataValidationError(
-            f"{source} is not a valid CSV: it looks like a JSON document "
-            f"(starts with {first_char!r})"
+            f"{source} is not a valid CSV: it looks like a JSON document (starts with {first!r})"
         )
-    return size, digest.hexdigest()
+    return text
 
 
-class CsvLayout(NamedTuple):
-    """What the structure scan learned about a CSV file (its rows are not kept)."""
-
+class CsvTable(NamedTuple):
     header: list[str]  # stripped column names
-    header_line: int  # physical line on which the header record ends
-    n_rows: int  # data rows (records after the header; empty lines are not rows)
-    data_offset: int  # byte offset just past the header record
+    rows: list[list[str]]  # the data records, each as wide as the header
+    lines: list[int]  # the file line on which each data record ends
 
 
-def _is_blank_before_header(row: list[str]) -> bool:
-    """Lines before the header that are skipped: empty or whitespace-only."""
+def _blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip())
 
 
-def _read_header(reader: Iterator[list[str]]) -> list[str] | None:
-    """Advance ``reader`` past the header (the first record that is not blank) and return it."""
-    for row in reader:
-        if not _is_blank_before_header(row):
-            return row
-    return None
+def read_table(text: str, source: str) -> CsvTable:
+    """The header (the first record that is not blank) and the data records after it.
 
-
-def _scan_rows(path: Path, source: str) -> tuple[list[str] | None, int, int]:
-    """Row-by-row structure scan: (raw header, its line, data rows); raises the first problem."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = _read_header(reader)
-            header_line = reader.line_num
-            width = len(header) if header is not None else 0
-            n_rows = 0
-            for row in reader:
-                if len(row) == width:
-                    n_rows += 1
-                elif row:
-                    raise DataValidationError(
-                        f"{source} is not a valid CSV: line {reader.line_num} has {len(row)} "
-                        f"fields, expected {width} (from the header on line {header_line})"
-                    )
-        except csv.Error as exc:
-            raise DataValidationError(
-                f"{source} is not a valid CSV: line {reader.line_num}: {exc}"
-            ) from None
-    return header, header_line, n_rows
-
-
-def scan_csv_structure(path: Path, source: str) -> CsvLayout:
-    """Stream the (already byte-checked) file through csv.reader without keeping rows.
-
-    The header is the first line that is not empty or whitespace-only. After it, only empty
-    lines are skipped (as pandas' ``skip_blank_lines`` does); every other line is a record and
-    must have as many fields as the header, so a whitespace-only line in a file with several
-    columns is reported as a ragged line. Raises DataValidationError for ragged rows, malformed
-    quoting, and empty or duplicate header names.
+    After the header only empty lines are skipped; every other line is a record and must have
+    as many fields as the header (so a whitespace-only line is a ragged line). Malformed
+    quoting (strict: a quote left open at the end of the file, or text after a closing quote),
+    ragged lines, and empty or duplicate header names are refused, naming the line.
     """
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        try:
-            raw_header = _read_header(reader)
-            header_line = reader.line_num
-            # Count the records by number of fields without Python code per row.
-            widths = collections.Counter(map(len, reader))
-            problem = raw_header is not None and any(n not in (0, len(raw_header)) for n in widths)
-        except csv.Error:
-            problem = True
-    if problem:  # scan again row by row to report the first problem, in file order
-        _scan_rows(path, source)
-        raise RuntimeError(f"internal error: the structure scans of {source} disagree")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    raw_header: list[str] | None = None
+    header_line = 0
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        for row in reader:
+            if raw_header is None:
+                if not _blank(row):
+                    raw_header, header_line = row, reader.line_num
+            elif len(row) == len(raw_header):
+                rows.append(row)
+                lines.append(reader.line_num)
+            elif row:
+                raise DataValidationError(
+                    f"{source} is not a valid CSV: line {reader.line_num} has {len(row)} "
+                    f"fields, expected {len(raw_header)} (from the header on line {header_line})"
+                )
+    except csv.Error as exc:
+        raise DataValidationError(
+            f"{source} is not a valid CSV: line {reader.line_num}: {exc}"
+        ) from None
     if raw_header is None:
         raise DataValidationError(f"{source} is empty (no header row, 0 data rows)")
     header = [name.strip() for name in raw_header]
-    n_rows = widths[len(header)]
     empty = [str(i + 1) for i, name in enumerate(header) if not name]
     if empty:
         raise DataValidationError(
             f"{source}: header has an empty column name at position(s) {', '.join(empty)} "
-            f"({n_rows} data rows)"
+            f"({len(rows)} data rows)"
         )
-    seen: set[str] = set()
-    duplicates: list[str] = []
-    for name in header:
-        if name in seen and name not in duplicates:
-            duplicates.append(name)
-        seen.add(name)
+    duplicates = [name for i, name in enumerate(header) if name in header[:i]]
     if duplicates:
+        listed = ", ".join(repr(name) for name in dict.fromkeys(duplicates))
         raise DataValidationError(
-            f"{source}: duplicate column name(s) in the header: "
-            f"{', '.join(repr(n) for n in duplicates)} ({n_rows} data rows)"
+            f"{source}: duplicate column name(s) in the header: {listed} ({len(rows)} data rows)"
         )
-    return CsvLayout(header, header_line, n_rows, _offset_after_lines(path, header_line))
-
-
-def _offset_after_lines(path: Path, n_lines: int) -> int:
-    """Byte offset just past the first ``n_lines`` physical lines (as csv.reader counts them)."""
-    with open(path, "rb") as raw:
-        bom = len(codecs.BOM_UTF8) if raw.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8 else 0
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        prefix = "".join(itertools.islice(handle, n_lines))
-    return bom + len(prefix.encode("utf-8"))
-
-
-def locate_data_row(path: Path, row_index: int) -> tuple[list[str], int]:
-    """Re-scan the file for data row ``row_index`` (0-based): (its raw cells, its line number).
-
-    Only used to report an error, so the rows before it are read again rather than kept.
-    """
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        _read_header(reader)
-        index = -1
-        for row in reader:
-            if row:
-                index += 1
-                if index == row_index:
-                    return row, reader.line_num
-    raise RuntimeError(f"internal error: {path} has no data row {row_index + 1}")
+    return CsvTable(header, rows, lines)
 
 
 def parse_number(text: str) -> float:
-    """Parse one CSV cell as a finite float; NaN for anything else (empty, text, nan, inf)."""
+    """Parse one CSV cell as a finite float; NaN for anything else (empty, text, nan, inf, a
+    number beyond float64's range, digit-group underscores)."""
     text = text.strip()
     if not text or "_" in text:
         return math.nan
@@ -540,149 +383,74 @@ def parse_number(text: str) -> float:
     return value if math.isfinite(value) else math.nan
 
 
-def parse_cells(values: np.ndarray) -> np.ndarray:
-    """Cells as read by pandas (str, or NaN for pandas' NA strings) -> float64, per parse_number.
-
-    Non-finite results are left as they are (callers treat every non-finite value as invalid).
-    """
-    if not any(isinstance(v, str) and "_" in v for v in values):
-        try:
-            return values.astype(np.float64)  # float() on each str: parse_number's rules
-        except (TypeError, ValueError):
-            pass
-    return np.fromiter(
-        (parse_number(v) if isinstance(v, str) else math.nan for v in values),
-        dtype=np.float64,
-        count=len(values),
-    )
-
-
-class DataSection(io.RawIOBase):
-    """The bytes of a CSV file after its header, with every "\\r" turned into "\\n", for pandas.
-
-    pandas' C tokenizer drops the first field of a line that starts with a comma and follows a
-    blank line ended by a bare "\\r" (old Mac line ends), which would shift that row's cells into
-    the wrong columns. With "\\n" only, "\\r\\n" becomes a line end plus an empty line, which
-    pandas skips like any empty line. Inside quoted cells the change only swaps one whitespace
-    character for another, which does not change what number a cell holds.
-    """
-
-    def __init__(self, path: Path, offset: int) -> None:
-        super().__init__()
-        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
-        self._file.seek(offset)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._file.read(len(buffer)).replace(b"\r", b"\n")
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
-def _open_data_section(path: Path, layout: CsvLayout) -> io.BufferedReader:
-    """A binary file object over the data section, for pd.read_csv."""
-    return io.BufferedReader(DataSection(path, layout.data_offset), BLOCK_SIZE)
-
-
-def read_columns(path: Path, layout: CsvLayout, columns: list[str], source: str) -> np.ndarray:
-    """Read ``columns`` of the data rows as a C-ordered float64 matrix (invalid cells NaN/inf).
-
-    pandas reads only the data section (from just past the header) and only these columns, with
-    a float64 dtype: every cell it accepts is one parse_number accepts, with the same value (or
-    a non-finite one, invalid either way), and its NA strings such as "" or "NA" become NaN. If
-    some cell is anything else (text, padding, digit-group underscores...), the columns are
-    read again in chunks as text and converted with parse_number's rules, so memory stays
-    bounded either way and the result is exactly that of parse_number on every cell.
-    """
-    positions = sorted(layout.header.index(name) for name in columns)
-    options: dict[str, Any] = {
-        "header": None,
-        "names": layout.header,
-        "usecols": positions,
-        "encoding": "utf-8",
-        "engine": "c",
-        "skip_blank_lines": True,
-    }
-    if PANDAS_VERSION < (3, 1):
-        # The older default converters can be one ulp off; "round_trip" parses like float().
-        # pandas 3.1 deprecates the option: its only converter is exact.
-        options["float_precision"] = "round_trip"
-    try:
-        try:
-            with _open_data_section(path, layout) as handle:
-                dtypes = {layout.header[i]: np.float64 for i in positions}
-                frame = pd.read_csv(handle, dtype=dtypes, **options)
-            n_read = len(frame)
-            matrix = np.column_stack([frame[name].to_numpy(np.float64) for name in columns])
-            del frame
-        except (pd.errors.ParserError, pd.errors.EmptyDataError):
-            raise  # these are ValueErrors too, but about the structure: reported below
-        except ValueError:  # some cell is not a plain number
-            matrix = np.full((layout.n_rows, len(columns)), np.nan)
-            n_read = 0
-            with _open_data_section(path, layout) as handle:
-                chunks = pd.read_csv(handle, dtype=object, chunksize=READ_CHUNK_ROWS, **options)
-                for chunk in chunks:
-                    start, n_read = n_read, n_read + len(chunk)
-                    if n_read > layout.n_rows:
-                        break
-                    for j, name in enumerate(columns):
-                        matrix[start:n_read, j] = parse_cells(chunk[name].to_numpy(object))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataValidationError(f"{source} is not a valid CSV: {detail}") from None
-    if n_read != layout.n_rows:
-        raise DataValidationError(
-            f"{source}: internal consistency check failed: the CSV scan found "
-            f"{layout.n_rows} data rows but pandas read {n_read}; the file probably uses "
-            "quoting that the two parsers read differently"
-        )
+def parse_cells(
+    cells: list[list[str]],
+    columns: list[str],
+    lines: list[int],
+    source: str,
+    max_invalid_fraction: float,
+) -> np.ndarray:
+    """The cells as a float matrix, NaN where a cell is invalid. A column whose share of invalid
+    cells exceeds ``max_invalid_fraction`` is refused, naming its first invalid cell."""
+    matrix = np.array(
+        [[parse_number(cell) for cell in row] for row in cells], dtype=np.float64
+    ).reshape(len(cells), len(columns))
+    n_rows = len(cells)
+    for j, name in enumerate(columns):
+        bad = np.flatnonzero(np.isnan(matrix[:, j]))
+        fraction = bad.size / n_rows
+        if bad.size and fraction > max_invalid_fraction:
+            first = int(bad[0])
+            raise DataValidationError(
+                f"{source}: column {name!r} has {bad.size} invalid value(s) (empty, "
+                f"non-numeric, NaN, infinite or beyond float64's range) in {n_rows} data rows "
+                f"({fraction:.2%}, tolerance {max_invalid_fraction:.2%}); first at row "
+                f"{first + 1} (line {lines[first]}): {cells[first][j]!r}"
+            )
     return matrix
 
 
-def load_columns(
-    path: Path,
-    layout: CsvLayout,
+def check_magnitudes(
+    matrix: np.ndarray,
     columns: list[str],
+    cells: list[list[str]],
+    kept: np.ndarray,
+    lines: list[int],
     source: str,
-    max_invalid_fraction: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``columns`` as a float matrix; return (matrix, mask of rows to keep).
-
-    A cell is invalid if it is empty, non-numeric, NaN or infinite. A column whose share of
-    invalid cells exceeds ``max_invalid_fraction`` raises DataValidationError; otherwise rows
-    with any invalid cell are dropped (mask False).
-    """
-    matrix = read_columns(path, layout, columns, source)
-    n_rows = layout.n_rows
-    invalid = ~np.isfinite(matrix)
+) -> None:
+    """Refuse values too large for what is computed from them later (``matrix`` holds the kept
+    rows, ``kept`` their indices among all data rows): squared errors and sums of squares over a
+    column must fit in float64 (the data-quality statistics, the metrics), and features must fit
+    in float32, in which scikit-learn's trees read them."""
+    # n values, each up to the limit, give differences up to 2 x limit, squared and summed.
+    fits_float64 = math.sqrt(FLOAT64_MAX / (4 * len(matrix)))
     for j, name in enumerate(columns):
-        bad = np.flatnonzero(invalid[:, j])
-        if bad.size == 0:
-            continue
-        fraction = bad.size / n_rows
-        if fraction > max_invalid_fraction:
-            first = int(bad[0])
-            row, line = locate_data_row(path, first)
-            value = row[layout.header.index(name)]
+        limit = fits_float64
+        reason = f"the most whose squares, summed over its {len(matrix)} rows, fit in float64"
+        if j > 0 and limit > FLOAT32_MAX:
+            limit, reason = FLOAT32_MAX, "the float32 range in which scikit-learn's trees read it"
+        worst = int(np.argmax(np.abs(matrix[:, j])))
+        if abs(matrix[worst, j]) > limit:
+            row = int(kept[worst])
             raise DataValidationError(
-                f"{source}: column {name!r} has {bad.size} invalid value(s) (empty, "
-                f"non-numeric, NaN or inf) in {n_rows} data rows ({fraction:.2%}, tolerance "
-                f"{max_invalid_fraction:.2%}); first at row {first + 1} (line "
-                f"{line}): {value!r}"
+                f"{source}: column {name!r} holds {cells[row][j].strip()!r} at data row "
+                f"{row + 1} (line {lines[row]}), beyond ±{limit:.4g}, {reason}"
             )
-    keep = ~invalid.any(axis=1)
-    return matrix, keep
+
+
+def check_target_varies(values: np.ndarray, data: Dataset, rows: str) -> None:
+    """A target with one value has nothing to learn: R² would be undefined and the model a
+    constant, so it is refused before training rather than registered."""
+    if len(values) and np.all(values == values[0]):
+        value = float(values[0])
+        raise DataValidationError(
+            f"{data.source}: target column {data.target!r} has the same value ({value!r}) in "
+            f"{rows}: there is nothing to learn"
+        )
 
 
 # --------------------------------------------------------------------------------------------
-# Splitting, statistics and output
+# Splitting and output
 # --------------------------------------------------------------------------------------------
 
 
@@ -713,48 +481,19 @@ def split_indices(
     }
 
 
-def column_statistics(values: np.ndarray) -> dict[str, float | int]:
-    """count, mean, std (sample, ddof=1; 0.0 for a single value), min, max and quantiles."""
-    values = np.asarray(values, dtype=np.float64)
-    stats: dict[str, float | int] = {
-        "count": int(values.size),
-        "mean": float(np.mean(values)),
-        "std": float(np.std(values, ddof=1)) if values.size > 1 else 0.0,
-        "min": float(np.min(values)),
-        "max": float(np.max(values)),
-    }
-    percentiles = np.percentile(values, [q for _, q in QUANTILES])
-    for (name, _), value in zip(QUANTILES, percentiles):
-        stats[name] = float(value)
-    return stats
-
-
-def format_rows(block: np.ndarray) -> bytes:
+def format_rows(block: np.ndarray) -> str:
     """The rows of a float matrix as CSV lines: values written with repr(), ``\\n`` line ends."""
-    # tolist() gives Python floats; this avoids a Python call per value besides repr itself.
-    return "".join([",".join(map(repr, row)) + "\n" for row in block.tolist()]).encode("ascii")
+    return "".join([",".join(map(repr, row)) + "\n" for row in block.tolist()])
 
 
-def write_split_csv(
-    path: Path,
-    columns: list[str],
-    matrix: np.ndarray,
-    rows: np.ndarray | None = None,
-) -> None:
-    """Write ``matrix[rows]`` (all rows if None) as CSV: a header, then one line per row.
-
-    Rows are formatted in chunks of WRITE_CHUNK_ROWS, so no string for the whole file is built.
-    """
+def write_split_csv(path: Path, columns: list[str], matrix: np.ndarray) -> None:
+    """Write the matrix as CSV: a header, then one line per row."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if rows is None:
-        rows = np.arange(matrix.shape[0])
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow(columns)
-    blocks = (matrix[rows[i : i + WRITE_CHUNK_ROWS]] for i in range(0, len(rows), WRITE_CHUNK_ROWS))
-    with open(path, "wb") as handle:
-        handle.write(header.getvalue().encode("utf-8"))
-        for block in blocks:
-            handle.write(format_rows(block))
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(header.getvalue())
+        handle.write(format_rows(matrix))
 
 
 def dump_json(path: Path, payload: dict[str, Any]) -> None:
@@ -762,6 +501,52 @@ def dump_json(path: Path, payload: dict[str, Any]) -> None:
     text = json.dumps(payload, sort_keys=True, indent=2, allow_nan=False)
     with open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write(text + "\n")
+
+
+def _threshold(text: str, default: float, name: str) -> float:
+    if not str(text).strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataValidationError(f"{name} must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise DataValidationError(f"{name} must be finite, got {text!r}")
+    return value
+
+
+def bias_analysis_config(
+    columns: list[str], train: np.ndarray, facet: str, facet_threshold: str, label_threshold: str
+) -> dict[str, Any]:
+    """Clarify's analysis config for pre-training bias (the shape the SDK's DataConfig and
+    BiasConfig write): the label is the target column, the first of ``columns``.
+
+    No ``headers``: train.csv has a header row, and Clarify reads the column names from the
+    dataset only when ``headers`` is absent (with ``headers`` given, a text/csv dataset is read
+    as data from its first line, so the header row would become a record)."""
+    if facet not in columns[1:]:
+        raise DataValidationError(
+            f"bias facet column {facet!r} is not a feature column ({', '.join(columns[1:])}); "
+            "set the BiasFacetColumn parameter"
+        )
+    median = float(np.median(train[:, 0])) if len(train) else 0.0
+    return {
+        "dataset_type": "text/csv",
+        "label": columns[0],
+        "label_values_or_threshold": [
+            _threshold(label_threshold, median, "--bias-label-threshold")
+        ],
+        "facet": [
+            {
+                "name_or_index": facet,
+                "value_or_threshold": [_threshold(facet_threshold, 0.5, "--bias-facet-threshold")],
+            }
+        ],
+        "methods": {
+            "pre_training_bias": {"methods": "all"},
+            "report": {"name": "report", "title": "Analysis Report"},
+        },
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -791,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--schema-file", default=None)
     parser.add_argument("--train-ratio", type=float, default=0.7)
     parser.add_argument("--validation-ratio", type=float, default=0.15)
-    parser.add_argument("--random-state", type=int, default=42)
+    parser.add_argument("--random-state", type=int, default=42, help=f"0 to {MAX_SEED}")
     parser.add_argument("--min-rows", type=int, default=20)
     parser.add_argument("--max-invalid-fraction", type=float, default=0.0)
     parser.add_argument("--bias-facet", default=None, help="write the Clarify analysis config")
@@ -818,6 +603,11 @@ def check_arguments(args: argparse.Namespace) -> None:
         )
     if args.min_rows < 1:
         raise DataValidationError(f"--min-rows must be at least 1, got {args.min_rows}")
+    if not 0 <= args.random_state <= MAX_SEED:
+        raise DataValidationError(
+            f"--random-state must be a whole number from 0 to {MAX_SEED} (2**32 - 1, the seeds "
+            f"numpy and scikit-learn accept), got {args.random_state}"
+        )
 
 
 def output_dirs(args: argparse.Namespace) -> dict[str, Path]:
@@ -827,49 +617,6 @@ def output_dirs(args: argparse.Namespace) -> dict[str, Path]:
         "validation": Path(args.validation_dir or base / "validation"),
         "test": Path(args.test_dir or base / "test"),
         "baseline": Path(args.baseline_dir or base / BASELINE_DIR_NAME),
-    }
-
-
-def _threshold(text: str, default: float, name: str) -> float:
-    if not str(text).strip():
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataValidationError(f"{name} must be a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise DataValidationError(f"{name} must be finite, got {text!r}")
-    return value
-
-
-def bias_analysis_config(
-    columns: list[str], train: np.ndarray, facet: str, facet_threshold: str, label_threshold: str
-) -> dict[str, Any]:
-    """Clarify's analysis config for pre-training bias (the shape the SDK's DataConfig and
-    BiasConfig write): the label is the target column, the first of ``columns``."""
-    if facet not in columns[1:]:
-        raise DataValidationError(
-            f"bias facet column {facet!r} is not a feature column ({', '.join(columns[1:])}); "
-            "set the BiasFacetColumn parameter"
-        )
-    median = float(np.median(train[:, 0])) if len(train) else 0.0
-    return {
-        "dataset_type": "text/csv",
-        "headers": columns,
-        "label": columns[0],
-        "label_values_or_threshold": [
-            _threshold(label_threshold, median, "--bias-label-threshold")
-        ],
-        "facet": [
-            {
-                "name_or_index": facet,
-                "value_or_threshold": [_threshold(facet_threshold, 0.5, "--bias-facet-threshold")],
-            }
-        ],
-        "methods": {
-            "pre_training_bias": {"methods": "all"},
-            "report": {"name": "report", "title": "Analysis Report"},
-        },
     }
 
 

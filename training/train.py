@@ -49,6 +49,7 @@ METRIC_DEFINITIONS = [
     {"Name": "validation:r2", "Regex": "validation:r2=" + _FLOAT_RE + ";"},
 ]
 _NONE_STRINGS = ("", "none", "null", "0")
+MAX_SEED = 2**32 - 1
 
 
 class DataValidationError(ValueError):
@@ -64,7 +65,7 @@ def log(message: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_int(name: str, value: Any, minimum: int | None = None) -> int:
+def parse_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
     """Parse an integer hyperparameter given as a string ("100", "100.0", '"100"')."""
     text = str(value).strip().strip("\"'")
     try:
@@ -76,6 +77,10 @@ def parse_int(name: str, value: Any, minimum: int | None = None) -> int:
     if not math.isfinite(number) or number != int(number):
         raise DataValidationError(f"hyperparameter {name} must be an integer, got {value!r}")
     result = int(number)
+    if maximum is not None and not (minimum or 0) <= result <= maximum:
+        raise DataValidationError(
+            f"hyperparameter {name} must be from {minimum or 0} to {maximum}, got {result}"
+        )
     if minimum is not None and result < minimum:
         raise DataValidationError(f"hyperparameter {name} must be >= {minimum}, got {result}")
     return result
@@ -96,7 +101,9 @@ def resolve_hyperparameters(args: argparse.Namespace) -> dict[str, Any]:
         "n_estimators": parse_int("n_estimators", args.n_estimators, minimum=1),
         "max_depth": parse_max_depth(args.max_depth),
         "min_samples_leaf": parse_int("min_samples_leaf", args.min_samples_leaf, minimum=1),
-        "random_state": parse_int("random_state", args.random_state),
+        # The seeds numpy's RandomState accepts (0 to 2**32 - 1); scikit-learn refuses
+        # others only at fit(), with a traceback.
+        "random_state": parse_int("random_state", args.random_state, 0, MAX_SEED),
         "n_jobs": n_jobs,
     }
 

@@ -61,9 +61,7 @@ def parse_pins(path: Path, framework: str, version: str) -> RuntimeProfile:
             requirements.append(line)
     if python is None:
         raise ValueError(f"{path} has no 'python X.Y' line")
-    return RuntimeProfile(
-        framework, version, python, tuple(requirements), path, tuple(environment)
-    )
+    return RuntimeProfile(framework, version, python, tuple(requirements), path, tuple(environment))
 
 
 @cache

@@ -335,7 +335,10 @@ def analyze_quality(analyzer: ModuleType, args: Mapping[str, Any], data: Path) -
             raise StepFailed(f"ClientError: the model-quality dataset: {error}") from error
         constraints = analyzer.suggest_regression_constraints(statistics)
     else:
-        statistics = analyzer.data_statistics(frame)
+        try:
+            statistics = analyzer.data_statistics(frame)
+        except ValueError as error:
+            raise StepFailed(f"ClientError: the data-quality dataset: {error}.") from error
         constraints = analyzer.suggest_constraints(statistics)
     return Analysis(
         {analyzer.STATISTICS_FILE: statistics, analyzer.CONSTRAINTS_FILE: constraints},
@@ -374,7 +377,13 @@ def find_violations(
         raise StepFailed("ClientError: the baseline to check against has no constraints file.")
     constraints = _read_json(ctx, baseline.constraints, "baseline constraints")
     if settings.check_type == "DATA_BIAS":
-        return analyzer.check_bias(current.documents[analyzer.ANALYSIS_FILE], constraints)
+        try:
+            return analyzer.check_bias(current.documents[analyzer.ANALYSIS_FILE], constraints)
+        except ValueError as error:
+            raise StepFailed(
+                f"ClientError: {error}; register this run's baseline instead "
+                "(RegisterNewDataBiasBaseline=true) if the facet or its threshold changed."
+            ) from error
     statistics = current.documents[analyzer.STATISTICS_FILE]
     if settings.check_type == "MODEL_QUALITY":
         base = (
@@ -437,7 +446,9 @@ def _run_check(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepOut
     if previous is not None and not settings.skip:
         violations = find_violations(analyzer, settings, current, previous, ctx)
         _write_json(
-            ctx, f"{output}/{analyzer.VIOLATIONS_FILE}", analyzer.violations_document(violations)
+            ctx,
+            f"{output}/{analyzer.VIOLATIONS_FILE}",
+            analyzer.violations_document(violations, settings.check_type),
         )
     used = calculated if settings.register_new or previous is None else previous
     with (ctx.log_path).open("a") as log:

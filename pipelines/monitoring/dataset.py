@@ -100,6 +100,12 @@ class CurrentDataset:
 
     def statistics(self) -> dict[str, Any]:
         """``statistics.json`` of everything added, in the analyzer's format."""
+        try:
+            return self._statistics()
+        except ValueError as error:  # e.g. a feature whose sum overflows float64
+            raise MlopsError(f"The captured requests cannot be analysed: {error}.") from error
+
+    def _statistics(self) -> dict[str, Any]:
         analyzer = self.analyzer
         features = []
         for name, column in zip(self.features, self.columns, strict=True):

@@ -2,8 +2,9 @@
 
 The checks are ``training/analyzer.py``'s ``check_data_quality``, exactly what the pipeline's
 CheckDataQuality step runs; this module adds what a person reads: per feature the baseline's
-and the current mean, the drift distance (the same robust L-infinity value the check compares)
-and its threshold, and the verdict.
+and the current mean, the drift distance (the analyzer's ``feature_drift``: the same value the
+check compares, Deequ's L-infinity distance between the two KLL sketches, robust or simple as
+the constraints say) and its threshold, and the verdict.
 
 Choice: the baseline is the training split's, which also holds the target column; the endpoint
 never receives the target, so the baseline is narrowed to the model's feature columns (else
@@ -77,8 +78,6 @@ def feature_drifts(
     )
     threshold = float(distribution.get("comparison_threshold", analyzer.COMPARISON_THRESHOLD))
     method = distribution.get("comparison_method", "Robust")
-    n = int(baseline_statistics.get("dataset", {}).get("item_count", 0))
-    m = int(current["dataset"]["item_count"])
     base = {f["name"]: f for f in baseline_statistics.get("features", [])}
     now = {f["name"]: f for f in current["features"]}
     names = [f["name"] for f in baseline_constraints.get("features", [])]
@@ -88,9 +87,7 @@ def feature_drifts(
         b, c = _numeric(base.get(name)), _numeric(now.get(name))
         distance = None
         if b and c:
-            b_buckets = b["distribution"]["kll"]["buckets"]
-            c_buckets = c["distribution"]["kll"]["buckets"]
-            distance = analyzer.drift(analyzer.linf_distance(b_buckets, c_buckets), n, m, method)
+            distance = analyzer.feature_drift(base[name], now[name], method)
         found.append(
             FeatureDrift(
                 name=name,

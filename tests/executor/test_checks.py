@@ -368,6 +368,11 @@ def test_a_bias_drift_fails_the_clarify_check(backend, emulator_connection, data
     assert execution.status == "Failed"
     assert "CheckDataBias" in execution.failure_reason
     assert "chas=0.5 DPL: bias_drift_check: Value" in execution.failure_reason
+    # Clarify's bias drift violations file (clarify-model-monitor-bias-drift-violations).
+    violations_uri = execution.failure_reason.split("see ", 1)[1].split()[0]
+    document = read_json(emulator_connection, violations_uri)
+    assert document["version"] == "1.0"
+    assert {v["constraint_check_type"] for v in document["violations"]} == {"bias_drift_check"}
 
 
 def test_a_cached_check_is_reused_until_its_baseline_or_its_switches_change(

@@ -167,3 +167,37 @@ def test_a_column_that_turns_to_text_is_a_string_feature(analyzer):
     assert values == {"1", "3", "x"}
     assert by_name["b"]["inferred_type"] == "Fractional"
     assert by_name["b"]["numerical_statistics"]["common"]["num_present"] == 3
+
+
+def test_the_held_out_test_split_does_not_drift_from_the_training_baseline(tmp_path, analyzer):
+    """Issue 26, item 1: monitoring the held-out split (the endpoint's requests: feature rows,
+    no header) against the training split's baseline reports no drift; the distance is the
+    check's, from the two KLL sketches (exact at this size), not from the 10 buckets."""
+    from tests.training.conftest import load_script
+
+    out = tmp_path / "splits"
+    args = ["--input-dir", str(SAMPLE.parent), "--input-file", SAMPLE.name]
+    assert (
+        load_script("preprocess").main([*args, "--output-dir", str(out), "--target-column", "medv"])
+        == 0
+    )
+    train = analyzer.read_csv(out / "train")
+    names = [c for c in train.columns if c != "medv"]
+    base = analyzer.data_statistics(train)
+    base_statistics, base_constraints = drift.narrow_baseline(
+        base, analyzer.suggest_constraints(base), names
+    )
+    test = pd.read_csv(out / "test" / "test.csv")[names]
+    dataset = CurrentDataset(analyzer, names)
+    dataset.add_csv(
+        [
+            "\n".join(test.to_csv(header=False, index=False).splitlines()[i : i + 5])
+            for i in range(0, len(test), 5)
+        ]
+    )
+    violations, drifts = drift.check(
+        analyzer, dataset.statistics(), base_statistics, base_constraints
+    )
+    assert violations == []
+    assert {d.name: d.distance for d in drifts}["crim"] == 0.0
+    assert all(d.verdict == "ok" for d in drifts)

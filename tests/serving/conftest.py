@@ -1,5 +1,8 @@
 """Registered model versions in the emulator, made the way the pipeline makes them:
-real training on the sample data, the real code bundle, real reports."""
+real training on the sample data, the real code bundle, real reports, and the baselines the
+check steps calculate (``pipelines.executor.checks``), registered where the definition's
+RegisterModel step puts them (``build_register_step``: ``ModelMetrics`` and, as on a group's
+first run, the same files as ``DriftCheckBaselines``)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from pipelines.containers.environments import EnvironmentCache
 from pipelines.containers.profiles import profile_for_image
 from pipelines.definition.builder import TRAINING_DIR
 from pipelines.definition.code_package import package_code, upload_code
+from pipelines.executor import checks
 from pipelines.registry import APPROVED, ModelVersion, Registry
 from tests.support import terraform_named
 
@@ -63,8 +67,17 @@ def splits(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"--input-file={SAMPLE.name}",
         f"--output-dir={out}",
         "--target-column=medv",
+        "--bias-facet=chas",
     )
     return out
+
+
+def _csv_format(**more: str) -> dict:
+    return {"Environment": {"dataset_format": json.dumps({"csv": {"header": True}}), **more}}
+
+
+def _metrics_source(uri: str) -> dict:
+    return {"ContentType": "application/json", "S3Uri": uri}
 
 
 @pytest.fixture(scope="session")
@@ -80,12 +93,18 @@ def register_version(
         sagemaker.create_model_package_group(ModelPackageGroupName=CONFIG.model_package_group_name)
     code = package_code(TRAINING_DIR)
     upload_code(code, s3, CONFIG.bucket_name, CONFIG.pipeline_name)
-    baseline_key = "reports/baseline.json"
-    s3.put_object(
-        Bucket=CONFIG.bucket_name,
-        Key=baseline_key,
-        Body=(splits / "baseline" / "baseline.json").read_bytes(),
-    )
+    analyzer = checks.load_analyzer()
+
+    def put_json(key: str, document: dict) -> str:
+        s3.put_object(Bucket=CONFIG.bucket_name, Key=key, Body=json.dumps(document).encode())
+        return f"s3://{CONFIG.bucket_name}/{key}"
+
+    # CheckDataQuality's and CheckDataBias's calculated baselines of the train split.
+    data_quality = checks.analyze_quality(analyzer, _csv_format(), splits / "train").documents
+    data_statistics = put_json("baselines/data/statistics.json", data_quality["statistics.json"])
+    data_constraints = put_json("baselines/data/constraints.json", data_quality["constraints.json"])
+    bias = checks.analyze_bias(analyzer, splits / "baseline", splits / "train").documents
+    bias_analysis = put_json("baselines/bias/analysis.json", bias["analysis.json"])
 
     def register(n_estimators: int = 10, approve: bool = True) -> ModelVersion:
         work = tmp_path_factory.mktemp(f"model-{n_estimators}")
@@ -103,18 +122,34 @@ def register_version(
             f"--model-dir={work / 'model'}",
             f"--test-dir={splits / 'test'}",
             f"--output-dir={work / 'evaluation'}",
+            f"--predictions-dir={work / 'predictions'}",
         )
         archive = io.BytesIO()
         with tarfile.open(fileobj=archive, mode="w:gz") as tar:
             for path in sorted((work / "model").iterdir()):
                 tar.add(path, arcname=path.name)
         model_key = f"models/{n_estimators}/model.tar.gz"
-        report_key = f"reports/{n_estimators}/evaluation.json"
         s3.put_object(Bucket=CONFIG.bucket_name, Key=model_key, Body=archive.getvalue())
-        s3.put_object(
-            Bucket=CONFIG.bucket_name,
-            Key=report_key,
-            Body=(work / "evaluation" / "evaluation.json").read_bytes(),
+        report = put_json(
+            f"reports/{n_estimators}/evaluation.json",
+            json.loads((work / "evaluation" / "evaluation.json").read_text()),
+        )
+        # CheckModelQualityBaseline's calculated baseline of the test predictions.
+        model_quality = checks.analyze_quality(
+            analyzer,
+            _csv_format(
+                analysis_type="MODEL_QUALITY",
+                problem_type="Regression",
+                inference_attribute="prediction",
+                ground_truth_attribute="label",
+            ),
+            work / "predictions",
+        ).documents
+        quality_statistics = put_json(
+            f"baselines/model/{n_estimators}/statistics.json", model_quality["statistics.json"]
+        )
+        quality_constraints = put_json(
+            f"baselines/model/{n_estimators}/constraints.json", model_quality["constraints.json"]
         )
         arn = sagemaker.create_model_package(
             ModelPackageGroupName=CONFIG.model_package_group_name,
@@ -137,17 +172,25 @@ def register_version(
             },
             ModelMetrics={
                 "ModelQuality": {
-                    "Statistics": {
-                        "ContentType": "application/json",
-                        "S3Uri": f"s3://{CONFIG.bucket_name}/{report_key}",
-                    }
+                    "Statistics": _metrics_source(report),
+                    "Constraints": _metrics_source(quality_constraints),
                 },
                 "ModelDataQuality": {
-                    "Statistics": {
-                        "ContentType": "application/json",
-                        "S3Uri": f"s3://{CONFIG.bucket_name}/{baseline_key}",
-                    }
+                    "Statistics": _metrics_source(data_statistics),
+                    "Constraints": _metrics_source(data_constraints),
                 },
+                "Bias": {"PreTrainingReport": _metrics_source(bias_analysis)},
+            },
+            DriftCheckBaselines={
+                "ModelQuality": {
+                    "Statistics": _metrics_source(quality_statistics),
+                    "Constraints": _metrics_source(quality_constraints),
+                },
+                "ModelDataQuality": {
+                    "Statistics": _metrics_source(data_statistics),
+                    "Constraints": _metrics_source(data_constraints),
+                },
+                "Bias": {"PreTrainingConstraints": _metrics_source(bias_analysis)},
             },
             MetadataProperties={
                 "GeneratedBy": f"{EXECUTION}{n_estimators}",

@@ -233,3 +233,31 @@ def test_predictions_file_for_the_model_quality_check(
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     rmse = float(((predictions["prediction"] - predictions["label"]) ** 2).mean() ** 0.5)
     assert report["regression_metrics"]["rmse"]["value"] == pytest.approx(rmse, rel=1e-6)
+
+
+def test_metrics_that_overflow_are_an_error_not_a_json_traceback(
+    evaluate, cli, boston_model, boston_splits, tmp_path, capsys
+):
+    # A finite target whose squared error is not (preprocess refuses such data; evaluate
+    # must still not fail while writing "inf" into JSON).
+    test_dir = tmp_path / "test"
+    test_dir.mkdir()
+    lines = (boston_splits / "test" / "test.csv").read_text().splitlines()
+    lines[1] = ",".join(["1e200", *lines[1].split(",")[1:]])
+    (test_dir / "test.csv").write_text("\n".join(lines) + "\n")
+    err = expect_error(evaluate, cli, boston_model, test_dir, tmp_path, capsys)
+    assert "the test metrics mse, rmse, mae, r2 overflow float64: the target" in err
+    assert f"the predictions in {test_dir} are too large to square and sum" in err
+
+
+def test_bootstrap_seed_outside_numpys_range_is_an_error(
+    evaluate, cli, boston_model, boston_splits, tmp_path, capsys
+):
+    args = cli(
+        model_dir=boston_model,
+        test_dir=boston_splits / "test",
+        output_dir=tmp_path / "eval",
+        bootstrap_seed=2**32,
+    )
+    assert evaluate.main(args) == 2
+    assert "--bootstrap-seed must be from 0 to 4294967295" in capsys.readouterr().err

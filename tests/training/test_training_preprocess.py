@@ -1,4 +1,4 @@
-"""training/preprocess.py: validation, splitting, baseline statistics, determinism."""
+"""training/preprocess.py: validation, splitting, the Clarify config, determinism."""
 
 from __future__ import annotations
 
@@ -109,19 +109,6 @@ def test_split_indices_partition_rows_deterministically(preprocess):
     assert not np.array_equal(first["train"], other["train"])
 
 
-def test_column_statistics(preprocess):
-    values = np.arange(1.0, 101.0)
-    stats = preprocess.column_statistics(values)
-    assert stats["count"] == 100
-    assert stats["mean"] == 50.5
-    assert stats["std"] == pytest.approx(np.std(values, ddof=1))
-    assert (stats["min"], stats["max"]) == (1.0, 100.0)
-    assert stats["p50"] == 50.5
-    assert stats["p01"] == pytest.approx(1.99)
-    assert stats["p99"] == pytest.approx(99.01)
-    assert all(type(v) in (int, float) for v in stats.values())
-
-
 def test_find_input_file_lists_candidates_when_ambiguous(preprocess, tmp_path):
     (tmp_path / "a.csv").write_text("x\n1\n", encoding="utf-8")
     (tmp_path / "b.csv").write_text("x\n1\n", encoding="utf-8")
@@ -154,35 +141,23 @@ def test_boston_outputs_follow_the_contract(boston_splits, boston_csv):
     assert produced == expected
 
 
-def test_boston_baseline_statistics(boston_splits):
-    baseline = json.loads((boston_splits / "baseline" / "baseline.json").read_text())
-    assert baseline["target"] == "medv"
-    assert len(baseline["features"]) == 13
-    assert baseline["row_counts"] == {"train": 354, "validation": 76, "test": 76}
-    assert baseline["source_file"] == "boston_housing.csv"
-    assert set(baseline["columns"]) == {"medv", *baseline["features"]}
-    train = np.array(
-        [[float(v) for v in row] for row in read_csv(boston_splits / "train" / "train.csv")[1:]]
-    )
-    medv = baseline["columns"]["medv"]
-    assert set(medv) == {
-        "count",
-        "mean",
-        "std",
-        "min",
-        "max",
-        "p01",
-        "p05",
-        "p25",
-        "p50",
-        "p75",
-        "p95",
-        "p99",
+# SHA-256 of the Boston splits (seed 42) as the streaming preprocess.py of commit 6849ccc wrote
+# them: the rewrite must keep the same rows, in the same order, formatted the same way.
+BOSTON_SPLIT_SHA256 = {
+    "train": "d35ba5aa885332690b6f442136f9adc71fba1233d24415b7c3babe8359cea941",
+    "validation": "f5c51fadf23ab3a23eff504a4e5fafeb43598073eac340ee5200846003b63d42",
+    "test": "40600279a0d42d7f748ee2f406f903952aa396e6f35bbbbcaea58b24dec87d21",
+}
+
+
+def test_boston_splits_are_byte_identical_to_the_previous_implementation(boston_splits):
+    digests = {
+        split: hashlib.sha256((boston_splits / split / f"{split}.csv").read_bytes()).hexdigest()
+        for split in BOSTON_SPLIT_SHA256
     }
-    assert medv["count"] == 354
-    assert medv["mean"] == pytest.approx(train[:, 0].mean())
-    assert medv["p95"] == pytest.approx(np.percentile(train[:, 0], 95))
-    assert medv["max"] == 50.0
+    assert digests == BOSTON_SPLIT_SHA256
+    # No baseline.json: the data-quality baseline is the analyzer's, from the check step.
+    assert not (boston_splits / "baseline" / "baseline.json").exists()
 
 
 def test_diabetes_runs_with_only_a_different_target_argument(
@@ -194,8 +169,8 @@ def test_diabetes_runs_with_only_a_different_target_argument(
     assert rc == 0
     rows = read_csv(tmp_path / "test" / "test.csv")
     assert rows[0] == ["target", "age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
-    baseline = json.loads((tmp_path / "baseline" / "baseline.json").read_text())
-    assert baseline["row_counts"] == {"train": 309, "validation": 66, "test": 67}
+    counts = {s: len(read_csv(tmp_path / s / f"{s}.csv")) - 1 for s in ("train", "validation")}
+    assert (counts, len(rows) - 1) == ({"train": 309, "validation": 66}, 67)
 
 
 def test_schema_file_and_excluded_column(preprocess, cli, boston_csv, boston_schema, tmp_path):
@@ -231,10 +206,12 @@ def test_individual_output_dirs_override_the_base(preprocess, write_input, tmp_p
         str(tmp_path / "tr"),
         "--baseline-dir",
         str(tmp_path / "bl"),
+        "--bias-facet",
+        "a",
     )
     assert rc == 0
     assert (tmp_path / "tr" / "train.csv").is_file()
-    assert (tmp_path / "bl" / "baseline.json").is_file()
+    assert [p.name for p in (tmp_path / "bl").iterdir()] == ["analysis_config.json"]
     assert (tmp_path / "base" / "validation" / "validation.csv").is_file()
     assert (tmp_path / "base" / "test" / "test.csv").is_file()
     assert not (tmp_path / "base" / "train").exists()
@@ -250,6 +227,7 @@ def test_outputs_are_byte_identical_across_runs(preprocess, cli, boston_csv, tmp
                 input_file=boston_csv.name,
                 output_dir=base,
                 target_column="medv",
+                bias_facet="chas",
             )
         )
         assert rc == 0
@@ -260,7 +238,7 @@ def test_outputs_are_byte_identical_across_runs(preprocess, cli, boston_csv, tmp
                     "train/train.csv",
                     "validation/validation.csv",
                     "test/test.csv",
-                    "baseline/baseline.json",
+                    "baseline/analysis_config.json",
                 )
             }
         )
@@ -393,15 +371,13 @@ def test_invalid_rows_within_tolerance_are_dropped(preprocess, write_input, tmp_
     out = capsys.readouterr().out
     assert rc == 0
     assert "dropped 3 of 40 rows" in out
-    baseline = json.loads((tmp_path / "out" / "baseline" / "baseline.json").read_text())
-    assert baseline["dropped_rows"] == 3
-    assert sum(baseline["row_counts"].values()) == 37
     values = [
         cell
         for split in ("train", "validation", "test")
         for row in read_csv(tmp_path / "out" / split / f"{split}.csv")[1:]
         for cell in row
     ]
+    assert len(values) == 37 * 3
     assert all(math.isfinite(float(v)) for v in values)
 
 
@@ -445,8 +421,108 @@ def test_bad_ratios_are_rejected(preprocess, write_input, tmp_path, capsys):
     assert "test split is not empty" in err
 
 
+@pytest.mark.parametrize(
+    ("cell", "column", "expected"),
+    [
+        # A finite float64, but its square (and so the column's statistics) overflows: 30
+        # values, differences up to twice the limit, squared and summed: sqrt(max / 120).
+        (
+            "1e308",
+            "y",
+            "column 'y' holds '1e308' at data row 5 (line 6), beyond "
+            f"±{math.sqrt(np.finfo(np.float64).max / 120):.4g}, the most whose squares, "
+            "summed over its 30 rows, fit in float64",
+        ),
+        # scikit-learn's trees read features as float32.
+        ("1e39", "a", "column 'a' holds '1e39' at data row 5 (line 6), beyond ±3.403e+38"),
+    ],
+)
+def test_values_too_large_for_the_statistics_are_refused(
+    preprocess, write_input, tmp_path, capsys, cell, column, expected
+):
+    rows = good_rows(30)
+    rows[4] = f"{cell},1,2" if column == "y" else f"1,{cell},2"
+    folder = write_input(csv_text(rows))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert f"{folder / 'data.csv'}: {expected}" in err
+
+
+def test_a_too_large_value_is_named_by_its_data_row_after_drops(
+    preprocess, write_input, tmp_path, capsys
+):
+    rows = good_rows(40)
+    rows[1] = "nan,1,2"  # dropped within the tolerance: row numbers still count it
+    rows[4] = "1,1e39,2"
+    folder = write_input(csv_text(rows))
+    err = fail(preprocess, capsys, folder, tmp_path, "--max-invalid-fraction", "0.05")
+    assert "column 'a' holds '1e39' at data row 5 (line 6)" in err
+
+
+@pytest.mark.parametrize("cell", ["1e309", "-1e400", "inf", "-Infinity", "nan"])
+def test_non_finite_text_names_its_column_and_row(preprocess, write_input, tmp_path, capsys, cell):
+    rows = good_rows(30)
+    rows[4] = f"{cell},1,2"
+    folder = write_input(csv_text(rows))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert "column 'y' has 1 invalid value(s)" in err
+    assert f"first at row 5 (line 6): '{cell}'" in err
+
+
+def test_large_values_within_the_limits_are_kept(preprocess, write_input, tmp_path):
+    rows = good_rows(30)
+    rows[4] = "1e150,3e38,-1e-300"
+    folder = write_input(csv_text(rows))
+    assert run(preprocess, folder, tmp_path / "out") == 0
+    written = [
+        row
+        for split in ("train", "validation", "test")
+        for row in read_csv(tmp_path / "out" / split / f"{split}.csv")[1:]
+    ]
+    assert ["1e+150", "3e+38", "-1e-300"] in written
+
+
+def test_a_constant_target_has_nothing_to_learn(preprocess, write_input, tmp_path, capsys):
+    folder = write_input(csv_text([f"4.5,{i},{i % 3}" for i in range(50)]))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert (
+        f"{folder / 'data.csv'}: target column 'y' has the same value (4.5) in all 50 usable "
+        "data rows: there is nothing to learn"
+    ) in err
+
+
+def test_a_constant_train_split_target_has_nothing_to_learn(
+    preprocess, write_input, tmp_path, capsys
+):
+    # One differing target value, placed where seed 42 sends a test row.
+    test_row = int(preprocess.split_indices(30, 0.7, 0.15, 42)["test"][0])
+    rows = [f"{7.0 if i == test_row else 2.0},{i},{i % 3}" for i in range(30)]
+    folder = write_input(csv_text(rows))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert (
+        "target column 'y' has the same value (2.0) in the 21 rows of the train split "
+        "(--random-state 42): there is nothing to learn"
+    ) in err
+
+
+@pytest.mark.parametrize("seed", ["99999999999", "4294967296", "-1"])
+def test_random_state_outside_numpys_seed_range(preprocess, write_input, tmp_path, capsys, seed):
+    folder = write_input(csv_text(good_rows(30)))
+    err = fail(preprocess, capsys, folder, tmp_path, "--random-state", seed)
+    assert "--random-state must be a whole number from 0 to 4294967295 (2**32 - 1" in err
+    assert err.rstrip().endswith(f"got {seed}")
+
+
+def test_random_state_accepts_the_whole_seed_range(preprocess, write_input, tmp_path):
+    folder = write_input(csv_text(good_rows(30)))
+    # numpy's own bound, so the rule above is exactly what RandomState enforces.
+    with pytest.raises(ValueError, match=r"between 0 and 2\*\*32 - 1"):
+        np.random.RandomState(2**32)
+    for seed in ("0", "4294967295"):
+        assert run(preprocess, folder, tmp_path / seed, "--random-state", seed) == 0
+
+
 # --------------------------------------------------------------------------------------------
-# Streaming reader: byte check, structure scan, pandas load, chunked (parallel) writing
+# Reading: bytes, structure, cells
 # --------------------------------------------------------------------------------------------
 
 
@@ -471,8 +547,6 @@ def test_bom_crlf_and_blank_lines_read_like_a_plain_file(preprocess, write_input
     for split in ("train", "validation", "test"):
         rel = f"{split}/{split}.csv"
         assert (tmp_path / "plain" / rel).read_bytes() == (tmp_path / "messy" / rel).read_bytes()
-    baseline = json.loads((tmp_path / "messy" / "baseline" / "baseline.json").read_text())
-    assert baseline["input_rows"] == 30
 
 
 def test_quoted_header_and_cells_spanning_lines(preprocess, write_input, tmp_path, capsys):
@@ -485,17 +559,14 @@ def test_quoted_header_and_cells_spanning_lines(preprocess, write_input, tmp_pat
     assert "first at row 6 (line 9): 'x\\ny'" in err
 
 
-def test_byte_check_streams_blocks(preprocess, tmp_path, monkeypatch):
-    monkeypatch.setattr(preprocess, "BLOCK_SIZE", 4)
+def test_byte_checks_name_the_offending_byte(preprocess, tmp_path):
     path = tmp_path / "data.csv"
 
-    def check(content: bytes):
+    def check(content: bytes) -> str:
         path.write_bytes(content)
-        return preprocess.check_csv_bytes(path, "src")
+        return preprocess.read_text(path, "src")
 
-    # A multi-byte character split across blocks is fine; size and digest cover every block.
-    content = "y,a\n1,café\n2,naïve\n".encode()
-    assert check(content) == (len(content), hashlib.sha256(content).hexdigest())
+    assert check("\ufeffy,a\n1,café\n".encode()) == "y,a\n1,café\n"
     with pytest.raises(preprocess.DataValidationError, match=r"byte 0xe9 at offset 9\)"):
         check("y,a\n1,caf\xe9\n".encode("latin-1"))
     # Offsets count the BOM; a truncated sequence at the very end is reported too.
@@ -503,7 +574,7 @@ def test_byte_check_streams_blocks(preprocess, tmp_path, monkeypatch):
         check(b"\xef\xbb\xbf" + "y,a\n1,caf\xe9\n".encode("latin-1"))
     with pytest.raises(preprocess.DataValidationError, match=r"byte 0xc3 at offset 8\)"):
         check(b"y,a\n1,ab\xc3")
-    # A NUL byte wins over an earlier invalid UTF-8 byte, as with a whole-file check.
+    # A NUL byte wins over an earlier invalid UTF-8 byte.
     with pytest.raises(preprocess.DataValidationError, match=r"NUL byte at offset 12\)"):
         check(b"y,a\n1,\xff\n2,3\n\x00")
     with pytest.raises(preprocess.DataValidationError, match=r"JSON document \(starts with '\['\)"):
@@ -525,7 +596,15 @@ def test_csv_module_errors_are_reported_with_their_line(preprocess, write_input,
 def test_unterminated_quote_is_not_a_csv(preprocess, write_input, tmp_path, capsys):
     folder = write_input(csv_text(good_rows(30)) + '1,2,"3\n')
     err = fail(preprocess, capsys, folder, tmp_path)
-    assert f"{folder / 'data.csv'} is not a valid CSV" in err
+    assert f"{folder / 'data.csv'} is not a valid CSV: line 32: unexpected end of data" in err
+
+
+def test_text_after_a_closing_quote_is_not_a_csv(preprocess, write_input, tmp_path, capsys):
+    rows = good_rows(30)
+    rows[6] = '1,"2"5,3'  # a lenient reader would take this as 25
+    folder = write_input(csv_text(rows))
+    err = fail(preprocess, capsys, folder, tmp_path)
+    assert f"{folder / 'data.csv'} is not a valid CSV: line 8: ',' expected after '\"'" in err
 
 
 def test_cells_are_parsed_like_parse_number(preprocess, write_input, tmp_path, capsys):
@@ -546,48 +625,11 @@ def test_cells_are_parsed_like_parse_number(preprocess, write_input, tmp_path, c
     assert "first at row 8 (line 9): '1_000'" in err
 
 
-def test_parse_cells_matches_parse_number(preprocess):
-    cells = ["1.5", " 2 ", "-3e2", "1_000", "abc", "nan", "inf", "", "  ", "\u0661", math.nan]
-    values = np.array(cells, dtype=object)
-    expected = [preprocess.parse_number(c) if isinstance(c, str) else math.nan for c in cells]
-    parsed = preprocess.parse_cells(values)
-    for got, want in zip(parsed.tolist(), expected, strict=True):
-        assert got == want or (not math.isfinite(got) and math.isnan(want))
-    clean = np.array(["1.5", " 2 ", "0.1", math.nan], dtype=object)
-    assert preprocess.parse_cells(clean)[:3].tolist() == [1.5, 2.0, 0.1]
-
-
-def test_pandas_and_scan_row_counts_must_agree(preprocess, tmp_path):
-    path = tmp_path / "data.csv"
-    path.write_text(csv_text(good_rows(5)), encoding="utf-8")
-    layout = preprocess.scan_csv_structure(path, "src")
-    assert layout.n_rows == 5
-    with pytest.raises(preprocess.DataValidationError, match="scan found 6 data rows but pandas"):
-        preprocess.read_columns(path, layout._replace(n_rows=6), ["y", "a"], "src")
-
-
 def test_format_rows_writes_repr(preprocess):
     values = [0.1, -0.0, 1e-05, 1e16, 123456789.125, 2.0 / 3.0, -5.0, 1.7976931348623157e308]
     block = np.array(values).reshape(2, 4)
     expected = "".join(",".join(repr(v) for v in row) + "\n" for row in block.tolist())
-    assert preprocess.format_rows(block) == expected.encode("ascii")
-
-
-def test_chunked_writing_gives_identical_bytes(
-    preprocess, cli, boston_csv, boston_splits, tmp_path, monkeypatch
-):
-    monkeypatch.setattr(preprocess, "WRITE_CHUNK_ROWS", 7)
-    rc = preprocess.main(
-        cli(
-            input_dir=boston_csv.parent,
-            input_file=boston_csv.name,
-            output_dir=tmp_path,
-            target_column="medv",
-        )
-    )
-    assert rc == 0
-    for rel in ("train/train.csv", "validation/validation.csv", "test/test.csv"):
-        assert (tmp_path / rel).read_bytes() == (boston_splits / rel).read_bytes()
+    assert preprocess.format_rows(block) == expected
 
 
 def test_bias_analysis_config_uses_the_target_and_the_train_median(
@@ -602,7 +644,12 @@ def test_bias_analysis_config_uses_the_target_and_the_train_median(
     middle = len(medv) // 2
     median = medv[middle] if len(medv) % 2 else (medv[middle - 1] + medv[middle]) / 2
     assert config["label"] == "medv"
-    assert config["headers"] == train[0]
+    # train.csv has a header row: Clarify reads column names from the dataset only when the
+    # config has no "headers" (developer guide, clarify-processing-job-configure-analysis:
+    # "If a value for headers is not provided, then the Clarify processing job reads the
+    # headers from the dataset").
+    assert "headers" not in config
+    assert config["dataset_type"] == "text/csv"
     assert config["label_values_or_threshold"] == [pytest.approx(median)]
     assert config["facet"] == [{"name_or_index": "chas", "value_or_threshold": [0.5]}]
     assert config["methods"]["pre_training_bias"] == {"methods": "all"}

@@ -239,3 +239,23 @@ def test_importing_train_for_its_metric_definitions_loads_no_ml_library():
         cwd=Path(__file__).resolve().parents[2],
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("seed", ["99999999999", "4294967296", "-1"])
+def test_random_state_outside_the_seed_range_is_an_error(
+    train, cli, boston_splits, tmp_path, capsys, seed
+):
+    err = expect_error(train, cli, boston_splits, tmp_path, capsys, random_state=seed)
+    assert f"hyperparameter random_state must be from 0 to 4294967295, got {seed}" in err
+
+
+def test_the_seed_range_is_scikit_learns(train):
+    """The rule above mirrors what RandomForestRegressor accepts: 0 to 2**32 - 1."""
+    import numpy as np
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = np.arange(20.0).reshape(10, 2), np.arange(10.0)
+    RandomForestRegressor(n_estimators=2, random_state=train.MAX_SEED).fit(X, y)
+    for seed in (train.MAX_SEED + 1, -1):
+        with pytest.raises(ValueError, match="random_state"):
+            RandomForestRegressor(n_estimators=2, random_state=seed).fit(X, y)
