@@ -9,10 +9,12 @@ Outputs (the contract read by train.py and evaluate.py):
 * ``<train-dir>/train.csv``, ``<validation-dir>/validation.csv``, ``<test-dir>/test.csv``:
   comma-separated, UTF-8, ``\\n`` line endings, one header row, the target column first, then the
   feature columns in order; every value is a finite float written with Python's ``repr``.
-* ``<baseline-dir>/analysis_config.json`` (with ``--bias-facet``): the SageMaker Clarify analysis
-  config of the data-bias check: the target as the label, positive above
-  ``--bias-label-threshold`` (default: the train split's median), and the facet, whose values
-  above ``--bias-facet-threshold`` form the sensitive group.
+* ``<baseline-dir>/dataset.csv`` and ``<baseline-dir>/analysis_config.json`` (with
+  ``--bias-facet``): the data-bias check's input, every validated row in the splits' format
+  (bias is a property of the data, not of one random split), and its SageMaker Clarify
+  analysis config: the target as the label, positive above ``--bias-label-threshold``
+  (default: the data's median), and the facet, whose values above
+  ``--bias-facet-threshold`` form the sensitive group.
 
 Running twice on the same input with the same arguments gives byte-identical outputs. Bad input
 is refused before anything is written, with one sentence naming the file, column and row.
@@ -37,6 +39,7 @@ DEFAULT_INPUT_DIR = "/opt/ml/processing/input"
 DEFAULT_OUTPUT_BASE = "/opt/ml/processing"
 SPLITS = ("train", "validation", "test")
 BASELINE_DIR_NAME = "baseline"
+BIAS_DATASET_FILE_NAME = "dataset.csv"  # every validated row: the data-bias check's input
 ANALYSIS_CONFIG_FILE_NAME = "analysis_config.json"
 # The seeds numpy's RandomState (and so scikit-learn's random_state) accepts.
 MAX_SEED = 2**32 - 1
@@ -82,9 +85,11 @@ def run(args: argparse.Namespace) -> dict[str, int]:
     )
     config = None
     if args.bias_facet:
+        # Bias is a property of the data, not of one random split: the check reads every
+        # validated row, so a rerun with another --random-state sees the same data.
         config = bias_analysis_config(
             data.columns,
-            train,
+            data.matrix,
             args.bias_facet,
             args.bias_facet_threshold,
             args.bias_label_threshold,
@@ -95,6 +100,9 @@ def run(args: argparse.Namespace) -> dict[str, int]:
         write_split_csv(out, data.columns, data.matrix[indices[split]])
         log(f"wrote {out} ({len(indices[split])} rows)")
     if config is not None:
+        out = dirs["baseline"] / BIAS_DATASET_FILE_NAME
+        write_split_csv(out, data.columns, data.matrix)
+        log(f"wrote {out} ({len(data.matrix)} rows, for the data-bias check)")
         out = dirs["baseline"] / ANALYSIS_CONFIG_FILE_NAME
         dump_json(out, config)
         log(
@@ -516,7 +524,7 @@ def _threshold(text: str, default: float, name: str) -> float:
 
 
 def bias_analysis_config(
-    columns: list[str], train: np.ndarray, facet: str, facet_threshold: str, label_threshold: str
+    columns: list[str], rows: np.ndarray, facet: str, facet_threshold: str, label_threshold: str
 ) -> dict[str, Any]:
     """Clarify's analysis config for pre-training bias (the shape the SDK's DataConfig and
     BiasConfig write): the label is the target column, the first of ``columns``.
@@ -529,7 +537,7 @@ def bias_analysis_config(
             f"bias facet column {facet!r} is not a feature column ({', '.join(columns[1:])}); "
             "set the BiasFacetColumn parameter"
         )
-    median = float(np.median(train[:, 0])) if len(train) else 0.0
+    median = float(np.median(rows[:, 0])) if len(rows) else 0.0
     return {
         "dataset_type": "text/csv",
         "label": columns[0],

@@ -243,11 +243,13 @@ def build_data_bias_step(
     params: PipelineParameters,
     preprocess: ProcessingStep,
 ) -> ClarifyCheckStep:
-    """Clarify's pre-training bias metrics of the training split for one facet."""
+    """Clarify's pre-training bias metrics of the whole validated dataset for one facet."""
     outputs = preprocess.properties.ProcessingOutputConfig.Outputs
     # The SDK needs literal values to build its (replaced) config; the parameters' defaults.
     data_config = DataConfig(
-        s3_data_input_path=outputs["train"].S3Output.S3Uri,
+        # Every validated row (preprocess.py's dataset.csv), not the train split: a rerun
+        # with another RandomState checks the same data.
+        s3_data_input_path=_joined(outputs["baseline"].S3Output.S3Uri, "dataset.csv"),
         s3_output_path=_execution_prefix(config, DATA_BIAS_STEP),
         s3_analysis_config_output_path=(
             f"s3://{config.bucket_name}/{config.pipeline_name}/clarify/{DATA_BIAS_STEP}"

@@ -98,7 +98,8 @@ def test_the_bias_config_comes_from_the_parameters_through_preprocess(steps, def
         "s3://b/exec/PreprocessData/baseline/analysis_config.json"
     )
     assert inputs["analysis_config"]["LocalPath"] == "/opt/ml/processing/input/config"
-    assert inputs["dataset"]["S3Uri"] == "s3://b/exec/PreprocessData/train"
+    # Every validated row, not the train split: the same data whatever the seed.
+    assert inputs["dataset"]["S3Uri"] == "s3://b/exec/PreprocessData/baseline/dataset.csv"
     preprocess = json.dumps(steps[PREPROCESS_STEP]["Arguments"]["AppSpecification"])
     for name in ("BiasFacetColumn", "BiasFacetThreshold", "BiasLabelThreshold"):
         assert f'"Parameters.{name}"' in preprocess

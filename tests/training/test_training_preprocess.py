@@ -211,7 +211,10 @@ def test_individual_output_dirs_override_the_base(preprocess, write_input, tmp_p
     )
     assert rc == 0
     assert (tmp_path / "tr" / "train.csv").is_file()
-    assert [p.name for p in (tmp_path / "bl").iterdir()] == ["analysis_config.json"]
+    assert sorted(p.name for p in (tmp_path / "bl").iterdir()) == [
+        "analysis_config.json",
+        "dataset.csv",
+    ]
     assert (tmp_path / "base" / "validation" / "validation.csv").is_file()
     assert (tmp_path / "base" / "test" / "test.csv").is_file()
     assert not (tmp_path / "base" / "train").exists()
@@ -632,15 +635,20 @@ def test_format_rows_writes_repr(preprocess):
     assert preprocess.format_rows(block) == expected
 
 
-def test_bias_analysis_config_uses_the_target_and_the_train_median(
+def test_bias_analysis_config_uses_the_target_and_the_whole_datas_median(
     preprocess, cli, boston_csv, tmp_path, capsys
 ):
     out = tmp_path / "out"
     args = cli(input_dir=boston_csv.parent, output_dir=out, target_column="medv")
     assert preprocess.main([*args, "--bias-facet=chas", "--bias-label-threshold="]) == 0
     config = json.loads((out / "baseline" / "analysis_config.json").read_text())
-    train = read_csv(out / "train" / "train.csv")
-    medv = sorted(float(row[0]) for row in train[1:])
+    # The bias check reads every validated row (a rerun with another seed, the same data).
+    dataset = read_csv(out / "baseline" / "dataset.csv")
+    splits = [read_csv(out / s / f"{s}.csv") for s in ("train", "validation", "test")]
+    assert dataset[0] == splits[0][0]
+    every_split_row = [tuple(row) for split in splits for row in split[1:]]
+    assert sorted(map(tuple, dataset[1:])) == sorted(every_split_row)
+    medv = sorted(float(row[0]) for row in dataset[1:])
     middle = len(medv) // 2
     median = medv[middle] if len(medv) % 2 else (medv[middle - 1] + medv[middle]) / 2
     assert config["label"] == "medv"
