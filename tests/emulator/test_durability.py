@@ -182,6 +182,8 @@ def test_a_second_server_on_the_same_state_refuses_to_serve(emulator):
             str(emulator.tls.server_cert),
             "--ssl-key",
             str(emulator.tls.server_key),
+            "--credentials",
+            str(emulator.credentials_file),
             "--state-dir",
             str(emulator.state_dir),
         ],
