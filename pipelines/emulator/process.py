@@ -48,6 +48,8 @@ class EmulatorInfo:
     port: int
     started_at: float
     restored: bool = False  # the server loaded durable state from a previous run
+    # A sentence per snapshot that was damaged: what the server did, what was lost.
+    recovered: tuple[str, ...] = ()
 
     @property
     def endpoint(self) -> str:
@@ -103,8 +105,10 @@ class Emulator:
 
     def read_info(self) -> EmulatorInfo | None:
         try:
-            return EmulatorInfo(**json.loads(self.pid_file.read_text()))
-        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            record = json.loads(self.pid_file.read_text())
+            record["recovered"] = tuple(record.get("recovered", ()))
+            return EmulatorInfo(**record)
+        except (FileNotFoundError, json.JSONDecodeError, TypeError, AttributeError):
             return None
 
     def server_pids(self) -> list[int]:

@@ -76,8 +76,14 @@ def lock_is_held(state_dir: Path) -> bool:
     return False
 
 
-def _write_pid_file(state_dir: Path, port: int, restored: bool) -> None:
-    record = {"pid": os.getpid(), "port": port, "started_at": time.time(), "restored": restored}
+def _write_pid_file(state_dir: Path, port: int, restored: bool, recovered: list[str]) -> None:
+    record = {
+        "pid": os.getpid(),
+        "port": port,
+        "started_at": time.time(),
+        "restored": restored,
+        "recovered": recovered,
+    }
     write_atomically(state_dir / PID_NAME, json.dumps(record).encode())
 
 
@@ -128,10 +134,14 @@ def main(argv: list[str] | None = None) -> None:
     app = RequestConditionsMiddleware(DomainDispatcherApplication(create_backend_app))
     durable: DurableState | None = None
     restored = False
+    recovered: list[str] = []
     if state_dir is not None:
         durable = DurableState(state_dir / DATA_NAME)
         report = durable.restore()
         restored = bool(report.services)
+        recovered = list(report.notes)
+        for note in recovered:
+            print(note, flush=True)
         print(
             f"restored {', '.join(report.services) or 'nothing'} in {report.seconds:.2f} s",
             flush=True,
@@ -150,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         server.prepare()  # binds; a taken port raises here, before the pid file is written
         if state_dir is not None:
-            _write_pid_file(state_dir, args.port, restored)
+            _write_pid_file(state_dir, args.port, restored, recovered)
         server.serve()
     finally:
         server.stop()
