@@ -341,7 +341,7 @@ def snapshot_key(root: Path) -> bytes:
     """The state folder's snapshot key, made (random, 0600) on first use."""
     path = root / KEY_NAME
     try:
-        _check_private(path, "the snapshot key")
+        _check_private(path, f"the snapshot key {path}")
         return bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
         key = secrets.token_bytes(32)

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from pipelines.core.aws import read_emulator_credentials
     from pipelines.emulator.compat import RequestConditionsMiddleware, apply_patches
-    from pipelines.emulator.durability import DurableMiddleware, DurableState
+    from pipelines.emulator.durability import DurableMiddleware, DurableState, SnapshotRejected
     from pipelines.emulator.signatures import SignatureCheck
 
     if not args.credentials.is_file():
@@ -136,7 +136,12 @@ def main(argv: list[str] | None = None) -> None:
     restored = False
     recovered: list[str] = []
     if state_dir is not None:
-        durable = DurableState(state_dir / DATA_NAME)
+        try:
+            durable = DurableState(state_dir / DATA_NAME)
+        except SnapshotRejected as problem:
+            # Whoever could change the key could make the server run any code.
+            print(f"refusing to serve: {problem}", file=sys.stderr)
+            sys.exit(1)
         report = durable.restore()
         restored = bool(report.services)
         recovered = list(report.notes)

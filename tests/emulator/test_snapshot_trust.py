@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.core.aws import AwsConnection
-from pipelines.emulator import Emulator
+from pipelines.emulator import Emulator, EmulatorError
 from tests.support import free_port, invoke_task
 
 BUCKET = "trusted-bucket"
@@ -135,3 +135,13 @@ def test_what_the_tasks_and_their_servers_write_is_private(tmp_path):
     assert {"executor.db", "s3.pickle", "snapshot.key", "credentials.json"} <= names
     assert {"server-key.pem", "emulator.log"} <= names
     assert [path for path in written if path.stat().st_mode & 0o077] == []
+
+
+def test_a_snapshot_key_others_may_write_stops_the_start(emulator):
+    _two_writes(emulator)
+    key = emulator.data_dir / "snapshot.key"
+    key.chmod(0o666)
+    with pytest.raises(
+        EmulatorError, match=f"refusing to serve: the snapshot key {key} is writable"
+    ):
+        emulator.start()
