@@ -82,6 +82,8 @@ class LocalBackend:
         self.notify = notify or _to_stderr
         self._connection = connection
         self.store = ExecutionStore(settings.state_dir / "executor.db")
+        if self.store.notice is not None:  # a damaged record store was replaced
+            self.notify(self.store.notice)
 
     @property
     def connection(self) -> AwsConnection:

@@ -22,6 +22,9 @@ def emulator_up(c):
         verb = "Started" if started else "Already running:"
         restored = " (state restored)" if started and info.restored else ""
         console.print(f"{verb} emulator pid {info.pid} at {info.endpoint}{restored}")
+        # A damaged snapshot was set aside at this start: say what was restored and lost.
+        for note in info.recovered if started else ():
+            console.print(note, style="yellow", markup=False)
 
 
 @task

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core.errors import MlopsError
+from pipelines.core.files import write_privately
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EMULATOR_PORT = 4569
@@ -101,6 +102,10 @@ class Settings:
             runtime_host=_flag(environ.get("MLOPS_RUNTIME_HOST", runtime.get("host", False))),
             runtime_cache_dir=Path(cache_dir) if cache_dir else None,
         )
+        # Every task, and the git hook and agent, load their settings first: from here
+        # on what they and the servers, workers and Terraform runs they start write
+        # is private (pipelines.core.files).
+        write_privately(settings.state_dir)
         return settings
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -7,7 +7,10 @@ the target themselves.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import string
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,12 +23,70 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.core.errors import MlopsError
+from pipelines.core.files import write_atomically
 
 LOCAL_REGION = "us-east-1"
 
-# The emulator accepts any key; these say what they are and match no AWS key format.
-EMULATOR_ACCESS_KEY = "mlops-local-emulator"
-EMULATOR_SECRET_KEY = "mlops-local-emulator-not-a-secret"  # noqa: S105
+# --- the emulator's credentials -------------------------------------------------------
+# The emulator answers only requests signed with its checkout's own key, made at its
+# first start: another user of the machine reaches 127.0.0.1 too, and must not read or
+# change what this checkout stored. The key lives beside the emulator's CA certificate
+# (0600, in the private state folder), so every client that is handed the CA path (the
+# executor's workers, the endpoint's front, the agent, Terraform's environment) finds it.
+EMULATOR_CREDENTIALS_NAME = "credentials.json"
+# Before the first start there is no key: clients then sign with this one, which every
+# emulator refuses.
+_NO_KEY_YET = ("MLOPSNOEMULATORKEYYET", "no-emulator-has-started-in-this-state-folder")
+
+
+@dataclass(frozen=True)
+class EmulatorCredentials:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
+def emulator_credentials_file(ca_bundle: Path) -> Path:
+    return ca_bundle.with_name(EMULATOR_CREDENTIALS_NAME)
+
+
+def emulator_credentials(ca_bundle: Path) -> EmulatorCredentials:
+    """This checkout's key for its emulator: read it here and nowhere else.
+
+    ``ca_bundle`` is the emulator's CA certificate (``Emulator.tls.ca_cert``), which
+    every client already has. Before the emulator's first start there is no key yet;
+    the placeholder returned then is refused by the emulator."""
+    try:
+        return read_emulator_credentials(emulator_credentials_file(ca_bundle))
+    except FileNotFoundError:
+        return EmulatorCredentials(*_NO_KEY_YET)
+
+
+def read_emulator_credentials(path: Path) -> EmulatorCredentials:
+    """The key stored in ``path`` (FileNotFoundError when there is none)."""
+    try:
+        stored = json.loads(path.read_text())
+        return EmulatorCredentials(stored["access_key_id"], stored["secret_access_key"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise MlopsError(
+            f"The emulator's credentials file {path} is damaged ({error}); remove it, then "
+            "run `invoke emulator-down` and `invoke emulator-up`: the start makes a new key."
+        ) from error
+
+
+def ensure_emulator_credentials(ca_bundle: Path) -> EmulatorCredentials:
+    """The stored key, or a new random one written 0600 (the emulator's first start)."""
+    path = emulator_credentials_file(ca_bundle)
+    if path.is_file():
+        return read_emulator_credentials(path)
+    alphabet = string.ascii_uppercase + string.digits
+    made = EmulatorCredentials(
+        "MLOPS" + "".join(secrets.choice(alphabet) for _ in range(15)),
+        secrets.token_urlsafe(30),
+    )
+    record = {"access_key_id": made.access_key_id, "secret_access_key": made.secret_access_key}
+    write_atomically(path, json.dumps(record).encode())
+    return made
+
 
 # Variables through which a real identity could leak into a local run.
 _CREDENTIAL_VARIABLES = (
@@ -112,9 +173,11 @@ class AwsConnection:
 
     @classmethod
     def for_emulator(cls, endpoint_url: str, ca_bundle: Path, region: str) -> AwsConnection:
+        """A connection to this checkout's emulator, signing with its key."""
+        credentials = emulator_credentials(ca_bundle)
         session = boto3.Session(
-            aws_access_key_id=EMULATOR_ACCESS_KEY,
-            aws_secret_access_key=EMULATOR_SECRET_KEY,
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
             region_name=region,
         )
         return cls(
@@ -189,12 +252,14 @@ def verify_credentials(session: boto3.Session, region: str) -> str:
 def emulator_process_env(
     base: Mapping[str, str], *, ca_bundle: Path, region: str
 ) -> dict[str, str]:
-    """Environment for a subprocess (Terraform, a job) that must only reach the emulator."""
+    """Environment for a subprocess (Terraform, a job) that must only reach the emulator,
+    with this checkout's key for it."""
+    credentials = emulator_credentials(ca_bundle)
     env = {k: v for k, v in base.items() if k not in _CREDENTIAL_VARIABLES}
     env.update(
         {
-            "AWS_ACCESS_KEY_ID": EMULATOR_ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": EMULATOR_SECRET_KEY,
+            "AWS_ACCESS_KEY_ID": credentials.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
             "AWS_CA_BUNDLE": str(ca_bundle),

@@ -10,7 +10,13 @@ moto keeps everything in memory. This module makes every acknowledged write surv
 * **Per-service snapshots.** Only the services written since the last snapshot are
   pickled again (``<state>/snapshots/<service>.pickle``, written to a temporary file,
   fsynced, then renamed), under the exclusive side of the lock, so no request is
-  half-way through changing a backend while it is pickled.
+  half-way through changing a backend while it is pickled. The snapshot it replaces
+  is kept as ``<service>.pickle.previous``: one generation back.
+* **Only our own snapshots are loaded.** Unpickling runs code, so a snapshot is
+  loaded only if it is owned by this user, not writable by others, and carries an
+  HMAC-SHA256 made with this state folder's key (``snapshot.key``, 0600), checked
+  before ``pickle.loads``. A damaged or foreign one is set aside and the previous
+  generation restored instead, with a sentence saying what was lost.
 * **Object bodies outside the pickle.** An S3 body is written once, to
   ``<state>/blobs/<id>``, the first time a snapshot sees its key; the pickle holds
   only the id. On restore, keys read their body from that file on first access, so
@@ -25,9 +31,14 @@ Replay time also grows with every request ever made, bodies included.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
+import hmac
 import io
+import json
 import os
 import pickle
+import secrets
 import tempfile
 import threading
 import time
@@ -37,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+
+from pipelines.core.files import write_atomically
 
 # Actions that only read; every other action of a JSON or query protocol writes.
 _READ_PREFIXES = ("Describe", "List", "Get", "Search", "BatchGet", "BatchDescribe", "Query")
@@ -139,7 +152,7 @@ class BlobStore:
 
     def write(self, data: bytes) -> str:
         blob_id = uuid.uuid4().hex
-        _atomic_write(self.path(blob_id), data)
+        write_atomically(self.path(blob_id), data)
         return blob_id
 
     def sweep(self, keep: set[str]) -> int:
@@ -310,18 +323,80 @@ def _dumps(payload: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
+# --- snapshot files ---------------------------------------------------------------------
+
+# MAGIC, then HMAC-SHA256 (32 bytes) over the rest: the length of the metadata (8 bytes),
+# the metadata (JSON: when it was written, and for S3 the blob ids it refers to), the pickle.
+_MAGIC = b"mlops-emulator-snapshot/1\n"
+_MAC_BYTES = 32
+_PREVIOUS = ".previous"
+KEY_NAME = "snapshot.key"
+
+
+class SnapshotRejected(Exception):
+    """A snapshot that must not be unpickled; the message says why, as a clause."""
+
+
+def snapshot_key(root: Path) -> bytes:
+    """The state folder's snapshot key, made (random, 0600) on first use."""
+    path = root / KEY_NAME
     try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+        _check_private(path, f"the snapshot key {path}")
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        key = secrets.token_bytes(32)
+        write_atomically(path, key.hex().encode())
+        return key
+
+
+def _check_private(path: Path, what: str) -> None:
+    """Raise SnapshotRejected unless ``path`` is this user's and only this user writes it."""
+    status = path.lstat()
+    if status.st_uid != os.geteuid():
+        raise SnapshotRejected(f"{what} is owned by another user (uid {status.st_uid})")
+    if status.st_mode & 0o022 or not path.is_file() or path.is_symlink():
+        raise SnapshotRejected(f"{what} is writable by other users or not a plain file")
+
+
+def seal(key: bytes, payload: bytes, meta: dict[str, Any]) -> bytes:
+    """A snapshot file's bytes: ``payload`` (a pickle) with its metadata, authenticated."""
+    meta_bytes = json.dumps(meta).encode()
+    body = len(meta_bytes).to_bytes(8, "big") + meta_bytes + payload
+    return _MAGIC + hmac.new(key, body, hashlib.sha256).digest() + body
+
+
+def open_sealed(path: Path, key: bytes) -> tuple[dict[str, Any], bytes]:
+    """The metadata and pickle of a snapshot this state folder wrote, or SnapshotRejected.
+    Nothing is unpickled here."""
+    _check_private(path, "it")
+    data = path.read_bytes()
+    header = len(_MAGIC) + _MAC_BYTES + 8
+    if not data.startswith(_MAGIC):
+        if _MAGIC.startswith(data):
+            raise SnapshotRejected("truncated")
+        raise SnapshotRejected("not a snapshot signed by this checkout")
+    if len(data) < header:
+        raise SnapshotRejected("truncated")
+    mac, body = data[len(_MAGIC) : len(_MAGIC) + _MAC_BYTES], data[len(_MAGIC) + _MAC_BYTES :]
+    if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
+        raise SnapshotRejected(
+            "truncated or altered, or not written by this checkout (its signature does not match)"
+        )
+    size = int.from_bytes(body[:8], "big")
+    return json.loads(body[8 : 8 + size]), body[8 + size :]
+
+
+def _peek_blobs(path: Path, key: bytes) -> set[str]:
+    """The blob ids a snapshot refers to; none when it cannot be trusted."""
+    try:
+        meta, _ = open_sealed(path, key)
+    except (OSError, SnapshotRejected, ValueError):
+        return set()
+    return set(meta.get("blobs", ()))
+
+
+def previous_of(path: Path) -> Path:
+    return path.with_name(path.name + _PREVIOUS)
 
 
 @dataclass(frozen=True)
@@ -329,6 +404,8 @@ class RestoreReport:
     services: tuple[str, ...]
     seconds: float
     blobs_removed: int
+    # One sentence per snapshot that could not be loaded: what was kept, what was lost.
+    notes: tuple[str, ...] = ()
 
 
 class DurableState:
@@ -340,6 +417,9 @@ class DurableState:
         self.blobs = BlobStore(root / "blobs")
         self.snapshots.mkdir(parents=True, exist_ok=True)
         self.blobs.root.mkdir(parents=True, exist_ok=True)
+        self.key = snapshot_key(root)
+        # The blobs the S3 snapshot on disk refers to: kept while it is the previous one.
+        self._s3_refs: set[str] = set()
         self.lock = ReadWriteLock()
         self._cond = threading.Condition()
         self._dirty: set[str] = set()
@@ -354,21 +434,79 @@ class DurableState:
     # --- restore --------------------------------------------------------------------
 
     def restore(self) -> RestoreReport:
-        """Load every service snapshot into moto's (empty) backends."""
+        """Load every service snapshot into moto's (empty) backends.
+
+        A snapshot that cannot be trusted or loaded is set aside (renamed
+        ``.damaged-<time>``) and its previous generation is loaded instead; with no good
+        previous one the service starts empty. Each case gets a note for the user."""
         started = time.monotonic()
+        for leftover in [*self.snapshots.glob(".*.tmp"), *self.blobs.root.glob(".*.tmp")]:
+            leftover.unlink(missing_ok=True)  # a write that never got renamed into place
         restored: list[str] = []
+        notes: list[str] = []
         for path in sorted(self.snapshots.glob("*.pickle")):
             service = path.stem
-            payload: dict[str, dict[str, Any]] = pickle.loads(path.read_bytes())  # noqa: S301 - our own file
+            try:
+                payload, meta = self._load(path)
+            except SnapshotRejected as damage:
+                payload, meta, note = self._recover(path, str(damage))
+                notes.append(note)
+                if payload is None:
+                    continue
             backend_dict = _backend_dict_for(service)
             for account_id, regions in payload.items():
                 account = backend_dict[account_id]
                 for region, backend in regions.items():
                     dict.__setitem__(account, region, backend)
+            if service == "s3":
+                self._s3_refs = set(meta.get("blobs", ()))
             restored.append(service)
-        # Blobs written by a snapshot that never got renamed into place are garbage.
-        removed = self.blobs.sweep(self._referenced_blobs()) if "s3" in restored else 0
-        return RestoreReport(tuple(restored), time.monotonic() - started, removed)
+        removed = 0
+        if "s3" in restored:
+            # Blobs written by a snapshot that never got renamed into place are garbage;
+            # those of the previous generation stay, so that it can still be restored.
+            previous = _peek_blobs(previous_of(self.snapshots / "s3.pickle"), self.key)
+            removed = self.blobs.sweep(self._referenced_blobs() | previous)
+        return RestoreReport(tuple(restored), time.monotonic() - started, removed, tuple(notes))
+
+    def _load(self, path: Path) -> tuple[Any, dict[str, Any]]:
+        meta, data = open_sealed(path, self.key)
+        try:
+            # Authenticated above: this state folder's key signed exactly these bytes.
+            return pickle.loads(data), meta  # noqa: S301
+        except Exception as error:  # a moto upgrade can make an old snapshot unloadable
+            raise SnapshotRejected(f"unloadable ({type(error).__name__}: {error})") from error
+
+    def _recover(self, path: Path, damage: str) -> tuple[Any, dict[str, Any], str]:
+        """Set the damaged snapshot aside and load the previous generation, if good."""
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = path.with_name(f"{path.name}.damaged-{stamp}")
+        os.replace(path, aside)
+        what = (
+            f"The emulator's {path.stem} snapshot {path} was {damage}; it was kept as {aside.name}"
+        )
+        previous = previous_of(path)
+        try:
+            payload, meta = self._load(previous)
+        except FileNotFoundError:
+            reason = "there is no previous snapshot"
+        except SnapshotRejected as also:
+            reason = f"the previous one, {previous.name}, was {also} too"
+        else:
+            os.replace(previous, path)  # the previous generation is the current one again
+            written = dt.datetime.fromtimestamp(meta.get("written_at", 0), dt.UTC)
+            return (
+                payload,
+                meta,
+                f"{what} and the previous snapshot, written {written:%Y-%m-%d %H:%M:%S} UTC, "
+                f"was restored: writes to {path.stem} acknowledged after then are lost.",
+            )
+        return (
+            None,
+            {},
+            f"{what}, and {reason}: {path.stem} starts empty (everything it held is lost; "
+            "`invoke infra-up` re-creates the stack's resources).",
+        )
 
     def _referenced_blobs(self) -> set[str]:
         keep: set[str] = set()
@@ -403,9 +541,24 @@ class DurableState:
                 data = _dumps(payload)
             finally:
                 self.blobs.persisting.on = False
-            _atomic_write(self.snapshots / f"{service}.pickle", data)
+            meta: dict[str, Any] = {"service": service, "written_at": time.time()}
             if service == "s3":
-                self.blobs.sweep(self.blobs.referenced)
+                meta["blobs"] = sorted(self.blobs.referenced)
+            self._write_generation(self.snapshots / f"{service}.pickle", seal(self.key, data, meta))
+            if service == "s3":
+                self.blobs.sweep(self.blobs.referenced | self._s3_refs)
+                self._s3_refs = set(self.blobs.referenced)
+
+    @staticmethod
+    def _write_generation(path: Path, sealed: bytes) -> None:
+        """Replace ``path`` atomically, keeping what it held as ``<path>.previous``. The
+        current file always exists: the previous one is a hard link made first."""
+        if path.exists():
+            link = path.with_name(f".{path.name}.link.tmp")
+            link.unlink(missing_ok=True)
+            os.link(path, link)
+            os.replace(link, previous_of(path))
+        write_atomically(path, sealed)
 
     # --- group commit ---------------------------------------------------------------
 

@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.core import processes
+from pipelines.core.aws import emulator_credentials_file, ensure_emulator_credentials
 from pipelines.core.errors import MlopsError
 from pipelines.core.locks import exclusive
 from pipelines.emulator.server import DATA_NAME, EXIT_LOCKED, LOOPBACK, lock_is_held
+from pipelines.emulator.signatures import HEALTH_PATH
 from pipelines.emulator.tls import TlsFiles, ensure_certificates
 
 _SERVER_MODULE = "pipelines.emulator.server"
@@ -46,6 +48,8 @@ class EmulatorInfo:
     port: int
     started_at: float
     restored: bool = False  # the server loaded durable state from a previous run
+    # A sentence per snapshot that was damaged: what the server did, what was lost.
+    recovered: tuple[str, ...] = ()
 
     @property
     def endpoint(self) -> str:
@@ -88,6 +92,12 @@ class Emulator:
         return TlsFiles.in_dir(self.state_dir / "tls")
 
     @property
+    def credentials_file(self) -> Path:
+        """This checkout's key for the emulator (read it with
+        ``pipelines.core.aws.emulator_credentials(emulator.tls.ca_cert)``)."""
+        return emulator_credentials_file(self.tls.ca_cert)
+
+    @property
     def endpoint(self) -> str:
         return f"https://{LOOPBACK}:{self.port}"
 
@@ -95,8 +105,10 @@ class Emulator:
 
     def read_info(self) -> EmulatorInfo | None:
         try:
-            return EmulatorInfo(**json.loads(self.pid_file.read_text()))
-        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            record = json.loads(self.pid_file.read_text())
+            record["recovered"] = tuple(record.get("recovered", ()))
+            return EmulatorInfo(**record)
+        except (FileNotFoundError, json.JSONDecodeError, TypeError, AttributeError):
             return None
 
     def server_pids(self) -> list[int]:
@@ -118,7 +130,7 @@ class Emulator:
         if not self.tls.exist():
             return False
         context = ssl.create_default_context(cafile=str(self.tls.ca_cert))
-        url = f"https://{LOOPBACK}:{port or self.port}/moto-api/"
+        url = f"https://{LOOPBACK}:{port or self.port}{HEALTH_PATH}"
         try:
             with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
                 return response.status == 200
@@ -144,7 +156,7 @@ class Emulator:
         process restores the durable state (``info.restored``). Concurrent calls,
         from any process, serialise on the start lock: one starts, the others reuse.
         """
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with exclusive(self.start_lock, what="the emulator's start lock"):
             return self._start_locked(timeout)
 
@@ -170,6 +182,7 @@ class Emulator:
             )
 
         ensure_certificates(self.tls)
+        ensure_emulator_credentials(self.tls.ca_cert)
         # Its own session: Ctrl-C in a task must not kill the shared emulator.
         process = processes.spawn(
             [
@@ -182,6 +195,8 @@ class Emulator:
                 str(self.tls.server_cert),
                 "--ssl-key",
                 str(self.tls.server_key),
+                "--credentials",
+                str(self.credentials_file),
                 "--state-dir",
                 str(self.state_dir),
             ],

@@ -1,9 +1,10 @@
 """Entrypoint of the emulator process: moto's WSGI app, with the compat layer applied,
 served over HTTPS by cheroot.
 
-Run as ``python -m pipelines.emulator.server --port N --ssl-cert C --ssl-key K``.
-It always binds 127.0.0.1: the emulator accepts any credentials, so it must never
-be reachable from another machine. cheroot rather than werkzeug's development
+Run as ``python -m pipelines.emulator.server --port N --ssl-cert C --ssl-key K
+--credentials F``. It always binds 127.0.0.1, and answers only requests signed with
+its checkout's key (``F``; pipelines.emulator.signatures): other users of the machine
+reach the port too. cheroot rather than werkzeug's development
 server because werkzeug closes the connection after every response, and a new TLS
 handshake per request tripled the latency of every AWS call a run makes.
 
@@ -28,6 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from pipelines.core.files import write_atomically, write_privately
 from pipelines.core.processes import LOOPBACK
 
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another emulator already serves this state directory
@@ -41,6 +43,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ssl-cert", required=True)
     parser.add_argument("--ssl-key", required=True)
+    parser.add_argument("--credentials", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--state-dir", type=Path, default=None)
     return parser.parse_args(argv)
@@ -73,11 +76,15 @@ def lock_is_held(state_dir: Path) -> bool:
     return False
 
 
-def _write_pid_file(state_dir: Path, port: int, restored: bool) -> None:
-    record = {"pid": os.getpid(), "port": port, "started_at": time.time(), "restored": restored}
-    tmp = state_dir / (PID_NAME + ".tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, state_dir / PID_NAME)
+def _write_pid_file(state_dir: Path, port: int, restored: bool, recovered: list[str]) -> None:
+    record = {
+        "pid": os.getpid(),
+        "port": port,
+        "started_at": time.time(),
+        "restored": restored,
+        "recovered": recovered,
+    }
+    write_atomically(state_dir / PID_NAME, json.dumps(record).encode())
 
 
 def _remove_pid_file(state_dir: Path) -> None:
@@ -98,6 +105,9 @@ IDLE_CONNECTION_SECONDS = 120  # > Go's http.Transport IdleConnTimeout (90 s)
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # Snapshots hold KMS key material and every object: for this user only, whoever
+    # started the server.
+    write_privately(args.state_dir)
     # Read by moto when the IAM backend is created; the role module can attach
     # AWS managed policies (opt-in) and the provider validates their ARNs.
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
@@ -107,8 +117,15 @@ def main(argv: list[str] | None = None) -> None:
     from cheroot.wsgi import Server
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    from pipelines.core.aws import read_emulator_credentials
     from pipelines.emulator.compat import RequestConditionsMiddleware, apply_patches
-    from pipelines.emulator.durability import DurableMiddleware, DurableState
+    from pipelines.emulator.durability import DurableMiddleware, DurableState, SnapshotRejected
+    from pipelines.emulator.signatures import SignatureCheck
+
+    if not args.credentials.is_file():
+        print(f"no credentials file {args.credentials}: refusing to serve", file=sys.stderr)
+        sys.exit(2)
+    credentials = read_emulator_credentials(args.credentials)
 
     state_dir: Path | None = args.state_dir
     lock = take_lock(state_dir) if state_dir is not None else None
@@ -120,16 +137,27 @@ def main(argv: list[str] | None = None) -> None:
     app = RequestConditionsMiddleware(DomainDispatcherApplication(create_backend_app))
     durable: DurableState | None = None
     restored = False
+    recovered: list[str] = []
     if state_dir is not None:
-        durable = DurableState(state_dir / DATA_NAME)
+        try:
+            durable = DurableState(state_dir / DATA_NAME)
+        except SnapshotRejected as problem:
+            # Whoever could change the key could make the server run any code.
+            print(f"refusing to serve: {problem}", file=sys.stderr)
+            sys.exit(1)
         report = durable.restore()
         restored = bool(report.services)
+        recovered = list(report.notes)
+        for note in recovered:
+            print(note, flush=True)
         print(
             f"restored {', '.join(report.services) or 'nothing'} in {report.seconds:.2f} s",
             flush=True,
         )
         durable.start()
         app = DurableMiddleware(app, durable)
+    # Outermost: a refused request never reaches moto nor takes the durable state's lock.
+    app = SignatureCheck(app, credentials, log=lambda line: print(line, flush=True))
     server = Server((LOOPBACK, args.port), app, numthreads=args.threads)
     # cheroot closes a kept-alive connection after `timeout` idle seconds (10 by default).
     # Terraform's provider (Go) keeps idle connections 90 s and reuses one at the moment
@@ -145,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         server.prepare()  # binds; a taken port raises here, before the pid file is written
         if state_dir is not None:
-            _write_pid_file(state_dir, args.port, restored)
+            _write_pid_file(state_dir, args.port, restored, recovered)
         server.serve()
     finally:
         server.stop()

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pipelines.core.files import write_atomically
+
 _RENEW_BEFORE = dt.timedelta(days=7)
 _VALIDITY = dt.timedelta(days=365)
 
@@ -49,7 +51,7 @@ def ensure_certificates(files: TlsFiles, *, now: dt.datetime | None = None) -> T
     if files.exist() and _still_valid(files.server_cert, now):
         return files
 
-    files.ca_cert.parent.mkdir(parents=True, exist_ok=True)
+    files.ca_cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mlops local emulator CA")])
     ca_cert = (
@@ -101,16 +103,17 @@ def ensure_certificates(files: TlsFiles, *, now: dt.datetime | None = None) -> T
         .sign(ca_key, hashes.SHA256())
     )
 
-    _write(files.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-    _write(files.server_cert, server_cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-    _write(
+    # Every file is created 0600 (the key never exists with a wider mode, not even for a
+    # moment); the certificates are public, but only this user's clients read them.
+    write_atomically(files.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
+    write_atomically(files.server_cert, server_cert.public_bytes(serialization.Encoding.PEM))
+    write_atomically(
         files.server_key,
         server_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ),
-        mode=0o600,
     )
     # The CA key is never written: nothing else may be signed with it.
     return files
@@ -122,10 +125,3 @@ def _still_valid(cert_path: Path, now: dt.datetime) -> bool:
     except ValueError:
         return False
     return cert.not_valid_after_utc - _RENEW_BEFORE > now
-
-
-def _write(path: Path, data: bytes, *, mode: int) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    tmp.chmod(mode)
-    tmp.replace(path)

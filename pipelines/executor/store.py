@@ -3,11 +3,21 @@
 The emulator marks pipeline executions "Succeeded" at once and can neither list
 steps nor stop a run, so the executor keeps its own records. One worker process
 writes an execution while the tasks read it (WAL mode lets both proceed).
+
+A damaged file (cut short, emptied, overwritten) is found when it is opened
+(``PRAGMA quick_check``: a few milliseconds for a hundred executions) and set aside
+as ``executor.db.damaged-<time>``; a fresh store takes its place, and
+:attr:`ExecutionStore.notice` says so in one sentence for the user. Nothing in the
+emulator records the executions, so their history cannot be rebuilt; their logs
+and outputs stay in the state folder, their model versions in the registry.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -17,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core.errors import MlopsError
+from pipelines.core.locks import exclusive
 from pipelines.core.records import Execution, StepRun
 
 _SCHEMA = """
@@ -61,8 +72,16 @@ CREATE INDEX IF NOT EXISTS steps_by_cache_key ON steps (cache_key, status);
 _JSON_FIELDS = {"parameters", "lineage", "runtime", "properties", "property_files", "metrics"}
 
 
+# What SQLite says about a file that is not (or no longer) a sound database.
+_DAMAGE = re.compile(r"malformed|not a database|corrupt|disk I/O error", re.IGNORECASE)
+
+
 class ExecutionNotFound(MlopsError):
     """No execution with that id."""
+
+
+class DamagedStore(MlopsError):
+    """The database was damaged while this process had it open."""
 
 
 class ExecutionStore:
@@ -70,23 +89,93 @@ class ExecutionStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # One sentence for the user when the store was found damaged and replaced.
+        self.notice: str | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        # Opening is serialised across processes: a store being created (0 bytes until
+        # its first pragma) is never mistaken for an emptied one, and only one process
+        # sets a damaged file aside.
+        with exclusive(path.with_name(path.name + ".lock"), what=f"the lock of {path}"):
+            problem = self._open()
+            if problem is not None:
+                self.notice = self._set_aside(problem)
+                problem = self._open()
+                if problem is not None:
+                    raise MlopsError(f"Could not create a fresh record store {path}: {problem}.")
+
+    def _open(self) -> str | None:
+        """Connect and check; what is wrong with the file, or None."""
+        if self.path.is_file() and self.path.stat().st_size == 0:
+            return "empty"
+        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
-        with self._lock:
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
+            verdict = [row[0] for row in self._db.execute("PRAGMA quick_check(1)")]
+            if verdict != ["ok"]:
+                raise sqlite3.DatabaseError(verdict[0] if verdict else "quick_check failed")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            if isinstance(error, sqlite3.OperationalError) and not _DAMAGE.search(str(error)):
+                raise
+            return f"damaged ({error})"
+        return None
+
+    def _set_aside(self, problem: str) -> str:
+        """Move the damaged file (and its WAL, which must not meet a fresh database)
+        aside; the sentence that tells the user."""
+        history = (
+            "the history of past executions is gone"
+            if problem == "empty"
+            else "the executions it listed are no longer shown"
+        )
+        kept = ""
+        if problem != "empty":
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+            aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+            kept = f"; it was kept as {aside.name}"
+            for suffix in ("", "-wal", "-shm"):
+                source = Path(f"{self.path}{suffix}")
+                if source.exists():
+                    os.replace(source, f"{aside}{suffix}")
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        return (
+            f"The executor's record store {self.path} was {problem}{kept}, and a fresh one "
+            f"was started: {history} (their logs and outputs remain under "
+            f"{self.path.parent / 'executions'}, their model versions in the registry)."
+        )
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, self._db:
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._damage_named():
             yield self._db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._damage_named(), self._db:
+            yield self._db
+
+    @contextmanager
+    def _damage_named(self) -> Iterator[None]:
+        """A file damaged while open gives a sentence naming it, not a traceback."""
+        try:
+            yield
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError) and not _DAMAGE.search(str(error)):
+                raise
+            raise DamagedStore(
+                f"The executor's record store {self.path} is damaged ({error}); run the "
+                "command again: it sets the file aside and starts a fresh record store."
+            ) from error
 
     # --- executions -------------------------------------------------------------------
 
@@ -107,7 +196,7 @@ class ExecutionStore:
             )
 
     def get_execution(self, execution_id: str) -> Execution:
-        with self._lock:
+        with self._reading():
             row = self._db.execute(
                 "SELECT * FROM executions WHERE execution_id = ?", (execution_id,)
             ).fetchone()
@@ -122,7 +211,7 @@ class ExecutionStore:
             query += " WHERE pipeline_name = ?"
             args = (pipeline_name,)
         query += " ORDER BY created_at DESC LIMIT ?"
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(query, (*args, limit)).fetchall()
         return [_from_row(Execution, row) for row in rows]
 
@@ -146,7 +235,7 @@ class ExecutionStore:
             )
 
     def steps(self, execution_id: str) -> list[StepRun]:
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 "SELECT * FROM steps WHERE execution_id = ? ORDER BY started_at, name",
                 (execution_id,),
@@ -162,7 +251,7 @@ class ExecutionStore:
 
     def find_cached(self, cache_key: str, not_before: float) -> tuple[str, StepRun] | None:
         """The newest succeeded, non-cached run of a step with this key, if recent enough."""
-        with self._lock:
+        with self._reading():
             row = self._db.execute(
                 "SELECT * FROM steps WHERE cache_key = ? AND status = 'Succeeded' "
                 "AND cache_hit_of IS NULL AND ended_at >= ? ORDER BY ended_at DESC LIMIT 1",

@@ -21,6 +21,7 @@ from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
 from pipelines.core.aws import AwsConnection, emulator_process_env
 from pipelines.core.errors import MlopsError
+from pipelines.core.files import write_atomically
 from pipelines.core.locks import exclusive
 from pipelines.emulator import Emulator
 from pipelines.stack.terraform import (
@@ -159,6 +160,7 @@ def infra_up(stack: Stack) -> UpResult:
     plan.plan_file.unlink(missing_ok=True)
     outputs = stack.terraform.outputs()
     remember_outputs(stack, outputs)
+    stack.terraform.keep_applied_state()
     return UpResult(changed=plan.has_changes, outputs=outputs, seconds=seconds)
 
 
@@ -188,9 +190,9 @@ def read_outputs_from_state(
 def remember_outputs(stack: Stack, outputs: dict[str, Any]) -> None:
     """Keep the names of what was applied, for a destroy that outlives the outputs."""
     if outputs:
-        path = remembered_outputs_file(stack)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(outputs, sort_keys=True))
+        write_atomically(
+            remembered_outputs_file(stack), json.dumps(outputs, sort_keys=True).encode()
+        )
 
 
 def remembered_outputs_file(stack: Stack) -> Path:

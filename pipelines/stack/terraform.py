@@ -26,6 +26,7 @@ from python_terraform import IsFlagged, IsNotFlagged
 from pipelines.config.deployment import Deployment
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
+from pipelines.core.files import write_atomically
 
 BACKEND_OVERRIDE = "backend_override.tf.json"
 LOCK_FILE = ".terraform.lock.hcl"
@@ -136,7 +137,7 @@ def terraform_base_env(settings: Settings, base: Mapping[str, str]) -> dict[str,
         config.parent.mkdir(parents=True, exist_ok=True)
         text = cli_config_text(mirror)
         if not config.is_file() or config.read_text() != text:
-            config.write_text(text)
+            write_atomically(config, text.encode())
         # Overrides any TF_CLI_CONFIG_FILE from the user's environment for these
         # processes only; the machine's own configuration is left alone.
         env["TF_CLI_CONFIG_FILE"] = str(config)
@@ -150,7 +151,7 @@ def write_local_backend_override(infra_dir: Path) -> Path:
     override = infra_dir / BACKEND_OVERRIDE
     text = json.dumps({"terraform": {"backend": {"local": {}}}}, indent=2) + "\n"
     if not override.is_file() or override.read_text() != text:
-        override.write_text(text)
+        write_atomically(override, text.encode())
     return override
 
 
@@ -216,7 +217,9 @@ class _Terraform(python_terraform.Terraform):
             self.temp_var_files.clean_up()
         out = "".join(lines)
         failed = returncode not in (0, 2) or (returncode == 2 and cmd != "plan")
-        if failed and raise_on_error and "Error acquiring the state lock" in stderr:
+        # Terraform reports a state it cannot read as a failure to lock it too; only
+        # "Lock Info" means another run really holds the lock.
+        if failed and raise_on_error and "Lock Info:" in stderr:
             raise TerraformError(
                 f"Another Terraform run holds the state lock in {self.working_dir}; "
                 "wait for it to finish and run the task again. If no other task runs, "
@@ -270,6 +273,14 @@ class TerraformStack:
         return self.work_dir / "terraform.tfstate"
 
     @property
+    def applied_state_copy(self) -> Path:
+        """The local state as it was after the last successful infra-up. Terraform
+        rewrites its state file in place (a crash mid-write cuts it short) and its own
+        ``.backup`` is the state *before* its last write: this copy, written atomically,
+        is what the emulator held after the last apply."""
+        return self.work_dir / "terraform.tfstate.applied"
+
+    @property
     def var_file(self) -> Path:
         return self.infra_dir / "envs" / f"{self.deployment.env}.tfvars"
 
@@ -286,6 +297,7 @@ class TerraformStack:
                 f"No variables file for environment {self.deployment.env!r}: expected "
                 f"{self.var_file}."
             )
+        self.check_local_state()
         backend_args = self.configure_backend()
         fingerprint = self._init_fingerprint(backend_args)
         marker = self.data_dir / ".mlops-init"
@@ -299,7 +311,7 @@ class TerraformStack:
             no_color=IsFlagged,
             input=False,
         )
-        marker.write_text(fingerprint)
+        write_atomically(marker, fingerprint.encode())
         return True
 
     def plan(self, plan_file: Path | None = None, *, destroy: bool = False) -> PlanResult:
@@ -327,6 +339,7 @@ class TerraformStack:
             var=dict(self.variables),
             lock_timeout="60s",
         )
+        self.applied_state_copy.unlink(missing_ok=True)
 
     def outputs(self) -> dict[str, Any]:
         """Output values by name; empty when nothing has been applied."""
@@ -351,7 +364,42 @@ class TerraformStack:
         if not self.local_state or not self.local_state_file.is_file():
             return False
         self.local_state_file.replace(self.local_state_file.with_suffix(".tfstate.stale"))
+        self.applied_state_copy.unlink(missing_ok=True)
         return True
+
+    def check_local_state(self) -> None:
+        """Refuse to run Terraform on a damaged local state file, naming the recovery:
+        Terraform itself calls it a state lock held by another run."""
+        if not self.local_state or not self.local_state_file.is_file():
+            return
+        problem = state_file_problem(self.local_state_file)
+        if problem is None:
+            return
+        state = self.local_state_file
+        copies = []
+        for copy in (self.applied_state_copy, state.with_name(state.name + ".backup")):
+            if state_file_problem(copy) is None:
+                serial = json.loads(copy.read_text()).get("serial", 0)
+                copies.append((serial, copy == self.applied_state_copy, copy))
+        if copies:
+            serial, _, copy = max(copies)
+            recovery = (
+                f"Restore the good copy {copy.name} (serial {serial}): `cp {copy} {state}`, "
+                "then run `invoke infra-up` again; it re-reads every resource from the "
+                "emulator and applies what the copy lacks."
+            )
+        else:
+            recovery = (
+                f"No good copy is kept: move it aside (`mv {state} {state}.damaged`), then "
+                "`invoke destroy --yes` and `invoke infra-up` rebuild the stack in a fresh "
+                "emulator (its data and model versions are deleted)."
+            )
+        raise TerraformError(f"The Terraform state {state} is damaged ({problem}). {recovery}")
+
+    def keep_applied_state(self) -> None:
+        """After a successful infra-up: an atomic copy of the local state."""
+        if self.local_state and state_file_problem(self.local_state_file) is None:
+            write_atomically(self.applied_state_copy, self.local_state_file.read_bytes())
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -387,6 +435,25 @@ class TerraformStack:
         digest.update(json.dumps(backend_args).encode())
         digest.update(self._tf._env.get("TF_CLI_CONFIG_FILE", "").encode())
         return digest.hexdigest()
+
+
+def state_file_problem(path: Path) -> str | None:
+    """What makes ``path`` an unreadable Terraform state, or None (missing counts)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, UnicodeDecodeError) as error:
+        return f"unreadable: {error}"
+    if not text.strip():
+        return "empty"
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError as error:
+        return f"not valid JSON: it breaks off at byte {error.pos} of {len(text)}"
+    if not isinstance(state, dict) or not isinstance(state.get("version"), int):
+        return "not a Terraform state: it has no version"
+    return None
 
 
 def environment_without_terraform_noise(base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -11,7 +11,11 @@ import pytest
 from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
-from pipelines.core.aws import EMULATOR_ACCESS_KEY, emulator_process_env, verify_credentials
+from pipelines.core.aws import (
+    emulator_process_env,
+    ensure_emulator_credentials,
+    verify_credentials,
+)
 from pipelines.core.errors import MlopsError
 
 OUTPUTS = {
@@ -81,8 +85,10 @@ def test_local_subprocesses_never_see_real_credentials(tmp_path):
         "AWS_SECRET_ACCESS_KEY": "real-secret",
         "AWS_SESSION_TOKEN": "real-token",
     }
+    ours = ensure_emulator_credentials(tmp_path / "ca.pem")
     env = emulator_process_env(base, ca_bundle=tmp_path / "ca.pem", region="us-east-1")
-    assert env["AWS_ACCESS_KEY_ID"] == EMULATOR_ACCESS_KEY
+    assert env["AWS_ACCESS_KEY_ID"] == ours.access_key_id
+    assert env["AWS_SECRET_ACCESS_KEY"] == ours.secret_access_key
     assert "AWS_PROFILE" not in env
     assert "AWS_SESSION_TOKEN" not in env
     assert env["AWS_CONFIG_FILE"] == os.devnull

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from pipelines.emulator import Emulator, EmulatorError
+from pipelines.emulator.signatures import HEALTH_PATH
 from pipelines.emulator.tls import TlsFiles, ensure_certificates
 from tests.support import free_port
 
@@ -43,11 +44,13 @@ def test_start_is_idempotent_and_stop_ends_the_process(emulator):
 def test_serves_only_https_on_loopback_with_the_project_ca(emulator):
     info, _ = emulator.start()
     context = ssl.create_default_context(cafile=str(emulator.tls.ca_cert))
-    with urllib.request.urlopen(f"{info.endpoint}/moto-api/", context=context) as response:
+    with urllib.request.urlopen(f"{info.endpoint}{HEALTH_PATH}", context=context) as response:
         assert response.status == 200
     # The system trust store does not know the emulator's CA.
     with pytest.raises(urllib.error.URLError):
-        urllib.request.urlopen(f"{info.endpoint}/moto-api/", context=ssl.create_default_context())
+        urllib.request.urlopen(
+            f"{info.endpoint}{HEALTH_PATH}", context=ssl.create_default_context()
+        )
     listeners = [
         conn.laddr.ip
         for conn in psutil.Process(info.pid).net_connections(kind="tcp")
