@@ -180,7 +180,7 @@ class LocalTarget:
         return LocalBackend(settings, None)
 
     def actor(self, stack: Stack) -> str:
-        # The emulator's identity is the same fake key for everyone: name the person.
+        # The emulator knows one key per checkout, not people: name the person.
         return getpass.getuser()
 
     def stage_deployment(
