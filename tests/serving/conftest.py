@@ -20,6 +20,7 @@ from pipelines.containers.environments import EnvironmentCache
 from pipelines.containers.profiles import profile_for_image
 from pipelines.definition.builder import TRAINING_DIR
 from pipelines.definition.code_package import package_code, upload_code
+from pipelines.executor.runners import artifact_identities
 from pipelines.registry import APPROVED, ModelVersion, Registry
 
 ACCOUNT = "123456789012"
@@ -113,25 +114,30 @@ def register_version(
             Key=report_key,
             Body=(work / "evaluation" / "evaluation.json").read_bytes(),
         )
+        inference = {
+            "Containers": [
+                {
+                    "Image": IMAGE,
+                    "ModelDataUrl": f"s3://{CONFIG.bucket_name}/{model_key}",
+                    "Environment": {
+                        "SAGEMAKER_PROGRAM": "inference.py",
+                        "SAGEMAKER_SUBMIT_DIRECTORY": code.s3_uri(
+                            CONFIG.bucket_name, CONFIG.pipeline_name
+                        ),
+                    },
+                }
+            ],
+            "SupportedContentTypes": ["text/csv", "application/json"],
+            "SupportedResponseMIMETypes": ["text/csv", "application/json"],
+        }
         arn = sagemaker.create_model_package(
             ModelPackageGroupName=CONFIG.model_package_group_name,
             ModelApprovalStatus="PendingManualApproval",
-            InferenceSpecification={
-                "Containers": [
-                    {
-                        "Image": IMAGE,
-                        "ModelDataUrl": f"s3://{CONFIG.bucket_name}/{model_key}",
-                        "Environment": {
-                            "SAGEMAKER_PROGRAM": "inference.py",
-                            "SAGEMAKER_SUBMIT_DIRECTORY": code.s3_uri(
-                                CONFIG.bucket_name, CONFIG.pipeline_name
-                            ),
-                        },
-                    }
-                ],
-                "SupportedContentTypes": ["text/csv", "application/json"],
-                "SupportedResponseMIMETypes": ["text/csv", "application/json"],
-            },
+            InferenceSpecification=inference,
+            # What the local executor's RegisterModel records: the tarballs' digests.
+            CustomerMetadataProperties=artifact_identities(
+                s3, {"InferenceSpecification": inference}
+            ),
             ModelMetrics={
                 "ModelQuality": {
                     "Statistics": {
