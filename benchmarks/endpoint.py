@@ -65,6 +65,7 @@ from rich.table import Table
 
 from pipelines.config.settings import PROJECT_ROOT
 from pipelines.serving import deploy
+from pipelines.serving.local_endpoint import UnixHTTPConnection
 from pipelines.serving.model_runtime import model_server_runtime
 from pipelines.targets import ensure_local_stack
 
@@ -79,9 +80,16 @@ def feature_rows(target: str = "medv") -> list[str]:
         return [",".join(v for k, v in row.items() if k != target) for row in reader]
 
 
-def client_loop(port: int, bodies: list[bytes], seconds: float, results: multiprocessing.Queue):
-    """One keep-alive connection sending requests back to back for ``seconds``."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def client_loop(
+    port: int | str, bodies: list[bytes], seconds: float, results: multiprocessing.Queue
+):
+    """One keep-alive connection sending requests back to back for ``seconds``; ``port``
+    a TCP port on 127.0.0.1, or the path of a model server's Unix socket."""
+    connection = (
+        UnixHTTPConnection(Path(port), 30)
+        if isinstance(port, str)
+        else http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    )
     headers = {"Content-Type": "text/csv", "Accept": "text/csv"}
     latencies: list[float] = []
     errors = 0
@@ -158,7 +166,7 @@ def _receive(sock: socket.socket, pending: bytearray, where: str) -> None:
 
 
 def load(
-    port: int, bodies: list[bytes], clients: int, seconds: float, client=client_loop
+    port: int | str, bodies: list[bytes], clients: int, seconds: float, client=client_loop
 ) -> tuple[list[float], int]:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()

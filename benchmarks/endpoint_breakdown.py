@@ -8,12 +8,12 @@ data capture off, ``prod`` with capture at 100 %. Single-row CSV requests are ti
 1. in process, in the model server's own runtime, each part alone: ``input_fn``
    (parsing), ``predict_fn`` (the model), ``output_fn``, and writing one capture record
    to the spool (what capture adds to a worker);
-2. straight to the model server's private port (its HTTP layer on top of 1);
+2. straight to the model server's own Unix socket (its HTTP layer on top of 1);
 3. the endpoint's public port with capture off: the same single hop, so it should
    match 2 (before issue 18 a router added a second hop here);
 4. the public port with capture at 100 % (capture on top of 3);
 5. the public port during a 50/50 split with another server (the prod endpoint's):
-   half the requests are forwarded to its private port (the canary path).
+   half the requests are forwarded to its socket (the canary path).
 
 Each HTTP figure is one keep-alive client (latency) and N clients (throughput), run
 from separate processes, in alternating rounds (one figure per round). Printed,
@@ -128,18 +128,23 @@ def main() -> None:
             program = version.environment.get("SAGEMAKER_PROGRAM", "inference.py")
             work = in_process(Path(state["release"]), runtime.python, rows, args.seconds, program)
             parts = stages(Path(state["release"]), runtime.python, rows, args.seconds, program)
-            other = json.loads(captured.state_file.read_text())["upstream_port"]
+            other = json.loads(captured.state_file.read_text())["upstream"]
             # A 50/50 split between the staging server and the prod one (same version):
             # the canary path, on the capture-off endpoint while its other figures rest.
+            # Socket paths are relative to the endpoint's folder, where its servers run.
             canary = {
                 **state,
                 "variants": [
-                    {"port": state["upstream_port"], "version": version.version, "weight": 0.5},
-                    {"port": other, "version": version.version, "weight": 0.5},
+                    {"address": state["upstream"], "version": version.version, "weight": 0.5},
+                    {
+                        "address": os.path.relpath(captured.dir / other, plain.dir),
+                        "version": version.version,
+                        "weight": 0.5,
+                    },
                 ],
             }
             paths = {
-                "2. model server's private port": (state["upstream_port"], state),
+                "2. model server's own socket": (str(plain.dir / state["upstream"]), state),
                 "3. public port, capture off (one hop)": (plain.port, state),
                 "4. public port, capture 100 %": (captured.port, state),
                 "5. public port, 50/50 split (half forwarded)": (plain.port, canary),

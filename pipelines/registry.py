@@ -2,15 +2,24 @@
 
 Works the same on the emulator and on SageMaker: every version's metrics come from
 the evaluation report its package points at (ModelMetrics.ModelQuality), its
-features from the data baseline (ModelMetrics.ModelDataQuality), and the execution
-and commit that produced it from its MetadataProperties.
+features from the data baseline (ModelMetrics.ModelDataQuality), the execution
+and commit that produced it from its MetadataProperties, and the sha256 (and S3 version)
+of its model and code tarballs from its CustomerMetadataProperties (:data:`ARTIFACTS`),
+which the local executor's RegisterModel records and a local deploy checks.
+
+Approval changes hold the registry's lock (a file in the state folder, with ``lock_dir``),
+which a deploy also holds while it re-checks a version's approval and switches traffic to
+it: a version rejected during a deploy is never served.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,7 +27,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipelines.core.aws import AwsConnection, api_error, is_missing
 from pipelines.core.documents import numeric_leaves
 from pipelines.core.errors import MlopsError
+from pipelines.core.locks import exclusive
 from pipelines.core.s3io import parse_s3_uri
+from pipelines.definition.code_package import ARTIFACTS
 from pipelines.events.publish import model_package_changed
 
 APPROVED = "Approved"
@@ -44,17 +55,38 @@ class ModelVersion:
     baseline_uri: str | None = None
     # Which DriftCheckBaselines the version records: "data", "bias", "model".
     drift_baselines: tuple[str, ...] = ()
+    customer_metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def execution_id(self) -> str | None:
         return self.execution_arn.rsplit("/", 1)[-1] if self.execution_arn else None
 
+    def artifact_sha256(self, artifact: str) -> str | None:
+        """The registered sha256 of the ``"model"`` or ``"code"`` tarball, if recorded."""
+        return self.customer_metadata.get(ARTIFACTS[artifact].sha256)
+
+    def artifact_version_id(self, artifact: str) -> str | None:
+        return self.customer_metadata.get(ARTIFACTS[artifact].version_id)
+
 
 class Registry:
-    def __init__(self, connection: AwsConnection, group: str) -> None:
+    def __init__(self, connection: AwsConnection, group: str, lock_dir: Path | None = None) -> None:
         self.connection = connection
         self.group = group
         self.sagemaker = connection.sagemaker()
+        self.lock_dir = lock_dir
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the registry's lock (approval changes, and a deploy's switch of traffic)."""
+        if self.lock_dir is None:
+            yield
+            return
+        with exclusive(
+            self.lock_dir / f"registry-{self.group}.lock",
+            what=f"the lock of the model registry {self.group}",
+        ):
+            yield
 
     def versions(self, status: str | None = None) -> list[ModelVersion]:
         """Every version of the group, newest first (optionally one approval status)."""
@@ -118,18 +150,27 @@ class Registry:
         return approved[0]
 
     def set_status(self, version: int | None, status: str, reason: str, who: str) -> ModelVersion:
-        target = self.get(version)
-        when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        verb = "approved" if status == APPROVED else "rejected"
-        description = f"{verb} by {who} at {when}" + (f": {reason}" if reason else "")
-        try:
-            self.sagemaker.update_model_package(
-                ModelPackageArn=target.arn,
-                ModelApprovalStatus=status,
-                ApprovalDescription=description[:1024],
+        with self.locked():
+            target = self.get(version)
+            when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            verb = "approved" if status == APPROVED else "rejected"
+            description = f"{verb} by {who} at {when}" + (f": {reason}" if reason else "")
+            # The properties again, unchanged: SageMaker keeps them on an update, the
+            # emulator (moto 5.2.5) drops those the request leaves out.
+            kept = (
+                {"CustomerMetadataProperties": target.customer_metadata}
+                if target.customer_metadata
+                else {}
             )
-        except (ClientError, BotoCoreError) as error:
-            raise api_error(f"Updating version {target.version}", error) from error
+            try:
+                self.sagemaker.update_model_package(
+                    ModelPackageArn=target.arn,
+                    ModelApprovalStatus=status,
+                    ApprovalDescription=description[:1024],
+                    **kept,
+                )
+            except (ClientError, BotoCoreError) as error:
+                raise api_error(f"Updating version {target.version}", error) from error
         model_package_changed(self.connection, target.arn)  # the event SageMaker emits
         return self.describe(target.arn)
 
@@ -154,6 +195,7 @@ class Registry:
             report_uri=metrics.get("ModelQuality", {}).get("Statistics", {}).get("S3Uri"),
             baseline_uri=metrics.get("ModelDataQuality", {}).get("Statistics", {}).get("S3Uri"),
             drift_baselines=drift_baseline_kinds(package.get("DriftCheckBaselines") or {}),
+            customer_metadata=dict(package.get("CustomerMetadataProperties") or {}),
         )
 
     # --- what a version's reports say ---------------------------------------------------------

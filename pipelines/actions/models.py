@@ -48,7 +48,8 @@ def set_approval(
     if not approved and not reason:
         raise MlopsError("Say why with --reason: it is recorded with the rejection.")
     stack, config, _ = open_target(settings, deployment)
-    registry = Registry(stack.connection, config.model_package_group_name)
+    # The registry's lock: a deploy re-checks approval under it as it switches traffic.
+    registry = Registry(stack.connection, config.model_package_group_name, settings.state_dir)
     status = APPROVED if approved else REJECTED
     who = target_for(deployment).actor(stack)
     return registry.set_status(version, status, reason or "", who)

@@ -115,3 +115,15 @@ def fingerprint(s3: BaseClient, uri: str) -> str:
 
 def exists(s3: BaseClient, uri: str) -> bool:
     return bool(list_objects(s3, uri))
+
+
+def object_sha256(s3: BaseClient, uri: str) -> tuple[str, str | None]:
+    """The sha256 of the object a URI names, read through, and its S3 VersionId (None when
+    the bucket keeps no versions)."""
+    bucket, key = parse_s3_uri(uri)
+    response = s3.get_object(Bucket=bucket, Key=key)
+    digest = hashlib.sha256()
+    for block in response["Body"].iter_chunks(1 << 20):
+        digest.update(block)
+    version = response.get("VersionId")
+    return digest.hexdigest(), version if version and version != "null" else None

@@ -3,7 +3,12 @@
 The same bytes always give the same SHA-256, which names the S3 prefix the code is
 uploaded to. The pipeline definition refers to those keys only, so two builds from
 the same code are byte-identical, and a code change shows up as a new key (and a
-step-cache miss) without any timestamp in the definition.
+step-cache miss) without any timestamp in the definition. An existing key is trusted
+only when its bytes hash to the digest it names (:func:`upload_code`).
+
+A registered model package records the identity of the tarballs it serves, its model
+and this code bundle (:data:`ARTIFACTS`, in its CustomerMetadataProperties), and a deploy
+checks what it downloads against them.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import logging
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +26,26 @@ from botocore.exceptions import ClientError
 
 from pipelines.core.errors import MlopsError
 
+log = logging.getLogger(__name__)
+
 SOURCEDIR = "sourcedir.tar.gz"
 # What a container needs: the scripts and, if present, their extra requirements.
 _INCLUDED = ("*.py", "requirements.txt")
+
+
+@dataclass(frozen=True)
+class ArtifactKeys:
+    """The CustomerMetadataProperties keys that record one artifact's identity."""
+
+    sha256: str
+    version_id: str  # the S3 VersionId, when the bucket keeps versions
+
+
+# The model package's "model" (ModelDataUrl) and "code" (SAGEMAKER_SUBMIT_DIRECTORY).
+ARTIFACTS = {
+    "model": ArtifactKeys("mlops:model-sha256", "mlops:model-s3-version"),
+    "code": ArtifactKeys("mlops:code-sha256", "mlops:code-s3-version"),
+}
 
 
 @dataclass(frozen=True)
@@ -86,17 +109,33 @@ def _deterministic_tarball(files: tuple[tuple[str, bytes], ...]) -> bytes:
 
 
 def upload_code(bundle: CodeBundle, s3: BaseClient, bucket: str, pipeline_name: str) -> int:
-    """Upload the bundle unless it is already there; returns how many objects were put."""
+    """Upload the bundle unless it is already there; returns how many objects were put.
+
+    An existing key is skipped only when it holds these exact bytes. One that differs was
+    changed after it was uploaded (its prefix names the digest of what belongs there), so
+    it is overwritten with the right bytes rather than refused: a run then uses the code
+    its definition names, and the run after a tampering is not blocked by it. The model
+    versions registered from the changed bytes do not verify and are not served."""
     prefix = bundle.key_prefix(pipeline_name)
     uploaded = 0
     for name, data in bundle.objects():
         key = f"{prefix}/{name}"
         try:
-            s3.head_object(Bucket=bucket, Key=key)
-            continue  # content-addressed: an existing key holds these exact bytes
+            found = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
                 raise MlopsError(f"Cannot check s3://{bucket}/{key}: {error}") from error
+        else:
+            if found == data:
+                continue
+            log.warning(
+                "s3://%s/%s does not hold the code its key names (sha256 %s, expected %s): "
+                "it was changed after upload; uploading the right bytes again.",
+                bucket,
+                key,
+                hashlib.sha256(found).hexdigest(),
+                hashlib.sha256(data).hexdigest(),
+            )
         s3.put_object(Bucket=bucket, Key=key, Body=data)
         uploaded += 1
     return uploaded

@@ -23,6 +23,7 @@ from pipelines.core import s3io
 from pipelines.core.aws import AwsConnection, error_code, error_message
 from pipelines.core.errors import MlopsError
 from pipelines.core.records import Execution
+from pipelines.definition.code_package import ARTIFACTS, SOURCEDIR
 from pipelines.executor import toolkit
 from pipelines.executor.graph import StepNode
 from pipelines.executor.jobs import JobResult, Sandbox, failure_line, local_python, run_job
@@ -446,8 +447,59 @@ def _describe(response: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
+# The code bundle's key names the sha256 of its bytes (definition.code_package).
+_CONTENT_ADDRESSED = re.compile(r"/code/([0-9a-f]{64})/" + re.escape(SOURCEDIR) + "$")
+
+
+def artifact_identities(s3: Any, request: Mapping[str, Any]) -> dict[str, str]:
+    """The CustomerMetadataProperties that pin a model package's model and code tarballs:
+    the sha256 of each object as it is now, and its S3 VersionId where the bucket keeps
+    versions. A code bundle that no longer matches the digest its key names fails; an
+    artifact that is not there gets no identity (a deploy then refuses the version)."""
+    containers = (request.get("InferenceSpecification") or {}).get("Containers") or [{}]
+    container = containers[0]
+    uris = {
+        "model": container.get("ModelDataUrl"),
+        "code": (container.get("Environment") or {}).get("SAGEMAKER_SUBMIT_DIRECTORY"),
+    }
+    found: dict[str, str] = {}
+    for name, uri in uris.items():
+        if not isinstance(uri, str) or not uri.startswith("s3://"):
+            continue
+        try:
+            digest, version_id = s3io.object_sha256(s3, uri)
+        except ClientError as error:
+            if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+                continue
+            raise _client_error(f"reading the {name} artifact {uri}", error) from error
+        except BotoCoreError as error:
+            raise _client_error(f"reading the {name} artifact {uri}", error) from error
+        addressed = _CONTENT_ADDRESSED.search(uri)
+        if name == "code" and addressed and addressed.group(1) != digest:
+            raise StepFailed(
+                f"ClientError: the code bundle {uri} does not hold the code its key names "
+                f"(sha256 {digest}): it was changed after upload, so it is not registered."
+            )
+        found[ARTIFACTS[name].sha256] = digest
+        if version_id:
+            found[ARTIFACTS[name].version_id] = version_id
+    return found
+
+
 def run_register_model(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepOutcome:
     sagemaker = ctx.connection.client("sagemaker")
+    # The package pins what it serves (SageMaker's RegisterModel carries the same field);
+    # values the definition set itself must agree with what is in S3.
+    identities = artifact_identities(ctx.connection.client("s3"), args)
+    declared = args.get("CustomerMetadataProperties") or {}
+    for key, value in identities.items():
+        if key in declared and declared[key] != value:
+            raise StepFailed(
+                f"ClientError: {key} is {declared[key]} in the request but the artifact's is "
+                f"{value}: it changed after the definition was built."
+            )
+    if identities:
+        args = {**args, "CustomerMetadataProperties": {**declared, **identities}}
     try:
         # botocore validates the request against the SageMaker API model first.
         arn = sagemaker.create_model_package(**args)["ModelPackageArn"]

@@ -9,6 +9,10 @@ drift distance here and one in the pipeline are the same number for the same dat
 Types follow the analyzer's rules ("1" is Integral, "1.0" Fractional, anything not a number
 String): pandas' int64 columns are Integral and float64 Fractional; a chunk column with missing
 values or text is typed by the analyzer itself, from its text.
+
+A captured request that is not rows of the model's features is left out and counted
+(``unparsable``): a header row (the feature names as values would make every feature a
+String for the whole window) or rows with another number of columns.
 """
 
 from __future__ import annotations
@@ -50,10 +54,26 @@ class CurrentDataset:
         self.analyzer = analyzer
         self.features = features
         self.rows = 0
+        self.unparsable = 0  # captured requests left out: not rows of the features
         self.columns = [_Column(analyzer.UNKNOWN) for _ in features]
+        self._names = set(features)
+
+    def _parsable(self, body: str) -> bool:
+        """Rows of the features: the right number of cells each, and no header row."""
+        lines = [line for line in body.splitlines() if line.strip()]
+        if not lines:
+            return True
+        if '"' not in body:  # unquoted: a comma separates every cell
+            expected = len(self.features) - 1
+            if any(line.count(",") != expected for line in lines):
+                return False
+        return {cell.strip().strip('"') for cell in lines[0].split(",")} != self._names
 
     def add_csv(self, bodies: list[str]) -> int:
         """Parse the request bodies of one chunk; returns the rows added."""
+        kept = [body for body in bodies if self._parsable(body)]
+        self.unparsable += len(bodies) - len(kept)
+        bodies = kept
         if not bodies:
             return 0
         text = "\n".join(body.rstrip("\n") for body in bodies if body.strip())

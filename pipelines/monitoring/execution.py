@@ -95,7 +95,8 @@ class MonitoringResult:
     started: datetime
     window: capture.Window
     records: int = 0
-    skipped: int = 0
+    skipped: int = 0  # captured records that are not CSV
+    unparsable: int = 0  # CSV records that are not rows of the features (a header row)
     drifts: list[drift.FeatureDrift] = field(default_factory=list)
     violations: list[Json] = field(default_factory=list)
     quality: quality.ModelQuality | None = None
@@ -126,6 +127,7 @@ class MonitoringResult:
             ],
             "records": self.records,
             "skipped": self.skipped,
+            "unparsable": self.unparsable,
             "features": [d.to_dict() for d in self.drifts],
             "violations": self.violations,
             "model_quality": (
@@ -200,6 +202,7 @@ def run_monitoring(
         analyzer, source, endpoint, window, model.features, keep_outputs=labels is not None
     )
     result.records = dataset.rows
+    result.unparsable = dataset.unparsable
     history = History(settings.state_dir, endpoint, monitoring.keep_results)
     if dataset.rows == 0:
         # Recorded too (a schedule's quiet hour); like the alarms' treat_missing_data =

@@ -57,7 +57,13 @@ def accuracy_gate(
         return GateResult(
             ACCURACY, False, f"the registered evaluation has no {', '.join(missing)}", {}
         )
-    scored = Predictions(predict(rows, invoke), actual, "", list(rows.columns))
+    try:
+        values = predict(rows, invoke)
+    except MlopsError as error:  # the model failed on the test split (a 500): a failed gate
+        return GateResult(
+            ACCURACY, False, f"the endpoint could not predict the test split: {error}"
+        )
+    scored = Predictions(values, actual, "", list(rows.columns))
     served = {"rmse": scored.rmse, "r2": scored.r2}
     figures: dict[str, Any] = {"rows": len(actual), "tolerance": tolerance}
     worst = []

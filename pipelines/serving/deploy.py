@@ -11,6 +11,7 @@ created, for ``invoke destroy``.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -192,7 +193,10 @@ def deploy_to_sagemaker(
     *,
     wait: bool = True,
     poll_seconds: int = 30,
+    guard: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
 ) -> AwsDeployment:
+    """``guard`` wraps the call that moves traffic (create or update the endpoint): the
+    deployer's re-check, under the registry's lock, that the version is still Approved."""
     require_approved(version)
     sagemaker = connection.sagemaker()
     endpoint = endpoint_name(config)
@@ -245,16 +249,18 @@ def deploy_to_sagemaker(
             if not is_missing(error):
                 raise
             described, created = None, True
-        if created:
-            sagemaker.create_endpoint(
-                EndpointName=endpoint, EndpointConfigName=endpoint_config, Tags=tags
-            )
-        else:
-            sagemaker.update_endpoint(
-                EndpointName=endpoint,
-                EndpointConfigName=endpoint_config,
-                DeploymentConfig=deployment_config(settings),
-            )
+        with guard():
+            if created:
+                sagemaker.create_endpoint(
+                    EndpointName=endpoint, EndpointConfigName=endpoint_config, Tags=tags
+                )
+            else:
+                sagemaker.update_endpoint(
+                    EndpointName=endpoint,
+                    EndpointConfigName=endpoint_config,
+                    DeploymentConfig=deployment_config(settings),
+                )
+        if not created:
             sagemaker.add_tags(ResourceArn=described["EndpointArn"], Tags=tags)
     except (ClientError, BotoCoreError) as error:
         raise api_error(f"Deploying version {version.version} to {endpoint}", error) from error

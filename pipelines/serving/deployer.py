@@ -9,15 +9,21 @@ environment's endpoint is used, as before stages existed.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.backends.base import Backend
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
+from pipelines.core.aws import api_error
 from pipelines.core.errors import MlopsError
-from pipelines.registry import ModelVersion, Registry, require_approved
+from pipelines.registry import APPROVED, ModelVersion, Registry, require_approved
 from pipelines.serving import predict as predicting
 from pipelines.serving.deploy import DeploySettings
 from pipelines.serving.deployment_records import DEPLOYED, DeploymentRecord, HistoryStore
@@ -58,7 +64,9 @@ class StageDeployer(ABC):
         self.pipeline_backend: Backend | None = None
         self.wait = True
         self.connection = stack.connection
-        self.registry = Registry(stack.connection, config.model_package_group_name)
+        self.registry = Registry(
+            stack.connection, config.model_package_group_name, lock_dir=settings.state_dir
+        )
         self.endpoint = self._endpoint_name()
         self.store = HistoryStore(stack.connection.client("s3"), config.bucket_name, self.endpoint)
 
@@ -133,6 +141,27 @@ class StageDeployer(ABC):
             raise
         self.store.add(record)
         return Rollout(record, message)
+
+    def still_approved(self, version: ModelVersion) -> Callable[[], ContextManager]:
+        """A guard for the moment traffic switches: holds the registry's lock (so no
+        approval change lands meanwhile) and refuses unless ``version`` is still Approved."""
+
+        @contextlib.contextmanager
+        def guard() -> Iterator[None]:
+            with self.registry.locked():
+                try:
+                    current = self.registry.describe(version.arn)
+                except (ClientError, BotoCoreError) as error:
+                    raise api_error(f"Re-checking version {version.version}", error) from error
+                if current.status != APPROVED:
+                    raise MlopsError(
+                        f"Model version {version.version} became {current.status} while it was "
+                        f"being deployed ({current.approval_description or 'no reason given'}); "
+                        f"the deploy stopped before the version took traffic on {self.endpoint}."
+                    )
+                yield
+
+        return guard
 
     def rollback(self) -> Rollout:
         target = self.store.rollback_target()

@@ -5,19 +5,29 @@ A worker serves two listening sockets it inherited from its model server:
   worker of every version), accepted from only while the endpoint's state names this
   server as the primary; the kernel hands each new connection to one waiting worker, so a
   request takes a single hop from the client to the model;
-- the server's private socket, for health checks and for the requests another server's
-  worker forwards here during a canary or linear shift.
+- the server's private Unix socket (0600, this user only), for health checks and for the
+  requests another server's worker forwards here during a canary or linear shift.
 
 On the public socket each invocation is routed by the shift's weights (:mod:`router`): a
-request drawn for another version is forwarded to that server's private port over a kept
-connection, and served here if that server is gone. Captured exchanges go to a local
-spool file (:mod:`capture`) after the response is written.
+request drawn for another version is forwarded to that server's socket over a kept
+connection, and served here if that server is gone. Whichever worker runs the model
+captures the exchange (:mod:`capture`) after the response is written, so no door to a
+model skips the data capture.
+
+Every connection is held to limits, as the container's nginx holds its own: a request line
+of at most 8 KiB (414), at most 100 header fields of 8 KiB and 32 KiB in all (431), a
+``Host`` that names this machine's loopback (421 otherwise: a page elsewhere cannot reach
+the endpoint through DNS rebinding), the head within :data:`HEADER_TIMEOUT_SECONDS` and the
+body within :data:`BODY_TIMEOUT_SECONDS` (408), a kept-alive connection closed after
+:data:`KEEPALIVE_SECONDS` idle.
 
 When the endpoint switches to another server, or on SIGTERM, the worker stops accepting
 and drains: each kept-alive connection gets ``Connection: close`` on its next response,
-idle ones are closed after a grace period, and the worker exits when none remain. The
-prediction runs on the event loop, as in a synchronous server: a worker process is one
-request at a time, and there is one worker per core.
+idle ones are closed after a grace period, and the worker exits when none remain. If its
+model server dies, the worker serves on until the endpoint's front has started another
+and named it in the state, then drains the same way. The prediction runs on the event
+loop, as in a synchronous server: a worker process is one request at a time, and there
+is one worker per core.
 
 Runs in the model's own runtime (Python 3.9 for the 1.2-1 image): standard library and
 httptools only.
@@ -68,8 +78,48 @@ ACCEPT_BATCH = 16
 STOP_TIMEOUT_SECONDS = 10.0
 # Past this much refused body the connection is closed rather than read to the end.
 DRAIN_BYTES = 64 * 1024 * 1024
+# The container's nginx: large_client_header_buffers 4 8k; gunicorn: at most 100 fields.
+MAX_URL_BYTES = 8 * 1024
+MAX_FIELD_BYTES = 8 * 1024
+MAX_HEAD_BYTES = 32 * 1024
+MAX_HEADER_FIELDS = 100
+# httptools holds a header field until it is complete, so an endless one is cut off by
+# counting what arrives before the head ends: at most the head plus one read of asyncio's
+# transport (256 KiB), which may carry body bytes too.
+_HEAD_GUARD_BYTES = MAX_HEAD_BYTES + 256 * 1024
+HEADER_TIMEOUT_SECONDS = 10.0  # from the connection (or the request's first byte)
+BODY_TIMEOUT_SECONDS = 30.0  # from the end of the head
+KEEPALIVE_SECONDS = 60.0  # idle between requests on a kept connection
+_SWEEP_SECONDS = 0.5
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _MAX_QUEUED = 16
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _Refused(Exception):
+    """Raised from a parser callback: answer ``response`` and close the connection."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _fields_too_large() -> Response:
+    return json_error(
+        431,
+        f"the request's header fields are too large: at most {MAX_HEADER_FIELDS} fields of "
+        f"{MAX_FIELD_BYTES:,} bytes, {MAX_HEAD_BYTES:,} bytes in all",
+    )
+
+
+def loopback_host(host: str, port: int | None) -> bool:
+    """``host`` (a Host header) names this machine's loopback, with ``port`` if any."""
+    name, _, given = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+    if not name:
+        name, given = host, ""
+    if name.lower() not in LOOPBACK_NAMES:
+        return False
+    return not given or (given.isdigit() and (port is None or int(given) == port))
 
 
 class HttpConnection(asyncio.Protocol):
@@ -84,13 +134,17 @@ class HttpConnection(asyncio.Protocol):
             collections.deque()
         )
         self.in_message = False
+        self.in_body = False
         self.answered = 0
         self.idle_since = time.monotonic()
+        self.phase_since = self.idle_since  # when the head (or the body) began
+        self.head_bytes = 0
         self._reset()
 
     def _reset(self) -> None:
         self.url = b""
         self.headers: dict[str, str] = {}
+        self.head_size = 0
         self.body: list[bytes] = []
         self.size = 0
         self.refused: Response | None = None
@@ -108,26 +162,60 @@ class HttpConnection(asyncio.Protocol):
         self.pending.clear()
 
     def data_received(self, data: bytes) -> None:
+        if not self.in_body:
+            self.head_bytes += len(data)
+            if self.head_bytes > _HEAD_GUARD_BYTES:
+                self._fail(_fields_too_large())
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(json_error(400, "protocol upgrades are not supported"))
-        except httptools.HttpParserError:
-            self._fail(json_error(400, "malformed HTTP request"))
+        except httptools.HttpParserError as error:
+            # A callback's refusal surfaces as the parser's error, with it as the cause.
+            cause = error.__cause__ or error.__context__
+            if isinstance(cause, _Refused):
+                self._fail(cause.response)
+            else:
+                self._fail(json_error(400, "malformed HTTP request"))
 
     # --- httptools callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self.in_message = True
+        self.phase_since = time.monotonic()
         self._reset()
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        if len(self.url) > MAX_URL_BYTES:
+            raise _Refused(
+                json_error(414, f"the request URL is longer than {MAX_URL_BYTES:,} bytes")
+            )
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value)
+        if (
+            len(self.headers) >= MAX_HEADER_FIELDS
+            or len(name) + len(value) > MAX_FIELD_BYTES
+            or self.head_size > MAX_HEAD_BYTES
+        ):
+            raise _Refused(_fields_too_large())
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
+        self.in_body = True
+        self.head_bytes = 0
+        self.phase_since = time.monotonic()
+        host = self.headers.get("host")
+        if host is not None and not loopback_host(host, self.worker.public_port):
+            raise _Refused(
+                json_error(
+                    421,
+                    f"Host {host[:100]!r} is not this machine's loopback: the endpoint "
+                    f"answers requests for {', '.join(LOOPBACK_NAMES)} only",
+                )
+            )
         limit = self.worker.max_payload_bytes
         declared = self.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
@@ -155,6 +243,7 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.in_message = False
+        self.in_body = False
         keep_alive = self.parser.should_keep_alive()
         method = self.parser.get_method().decode("latin-1")
         path = self.url.split(b"?", 1)[0].decode("latin-1")
@@ -200,7 +289,7 @@ class HttpConnection(asyncio.Protocol):
         self.idle_since = time.monotonic()
         if not keep_alive:
             self.transport.close()
-        if self.public:
+        if not response.forwarded:  # the server that ran the model captures it
             self.worker.captured(request, response)
 
     def _fail(self, response: Response) -> None:
@@ -214,6 +303,25 @@ class HttpConnection(asyncio.Protocol):
             return False
         grace = IDLE_GRACE_SECONDS if self.answered else FRESH_GRACE_SECONDS
         return now - self.idle_since > grace
+
+    def expire(self, now: float) -> None:
+        """Close the connection if it overstayed: a head or a body too slow (408), or
+        idle too long between requests."""
+        if self.pending or self.transport is None or self.transport.is_closing():
+            return
+        if self.in_body:
+            if now - self.phase_since > BODY_TIMEOUT_SECONDS:
+                self._fail(
+                    json_error(408, f"the request body took over {BODY_TIMEOUT_SECONDS:g} s")
+                )
+        elif self.in_message or not self.answered:
+            # A head under way, or a fresh connection yet to send one.
+            if now - max(self.phase_since, self.idle_since) > HEADER_TIMEOUT_SECONDS:
+                self._fail(
+                    json_error(408, f"the request head took over {HEADER_TIMEOUT_SECONDS:g} s")
+                )
+        elif now - self.idle_since > KEEPALIVE_SECONDS:
+            self.transport.close()
 
 
 class Acceptor:
@@ -325,6 +433,7 @@ class Upstream:
             b"".join(self.chunks),
             self.headers.get("content-type", "application/json"),
             headers,
+            forwarded=True,
         )
         return response, parser.should_keep_alive()
 
@@ -336,13 +445,13 @@ class Forwarder:
     """Kept connections to the other servers of a traffic shift, reused across requests."""
 
     def __init__(self) -> None:
-        self.idle: dict[int, list[Upstream]] = {}
+        self.idle: dict[str, list[Upstream]] = {}
 
-    async def send(self, port: int, request: Request) -> Response:
-        pooled = self.idle.setdefault(port, [])
+    async def send(self, address: str, request: Request) -> Response:
+        pooled = self.idle.setdefault(address, [])
         while True:
             reused = bool(pooled)
-            upstream = pooled.pop() if pooled else Upstream(*await self._open(port))
+            upstream = pooled.pop() if pooled else Upstream(*await self._open(address))
             try:
                 response, keep_alive = await upstream.exchange(request)
             except (OSError, httptools.HttpParserError):
@@ -357,8 +466,8 @@ class Forwarder:
             return response
 
     @staticmethod
-    async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.open_connection(LOOPBACK, port)
+    async def _open(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_unix_connection(address)
 
     def close(self) -> None:
         for pooled in self.idle.values():
@@ -388,9 +497,13 @@ class Worker:
         self.parent_pid = parent_pid
         self.max_payload_bytes = max_payload_bytes
         self.draw = draw
+        self.public_port: int | None = (
+            public.getsockname()[1] if public.family != socket.AF_UNIX else None
+        )
         self.connections: set[HttpConnection] = set()
         self.forwarder = Forwarder()
-        self._unreachable: set[int] = set()
+        self._unreachable: set[str] = set()
+        self._swept = 0.0
         self.draining = False
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -400,23 +513,23 @@ class Worker:
 
     def handle(self, connection: HttpConnection, request: Request, keep_alive: bool) -> None:
         if connection.public and request.path == "/invocations" and request.method == "POST":
-            port = self.routes.choose(self.draw())
-            if port is not None and self.service.check(request) is None:
-                future = asyncio.ensure_future(self._forwarded(port, request))
+            address = self.routes.choose(self.draw())
+            if address is not None and self.service.check(request) is None:
+                future = asyncio.ensure_future(self._forwarded(address, request))
                 connection.defer(future, request, keep_alive)
                 return
         connection.reply(request, self.service.answer(request), keep_alive)
 
-    async def _forwarded(self, port: int, request: Request) -> Response:
+    async def _forwarded(self, address: str, request: Request) -> Response:
         try:
-            response = await self.forwarder.send(port, request)
+            response = await self.forwarder.send(address, request)
         except (OSError, httptools.HttpParserError) as error:
             # That server stopped (a canary that died, a switch just made): answer here.
-            if port not in self._unreachable:
-                log.warning("forwarding to port %s failed (%s); answering here", port, error)
-                self._unreachable.add(port)
+            if address not in self._unreachable:
+                log.warning("forwarding to %s failed (%s); answering here", address, error)
+                self._unreachable.add(address)
             return self.service.answer(request)
-        self._unreachable.discard(port)
+        self._unreachable.discard(address)
         return response
 
     def captured(self, request: Request, response: Response) -> None:
@@ -442,6 +555,7 @@ class Worker:
         private.start()
         public = Acceptor(loop, self.public_socket, lambda: HttpConnection(self, public=True))
         self._public = public
+        orphaned = False
         while not self._stop.is_set():
             self.routes.refresh()
             if self.routes.primary and not public.started and not self.draining:
@@ -449,8 +563,13 @@ class Worker:
             elif public.started and not self.routes.primary:
                 self._retire()
             if self.parent_pid is not None and os.getppid() != self.parent_pid:
-                log.warning("the model server is gone; this worker stops")
-                break
+                # The model server died: serve on while this server is still the one the
+                # endpoint names; the front starts another and names it, then this stops.
+                if not orphaned:
+                    log.warning("the model server is gone; serving until it is replaced")
+                    orphaned = True
+                if not self.routes.primary:
+                    break
             self._tick()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), TICK_SECONDS)
@@ -485,11 +604,15 @@ class Worker:
     def _tick(self) -> None:
         if self.spool is not None:
             self.spool.tick()
+        now = time.monotonic()
         if self.draining:
-            now = time.monotonic()
             for connection in list(self.connections):
                 if connection.idle_too_long(now) and connection.transport:
                     connection.transport.close()
+        if now - self._swept >= _SWEEP_SECONDS:
+            self._swept = now
+            for connection in list(self.connections):
+                connection.expire(now)
 
 
 def run_worker(worker: Worker) -> None:

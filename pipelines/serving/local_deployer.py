@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pipelines.core.errors import MlopsError
 from pipelines.executor import retention
 from pipelines.registry import ModelVersion
@@ -25,7 +27,9 @@ class LocalDeployer(StageDeployer):
 
     def _rollout(self, version: ModelVersion, settings: DeploySettings) -> str:
         endpoint = self.local(settings)
-        status = endpoint.deploy(version, shift=traffic_steps(settings))
+        status = endpoint.deploy(
+            version, shift=traffic_steps(settings), guard=self.still_approved(version)
+        )
         lines = [f"Version {version.version} serving at {status.url}/invocations"]
         pruned = retention.prune_releases(endpoint.dir, self.settings.keep_releases)
         if pruned.removed:
@@ -50,4 +54,5 @@ class LocalDeployer(StageDeployer):
             raise MlopsError(
                 f"The local endpoint is not serving ({status.detail}): `invoke deploy` first."
             )
-        return predicting.local_invoker(status.url)
+        log = Path(status.release) / "model_server.log" if status.release else None
+        return predicting.local_invoker(status.url, log)

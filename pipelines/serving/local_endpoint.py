@@ -2,35 +2,47 @@
 
 Two kinds of background processes, both on 127.0.0.1:
 - one front (pipelines.serving.front) that owns the endpoint's port for the endpoint's
-  life and hands its listening socket to the model servers; it also ships captured data;
+  life and hands its listening socket to the model servers; it also ships captured data,
+  and starts a new model server in place of one that died;
 - a model server per deployed version (pipelines.serving.model_server), in the model
   image's runtime, with one worker process per CPU that accepts from the endpoint's port
-  while its version is the one routed, and a private port for health checks and for
-  the share of a canary or linear shift that another version's workers forward.
+  while its version is the one routed, and a private Unix socket (0600) for health checks
+  and for the share of a canary or linear shift that another version's workers forward.
 
-A deploy starts the new model server, health-checks it on its private port, switches the
-endpoint to it (an atomic rename of the state file, which every worker watches), checks
-that the endpoint answers with the new version, and only then stops the old model
-server, whose workers finish what they serve and close their kept connections cleanly.
-The deployment is also recorded in the emulator (model, endpoint config, endpoint), so
-``describe_endpoint`` shows what is deployed.
+A deploy downloads the version's model and code and checks each against the sha256 its
+model package recorded at registration (nothing is unpacked or loaded otherwise), starts
+the new model server, health-checks it on its socket, re-checks under the registry's lock
+that the version is still Approved and switches the endpoint to it (an atomic rename of
+the state file, which every worker watches), checks that the endpoint answers with the new
+version, and only then stops the old model server, whose workers finish what they serve
+and close their kept connections cleanly. The deployment is also recorded in the emulator
+(model, endpoint config, endpoint), so ``describe_endpoint`` shows what is deployed.
+
+Every server carries its endpoint's folder in its environment (``MLOPS_ENDPOINT_OWNER``),
+so a deploy, a down or a destroy stops what the endpoint started even when its records
+(``endpoint.json``, ``front.json``) are damaged or gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import http.client
 import json
 import os
+import shutil
+import socket
 import sys
 import tarfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.containers.environments import JobRuntime
@@ -41,8 +53,9 @@ from pipelines.core.files import write_json_atomically
 from pipelines.core.locks import exclusive
 from pipelines.core.processes import LOOPBACK
 from pipelines.core.s3io import parse_s3_uri
+from pipelines.definition.code_package import ARTIFACTS
 from pipelines.registry import ModelVersion
-from pipelines.serving.front import HANDOUT
+from pipelines.serving.front import HANDOUT, SERVER_SPEC
 from pipelines.serving.invocations import VERSION_HEADER
 from pipelines.serving.model_runtime import model_server_environment, model_server_runtime
 from pipelines.serving.model_server import WORKERS_ENVIRON
@@ -50,6 +63,14 @@ from pipelines.serving.model_server import WORKERS_ENVIRON
 _MODEL_SERVER = "pipelines.serving.model_server"
 _FRONT = "pipelines.serving.front"
 _DRAIN_SECONDS = 1.0
+OWNER_ENVIRON = "MLOPS_ENDPOINT_OWNER"
+_RECORDS = ("endpoint.json", "front.json")
+# A context that holds the registry's lock and raises unless the version is still Approved.
+Guard = Callable[[], contextlib.AbstractContextManager[None]]
+
+
+class DamagedRecord(MlopsError):
+    """One of the endpoint's JSON records cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,7 @@ class EndpointStatus:
     front_pid: int | None = None
     model_server_pid: int | None = None
     detail: str = ""
+    release: str | None = None  # the serving release's folder (its model server log)
 
 
 def _get(url: str, timeout: float = 2.0) -> tuple[int, dict[str, str]]:
@@ -74,6 +96,49 @@ def _get(url: str, timeout: float = 2.0) -> tuple[int, dict[str, str]]:
         return 0, {}
 
 
+def connect_unix(path: Path, timeout: float) -> socket.socket:
+    """A connection to the Unix socket at ``path``; a path longer than a socket address
+    holds (about 100 bytes) is reached through its folder's descriptor (Linux)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        if len(os.fsencode(str(path))) < 100:
+            sock.connect(str(path))
+        else:
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                sock.connect(f"/proc/self/fd/{folder}/{path.name}")
+            finally:
+                os.close(folder)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = connect_unix(self.path, self.timeout)
+
+
+def ping_server(path: Path, timeout: float = 2.0) -> tuple[int, dict[str, str]]:
+    """``GET /ping`` on a model server's own socket: (status, headers), 0 if unreachable."""
+    connection = UnixHTTPConnection(path, timeout)
+    try:
+        connection.request("GET", "/ping")
+        response = connection.getresponse()
+        response.read()
+        return response.status, dict(response.headers)
+    except (OSError, http.client.HTTPException):
+        return 0, {}
+    finally:
+        connection.close()
+
+
 def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -82,6 +147,14 @@ def _extract(archive: Path, destination: Path) -> None:
     destination.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive, "r:*") as tar:
         tar.extractall(destination, filter="data")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class LocalEndpoint:
@@ -130,7 +203,10 @@ class LocalEndpoint:
         return _record(self.front_file)
 
     def status(self) -> EndpointStatus:
-        state, front = self._state(), self._front()
+        try:
+            state, front = self._state(), self._front()
+        except DamagedRecord as damage:
+            return EndpointStatus(False, self.name, self.url, detail=str(damage))
         front_pid = front.get("pid")
         server_pid = state.get("model_server_pid")
         base = {
@@ -140,15 +216,19 @@ class LocalEndpoint:
             "package_arn": state.get("package_arn"),
             "front_pid": front_pid,
             "model_server_pid": server_pid,
+            "release": state.get("release"),
         }
         if not processes.is_ours(front_pid, _FRONT, self.name):
             return EndpointStatus(False, detail="not running", **base)
-        if not processes.is_ours(server_pid, _MODEL_SERVER, str(self.dir)):
-            return EndpointStatus(False, detail="the front runs but no model server", **base)
         code, _ = _get(f"{base['url']}/ping")
         if code != 200:
+            if not processes.is_ours(server_pid, _MODEL_SERVER, str(self.dir)):
+                return EndpointStatus(False, detail="the front runs but no model server", **base)
             return EndpointStatus(False, detail=f"/ping answered {code}", **base)
-        return EndpointStatus(True, detail=f"serving version {state.get('version')}", **base)
+        detail = f"serving version {state.get('version')}"
+        if not processes.is_ours(server_pid, _MODEL_SERVER, str(self.dir)):
+            detail += " (its model server died: the front is starting another)"
+        return EndpointStatus(True, detail=detail, **base)
 
     # --- deploy ------------------------------------------------------------------------------
 
@@ -157,6 +237,7 @@ class LocalEndpoint:
         version: ModelVersion,
         timeout: float = 120.0,
         shift: Sequence[tuple[float, float]] = (),
+        guard: Guard | None = None,
     ) -> EndpointStatus:
         """Serve ``version``. Deploys and downs of one endpoint are serialised across
         processes, so two concurrent deploys never start two fronts or lose a server.
@@ -165,23 +246,44 @@ class LocalEndpoint:
         sending that share of requests to the new version while the old one serves the rest.
         The new model server is health-checked throughout each bake; if it fails, the
         endpoint goes back to the old version alone and the deploy raises.
+
+        ``guard`` wraps every write of the state that sends traffic to the new version: it
+        holds the registry's lock and raises unless the version is still Approved, so a
+        version rejected while it was being deployed is never served.
         """
         with self._lock():
-            return self._deploy(version, timeout, shift)
+            return self._deploy(version, timeout, shift, guard or contextlib.nullcontext)
 
     def _lock(self) -> contextlib.AbstractContextManager[None]:
         return exclusive(self.dir / "endpoint.lock", what=f"the lock of endpoint {self.name}")
 
     def _deploy(
-        self, version: ModelVersion, timeout: float, shift: Sequence[tuple[float, float]]
+        self,
+        version: ModelVersion,
+        timeout: float,
+        shift: Sequence[tuple[float, float]],
+        guard: Guard,
     ) -> EndpointStatus:
         release = self.dir / "releases" / f"v{version.version}-{int(time.time() * 1000)}"
-        model_dir, code_dir = self._materialize(version, release)
+        try:
+            model_dir, code_dir = self._materialize(version, release)
+        except BaseException:
+            shutil.rmtree(release, ignore_errors=True)  # nothing half-downloaded stays
+            raise
         program = version.environment.get("SAGEMAKER_PROGRAM", "inference.py")
-        previous = self._state()
         runtime = model_server_runtime(
             version.image, self.runtime_cache, host=self.host_runtime, notify=_to_stderr
         )
+        try:
+            previous = self._state()
+            self._front()
+        except DamagedRecord as damage:
+            _to_stderr(
+                f"{damage} Stopping the servers of endpoint {self.name} (found by their "
+                "owner marker) and starting it afresh."
+            )
+            stop_endpoint_processes(self.dir)
+            previous = {}
         if previous and not self._front_alive():
             # A front that died leaves its model servers holding the port: start afresh.
             _to_stderr(f"The front of endpoint {self.name} had stopped; restarting the endpoint.")
@@ -189,7 +291,7 @@ class LocalEndpoint:
             previous = {}
         self._ensure_front(timeout)
         try:
-            server_pid, server_port = self._start_model_server(
+            server_pid, server_socket = self._start_model_server(
                 release, model_dir, code_dir, program, timeout, runtime, version
             )
         except BaseException:
@@ -199,25 +301,26 @@ class LocalEndpoint:
         # Until the endpoint serves the new version, a failure leaves the previous one
         # serving and no new process behind.
         try:
-            code, _ = _get(f"http://{LOOPBACK}:{server_port}/ping")
+            code, _ = ping_server(self.dir / server_socket)
             if code != 200:
                 raise MlopsError(
                     f"The new model server failed its health check (/ping answered {code})."
                 )
-            if previous.get("upstream_port"):
+            if previous.get("upstream"):
                 for share, bake in shift:
-                    self._shift(previous, version, server_pid, server_port, share, bake)
-            write_json_atomically(
-                self.state_file,
-                {
-                    "upstream_port": server_port,
-                    "model_server_pid": server_pid,
-                    "version": version.version,
-                    "package_arn": version.arn,
-                    "release": str(release),
-                    "deployed_at": time.time(),
-                },
-            )
+                    self._shift(previous, version, server_pid, server_socket, share, bake, guard)
+            with guard():
+                write_json_atomically(
+                    self.state_file,
+                    {
+                        "upstream": server_socket,
+                        "model_server_pid": server_pid,
+                        "version": version.version,
+                        "package_arn": version.arn,
+                        "release": str(release),
+                        "deployed_at": time.time(),
+                    },
+                )
             self._wait_for_version(version.version, timeout)
         except BaseException:
             # The state goes back first, so the previous server accepts again before the
@@ -244,29 +347,31 @@ class LocalEndpoint:
         previous: dict[str, Any],
         version: ModelVersion,
         server_pid: int,
-        server_port: int,
+        server_socket: str,
         share: float,
         bake: float,
+        guard: Guard,
     ) -> None:
         """Route ``share`` of requests to the new server for ``bake`` seconds, checking it."""
-        write_json_atomically(
-            self.state_file,
-            {
-                **previous,
-                "variants": [
-                    {
-                        "port": previous["upstream_port"],
-                        "version": previous.get("version"),
-                        "weight": round(1 - share, 6),
-                    },
-                    {"port": server_port, "version": version.version, "weight": share},
-                ],
-                "canary_pid": server_pid,
-            },
-        )
+        with guard():
+            write_json_atomically(
+                self.state_file,
+                {
+                    **previous,
+                    "variants": [
+                        {
+                            "address": previous["upstream"],
+                            "version": previous.get("version"),
+                            "weight": round(1 - share, 6),
+                        },
+                        {"address": server_socket, "version": version.version, "weight": share},
+                    ],
+                    "canary_pid": server_pid,
+                },
+            )
         deadline = time.monotonic() + bake
         while True:
-            code, _ = _get(f"http://{LOOPBACK}:{server_port}/ping")
+            code, _ = ping_server(self.dir / server_socket)
             if code != 200:
                 raise MlopsError(
                     f"Version {version.version} failed its health check during the bake at "
@@ -278,7 +383,9 @@ class LocalEndpoint:
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def _materialize(self, version: ModelVersion, release: Path) -> tuple[Path, Path]:
-        """The model artifact and the inference code of the package, unpacked locally."""
+        """The model artifact and the inference code of the package, each downloaded (the
+        S3 version recorded at registration, where the bucket keeps versions), checked
+        against its registered sha256, and only then unpacked."""
         code_uri = version.environment.get("SAGEMAKER_SUBMIT_DIRECTORY")
         if not version.model_data_url or not code_uri:
             raise MlopsError(
@@ -288,12 +395,29 @@ class LocalEndpoint:
         s3 = self.connection.client("s3")
         release.mkdir(parents=True, exist_ok=True)
         for uri, name in ((version.model_data_url, "model"), (code_uri, "code")):
+            expected = version.artifact_sha256(name)
+            if expected is None:
+                raise MlopsError(
+                    f"Model version {version.version} records no sha256 of its {name} "
+                    f"artifact ({ARTIFACTS[name].sha256} in CustomerMetadataProperties): "
+                    "it was registered before digests were recorded, so it cannot be "
+                    "verified and is not served. Run the pipeline to register a new version."
+                )
             archive = release / f"{name}.tar.gz"
             bucket, key = parse_s3_uri(uri)
+            recorded = version.artifact_version_id(name)
+            extra = {"VersionId": recorded} if recorded else None
             try:
-                s3.download_file(bucket, key, str(archive))
+                s3.download_file(bucket, key, str(archive), ExtraArgs=extra)
             except (ClientError, BotoCoreError) as error:
                 raise MlopsError(f"Cannot download {uri}: {error}") from error
+            actual = _sha256(archive)
+            if actual != expected:
+                raise MlopsError(
+                    f"The {name} artifact of model version {version.version} ({uri}) is not "
+                    f"what was registered: expected sha256 {expected}, got {actual}. It was "
+                    "changed after registration, so nothing was unpacked or served."
+                )
             _extract(archive, release / name)
         return release / "model", release / "code"
 
@@ -306,8 +430,11 @@ class LocalEndpoint:
         timeout: float,
         runtime: JobRuntime,
         version: ModelVersion,
-    ) -> tuple[int, int]:
+    ) -> tuple[int, str]:
+        """Start the version's model server; its pid and its socket (relative to the
+        endpoint's folder, where every server runs: a socket path must stay short)."""
         ready = release / "ready.json"
+        server_socket = f"{release.relative_to(self.dir)}/server.sock"
         command = [
             runtime.python,
             "-m",
@@ -320,6 +447,8 @@ class LocalEndpoint:
             program,
             "--front-socket",
             HANDOUT,
+            "--socket",
+            server_socket,
             "--state-file",
             str(self.state_file),
             "--version",
@@ -339,10 +468,17 @@ class LocalEndpoint:
                 "--capture-percent",
                 str(self.capture_percent),
             ]
-        log = release / "model_server.log"
-        process = processes.spawn(
-            command, log, env=model_server_environment(runtime, dict(os.environ)), cwd=self.dir
+        env = {
+            **model_server_environment(runtime, dict(os.environ)),
+            OWNER_ENVIRON: self.owner,
+        }
+        # What the front needs to start this server again if it dies.
+        write_json_atomically(
+            release / SERVER_SPEC,
+            {"command": command, "env": env, "ready": str(ready), "timeout": timeout},
         )
+        log = release / "model_server.log"
+        process = processes.spawn(command, log, env=env, cwd=self.dir)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -351,27 +487,33 @@ class LocalEndpoint:
                     + processes.log_tail(log, 15)
                 )
             if ready.is_file():
-                return process.pid, json.loads(ready.read_text())["port"]
+                return process.pid, server_socket
             time.sleep(0.05)
         processes.terminate(process.pid)
         raise MlopsError(f"The model server did not start within {timeout:.0f} s.")
 
-    def _front_alive(self) -> bool:
-        return processes.is_ours(self._front().get("pid"), _FRONT, self.name)
+    @property
+    def owner(self) -> str:
+        """The owner marker every server of this endpoint carries in its environment."""
+        return str(self.dir.resolve())
 
-    def _check_port_is_ours(self) -> None:
+    def _front_alive(self) -> bool:
+        try:
+            front = self._front()
+        except DamagedRecord:
+            return False
+        return processes.is_ours(front.get("pid"), _FRONT, self.name)
+
+    def _ensure_front(self, timeout: float) -> None:
         if self._front_alive():
             return
+        # A front (or servers) whose records were lost still hold the port: stop them.
+        stop_endpoint_processes(self.dir)
         if processes.port_in_use(self.port):
             raise MlopsError(
                 f"Port {self.port} on {LOOPBACK} is already in use by another program. Choose "
                 "another with MLOPS_ENDPOINT_PORT (or mlops.endpoint.port in invoke.yaml)."
             )
-
-    def _ensure_front(self, timeout: float) -> None:
-        if self._front_alive():
-            return
-        self._check_port_is_ours()
         self.dir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable,
@@ -397,7 +539,12 @@ class LocalEndpoint:
             ]
         handout = self.dir / HANDOUT
         handout.unlink(missing_ok=True)
-        process = processes.spawn(command, self.dir / "front.log", cwd=self.dir)
+        process = processes.spawn(
+            command,
+            self.dir / "front.log",
+            env={**os.environ, OWNER_ENVIRON: self.owner},
+            cwd=self.dir,
+        )
         write_json_atomically(self.front_file, {"pid": process.pid, "port": self.port})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -464,7 +611,7 @@ class LocalEndpoint:
     # --- down -----------------------------------------------------------------------------------
 
     def down(self) -> bool:
-        """Stop the model server and the front, and forget the endpoint in the emulator."""
+        """Stop the model servers and the front, and forget the endpoint in the emulator."""
         with self._lock():
             running = stop_endpoint_processes(self.dir)
         self._forget_in_emulator()
@@ -483,35 +630,95 @@ class LocalEndpoint:
                 sagemaker.delete_model(ModelName=model["ModelName"])
 
 
+def owned_processes(directory: Path) -> list[psutil.Process]:
+    """This user's live processes that carry the owner marker of the endpoint in
+    ``directory``: its front, model servers and their workers (orphans included)."""
+    owner, me, found = str(directory.resolve()), os.getuid(), []
+    for process in psutil.process_iter(["environ", "uids"]):
+        uids, environ = process.info["uids"], process.info["environ"] or {}
+        if uids is not None and uids.real == me and environ.get(OWNER_ENVIRON) == owner:
+            with contextlib.suppress(psutil.Error):
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    found.append(process)
+    return found
+
+
 def stop_endpoint_processes(directory: Path) -> bool:
-    """Stop the model servers and the front recorded in an endpoint's directory and drop
-    their pid files; True when the front was running. Needs no emulator."""
-    records = {name: _record(directory / name) for name in ("endpoint.json", "front.json")}
-    # Model servers first: their workers close their capture spool files as they stop,
-    # and the front ships those before it exits.
+    """Stop every server of the endpoint in ``directory``, found by its owner marker and
+    by the pids its records name (either may be missing or damaged), and drop the records;
+    True when the front was running. Needs no emulator. The caller holds the endpoint's
+    lock, so the front starts no server meanwhile."""
+    servers: dict[int, psutil.Process] = {}
+    fronts: dict[int, psutil.Process] = {}
+    for process in owned_processes(directory):
+        with contextlib.suppress(psutil.Error):
+            command = " ".join(process.cmdline())
+            if _FRONT in command:
+                fronts[process.pid] = process
+            elif _MODEL_SERVER in command:
+                servers[process.pid] = process
+    records = {name: _record_or_empty(directory / name) for name in _RECORDS}
     for key in ("model_server_pid", "canary_pid"):  # a deploy killed mid-canary has two
-        server_pid = records["endpoint.json"].get(key)
-        if processes.is_ours(server_pid, _MODEL_SERVER, str(directory)):
-            processes.terminate(server_pid, timeout=15)
-    front_pid = records["front.json"].get("pid")
-    running = processes.is_ours(front_pid, _FRONT, directory.name)
-    if running:
-        processes.terminate(front_pid, timeout=30)
-    for name in records:
+        pid = records["endpoint.json"].get(key)
+        if pid not in servers and processes.is_ours(pid, _MODEL_SERVER, str(directory)):
+            servers[pid] = psutil.Process(pid)
+    pid = records["front.json"].get("pid")
+    if pid not in fronts and processes.is_ours(pid, _FRONT, directory.name):
+        fronts[pid] = psutil.Process(pid)
+    # Model servers first (their workers close their capture spool files as they stop,
+    # and the front ships those before it exits); a server's workers stop with it, an
+    # orphaned worker (its server killed) is asked directly.
+    leaders = [p for p in servers.values() if _parent(p) not in servers]
+    for process in leaders:
+        processes.terminate(process.pid, timeout=15)
+    for process in servers.values():
+        processes.terminate(process.pid, timeout=5)
+    for process in fronts.values():
+        processes.terminate(process.pid, timeout=30)
+    for name in _RECORDS:
         (directory / name).unlink(missing_ok=True)
-    return running
+    return bool(fronts)
+
+
+def _parent(process: psutil.Process) -> int | None:
+    try:
+        return process.ppid()
+    except psutil.Error:
+        return None
 
 
 def front_running(directory: Path) -> bool:
     """The endpoint's front is alive (its pid file names a front of this endpoint)."""
-    return processes.is_ours(_record(directory / "front.json").get("pid"), _FRONT, directory.name)
+    pid = _record_or_empty(directory / "front.json").get("pid")
+    return processes.is_ours(pid, _FRONT, directory.name)
 
 
 def _record(path: Path) -> dict[str, Any]:
-    """One of the endpoint's JSON records (state, front pid), or {} when there is none."""
+    """One of the endpoint's JSON records (state, front pid), or {} when there is none;
+    :class:`DamagedRecord` when it cannot be read."""
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise DamagedRecord(_damaged(path, error)) from error
+    if not isinstance(record, dict):
+        raise DamagedRecord(_damaged(path, "not a JSON object"))
+    return record
+
+
+def _damaged(path: Path, error: object) -> str:
+    return (
+        f"The endpoint record {path} is damaged ({error}): `invoke deploy` stops the "
+        "endpoint's servers (found by their owner marker) and starts it afresh; "
+        "`invoke endpoint-down` stops them."
+    )
+
+
+def _record_or_empty(path: Path) -> dict[str, Any]:
+    try:
+        return _record(path)
+    except DamagedRecord:
         return {}
 
 
@@ -520,4 +727,9 @@ def stop_local_endpoints(state_dir: Path) -> int:
     root = state_dir / "endpoints"
     if not root.is_dir():
         return 0
-    return sum(stop_endpoint_processes(path) for path in sorted(root.iterdir()) if path.is_dir())
+    running = 0
+    for path in sorted(root.iterdir()):
+        if path.is_dir():
+            with exclusive(path / "endpoint.lock", what=f"the lock of endpoint {path.name}"):
+                running += stop_endpoint_processes(path)
+    return running

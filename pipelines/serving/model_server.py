@@ -1,6 +1,7 @@
 """A model version's server on the local endpoint: the SageMaker inference container's part.
 
-``python -m pipelines.serving.model_server --model-dir M --code-dir C --front-socket S ...``
+``python -m pipelines.serving.model_server --model-dir M --code-dir C --socket P ...``
+(started in the endpoint's folder)
 
 Like the scikit-learn serving container (gunicorn, one worker per CPU by default,
 ``SAGEMAKER_MODEL_SERVER_WORKERS`` to choose; locally at most 4 by default), it runs
@@ -10,10 +11,12 @@ the model package's own ``inference.py``, call ``model_fn`` once and answer ``/p
 (:mod:`pipelines.serving.http_worker`).
 
 This process supervises them: it takes the endpoint's public listening socket from the
-endpoint's front (over a Unix socket, so the port never closes between versions), binds a
-private port of its own on 127.0.0.1, forks the workers, writes the ready file once every
-worker has loaded the model, replaces a worker that dies, and on SIGTERM stops them,
-letting them finish what they serve. Workers exit on their own if it is killed.
+endpoint's front (over a Unix socket, so the port never closes between versions), binds
+its private Unix socket (0600: health checks and a canary's forwarded share; no TCP port
+of its own, so no request reaches the model around the endpoint's limits and capture),
+forks the workers, writes the ready file once every worker has loaded the model, replaces
+a worker that dies, and on SIGTERM stops them, letting them finish what they serve. If it
+is killed, its workers serve on until the front has started its replacement.
 
 Runs in the model's own runtime (Python 3.9 for the 1.2-1 image): standard library and
 httptools only.
@@ -22,12 +25,14 @@ httptools only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import select
 import signal
 import socket
+import stat
 import sys
 import time
 import traceback
@@ -39,7 +44,6 @@ from pipelines.serving.invocations import InferenceService, load_handlers
 
 log = logging.getLogger("model_server")
 
-LOOPBACK = "127.0.0.1"
 WORKERS_ENVIRON = "SAGEMAKER_MODEL_SERVER_WORKERS"
 _STOP_SECONDS = 12.0
 _CRASH_LOOP = 3  # workers dying within _CRASH_SECONDS of starting, in a row, stop the server
@@ -69,12 +73,27 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
 
 
+def bind_private(path: str) -> socket.socket:
+    """The server's private socket at ``path``, readable and writable by this user only;
+    a socket left there by a server that died is replaced."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    private = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        private.bind(path)
+    finally:
+        os.umask(old_umask)
+    private.listen(1024)
+    return private
+
+
 class Supervisor:
     def __init__(self, args: argparse.Namespace, public: socket.socket, private: socket.socket):
         self.args = args
         self.public = public
         self.private = private
-        self.port = private.getsockname()[1]
         self.children: dict[int, float] = {}  # pid -> start time
         self.stopping = False
         self.crashes = 0
@@ -110,7 +129,7 @@ class Supervisor:
             spool = CaptureSpool(args.capture_spool, args.capture_percent)
         worker = Worker(
             service,
-            RouteTable(args.state_file, self.port),
+            RouteTable(args.state_file, args.socket, server_pid=os.getppid()),
             self.public,
             self.private,
             spool=spool,
@@ -189,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--code-dir", required=True, type=Path)
     parser.add_argument("--program", default="inference.py")
     parser.add_argument("--front-socket", required=True, help="the front's Unix socket")
+    parser.add_argument("--socket", required=True, help="this server's own Unix socket")
     parser.add_argument("--state-file", required=True, type=Path)
     parser.add_argument("--version", default="")
     parser.add_argument("--ready-file", type=Path, required=True)
@@ -200,9 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     public = receive_listener(args.front_socket)
-    private = socket.socket()
-    private.bind((LOOPBACK, 0))
-    private.listen(1024)
+    private = bind_private(args.socket)
+    bound = os.stat(args.socket).st_ino
     supervisor = Supervisor(args, public, private)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
@@ -213,17 +232,27 @@ def main(argv: list[str] | None = None) -> None:
         log.error("%s", error)
         supervisor.stopping = True
         supervisor.supervise()
+        _unbind(private, args.socket, bound)
         sys.exit(1)
     # Atomically: the starter polls for this file and reads it as soon as it exists.
     pending = args.ready_file.with_name(args.ready_file.name + ".tmp")
     pending.write_text(
-        json.dumps({"port": supervisor.port, "workers": sorted(supervisor.children)})
+        json.dumps(
+            {"socket": args.socket, "pid": os.getpid(), "workers": sorted(supervisor.children)}
+        )
     )
     pending.replace(args.ready_file)
-    log.info(
-        "serving %s on %s:%s with %d workers", args.model_dir, LOOPBACK, supervisor.port, workers
-    )
+    log.info("serving %s on %s with %d workers", args.model_dir, args.socket, workers)
     supervisor.supervise()
+    _unbind(private, args.socket, bound)
+
+
+def _unbind(private: socket.socket, path: str, bound: int) -> None:
+    """Remove the socket file, unless a server started in this one's place bound it anew."""
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_ino == bound:
+            os.unlink(path)
+    private.close()
 
 
 if __name__ == "__main__":

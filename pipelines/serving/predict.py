@@ -118,7 +118,9 @@ def inference_ids(path: Path, column: str) -> list[str]:
     return ids
 
 
-def local_invoker(url: str) -> Invoke:
+def local_invoker(url: str, log: Path | None = None) -> Invoke:
+    """Posts to the local endpoint; ``log`` is the serving model server's log, named when
+    the model fails on a request (its traceback is there, as CloudWatch holds it on AWS)."""
     host, port = url.removeprefix("http://").split(":")
 
     def invoke(body: bytes, inference_id: str | None = None) -> bytes:
@@ -137,6 +139,12 @@ def local_invoker(url: str) -> Invoke:
             ) from error
         finally:
             connection.close()
+        if response.status == 500:
+            where = f"; its traceback is in {log}" if log else ""
+            raise MlopsError(
+                "The model failed on the request (500 from its handlers, which SageMaker "
+                f"reports to clients as ModelError){where}."
+            )
         if response.status != 200:
             raise MlopsError(
                 f"The endpoint refused the request ({response.status}): {_message(payload)}"
@@ -160,9 +168,15 @@ def sagemaker_invoker(connection: AwsConnection, endpoint: str) -> Invoke:
                 **request,
             )
         except ClientError as error:
+            detail = error.response.get("Error", {})
+            if detail.get("Code") == "ModelError":
+                raise MlopsError(
+                    f"The model behind {endpoint} failed on the request (ModelError: "
+                    f"{detail.get('Message')}); its traceback is in the CloudWatch log group "
+                    f"/aws/sagemaker/Endpoints/{endpoint}."
+                ) from error
             raise MlopsError(
-                f"The endpoint {endpoint} refused the request: "
-                f"{error.response.get('Error', {}).get('Message')}"
+                f"The endpoint {endpoint} refused the request: {detail.get('Message')}"
             ) from error
         except BotoCoreError as error:
             raise MlopsError(f"Could not reach the endpoint {endpoint}: {error}") from error

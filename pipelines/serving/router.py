@@ -2,10 +2,11 @@
 
 A deploy rewrites the endpoint's state file atomically; every model server worker re-reads
 it when it changes (:class:`RouteTable`). The file names the *primary* server (its private
-port, ``upstream_port``), whose workers accept the endpoint's public connections, and during
-a canary or linear shift weighted ``variants``: each request on the public port lands on
-one of them by weight (:func:`pick_variant`), and a request drawn for another server is
-forwarded to that server's private port.
+Unix socket, ``upstream``, and its pid, ``model_server_pid``), whose workers accept the
+endpoint's public connections, and during a canary or linear shift weighted ``variants``:
+each request on the public port lands on one of them by weight (:func:`pick_variant`), and
+a request drawn for another server is forwarded to that server's socket. Socket paths are
+relative to the endpoint's folder, where every server runs.
 
 Runs inside the model server, in the model's own runtime (Python 3.9 for the 1.2-1 image):
 standard library only.
@@ -25,9 +26,9 @@ def variants_of(state: dict[str, Any]) -> list[dict[str, Any]]:
     traffic shift (canary, linear), or the one upstream otherwise."""
     variants = state.get("variants")
     if variants:
-        return [v for v in variants if v.get("port") and float(v.get("weight", 0)) > 0]
-    if state.get("upstream_port"):
-        return [{"port": state["upstream_port"], "version": state.get("version"), "weight": 1.0}]
+        return [v for v in variants if v.get("address") and float(v.get("weight", 0)) > 0]
+    if state.get("upstream"):
+        return [{"address": state["upstream"], "version": state.get("version"), "weight": 1.0}]
     return []
 
 
@@ -50,13 +51,16 @@ def pick_variant(variants: list[dict[str, Any]], draw: float) -> dict[str, Any] 
 class RouteTable:
     """One model server's view of the endpoint's state file, re-read when it changes.
 
-    ``own_port`` is the server's private port: the server is the primary when the state
-    names that port as ``upstream_port``. A half-written file cannot be seen (the deploy
-    renames a complete one into place); an unreadable one keeps the last good view.
+    ``own_address`` is the server's private socket: the server is the primary when the
+    state names that socket as ``upstream`` (and, when ``server_pid`` is given, this server
+    as ``model_server_pid``: a server started in place of a dead one binds the same socket).
+    A half-written file cannot be seen (the deploy renames a complete one into place); an
+    unreadable one keeps the last good view.
     """
 
     state_file: Path
-    own_port: int
+    own_address: str
+    server_pid: int | None = None
     state: dict[str, Any] = field(default_factory=dict)
     variants: list[dict[str, Any]] = field(default_factory=list)
     _stamp: tuple[int, int] | None = None
@@ -82,13 +86,16 @@ class RouteTable:
     @property
     def primary(self) -> bool:
         """This server accepts the endpoint's public connections."""
-        return self.state.get("upstream_port") == self.own_port
+        if self.state.get("upstream") != self.own_address:
+            return False
+        named = self.state.get("model_server_pid")
+        return self.server_pid is None or named is None or named == self.server_pid
 
-    def choose(self, draw: float) -> int | None:
-        """The private port of the server that should answer, or None for this one."""
+    def choose(self, draw: float) -> str | None:
+        """The socket of the server that should answer, or None for this one."""
         if len(self.variants) < 2:
             return None
         variant = pick_variant(self.variants, draw)
-        if variant is None or variant["port"] == self.own_port:
+        if variant is None or variant["address"] == self.own_address:
             return None
-        return int(variant["port"])
+        return str(variant["address"])

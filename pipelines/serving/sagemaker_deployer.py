@@ -27,7 +27,7 @@ class SageMakerDeployer(StageDeployer):
         # shared by that environment's group policy), when invoke.yaml names its group.
         source = PromotionSettings.from_settings(self.settings).source_model_package_group
         if self.stage and source:
-            self.registry = Registry(self.connection, source)
+            self.registry = Registry(self.connection, source, lock_dir=self.settings.state_dir)
 
     def _endpoint_name(self) -> str:
         # The stage is the Terraform environment, which the name already carries.
@@ -35,7 +35,12 @@ class SageMakerDeployer(StageDeployer):
 
     def _rollout(self, version: ModelVersion, settings: DeploySettings) -> str:
         result = deploy_to_sagemaker(
-            self.connection, self.config, version, settings, wait=self.wait
+            self.connection,
+            self.config,
+            version,
+            settings,
+            wait=self.wait,
+            guard=self.still_approved(version),
         )
         verb = "Created" if result.created else f"Updated ({settings.strategy})"
         return (

@@ -16,9 +16,15 @@ def _number(value: float | None) -> str:
 
 
 def result_table(result: MonitoringResult) -> Table:
+    ignored = (
+        f"; {result.unparsable:,} captured request(s) ignored: not rows of the model's "
+        "features (a header row, or another number of columns)"
+        if result.unparsable
+        else ""
+    )
     table = Table(
         title=f"Data quality of {result.endpoint} (version {result.version}): "
-        f"{result.records:,} captured rows",
+        f"{result.records:,} captured rows{ignored}",
         header_style="bold",
     )
     for column in ("feature", "baseline mean", "current mean", "distance", "threshold", "verdict"):

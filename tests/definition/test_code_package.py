@@ -64,3 +64,17 @@ def test_upload_is_idempotent(emulator_connection):
     assert upload_code(bundle, s3, "code-upload", "pipe") == 0
     body = s3.get_object(Bucket="code-upload", Key=f"pipe/code/{bundle.sha256}/{SOURCEDIR}")
     assert body["Body"].read() == bundle.tarball
+
+
+def test_an_existing_key_that_lost_its_bytes_is_uploaded_again(emulator_connection, caplog):
+    """A content-addressed key is trusted only when its bytes hash to the digest it names:
+    a planted sourcedir.tar.gz is overwritten with the code the key names (issue 27)."""
+    s3 = emulator_connection.client("s3")
+    s3.create_bucket(Bucket="code-tampered")
+    bundle = package_code(TRAINING)
+    key = f"pipe/code/{bundle.sha256}/{SOURCEDIR}"
+    upload_code(bundle, s3, "code-tampered", "pipe")
+    s3.put_object(Bucket="code-tampered", Key=key, Body=b"planted")
+    assert upload_code(bundle, s3, "code-tampered", "pipe") == 1
+    assert s3.get_object(Bucket="code-tampered", Key=key)["Body"].read() == bundle.tarball
+    assert "does not hold the code its key names" in caplog.text

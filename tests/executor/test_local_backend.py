@@ -7,6 +7,7 @@ processes in their sandboxes, and S3 goes through the emulator.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import tarfile
@@ -526,6 +527,59 @@ def test_register_and_create_model_steps_call_the_registry(backend, emulator_con
         sagemaker.describe_model(ModelName=model_name)["PrimaryContainer"]["Image"]
         == "example/sklearn:1"
     )
+
+
+def test_register_model_pins_the_model_and_code_tarballs_it_registers(backend, emulator_connection):
+    """CustomerMetadataProperties carry each tarball's sha256 (and S3 version, where the
+    bucket keeps them), which a deploy checks (issue 27); a code bundle that no longer
+    holds the digest its key names is not registered."""
+    s3, sagemaker = emulator_connection.client("s3"), emulator_connection.client("sagemaker")
+    with contextlib.suppress(sagemaker.exceptions.ClientError):
+        sagemaker.create_model_package_group(ModelPackageGroupName="executor-tests")
+    versioned = "executor-tests-versioned"
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=versioned)
+    s3.put_bucket_versioning(Bucket=versioned, VersioningConfiguration={"Status": "Enabled"})
+    model, code = b"model bytes", b"code bytes"
+    code_digest = hashlib.sha256(code).hexdigest()
+    model_version = s3.put_object(Bucket=versioned, Key="m/model.tar.gz", Body=model)["VersionId"]
+    code_key = f"p/code/{code_digest}/sourcedir.tar.gz"
+    s3.put_object(Bucket=BUCKET, Key=code_key, Body=code)
+
+    def register(code_uri: str) -> Execution:
+        container = {
+            "Image": "example/sklearn:1",
+            "ModelDataUrl": f"s3://{versioned}/m/model.tar.gz",
+            "Environment": {"SAGEMAKER_SUBMIT_DIRECTORY": code_uri},
+        }
+        step = {
+            "Name": "Register",
+            "Type": "RegisterModel",
+            "Arguments": {
+                "ModelPackageGroupName": "executor-tests",
+                "InferenceSpecification": {
+                    "Containers": [container],
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedResponseMIMETypes": ["text/csv"],
+                },
+            },
+        }
+        return run(backend, definition(step))
+
+    execution = register(f"s3://{BUCKET}/{code_key}")
+    assert execution.status == "Succeeded", execution.failure_reason
+    arn = steps_by_name(backend, execution)["Register"].properties["ModelPackageArn"]
+    described = sagemaker.describe_model_package(ModelPackageName=arn)
+    assert described["CustomerMetadataProperties"] == {
+        "mlops:model-sha256": hashlib.sha256(model).hexdigest(),
+        "mlops:model-s3-version": model_version,
+        "mlops:code-sha256": code_digest,  # an unversioned bucket: no version recorded
+    }
+
+    s3.put_object(Bucket=BUCKET, Key=code_key, Body=b"planted inference.py")
+    execution = register(f"s3://{BUCKET}/{code_key}")
+    assert execution.status == "Failed"
+    assert "does not hold the code its key names" in execution.failure_reason
 
 
 def test_an_invalid_registry_request_fails_before_reaching_the_api(backend):

@@ -106,10 +106,16 @@ def test_streamed_statistics_equal_the_pipeline_analyzers(tmp_path, analyzer, sa
     assert json.dumps(dataset.statistics(), sort_keys=True) == json.dumps(expected, sort_keys=True)
 
 
-def test_a_request_with_the_wrong_column_count_is_reported(analyzer):
+def test_requests_that_are_not_rows_of_the_features_are_ignored_and_counted(analyzer):
+    """A header row (issue 28: one such request typed every feature String for the whole
+    window) or another number of columns: left out, counted, the rest analysed."""
     dataset = CurrentDataset(analyzer, ["a", "b", "c"])
-    with pytest.raises(MlopsError, match="Captured requests have 2 columns"):
-        dataset.add_csv(["1,2\n"])
+    dataset.add_csv(["1,2\n", "b,a,c\n1,2,3\n", '"a","b","c"\n', "1,2,3\n4,5,6\n", "7,8,9\n"])
+    assert dataset.unparsable == 3
+    assert dataset.rows == 3
+    by_name = {f["name"]: f for f in dataset.statistics()["features"]}
+    assert {f["inferred_type"] for f in by_name.values()} == {"Integral"}
+    assert by_name["a"]["numerical_statistics"]["mean"] == pytest.approx(4.0)
 
 
 def test_a_feature_scaled_three_times_is_the_one_drift_violation(analyzer, sample):

@@ -34,28 +34,38 @@ from pipelines.targets import resolve_deployment
 
 
 def test_weights_split_draws_in_proportion():
-    variants = [{"port": 1, "version": 1, "weight": 0.9}, {"port": 2, "version": 2, "weight": 0.1}]
+    variants = [
+        {"address": "a", "version": 1, "weight": 0.9},
+        {"address": "b", "version": 2, "weight": 0.1},
+    ]
     picked = Counter(pick_variant(variants, i / 1000)["version"] for i in range(1000))
     assert picked == {1: 900, 2: 100}
 
 
 def test_weights_need_not_sum_to_one_and_zero_weights_get_nothing():
-    variants = [{"port": 1, "weight": 3}, {"port": 2, "weight": 1}, {"port": 3, "weight": 0}]
-    picked = Counter(pick_variant(variants, i / 400)["port"] for i in range(400))
-    assert picked == {1: 300, 2: 100}
+    variants = [
+        {"address": "a", "weight": 3},
+        {"address": "b", "weight": 1},
+        {"address": "c", "weight": 0},
+    ]
+    picked = Counter(pick_variant(variants, i / 400)["address"] for i in range(400))
+    assert picked == {"a": 300, "b": 100}
     assert pick_variant([], 0.5) is None
 
 
 def test_a_state_without_variants_routes_everything_to_its_upstream():
-    assert variants_of({"upstream_port": 9, "version": 4}) == [
-        {"port": 9, "version": 4, "weight": 1.0}
+    assert variants_of({"upstream": "v4.sock", "version": 4}) == [
+        {"address": "v4.sock", "version": 4, "weight": 1.0}
     ]
     assert variants_of({}) == []
     shifted = {
-        "upstream_port": 9,
-        "variants": [{"port": 9, "weight": 0.0}, {"port": 10, "version": 5, "weight": 1.0}],
+        "upstream": "v4.sock",
+        "variants": [
+            {"address": "v4.sock", "weight": 0.0},
+            {"address": "v5.sock", "version": 5, "weight": 1.0},
+        ],
     }
-    assert [v["port"] for v in variants_of(shifted)] == [10]
+    assert [v["address"] for v in variants_of(shifted)] == ["v5.sock"]
 
 
 # --- gates ----------------------------------------------------------------------------------
@@ -82,6 +92,20 @@ def test_the_accuracy_gate_names_the_metric_that_differs():
     assert not result.passed
     assert "rmse 0.5000 vs registered 0.4000" in result.summary
     assert "r2" not in result.summary.split("registered 0.4000")[1]
+
+
+def test_the_accuracy_gate_fails_with_the_reason_when_the_model_fails(tmp_path):
+    """A 500 from the model (SageMaker's ModelError) fails the gate with the invoker's
+    sentence, so the blocked promotion is recorded rather than ending in an error."""
+    log = tmp_path / "model_server.log"
+
+    def failing(body: bytes) -> bytes:
+        raise MlopsError(f"The model failed on the request (500 ...); its traceback is in {log}.")
+
+    result = gates.accuracy_gate(ROWS, ACTUAL, failing, {"rmse": 0.5, "r2": 0.9}, 0.01)
+    assert not result.passed
+    assert result.summary.startswith("the endpoint could not predict the test split: ")
+    assert str(log) in result.summary
 
 
 def test_the_load_gate_reports_p99_against_the_slo_and_every_error():

@@ -24,6 +24,7 @@ from pipelines.containers.profiles import profile_for_image
 from pipelines.definition.builder import TRAINING_DIR
 from pipelines.definition.code_package import package_code, upload_code
 from pipelines.executor import checks
+from pipelines.executor.runners import artifact_identities
 from pipelines.registry import APPROVED, ModelVersion, Registry
 from tests.support import terraform_named
 
@@ -151,25 +152,30 @@ def register_version(
         quality_constraints = put_json(
             f"baselines/model/{n_estimators}/constraints.json", model_quality["constraints.json"]
         )
+        inference = {
+            "Containers": [
+                {
+                    "Image": IMAGE,
+                    "ModelDataUrl": f"s3://{CONFIG.bucket_name}/{model_key}",
+                    "Environment": {
+                        "SAGEMAKER_PROGRAM": "inference.py",
+                        "SAGEMAKER_SUBMIT_DIRECTORY": code.s3_uri(
+                            CONFIG.bucket_name, CONFIG.pipeline_name
+                        ),
+                    },
+                }
+            ],
+            "SupportedContentTypes": ["text/csv", "application/json"],
+            "SupportedResponseMIMETypes": ["text/csv", "application/json"],
+        }
         arn = sagemaker.create_model_package(
             ModelPackageGroupName=CONFIG.model_package_group_name,
             ModelApprovalStatus="PendingManualApproval",
-            InferenceSpecification={
-                "Containers": [
-                    {
-                        "Image": IMAGE,
-                        "ModelDataUrl": f"s3://{CONFIG.bucket_name}/{model_key}",
-                        "Environment": {
-                            "SAGEMAKER_PROGRAM": "inference.py",
-                            "SAGEMAKER_SUBMIT_DIRECTORY": code.s3_uri(
-                                CONFIG.bucket_name, CONFIG.pipeline_name
-                            ),
-                        },
-                    }
-                ],
-                "SupportedContentTypes": ["text/csv", "application/json"],
-                "SupportedResponseMIMETypes": ["text/csv", "application/json"],
-            },
+            InferenceSpecification=inference,
+            # What the local executor's RegisterModel records: the tarballs' digests.
+            CustomerMetadataProperties=artifact_identities(
+                s3, {"InferenceSpecification": inference}
+            ),
             ModelMetrics={
                 "ModelQuality": {
                     "Statistics": _metrics_source(report),
