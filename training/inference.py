@@ -192,7 +192,7 @@ def to_number(value: Any, feature: str, row_number: int) -> float:
 
 
 def is_header(row: list[Any], bundle: ModelBundle) -> bool:
-    """True when a row holds exactly the feature names (in any order)."""
+    """True when a row holds exactly the feature names (in any order): a header row."""
     if bundle.features is None or len(row) != len(bundle.features):
         return False
     if not all(isinstance(cell, str) for cell in row):
@@ -205,11 +205,14 @@ def build_matrix(rows: list[Any], bundle: ModelBundle) -> np.ndarray:
     n_features = bundle.n_features
     names = bundle.features
     if rows and isinstance(rows[0], list) and is_header(rows[0], bundle):
-        header = [cell.strip() for cell in rows[0]]
-        order = [header.index(name) for name in names]
-        rows = [[row[i] for i in order] if isinstance(row, list) else row for row in rows[1:]]
-        if not rows:
-            raise InferenceError("request contains a header row but no data rows")
+        # SageMaker's CSV decoder reads every line as data; a header captured with the
+        # rows would type every feature as text for Model Monitor. Refused: rows only.
+        raise InferenceError(
+            "the request starts with a header row ("
+            + ", ".join(str(cell).strip() for cell in rows[0][:5])
+            + (", ..." if len(rows[0]) > 5 else "")
+            + "); send data rows only, in the model's feature order"
+        )
     matrix = []
     for number, row in enumerate(rows, start=1):
         if isinstance(row, dict):

@@ -22,9 +22,9 @@ No sockets here: the model server's HTTP layer (:mod:`pipelines.serving.http_wor
 requests and writes responses; this module decides them, so the contract is tested without
 a server. Before the handlers run, the local endpoint refuses what SageMaker's runtime would
 not pass on or what would only hurt the endpoint (:meth:`InferenceService.check`): a bad
-InferenceId, JSON nested deeper than :data:`MAX_JSON_DEPTH`, and a CSV request that starts
-with a header row (the container's CSV decoder reads every line as data; captured, such a
-row would type every feature as a string for monitoring).
+InferenceId and JSON nested deeper than :data:`MAX_JSON_DEPTH`. What the body holds is the
+handlers' business, as in the container: this project's ``inference.py`` refuses a CSV
+header row (a 500 here and on SageMaker), so none is ever captured.
 
 Runs in the model's own runtime (Python 3.9 for the 1.2-1 image): standard library only,
 plus whatever the model's handlers import (and numpy for the container's default handlers).
@@ -348,28 +348,6 @@ def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
-def csv_header(body: bytes) -> list[str] | None:
-    """The first line's cells when they read as a header row (every cell a name: a letter
-    or underscore first, and not a number such as ``nan``), else None."""
-    start = body.lstrip()[:1]
-    if not start or not (start.isalpha() or start in b'_"'):
-        return None  # a number, a sign or an empty first cell: data
-    line = body.lstrip().split(b"\n", 1)[0].decode("utf-8", "replace")
-    cells = [cell.strip().strip('"').strip() for cell in line.split(",")]
-    for cell in cells:
-        if not _NAME.match(cell):
-            return None
-        try:
-            float(cell)
-        except ValueError:
-            continue
-        return None  # nan, inf: numbers
-    return cells
-
-
-_NAME = re.compile(r"[A-Za-z_][\w .\-/()]*$")
-
-
 def media_type(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
 
@@ -433,16 +411,6 @@ class InferenceService:
                 f"the JSON request nests arrays or objects deeper than {MAX_JSON_DEPTH} "
                 "levels; send rows as a list of lists",
             )
-        if media == CSV:
-            header = csv_header(request.body)
-            if header is not None:
-                names = ", ".join(header[:5]) + (", ..." if len(header) > 5 else "")
-                return json_error(
-                    400,
-                    f"the CSV request starts with a header row ({names}); send data rows "
-                    "only: the SageMaker scikit-learn container's CSV decoder reads every "
-                    "line as data",
-                )
         return None
 
     def answer(self, request: Request) -> Response:
