@@ -66,7 +66,12 @@ _DRAIN_SECONDS = 1.0
 OWNER_ENVIRON = "MLOPS_ENDPOINT_OWNER"
 _RECORDS = ("endpoint.json", "front.json")
 # A context that holds the registry's lock and raises unless the version is still Approved.
+Watch = Callable[[], "str | None"]  # a reason to roll back now, or None
 Guard = Callable[[], contextlib.AbstractContextManager[None]]
+
+
+def _no_alarm() -> str | None:
+    return None
 
 
 class DamagedRecord(MlopsError):
@@ -238,6 +243,7 @@ class LocalEndpoint:
         timeout: float = 120.0,
         shift: Sequence[tuple[float, float]] = (),
         guard: Guard | None = None,
+        watch: Watch | None = None,
     ) -> EndpointStatus:
         """Serve ``version``. Deploys and downs of one endpoint are serialised across
         processes, so two concurrent deploys never start two fronts or lose a server.
@@ -250,9 +256,15 @@ class LocalEndpoint:
         ``guard`` wraps every write of the state that sends traffic to the new version: it
         holds the registry's lock and raises unless the version is still Approved, so a
         version rejected while it was being deployed is never served.
+
+        ``watch`` is asked throughout each bake, as SageMaker watches a blue/green update's
+        rollback alarms: a reason (an alarm in ALARM) rolls the shift back and the deploy
+        raises it.
         """
         with self._lock():
-            return self._deploy(version, timeout, shift, guard or contextlib.nullcontext)
+            return self._deploy(
+                version, timeout, shift, guard or contextlib.nullcontext, watch or _no_alarm
+            )
 
     def _lock(self) -> contextlib.AbstractContextManager[None]:
         return exclusive(self.dir / "endpoint.lock", what=f"the lock of endpoint {self.name}")
@@ -263,6 +275,7 @@ class LocalEndpoint:
         timeout: float,
         shift: Sequence[tuple[float, float]],
         guard: Guard,
+        watch: Watch,
     ) -> EndpointStatus:
         release = self.dir / "releases" / f"v{version.version}-{int(time.time() * 1000)}"
         try:
@@ -308,7 +321,9 @@ class LocalEndpoint:
                 )
             if previous.get("upstream"):
                 for share, bake in shift:
-                    self._shift(previous, version, server_pid, server_socket, share, bake, guard)
+                    self._shift(
+                        previous, version, server_pid, server_socket, share, bake, guard, watch
+                    )
             with guard():
                 write_json_atomically(
                     self.state_file,
@@ -351,8 +366,10 @@ class LocalEndpoint:
         share: float,
         bake: float,
         guard: Guard,
+        watch: Watch,
     ) -> None:
-        """Route ``share`` of requests to the new server for ``bake`` seconds, checking it."""
+        """Route ``share`` of requests to the new server for ``bake`` seconds, checking it
+        and the rollback alarms."""
         with guard():
             write_json_atomically(
                 self.state_file,
@@ -377,6 +394,12 @@ class LocalEndpoint:
                     f"Version {version.version} failed its health check during the bake at "
                     f"{share:.0%} of traffic (/ping answered {code}); rolled back to version "
                     f"{previous.get('version')}."
+                )
+            alarm = watch()
+            if alarm is not None:
+                raise MlopsError(
+                    f"{alarm} during the bake of version {version.version} at {share:.0%} of "
+                    f"traffic; rolled back to version {previous.get('version')}."
                 )
             if time.monotonic() >= deadline:
                 return

@@ -84,3 +84,58 @@ def test_a_canary_that_fails_its_health_check_is_rolled_back(endpoint, register_
     assert after == {str(old.version)}
     assert endpoint.status().model_server_pid == old_server
     assert "variants" not in json.loads(endpoint.state_file.read_text())
+
+
+def _alarm(connection, name: str) -> None:
+    connection.client("cloudwatch").put_metric_alarm(
+        AlarmName=name,
+        MetricName="Invocation5XXErrors",
+        Namespace="AWS/SageMaker",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+
+
+def test_a_rollback_alarm_in_alarm_rolls_the_shift_back(
+    endpoint, register_version, emulator_connection
+):
+    """AutoRollbackConfiguration as SageMaker applies it during a blue/green update: an
+    alarm going into ALARM while the canary bakes sends all traffic back to the old version."""
+    from pipelines.serving.local_deployer import rollback_alarm_watch
+
+    name = f"rollback-{free_port()}"
+    _alarm(emulator_connection, name)
+    old, new = register_version(10), register_version(12)
+    endpoint.deploy(old)
+    old_server = endpoint.status().model_server_pid
+    watch = rollback_alarm_watch(emulator_connection, (name,))
+
+    def fire_during_the_bake() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if json.loads(endpoint.state_file.read_text()).get("canary_pid"):
+                emulator_connection.client("cloudwatch").set_alarm_state(
+                    AlarmName=name, StateValue="ALARM", StateReason="5xx on the canary"
+                )
+                return
+            time.sleep(0.05)
+
+    firing = threading.Thread(target=fire_during_the_bake)
+    with ClientLoop(endpoint.port) as clients:
+        firing.start()
+        with pytest.raises(MlopsError, match=f"Rollback alarm {name} went into ALARM"):
+            endpoint.deploy(new, shift=[(0.2, 30.0)], watch=watch)
+        firing.join()
+    assert clients.failures() == []
+    assert endpoint.status().model_server_pid == old_server
+    assert endpoint.status().version == old.version
+
+
+def test_a_rollback_alarm_that_does_not_exist_is_refused_first(emulator_connection):
+    from pipelines.serving.local_deployer import rollback_alarm_watch
+
+    with pytest.raises(MlopsError, match="Rollback alarm.*no-such-alarm.*do not exist"):
+        rollback_alarm_watch(emulator_connection, ("no-such-alarm",))
