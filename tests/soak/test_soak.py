@@ -1,14 +1,18 @@
-"""Soak: concurrent cold runs, a reader polling, the emulator killed mid-way (issue 12).
+"""Soak: concurrent cold runs, a reader polling, the emulator killed mid-way (issue 12),
+then an endpoint under load whose model server is killed and whose record is truncated
+(issue 28).
 
-Bounded: RUNS runs, one kill -9 of the emulator, at most DEADLINE seconds; loopback
-only, in its own state folder and ports. Afterwards:
+Bounded: RUNS runs, one kill -9 of the emulator, one of the model server, at most DEADLINE
+seconds; loopback only, in its own state folder and ports. Afterwards:
 
 * every registered version's lineage names the data its PreprocessData job read
   (same sha256 as the file that run was given, same row count in the job's log);
 * no execution is misreported: a run is Succeeded exactly when it registered a
   version, and no reader ever made a live run Failed;
 * no process is orphaned: no job or worker is left, one emulator serves;
-* nothing acknowledged before the kill is lost (object versions, model versions).
+* nothing acknowledged before the kill is lost (object versions, model versions);
+* the endpoint's clients recover within seconds of the model server's kill, a deploy over
+  a truncated endpoint.json serves, and destroy leaves no process and the port free.
 
 Select with ``-m soak``; its figures are printed (``-s``) and recorded as properties.
 """
@@ -30,16 +34,18 @@ import pytest
 
 from pipelines.backends.local import LocalBackend
 from pipelines.config.settings import PROJECT_ROOT, Settings
+from pipelines.core import processes
 from pipelines.core.aws import AwsConnection
 from pipelines.emulator import Emulator
 from pipelines.executor.lifecycle import job_processes
-from tests.support import free_port
+from tests.support import ClientLoop, free_port
 
 RUNS = 3
 DEADLINE = 1500.0  # seconds for the whole soak, destroy included, on a busy 2-core machine
 
 pytestmark = [pytest.mark.soak, pytest.mark.e2e, pytest.mark.timeout(DEADLINE)]
 ROWS = re.compile(r"\[preprocess\] (\d+) data rows")
+EXECUTION_ARN = re.compile(r"arn:aws:sagemaker:[^\s]+:pipeline/[^\s/]+/execution/[a-z0-9]+")
 
 
 def _task(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -121,7 +127,7 @@ def test_concurrent_runs_survive_an_emulator_kill(tmp_path):
             out, err = launch.communicate(timeout=600)
             assert launch.returncode == 0, err[-3000:]
             assert "state lock" not in err
-            arns.append(out.strip().splitlines()[-1])
+            arns.append(EXECUTION_ARN.findall(out)[-1])
         run_of = {arn.rsplit("/", 1)[-1]: files[i] for i, arn in enumerate(arns)}
         assert len(emulator.server_pids()) == 1
 
@@ -225,7 +231,10 @@ def test_concurrent_runs_survive_an_emulator_kill(tmp_path):
         assert misreports == []
         assert len(packages) == RUNS
 
-        # 6. Nothing left running but the emulator.
+        # 6. The endpoint under load: its model server killed, then its record damaged.
+        _endpoint_faults(env, settings, packages[0]["ModelPackageVersion"], figures)
+
+        # 7. Nothing left running but the emulator (and the endpoint destroy stops).
         assert job_processes(state_dir / "executions") == []
         assert emulator.server_pids() == [info.pid]
     finally:
@@ -236,3 +245,42 @@ def test_concurrent_runs_survive_an_emulator_kill(tmp_path):
     assert destroy.returncode == 0, destroy.stderr
     assert not emulator.has_data()
     assert figures["poll_errors"] == 0
+    assert not processes.find_ours(str(state_dir))  # no server of this checkout is left
+    assert not processes.port_in_use(settings.endpoint_port)
+
+
+def _endpoint_faults(env: dict[str, str], settings: Settings, version: int, figures: dict) -> None:
+    """kill -9 of the model server while clients send: the front restarts it and requests
+    wait or get a 503, never hang; then endpoint.json is cut in half and a deploy still
+    finds and replaces what serves."""
+    approved = _task(env, "model-approve", "--version", str(version), "--reason", "soak")
+    assert approved.returncode == 0, approved.stderr
+    deployed = _task(env, "deploy", "--version", str(version))
+    assert deployed.returncode == 0, deployed.stderr
+    record = next(settings.state_dir.glob("endpoints/*/endpoint.json"))
+    with ClientLoop(settings.endpoint_port, clients=2, limit=120) as clients:
+        time.sleep(1.0)
+        server = json.loads(record.read_text())["model_server_pid"]
+        killed_at = time.monotonic()
+        psutil.Process(server).kill()
+        recovered = None
+        while time.monotonic() < killed_at + 30:
+            served = [t for t, status, _ in clients.results if t > killed_at and status == 200]
+            if served:
+                recovered = served[0] - killed_at
+                break
+            time.sleep(0.1)
+    hung = [r for r in clients.results if r[1] == 0]
+    figures["model_server_kills"] = 1
+    figures["seconds_to_serve_again"] = round(recovered, 2) if recovered is not None else None
+    figures["requests_during_kill"] = len(clients.results)
+    assert recovered is not None
+    assert recovered < 5.0
+    assert hung == []  # every request was answered (200 or 503), none timed out or reset
+
+    record.write_text(record.read_text()[: len(record.read_text()) // 2])
+    again = _task(env, "deploy", "--version", str(version))
+    assert again.returncode == 0, again.stderr + again.stdout
+    status = _task(env, "endpoint-status")
+    assert status.returncode == 0
+    assert f"serving version {version}" in status.stdout
