@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from invoke.exceptions import Exit
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.core.errors import MlopsError
@@ -53,7 +54,8 @@ def exit_on_error() -> Iterator[None]:
     try:
         yield
     except MlopsError as error:
-        err_console.print(f"[bold red]Error:[/] {error}")
+        # The message may quote a file's text or a path with brackets: never markup.
+        err_console.print(f"[bold red]Error:[/] {escape(str(error))}")
         raise Exit(code=1) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]Interrupted.[/]")

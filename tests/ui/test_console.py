@@ -31,3 +31,15 @@ def test_progress_keeps_each_resources_duration_and_drops_the_rest(monkeypatch, 
         assert printed == []
     else:
         assert printed == [f"  [dim]{shown}[/]"]
+
+
+def test_an_error_quoting_brackets_is_printed_as_it_is(monkeypatch, capsys):
+    from invoke.exceptions import Exit
+    from rich.console import Console
+
+    from pipelines.core.errors import MlopsError
+
+    monkeypatch.setattr(console_module, "err_console", Console(stderr=True, width=200))
+    with pytest.raises(Exit), console_module.exit_on_error():
+        raise MlopsError("File [/bold]x[red] is broken.")
+    assert "Error: File [/bold]x[red] is broken." in capsys.readouterr().err
