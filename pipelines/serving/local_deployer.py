@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pipelines.core.errors import MlopsError
 from pipelines.executor import retention
 from pipelines.registry import ModelVersion
 from pipelines.serving import predict as predicting
@@ -47,7 +46,5 @@ class LocalDeployer(StageDeployer):
     def invoker(self) -> predicting.Invoke:
         status = self.local().status()
         if not status.running or not status.package_arn:
-            raise MlopsError(
-                f"The local endpoint is not serving ({status.detail}): `invoke deploy` first."
-            )
+            raise self.not_serving(status.detail)
         return predicting.local_invoker(status.url)
