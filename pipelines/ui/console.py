@@ -6,24 +6,30 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
 
 from invoke.exceptions import Exit
-from rich.console import Console
+from rich._wrap import divide_line
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.segment import Segment
 from rich.table import Table
+from rich.text import Text
 
 from pipelines.core.errors import MlopsError
 
 # Width of output that goes to a file or a pipe (CI logs, `| tee`), where rich would
-# otherwise assume 80 columns and cut table cells ("durati…", "172 M…").
+# otherwise assume 80 columns.
 PIPE_WIDTH = 200
 
 
 def output_width(stream: TextIO, environ: Mapping[str, str] = os.environ) -> int | None:
-    """The width to render at: the terminal's own (None lets rich ask it), COLUMNS when
-    set, and a width that fits our tables and URIs on one line when not a terminal."""
+    """One rule for every output: COLUMNS when set, else the terminal's width (None lets
+    rich ask it, as it changes), else PIPE_WIDTH for a pipe or a file. Whatever the width,
+    tables fit it without breaking a word (``FittingTable``) and long values are printed
+    whole (``LongLine``), so a terminal and a pipe read the same."""
     if "COLUMNS" in environ:
         return None
     try:
@@ -31,6 +37,113 @@ def output_width(stream: TextIO, environ: Mapping[str, str] = os.environ) -> int
     except (AttributeError, ValueError):
         is_terminal = False
     return None if is_terminal else PIPE_WIDTH
+
+
+class LongLine(Text):
+    """Text that may hold values that must stay whole (URIs, ARNs, paths, commands):
+    ``print_all`` wraps it at words and prints a word longer than the line whole, for the
+    terminal to wrap and a copy to keep intact, never cut or folded."""
+
+
+class _WrappedWhole:
+    """A LongLine as printed: wrapped at spaces; a word longer than the width on a line of
+    its own, whole (rich's own modes fold it or cut it)."""
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in self.text.split("\n", allow_blank=True):
+            for piece in line.divide(divide_line(line.plain, options.max_width, fold=False)):
+                piece.rstrip()
+                yield from piece.render(console)
+                yield Segment.line()
+
+
+def print_all(renderables: Iterable[RenderableType], to: Console | None = None) -> None:
+    """Print each renderable; a ``LongLine`` wrapped at words but never cropped."""
+    target = to or console
+    for renderable in renderables:
+        if isinstance(renderable, LongLine):
+            target.print(_WrappedWhole(renderable), crop=False)
+        else:
+            target.print(renderable)
+
+
+class FittingTable:
+    """A table that never breaks a word. Each column is at least as wide as its longest
+    word; when they do not all fit the width, columns marked ``drop`` are left out,
+    highest first (what they hold is shown elsewhere or with --full), and the space that
+    remains is shared out as the columns' longer lines need it."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = {"header_style": "bold", **options}
+        self.columns: list[tuple[str, dict[str, Any], int]] = []
+        self.rows: list[tuple[Any, ...]] = []
+
+    def add_column(self, header: str, *, drop: int = 0, **options: Any) -> None:
+        self.columns.append((header, options, drop))
+
+    def add_row(self, *cells: Any) -> None:
+        self.rows.append(cells)
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    def _table(self, keep: list[int], widths: list[int] | None = None) -> Table:
+        table = Table(**self.options)
+        for position, index in enumerate(keep):
+            header, options, _ = self.columns[index]
+            width = {"width": widths[position]} if widths else {}
+            table.add_column(header, **{**options, **width})
+        for row in self.rows:
+            table.add_row(*(row[index] for index in keep))
+        return table
+
+    def fit(self, console: Console, options: ConsoleOptions) -> Table:
+        levels = sorted({drop for _, _, drop in self.columns if drop}, reverse=True)
+        for dropped in range(len(levels) + 1):
+            gone = set(levels[:dropped])
+            keep = [i for i, (_, _, drop) in enumerate(self.columns) if drop not in gone]
+            widths = self._widths(console, options, keep)
+            if widths is not None:
+                return self._table(keep, widths)
+        return self._table(keep)  # nothing fits: rich squeezes what is left
+
+    def _widths(
+        self, console: Console, options: ConsoleOptions, keep: list[int]
+    ) -> list[int] | None:
+        """Content widths that fit ``options.max_width`` without breaking a word, or None."""
+        ranges = []
+        for index in keep:
+            cells = [self.columns[index][0], *(row[index] for row in self.rows)]
+            measured = [Measurement.get(console, options, _renderable(c)) for c in cells]
+            ranges.append((max(m.minimum for m in measured), max(m.maximum for m in measured)))
+        # Padding of one space each side of a cell; a border before each column and after.
+        room = options.max_width - 3 * len(keep) - 1
+        widths = [low for low, _ in ranges]
+        if sum(widths) > room:
+            return None
+        # Water-filling: the columns that want least get all they want first, so a short
+        # value stays on one line and long prose takes what is left.
+        spare = room - sum(widths)
+        wants = sorted(range(len(ranges)), key=lambda i: ranges[i][1] - ranges[i][0])
+        for served, position in enumerate(wants):
+            share = min(ranges[position][1] - widths[position], spare // (len(wants) - served))
+            widths[position] += share
+            spare -= share
+        return widths
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.fit(console, options)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement.get(console, options, self.fit(console, options))
+
+
+def _renderable(cell: Any) -> RenderableType:
+    return cell if cell is not None and not isinstance(cell, str) else Text.from_markup(cell or "")
 
 
 def make_console(*, stderr: bool = False) -> Console:

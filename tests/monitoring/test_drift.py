@@ -138,9 +138,7 @@ def test_a_feature_scaled_three_times_is_the_one_drift_violation(analyzer, sampl
     assert f"{by_name['rm'].distance:.4g}" in violations[0]["description"]
 
 
-def test_a_sample_of_the_baseline_data_has_a_raw_distance_the_robust_one_clamps(
-    analyzer, sample
-):
+def test_a_sample_of_the_baseline_data_has_a_raw_distance_the_robust_one_clamps(analyzer, sample):
     names = features(sample)
     base = analyzer.data_statistics(sample.astype(str))
     base_statistics, base_constraints = drift.narrow_baseline(

@@ -44,7 +44,7 @@ def test_a_downgrade_is_refused_without_allow_downgrade_and_otherwise_a_warning(
     assert check_downgrade(None, version(3), "prod", allowed=False) is None
     assert check_downgrade(3, version(3), "prod", allowed=False) is None
     assert check_downgrade(2, version(3), "prod", allowed=False) is None
-    with pytest.raises(MlopsError, match="prod serves version 5, newer than version 3.*--allow"):
+    with pytest.raises(MlopsError, match=r"prod serves version 5, newer than version 3.*--allow"):
         check_downgrade(5, version(3), "prod", allowed=False)
     note = check_downgrade(5, version(3), "prod", allowed=True)
     assert note == "prod serves version 5, newer than version 3: this promotion downgrades prod."
