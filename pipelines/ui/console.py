@@ -41,14 +41,14 @@ def output_width(stream: TextIO, environ: Mapping[str, str] = os.environ) -> int
 
 class LongLine(Text):
     """Text that may hold values that must stay whole (URIs, ARNs, paths, commands):
-    ``print_all`` wraps it at words and prints a word longer than the line whole, for the
-    terminal to wrap and a copy to keep intact, never cut or folded."""
+    wrapped at spaces, and a word longer than the line printed whole on a line of its own,
+    for the terminal to wrap and a copy to keep intact (rich itself folds or cuts it)."""
+
+    def __rich__(self) -> _WrappedWhole:
+        return _WrappedWhole(self)
 
 
 class _WrappedWhole:
-    """A LongLine as printed: wrapped at spaces; a word longer than the width on a line of
-    its own, whole (rich's own modes fold it or cut it)."""
-
     def __init__(self, text: Text) -> None:
         self.text = text
 
@@ -61,13 +61,10 @@ class _WrappedWhole:
 
 
 def print_all(renderables: Iterable[RenderableType], to: Console | None = None) -> None:
-    """Print each renderable; a ``LongLine`` wrapped at words but never cropped."""
+    """Print each renderable, uncropped: a LongLine's long words stay whole."""
     target = to or console
     for renderable in renderables:
-        if isinstance(renderable, LongLine):
-            target.print(_WrappedWhole(renderable), crop=False)
-        else:
-            target.print(renderable)
+        target.print(renderable, crop=False)
 
 
 class FittingTable:
@@ -101,7 +98,8 @@ class FittingTable:
             table.add_row(*(row[index] for index in keep))
         return table
 
-    def fit(self, console: Console, options: ConsoleOptions) -> Table:
+    def fit(self, console: Console, options: ConsoleOptions) -> Table | None:
+        """The widest table that fits, or None when not even the kept columns do."""
         levels = sorted({drop for _, _, drop in self.columns if drop}, reverse=True)
         for dropped in range(len(levels) + 1):
             gone = set(levels[:dropped])
@@ -109,7 +107,31 @@ class FittingTable:
             widths = self._widths(console, options, keep)
             if widths is not None:
                 return self._table(keep, widths)
-        return self._table(keep)  # nothing fits: rich squeezes what is left
+        return None
+
+    def records(self) -> Iterator[RenderableType]:
+        """Where no table fits: each row as ``column: value`` lines (a two-column table's
+        as ``name: value``), values whole."""
+        if self.options.get("title"):
+            yield Text(str(self.options["title"]), style="italic")
+        pairs = len(self.columns) == 2
+        for number, row in enumerate(self.rows):
+            if number and not pairs:
+                yield Text("")
+            cells = [_text(cell) for cell in row]
+            named = (
+                [(cells[0].plain, cells[1])]
+                if pairs
+                else [
+                    (header, cell) for (header, _, _), cell in zip(self.columns, cells, strict=True)
+                ]
+            )
+            for name, value in named:
+                if value.plain:
+                    line = LongLine()
+                    line.append(f"{name}: ", style="bold")
+                    line.append_text(value)
+                    yield line
 
     def _widths(
         self, console: Console, options: ConsoleOptions, keep: list[int]
@@ -136,19 +158,38 @@ class FittingTable:
         return widths
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield self.fit(console, options)
+        table = self.fit(console, options)
+        if table is not None:
+            yield table
+        else:
+            yield from self.records()
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        return Measurement.get(console, options, self.fit(console, options))
+        table = self.fit(console, options)
+        if table is None:
+            return Measurement(options.max_width, options.max_width)
+        return Measurement.get(console, options, table)
+
+
+def _text(cell: Any) -> Text:
+    return cell if isinstance(cell, Text) else Text.from_markup(str(cell or ""))
 
 
 def _renderable(cell: Any) -> RenderableType:
     return cell if cell is not None and not isinstance(cell, str) else Text.from_markup(cell or "")
 
 
+class _UncroppedConsole(Console):
+    """Prints nothing cut at the width: tables fit it already, and what runs past it is a
+    word that must stay whole (a LongLine's URI), for the terminal to wrap."""
+
+    def print(self, *objects: Any, crop: bool = False, **options: Any) -> None:
+        super().print(*objects, crop=crop, **options)
+
+
 def make_console(*, stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, highlight=False, width=output_width(stream))
+    return _UncroppedConsole(stderr=stderr, highlight=False, width=output_width(stream))
 
 
 console = make_console()
@@ -184,11 +225,13 @@ def terraform_progress(line: str) -> None:
         console.print(f"  [dim]{match['address']}: {match['event']}{after}[/]")
 
 
-def key_value_table(title: str, values: Mapping[str, Any]) -> Table:
-    table = Table(title=title, show_header=True, header_style="bold")
+def key_value_table(title: str, values: Mapping[str, Any]) -> FittingTable:
+    """Names and values; where an ARN does not fit a table, ``name: value`` lines."""
+    table = FittingTable(title=title)
     table.add_column("name")
-    table.add_column("value", overflow="fold")
+    table.add_column("value")
     for key in sorted(values):
         value = values[key]
-        table.add_row(key, "-" if value is None else str(value))
+        # Text, not markup: a value such as "['a']" is shown as it is.
+        table.add_row(Text(key), Text("-" if value is None else str(value)))
     return table

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from pipelines.promotion.gates import GateResult
 from pipelines.serving.deployment_records import DeploymentRecord
+from pipelines.ui.console import FittingTable
 
 
 def _verdict(passed: bool, skipped: bool = False) -> str:
@@ -19,8 +19,8 @@ def _verdict(passed: bool, skipped: bool = False) -> str:
     return "[green]passed[/]" if passed else "[red]FAILED[/]"
 
 
-def gate_table(results: list[GateResult], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+def gate_table(results: list[GateResult], title: str) -> FittingTable:
+    table = FittingTable(title=title, title_justify="left")
     table.add_column("gate")
     table.add_column("result")
     table.add_column("figures")
@@ -46,11 +46,12 @@ def decided_cell(record: DeploymentRecord) -> str:
     return f"{decision['approved_by']}: {decision.get('reason') or '-'}"
 
 
-def history_table(records: list[DeploymentRecord], title: str) -> Table:
+def history_table(records: list[DeploymentRecord], title: str) -> FittingTable:
     """A stage's deployments, in the order given (the action gives newest first)."""
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = FittingTable(title=title, title_justify="left")
+    drops = {"strategy": 2, "gates": 1}  # the least needed, left out first on a narrow screen
     for column in ("when", "version", "kind", "strategy", "who and why", "gates", "outcome"):
-        table.add_column(column)
+        table.add_column(column, drop=drops.get(column, 0))
     for record in records:
         table.add_row(
             record.when,
@@ -71,11 +72,11 @@ def _change(record: DeploymentRecord | None) -> str:
     return f"{record.when}: {record.kind} of v{record.version}, {record.outcome}"
 
 
-def overview_table(stages: list[Any]) -> Table:
+def overview_table(stages: list[Any]) -> FittingTable:
     """`deployments` without --stage: what each stage serves, since when, its last change."""
-    table = Table(title="Deployments by stage", title_justify="left", header_style="bold")
+    table = FittingTable(title="Deployments by stage", title_justify="left")
     for column in ("stage", "serves", "since", "last change", "endpoint"):
-        table.add_column(column)
+        table.add_column(column, drop=1 if column == "endpoint" else 0)
     for stage in stages:
         if stage.problem:
             table.add_row(stage.stage, "-", "-", Text(stage.problem, style="yellow"), "-")
@@ -90,7 +91,7 @@ def overview_table(stages: list[Any]) -> Table:
 def predictions_table(result: Any, limit: int, version: int) -> RenderableType:
     """The first ``limit`` predictions, then how many there are and what the metrics
     cover: every row of the file, whatever was shown."""
-    table = Table(title=f"Predictions of model version {version}", header_style="bold")
+    table = FittingTable(title=f"Predictions of model version {version}")
     table.add_column("row", justify="right")
     table.add_column(f"predicted {result.target}", justify="right")
     if result.actual is not None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rich.table import Table
 from rich.text import Text
 
 from pipelines.executor.checks import describe_violation
 from pipelines.monitoring.execution import MonitoringResult
 from pipelines.monitoring.results import EmptyWindows
+from pipelines.ui.console import FittingTable
 
 ROBUST_NOTE = (
     "distance: the robust L-infinity distance the check compares, the raw one less the "
@@ -26,11 +26,10 @@ def _distance(item: Any) -> str:
     return "0 (clamped)" if item.clamped else _number(item.distance)
 
 
-def result_table(result: MonitoringResult) -> Table:
-    table = Table(
+def result_table(result: MonitoringResult) -> FittingTable:
+    table = FittingTable(
         title=f"Data quality of {result.endpoint} (version {result.version}): "
         f"{result.records:,} captured rows",
-        header_style="bold",
     )
     columns = ("feature", "baseline mean", "current mean", "raw distance", "distance")
     for column in (*columns, "threshold", "verdict"):
@@ -49,12 +48,10 @@ def result_table(result: MonitoringResult) -> Table:
     return table
 
 
-def quality_table(result: MonitoringResult) -> Table | None:
+def quality_table(result: MonitoringResult) -> FittingTable | None:
     if result.quality is None:
         return None
-    table = Table(
-        title=f"Model quality: {result.quality.matched} labelled predictions", header_style="bold"
-    )
+    table = FittingTable(title=f"Model quality: {result.quality.matched} labelled predictions")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("verdict")
@@ -82,10 +79,12 @@ def _hour(stamp: str) -> str:
     return stamp[11:16] + "Z"
 
 
-def history_table(records: list[dict[str, Any]], empty: Sequence[EmptyWindows] = ()) -> Table:
+def history_table(
+    records: list[dict[str, Any]], empty: Sequence[EmptyWindows] = ()
+) -> FittingTable:
     """The runs that checked data and the windows without traffic (counted per hour),
     newest first."""
-    table = Table(title="Monitoring executions (newest first)", header_style="bold")
+    table = FittingTable(title="Monitoring executions (newest first)")
     for column in ("started", "version", "rows", "violations", "drifting features", "rmse"):
         table.add_column(column, justify="right" if column in ("rows", "violations") else "left")
     rows: list[tuple[str, tuple[Any, ...]]] = []
