@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+from pipelines.automation.agent import AgentProcess
 from pipelines.backends.base import Backend
 from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
@@ -15,7 +17,14 @@ from pipelines.core.documents import numeric_leaves
 from pipelines.core.errors import MlopsError
 from pipelines.core.records import Execution, StepRun
 from pipelines.definition.parameters import RunParameters, check_arguments
-from pipelines.launch.datasets import StagedDataset, check_data_argument
+from pipelines.launch.datasets import (
+    NewDataRule,
+    StagedDataset,
+    check_data_argument,
+    check_new_data_file,
+    new_data_rule,
+    upload_new_data,
+)
 from pipelines.launch.lineage import check_trigger
 from pipelines.launch.prepare import prepare_run
 from pipelines.registry import MetricDelta, ModelVersion, Registry, champion_of, compare_metrics
@@ -244,3 +253,27 @@ def log_text(
         sleep(log.backend.poll_schedule.first)
         current = log.backend.steps(log.execution.execution_id)
         step = next((s for s in current if s.name == step.name), step)
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """`invoke data-upload`: where the file went and what it starts."""
+
+    uri: str
+    version_id: str | None
+    rule: NewDataRule
+    agent_running: bool | None  # the local automation agent, where the rule feeds it
+
+
+def upload_data(settings: Settings, deployment: Deployment, file: str | None) -> Uploaded:
+    """Put a file under the new-data prefix the automation rule watches (read from the
+    applied rule; without automation, the default prefix, and nothing starts)."""
+    if not file:
+        raise MlopsError("Name the file to upload: invoke data-upload --file FILE.csv.")
+    path = check_new_data_file(Path(file))
+    stack, config, _ = open_target(settings, deployment)
+    rules = config.automation_rule_names or {}
+    rule = new_data_rule(stack.connection, rules.get("new_data_retraining"))
+    uri, version = upload_new_data(stack.connection, config.bucket_name, rule.prefix, path)
+    agent = AgentProcess(settings).status().running if config.automation_queue_url else None
+    return Uploaded(uri, version, rule, agent)

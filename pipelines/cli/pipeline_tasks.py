@@ -103,6 +103,18 @@ def _follow(backend, execution, timeout: float, started=None) -> None:
         raise Exit(code=1)
 
 
+# --file, not a positional FILE: invoke would read `data-upload --help` as the file.
+@task(help={**TARGET_HELP, "file": "the CSV to upload, named with letters, digits, . _ -"})
+def data_upload(c, file=None, target="local", env=None):
+    """Put a CSV under the bucket's new-data prefix, where it starts a retraining run."""
+    from pipelines.actions import runs
+    from pipelines.ui.console import print_all
+    from pipelines.ui.run_views import upload_lines
+
+    with exit_on_error():
+        print_all(upload_lines(runs.upload_data(settings(c), deployment(target, env), file)))
+
+
 @task(help={**TARGET_HELP, "limit": "how many executions to show, newest first (default 10)"})
 def executions(c, target="local", env=None, limit=None):
     """List recent executions: status, what started each, on which data, why one failed."""

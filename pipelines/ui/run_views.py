@@ -398,3 +398,35 @@ def execution_view(shown: Any, *, full: bool = False) -> list[RenderableType]:
     if shown.note:
         parts.append(Text(shown.note, style="dim"))
     return parts
+
+
+def upload_lines(uploaded: Any) -> list[RenderableType]:
+    """`invoke data-upload`: where the file went, and what that starts (or why nothing)."""
+    version = f" (version {uploaded.version_id})" if uploaded.version_id else ""
+    lines: list[RenderableType] = [LongLine(f"Uploaded to {uploaded.uri}{version}.")]
+    rule = uploaded.rule
+    run = f"`invoke pipeline-run --data {uploaded.uri}`"
+    if rule.name is None:
+        lines.append(LongLine(f"Automation is off here: nothing starts a run; {run} does."))
+    elif not rule.enabled:
+        lines.append(LongLine(f"The rule {rule.name} is disabled: nothing starts a run; {run}."))
+    elif uploaded.agent_running is None:
+        targets = ", ".join(rule.targets) or "no target"
+        lines.append(
+            LongLine(f"The rule {rule.name} starts a retraining run: it delivers to {targets}.")
+        )
+    elif uploaded.agent_running:
+        lines.append(
+            LongLine(
+                f"The rule {rule.name} fires: the automation agent runs {run}; "
+                "`invoke automation-log` and `invoke executions` show it."
+            )
+        )
+    else:
+        lines.append(
+            LongLine(
+                f"The rule {rule.name} fires, but the automation agent is not running: the "
+                "event waits in its queue until `invoke automation-up`."
+            )
+        )
+    return lines

@@ -266,7 +266,6 @@ def test_api_errors_name_the_step_and_the_code():
         ),
         ({"canary_wait_seconds": -1}, "deploy.canary_wait_seconds must be 0-3600 seconds"),
         ({"capture_percent": 150}, "Capture percentage must be between 0 and 100"),
-
         (
             {"instance_typ": "ml.c5.large"},
             r"Unknown deploy setting\(s\) in invoke.yaml: instance_typ",
