@@ -158,12 +158,16 @@ def registered_version(steps: list[StepRun]) -> int | None:
 def compare_with_champion(
     connection: AwsConnection, config: InfraConfig, steps: list[StepRun]
 ) -> ChampionComparison | None:
-    """None when the run has no evaluation or no other version is Approved."""
+    """None when the run has no evaluation, no other version is Approved, or the
+    registry cannot be read (the summary is shown without the comparison)."""
     metrics = evaluation_metrics(steps)
     if not metrics:
         return None
     registry = Registry(connection, config.model_package_group_name)
-    champion = champion_of(registry, excluding=registered_version(steps))
+    try:
+        champion = champion_of(registry, excluding=registered_version(steps))
+    except MlopsError:
+        return None
     if champion is None:
         return None
     return ChampionComparison(champion, compare_metrics(metrics, registry.metrics(champion)))
