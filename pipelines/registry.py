@@ -251,3 +251,46 @@ def require_approved(version: ModelVersion) -> None:
             "be deployed. Approve it first with "
             f"`invoke model-approve --version {version.version}`."
         )
+
+
+# Which way a metric improves: errors shrink, R² grows (the evaluation report's metrics).
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "mse"})
+HIGHER_IS_BETTER = frozenset({"r2"})
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    name: str
+    value: float
+    champion: float
+
+    @property
+    def delta(self) -> float:
+        return self.value - self.champion
+
+    @property
+    def verdict(self) -> str:
+        """better, worse or same, as the metric's direction says."""
+        if self.delta == 0:
+            return "same"
+        higher = self.delta > 0
+        return "better" if higher == (self.name in HIGHER_IS_BETTER) else "worse"
+
+
+def compare_metrics(metrics: dict[str, float], champion: dict[str, float]) -> list[MetricDelta]:
+    """Each metric both have whose direction is known, in the order of ``metrics``."""
+    known = LOWER_IS_BETTER | HIGHER_IS_BETTER
+    return [
+        MetricDelta(name, value, champion[name])
+        for name, value in metrics.items()
+        if name in known and name in champion
+    ]
+
+
+def champion_of(registry: Registry, excluding: int | None = None) -> ModelVersion | None:
+    """The Approved version a new one is measured against: the newest Approved, other
+    than ``excluding`` (the new one itself, once approved)."""
+    approved = [
+        v for v in registry.versions(APPROVED) if v.status == APPROVED and v.version != excluding
+    ]
+    return approved[0] if approved else None

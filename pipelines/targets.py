@@ -27,6 +27,7 @@ from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
 from pipelines.launch.runtime_build import start_runtime_build
 from pipelines.monitoring import sagemaker_schedule
+from pipelines.monitoring.capture_reader import describe_duration
 from pipelines.monitoring.execution import deployed_model
 from pipelines.monitoring.local_schedule import LocalSchedule
 from pipelines.serving import deploy
@@ -104,6 +105,10 @@ class Target(Protocol):
     def deployer(
         self, settings: Settings, stack: Stack, config: InfraConfig, stage: str | None
     ) -> StageDeployer: ...
+
+    def stage_key(self, stage: str | None) -> str | None:
+        """Which of the outputs' per-stage names (``endpoint_names``,
+        ``monitoring_schedule_names``) are a stage's: None for the environment's own."""
 
     def schedule_monitoring(
         self,
@@ -193,6 +198,9 @@ class LocalTarget:
     ) -> StageDeployer:
         return LocalDeployer(settings, stack, config, stage)
 
+    def stage_key(self, stage: str | None) -> str | None:
+        return stage  # each stage has an endpoint of its own beside the default one
+
     def schedule_monitoring(
         self,
         settings: Settings,
@@ -208,8 +216,8 @@ class LocalTarget:
             return "schedule stopped" if schedule.stop() else "no schedule was running"
         if not endpoint.status().running:
             raise MlopsError(f"The local endpoint {endpoint.name} is not running: deploy first.")
-        running = schedule.start(settings, every)
-        return f"monitoring {endpoint.name} every {every} (pid {running['pid']})"
+        running = schedule.start(settings, every, stage)
+        return f"monitoring {endpoint.name} every {describe_duration(every)} (pid {running['pid']})"
 
     def teardown(self) -> Teardown:
         return LocalTeardown()
@@ -272,6 +280,9 @@ class AwsTarget:
         self, settings: Settings, stack: Stack, config: InfraConfig, stage: str | None
     ) -> StageDeployer:
         return SageMakerDeployer(settings, stack, config, stage)
+
+    def stage_key(self, stage: str | None) -> str | None:
+        return None  # a stage is its own environment: its names are the environment's
 
     def schedule_monitoring(
         self,

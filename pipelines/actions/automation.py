@@ -25,7 +25,8 @@ def agent_status(settings: Settings) -> AgentStatus:
 
 
 def action_log(settings: Settings, limit: int) -> list[ActionRecord]:
-    return ActionLog(automation_dir(settings)).read(limit)
+    """The newest ``limit`` actions, newest first (as every history lists)."""
+    return ActionLog(automation_dir(settings)).read(limit)[::-1]
 
 
 def install_hook(settings: Settings) -> tuple[Path, bool]:

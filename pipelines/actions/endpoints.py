@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.config.settings import Settings
+from pipelines.core.errors import MlopsError
+from pipelines.serving.deploy import STAGES
 from pipelines.serving.deployer import Rollout, StageStatus
 from pipelines.serving.deployment_records import DeploymentRecord
 from pipelines.serving.predict import Predictions
@@ -59,6 +62,20 @@ def take_down(
     return deployer.down()
 
 
+def check_output_file(output: Path) -> Path:
+    """Where `predict --output` writes, checked before any row is sent."""
+    if output.is_dir():
+        raise MlopsError(
+            f"--output {output} is a folder: name a file in it, e.g. {output / 'predictions.csv'}."
+        )
+    if not output.parent.is_dir():
+        raise MlopsError(
+            f"--output {output}: the folder {output.parent} does not exist; create it or name "
+            "a file in an existing folder. Nothing was sent."
+        )
+    return output
+
+
 def predict(
     settings: Settings,
     target: str | None,
@@ -66,17 +83,73 @@ def predict(
     stage: str | None,
     data: Path,
     inference_id_column: str | None,
+    output: Path | None = None,
 ) -> tuple[Predictions, int]:
-    return open_deployer(settings, target, env, stage).predict(data, inference_id_column)
+    """Send the file's rows to the stage's endpoint; with ``output``, write every
+    prediction there (checked before anything is sent)."""
+    if not data.is_file():
+        raise MlopsError(f"Data file {data} does not exist (or is not a file).")
+    if output is not None:
+        check_output_file(output)
+    result, version = open_deployer(settings, target, env, stage).predict(data, inference_id_column)
+    if output is not None:
+        output.write_text("prediction\n" + "".join(f"{v!r}\n" for v in result.values))
+    return result, version
 
 
 def history(
     settings: Settings, target: str | None, env: str | None, stage: str | None
 ) -> tuple[str, list[DeploymentRecord]]:
-    """(the endpoint, its deployment records)."""
+    """(the endpoint, its deployment records, newest first)."""
     deployer = open_deployer(settings, target, env, stage)
-    return deployer.endpoint, deployer.history()
+    return deployer.endpoint, deployer.history()[::-1]
 
 
-def rollback(settings: Settings, target: str | None, env: str | None, stage: str | None) -> Rollout:
-    return open_deployer(settings, target, env, stage).rollback()
+@dataclass(frozen=True)
+class StageOverview:
+    """What one stage serves, since when, and its last recorded change."""
+
+    stage: str
+    endpoint: str | None = None
+    status: StageStatus | None = None
+    since: DeploymentRecord | None = None  # the deployment that made it serve this version
+    last: DeploymentRecord | None = None  # the newest record, whatever its outcome
+    problem: str | None = None  # why the stage could not be read
+
+
+def overview(settings: Settings, target: str | None, env: str | None) -> list[StageOverview]:
+    """`deployments` without --stage: every stage, the environment's own endpoint first."""
+    found = []
+    for stage in (None, *STAGES):
+        label = stage or "default"
+        try:
+            deployer = open_deployer(settings, target, env, stage)
+            status, records = deployer.status(), deployer.history()
+        except MlopsError as error:
+            found.append(StageOverview(label, problem=str(error)))
+            continue
+        deployed = [r for r in records if r.deployed and r.version == status.version]
+        found.append(
+            StageOverview(
+                label,
+                deployer.endpoint,
+                status,
+                deployed[-1] if deployed and status.running else None,
+                records[-1] if records else None,
+            )
+        )
+    return found
+
+
+def rollback(
+    settings: Settings,
+    target: str | None,
+    env: str | None,
+    stage: str | None,
+    reason: str | None = None,
+) -> Rollout:
+    """Return a stage to its previous version, recording who and why."""
+    deployer = open_deployer(settings, target, env, stage)
+    who = target_for(deployer.stack.deployment).actor(deployer.stack)
+    why = (reason or "").strip() or "no reason given"
+    return deployer.rollback({"approved_by": who, "reason": why, "how": "rollback"})

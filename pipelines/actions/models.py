@@ -8,7 +8,7 @@ from pipelines.config.deployment import Deployment
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
 from pipelines.core.records import StepRun
-from pipelines.registry import APPROVED, REJECTED, ModelVersion, Registry
+from pipelines.registry import APPROVED, REJECTED, ModelVersion, Registry, champion_of
 from pipelines.targets import open_target, target_for
 
 
@@ -19,6 +19,8 @@ class VersionListing:
     # The steps of the execution behind each version (its check results); None when
     # that execution's records are gone.
     steps: dict[int, list[StepRun] | None]
+    # The newest Approved version, which the others are compared with.
+    champion: ModelVersion | None = None
 
 
 def list_versions(settings: Settings, deployment: Deployment, status: str | None) -> VersionListing:
@@ -26,6 +28,9 @@ def list_versions(settings: Settings, deployment: Deployment, status: str | None
     registry = Registry(stack.connection, config.model_package_group_name)
     versions = registry.versions(status)
     metrics = {v.version: registry.metrics(v) for v in versions}
+    champion = champion_of(registry)
+    if champion is not None and champion.version not in metrics:
+        metrics[champion.version] = registry.metrics(champion)  # listed with --status
     steps: dict[int, list[StepRun] | None] = {}
     for version in versions:
         if version.execution_id:
@@ -33,7 +38,7 @@ def list_versions(settings: Settings, deployment: Deployment, status: str | None
                 steps[version.version] = backend.steps(version.execution_id)
             except MlopsError:
                 steps[version.version] = None  # the execution's records are gone
-    return VersionListing(versions, metrics, steps)
+    return VersionListing(versions, metrics, steps, champion)
 
 
 def set_approval(

@@ -1,44 +1,70 @@
 """The monitoring tasks: check captured traffic, schedule it, list the kept results.
 
 Where a schedule runs is the target's business (``Target.schedule_monitoring``): the
-local target runs a background process, AWS a SageMaker monitoring schedule.
+local target runs a background process, AWS a SageMaker monitoring schedule. A stage
+(``--stage staging``) is monitored where it is served: locally its own endpoint, on AWS
+its own environment's; its results are kept per endpoint, where the promotion gate reads
+them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.config.deployment import Deployment
+from pipelines.config.infra_config import InfraConfig
 from pipelines.config.monitoring_settings import MonitoringSettings
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
 from pipelines.monitoring.capture_reader import parse_duration
 from pipelines.monitoring.execution import MonitoringResult, run_monitoring
-from pipelines.monitoring.results import History
-from pipelines.serving import deploy
-from pipelines.targets import open_target, target_for
+from pipelines.monitoring.quality import check_ground_truth_file
+from pipelines.monitoring.results import EmptyWindows, History
+from pipelines.serving.deploy import check_stage
+from pipelines.stack.stacks import Stack
+from pipelines.targets import open_target, resolve_deployment, target_for
+
+
+@dataclass(frozen=True)
+class Monitored:
+    """A stage's stack, outputs and the key of its names in them."""
+
+    stack: Stack
+    config: InfraConfig
+    key: str | None
+
+    @property
+    def endpoint(self) -> str:
+        return self.config.endpoint_name(self.key)
+
+
+def open_monitored(
+    settings: Settings, target: str | None, env: str | None, stage: str | None
+) -> Monitored:
+    stage = check_stage(stage)
+    where = resolve_deployment(target, env, stage)
+    stack, config, _ = open_target(settings, where)
+    return Monitored(stack, config, target_for(where).stage_key(stage))
 
 
 def monitor(
     settings: Settings,
-    deployment: Deployment,
+    target: str | None,
+    env: str | None,
+    stage: str | None = None,
     *,
     since: str = "1h",
     report_file: str | None = None,
     ground_truth: str | None = None,
-    on_alert: Callable[[str], None] | None = None,
 ) -> tuple[MonitoringResult, Path | None]:
     window = parse_duration(since)
-    truth = Path(ground_truth) if ground_truth else None
-    if truth is not None and not truth.is_file():
-        raise MlopsError(f"Ground-truth file {truth} does not exist.")
-    stack, config, _ = open_target(settings, deployment)
+    truth = check_ground_truth_file(Path(ground_truth)) if ground_truth else None
+    monitored = open_monitored(settings, target, env, stage)
     result = run_monitoring(
-        settings, stack.connection, config, since=window, ground_truth=truth, on_alert=on_alert
-    )
+        settings, monitored.stack.connection, monitored.config,
+        since=window, ground_truth=truth, stage=monitored.key,
+    )  # fmt: skip
     written = None
     if report_file:
         from pipelines.monitoring import drift_report  # plotly, only when a report is asked for
@@ -50,10 +76,20 @@ def monitor(
     return result, written
 
 
-def history(settings: Settings, deployment: Deployment) -> list[dict[str, Any]]:
-    _, config, _ = open_target(settings, deployment)
+@dataclass(frozen=True)
+class MonitoringHistory:
+    endpoint: str
+    records: list[dict[str, Any]]  # the runs that checked data, oldest first
+    empty: list[EmptyWindows]  # the windows without traffic, counted per hour
+
+
+def history(
+    settings: Settings, target: str | None, env: str | None, stage: str | None = None
+) -> MonitoringHistory:
+    endpoint = open_monitored(settings, target, env, stage).endpoint
     keep = MonitoringSettings.from_settings(settings).keep_results
-    return History(settings.state_dir, deploy.endpoint_name(config), keep).records()
+    kept = History(settings.state_dir, endpoint, keep)
+    return MonitoringHistory(endpoint, kept.records(), kept.empty_windows())
 
 
 @dataclass(frozen=True)
@@ -63,11 +99,19 @@ class ScheduleOutcome:
 
 
 def set_schedule(
-    settings: Settings, deployment: Deployment, every: str | None, off: bool
+    settings: Settings,
+    target: str | None,
+    env: str | None,
+    stage: str | None,
+    every: str | None,
+    off: bool,
 ) -> ScheduleOutcome:
     if off == bool(every):
         raise MlopsError("Give either --every DURATION (e.g. 1h) or --off.")
     every_delta = None if off else parse_duration(str(every))
-    stack, config, _ = open_target(settings, deployment)
-    detail = target_for(deployment).schedule_monitoring(settings, stack, config, every_delta)
+    monitored = open_monitored(settings, target, env, stage)
+    chosen = target_for(monitored.stack.deployment)
+    detail = chosen.schedule_monitoring(
+        settings, monitored.stack, monitored.config, every_delta, check_stage(stage)
+    )
     return ScheduleOutcome(not off, detail)

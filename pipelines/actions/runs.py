@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+from pipelines.automation.agent import AgentProcess
 from pipelines.backends.base import Backend
 from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
+from pipelines.core.aws import AwsConnection
+from pipelines.core.documents import numeric_leaves
+from pipelines.core.errors import MlopsError
 from pipelines.core.records import Execution, StepRun
 from pipelines.definition.parameters import RunParameters, check_arguments
-from pipelines.launch.datasets import StagedDataset, check_data_argument
+from pipelines.launch.datasets import (
+    NewDataRule,
+    StagedDataset,
+    check_data_argument,
+    check_new_data_file,
+    new_data_rule,
+    upload_new_data,
+)
+from pipelines.launch.lineage import check_trigger
 from pipelines.launch.prepare import prepare_run
+from pipelines.registry import MetricDelta, ModelVersion, Registry, champion_of, compare_metrics
 from pipelines.targets import TARGET_MAP, open_target, target_for
 
 Notify = Callable[[str], None]
@@ -31,6 +46,8 @@ class Started:
     backend: Backend
     execution: Execution
     dataset: StagedDataset
+    connection: AwsConnection
+    config: InfraConfig
 
 
 def start_run(
@@ -41,15 +58,17 @@ def start_run(
     *,
     notify: Notify,
     on_output: Notify,
+    trigger: str = "manual",
 ) -> Started:
     """`pipeline-run` up to a started execution. Every argument is typed and checked
     before any slow work, once: the typed values travel on to the backend."""
     arguments: RunParameters = check_arguments(params, data)
     check_data_argument(data)
+    check_trigger(trigger)
     target = target_for(deployment)
     ready = target.ready_for_run(settings, deployment, notify=notify, on_output=on_output)
     prepared = prepare_run(
-        ready.stack.connection, ready.config, arguments, data, root=settings.root
+        ready.stack.connection, ready.config, arguments, data, root=settings.root, trigger=trigger
     )
     note = "uploaded" if prepared.dataset.uploaded else "unchanged"
     notify(f"Input data: {prepared.dataset.uri} ({note})")
@@ -62,7 +81,7 @@ def start_run(
     backend = target.backend(ready.stack, ready.config)
     execution = backend.start(prepared)
     notify(f"Started {execution.execution_arn} ({execution.display_name})")
-    return Started(backend, execution, prepared.dataset)
+    return Started(backend, execution, prepared.dataset, ready.stack.connection, ready.config)
 
 
 def stop_after_interrupt(
@@ -105,3 +124,160 @@ def stop(settings: Settings, deployment: Deployment, execution: str | None) -> E
     _, _, backend = open_target(settings, deployment)
     stopped = backend.stop(find_execution(backend, execution).execution_id)
     return backend.wait(stopped.execution_id, timeout=600)
+
+
+@dataclass(frozen=True)
+class ChampionComparison:
+    """A run's evaluation against the newest Approved version's (the champion)."""
+
+    champion: ModelVersion
+    deltas: list[MetricDelta]
+
+
+def evaluation_metrics(steps: list[StepRun]) -> dict[str, float]:
+    """``{"r2": ..., "rmse": ...}`` from the run's evaluation report (a property file in
+    SageMaker's model-quality layout)."""
+    for step in steps:
+        for document in step.property_files.values():
+            if isinstance(document, dict) and "regression_metrics" in document:
+                return {
+                    path.removesuffix(".value").rsplit(".", 1)[-1]: value
+                    for path, value in numeric_leaves(document["regression_metrics"])
+                    if path.endswith(".value")
+                }
+    return {}
+
+
+def registered_version(steps: list[StepRun]) -> int | None:
+    for step in steps:
+        if step.type == "RegisterModel" and step.properties.get("ModelPackageVersion"):
+            return int(step.properties["ModelPackageVersion"])
+    return None
+
+
+def compare_with_champion(
+    connection: AwsConnection, config: InfraConfig, steps: list[StepRun]
+) -> ChampionComparison | None:
+    """None when the run has no evaluation, no other version is Approved, or the
+    registry cannot be read (the summary is shown without the comparison)."""
+    metrics = evaluation_metrics(steps)
+    if not metrics:
+        return None
+    registry = Registry(connection, config.model_package_group_name)
+    try:
+        champion = champion_of(registry, excluding=registered_version(steps))
+    except MlopsError:
+        return None
+    if champion is None:
+        return None
+    return ChampionComparison(champion, compare_metrics(metrics, registry.metrics(champion)))
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What `execution-show` shows of one execution."""
+
+    execution: Execution
+    steps: list[StepRun]
+    links: list[tuple[str, str]]
+    champion: ChampionComparison | None = None
+    note: str | None = None  # why there is no comparison with the Approved version
+
+
+def show(
+    settings: Settings, deployment: Deployment, backend: Backend, execution: Execution
+) -> Shown:
+    """The execution as it is now, its steps' details and, where the registry can be
+    reached (records are read without the emulator), its comparison with the champion."""
+    found = backend.describe(execution.execution_id)
+    steps = execution_details(backend, found)
+    links = backend.links(found, steps)
+    if not evaluation_metrics(steps):
+        return Shown(found, steps, links)
+    try:
+        stack, config, _ = open_target(settings, deployment)
+    except MlopsError as error:
+        return Shown(found, steps, links, note=f"No comparison with the Approved version: {error}")
+    return Shown(found, steps, links, compare_with_champion(stack.connection, config, steps))
+
+
+@dataclass(frozen=True)
+class StepLog:
+    backend: Backend
+    execution: Execution
+    step: StepRun
+
+    @property
+    def where(self) -> str:
+        return self.backend.log_location(self.step)
+
+
+def open_step_log(
+    settings: Settings, deployment: Deployment, execution: str | None, step: str | None
+) -> StepLog:
+    """`invoke logs`: a step of an execution (default: the latest), by name; without a
+    name, the failed step, else the last that ran a job."""
+    backend = records(settings, deployment)
+    found = find_execution(backend, execution)
+    steps = backend.steps(found.execution_id)
+    ran = ", ".join(s.name for s in steps) or "none yet"
+    if step is not None:
+        chosen = next((s for s in steps if s.name == step), None)
+        if chosen is None:
+            raise MlopsError(
+                f"Execution {found.execution_id} has run no step named {step!r} (steps: {ran})."
+            )
+    else:
+        jobs = [s for s in steps if s.type not in ("Condition", "Fail", "RegisterModel")]
+        failed = [s for s in jobs if s.status == "Failed"]
+        if not jobs:
+            raise MlopsError(f"Execution {found.execution_id} has run no job yet (steps: {ran}).")
+        chosen = failed[0] if failed else jobs[-1]
+    if chosen.cache_hit_of:
+        raise MlopsError(
+            f"Step {chosen.name} reused the result of execution {chosen.cache_hit_of} (a cache "
+            f"hit): its log is that run's, `invoke logs --execution {chosen.cache_hit_of} "
+            f"--step {chosen.name}`."
+        )
+    return StepLog(backend, found, chosen)
+
+
+def log_text(
+    log: StepLog, *, follow: bool = False, sleep: Callable[[float], None] = time.sleep
+) -> Iterator[str]:
+    """The step's log as it is; with ``follow``, what it adds until the step ends."""
+    step, cursor = log.step, None
+    while True:
+        finished = step.finished  # read before the log: the last read sees everything
+        text, cursor = log.backend.read_log(step, cursor)
+        if text:
+            yield text
+        if not follow or finished:
+            return
+        sleep(log.backend.poll_schedule.first)
+        current = log.backend.steps(log.execution.execution_id)
+        step = next((s for s in current if s.name == step.name), step)
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """`invoke data-upload`: where the file went and what it starts."""
+
+    uri: str
+    version_id: str | None
+    rule: NewDataRule
+    agent_running: bool | None  # the local automation agent, where the rule feeds it
+
+
+def upload_data(settings: Settings, deployment: Deployment, file: str | None) -> Uploaded:
+    """Put a file under the new-data prefix the automation rule watches (read from the
+    applied rule; without automation, the default prefix, and nothing starts)."""
+    if not file:
+        raise MlopsError("Name the file to upload: invoke data-upload --file FILE.csv.")
+    path = check_new_data_file(Path(file))
+    stack, config, _ = open_target(settings, deployment)
+    rules = config.automation_rule_names or {}
+    rule = new_data_rule(stack.connection, rules.get("new_data_retraining"))
+    uri, version = upload_new_data(stack.connection, config.bucket_name, rule.prefix, path)
+    agent = AgentProcess(settings).status().running if config.automation_queue_url else None
+    return Uploaded(uri, version, rule, agent)

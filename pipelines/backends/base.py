@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipelines.core.polling import PollSchedule
 from pipelines.core.records import Execution, StepRun
@@ -35,6 +35,13 @@ class Backend(Protocol):
     ) -> list[Execution]: ...
 
     def latest(self, pipeline_name: str | None = None) -> Execution: ...
+
+    def read_log(self, step: StepRun, cursor: Any = None) -> tuple[str, Any]:
+        """The step's job log from ``cursor`` on (None: the start), and the cursor to read
+        on from; empty text while the job has written nothing new."""
+
+    def log_location(self, step: StepRun) -> str:
+        """Where the step's log is kept, for the user."""
 
     def stop(self, execution_id: str) -> Execution: ...
 

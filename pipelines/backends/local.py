@@ -277,6 +277,22 @@ class LocalBackend:
     def steps(self, execution_id: str) -> list[StepRun]:
         return self.store.steps(execution_id)
 
+    def read_log(self, step: StepRun, cursor: Any = None) -> tuple[str, Any]:
+        """From the job.log of the step's latest attempt, by byte offset."""
+        offset = int(cursor or 0)
+        try:
+            with Path(self.log_location(step)).open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return "", offset  # the job has not written it yet
+        return data.decode(errors="replace"), offset + len(data)
+
+    def log_location(self, step: StepRun) -> str:
+        if not step.log_path:
+            raise MlopsError(f"Step {step.name} ({step.type}) runs no job: it has no log.")
+        return step.log_path
+
     def list_executions(self, pipeline_name: str | None = None, limit: int = 20) -> list[Execution]:
         found = self.store.list_executions(pipeline_name, limit)
         return [self.describe(e.execution_id) for e in found]

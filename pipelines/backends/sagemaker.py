@@ -69,12 +69,14 @@ class SageMakerBackend:
         config: InfraConfig,
         *,
         sagemaker_client: BaseClient | None = None,
+        logs_client: BaseClient | None = None,
         studio_domain_id: str | None = None,
     ) -> None:
         self.connection = connection
         self.config = config
         self.studio_domain_id = studio_domain_id
         self.sagemaker = sagemaker_client or connection.sagemaker()
+        self._logs = logs_client
         self._definitions: dict[str, str] = {}
         self._parameters: dict[str, dict[str, Any]] = {}
 
@@ -271,6 +273,44 @@ class SageMakerBackend:
                     found.append((f"logs {step.name}", cloudwatch_logs_url(region, group, job)))
         return found
 
+    # --- logs -----------------------------------------------------------------------------
+
+    def log_location(self, step: StepRun) -> str:
+        group, job = _log_source(step)
+        return f"CloudWatch Logs {group}, streams {job}/*"
+
+    def read_log(self, step: StepRun, cursor: Any = None) -> tuple[str, Any]:
+        """The job's CloudWatch log streams (``<job>/algo-1-...``, one per instance), each
+        read on from its own forward token (GetLogEvents returns the token it was given
+        at the end of a stream)."""
+        group, job = _log_source(step)
+        tokens: dict[str, str] = dict(cursor or {})
+        logs = self._logs or self.connection.client("logs")
+        lines: list[str] = []
+        try:
+            pages = logs.get_paginator("describe_log_streams").paginate(
+                logGroupName=group, logStreamNamePrefix=f"{job}/"
+            )
+            streams = sorted(s["logStreamName"] for page in pages for s in page["logStreams"])
+            for stream in streams:
+                request = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+                if stream in tokens:
+                    request["nextToken"] = tokens[stream]
+                while True:
+                    page = logs.get_log_events(**request)
+                    lines += [event["message"] for event in page["events"]]
+                    if page["nextForwardToken"] == request.get("nextToken"):
+                        break
+                    request["nextToken"] = page["nextForwardToken"]
+                tokens[stream] = request["nextToken"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return "", tokens  # the job has not logged yet
+            raise _api_error(f"reading the log of {job}", error) from error
+        except BotoCoreError as error:
+            raise _api_error(f"reading the log of {job}", error) from error
+        return "".join(f"{line.rstrip()}\n" for line in lines), tokens
+
     def list_executions(self, pipeline_name: str | None = None, limit: int = 20) -> list[Execution]:
         try:
             response = self.sagemaker.list_pipeline_executions(
@@ -344,6 +384,14 @@ class SageMakerBackend:
                 f"Execution {execution_id} is still {late.last.status} after "
                 f"{timeout:.0f} s; it keeps running on SageMaker."
             ) from None
+
+
+def _log_source(step: StepRun) -> tuple[str, str]:
+    """(log group, job name) of a step's SageMaker job."""
+    for key, group in (("TrainingJobArn", "TrainingJobs"), ("ProcessingJobArn", "ProcessingJobs")):
+        if step.properties.get(key):
+            return f"/aws/sagemaker/{group}", step.properties[key].rsplit("/", 1)[-1]
+    raise MlopsError(f"Step {step.name} ({step.type}) ran no SageMaker job: it has no log.")
 
 
 def cloudwatch_logs_url(region: str, group: str, job_name: str) -> str:

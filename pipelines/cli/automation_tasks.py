@@ -45,7 +45,7 @@ def automation_status(c):
         raise Exit(code=3)
 
 
-@task(help={"limit": "how many actions to show, newest last (default 20)"})
+@task(help={"limit": "how many actions to show, newest first (default 20)"})
 def automation_log(c, limit=None):
     """What the automation agent did: when, which rule, why, the command and its outcome."""
     from pipelines.actions import automation

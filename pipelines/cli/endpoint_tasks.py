@@ -59,8 +59,8 @@ def endpoint_down(c, target="local", env=None, stage=None, yes=False):
         **STAGE_HELP,
         "data": "CSV file with a header: the model's feature columns (extra columns are "
         "ignored); required",
-        "output": "also write every prediction to this CSV file",
-        "limit": "how many rows to show (default 20)",
+        "output": "also write every prediction to this CSV file (its folder must exist)",
+        "limit": "how many rows to show (default 20); metrics always cover every row",
         "inference_id_column": "send each row alone with this column's value as its "
         "InferenceId (recorded in the data capture, for monitor --ground-truth)",
     }
@@ -75,24 +75,19 @@ def predict(
 
     with exit_on_error():
         shown = whole_number(20 if limit is None else limit, "--limit")
-        source = _data_file(data)
+        written = Path(output) if output else None
         result, version = endpoints.predict(
-            settings(c), target, env, stage, source, inference_id_column
+            settings(c), target, env, stage, _data_file(data), inference_id_column, written
         )
         console.print(predictions_table(result, shown, version))
-        if output:
-            _write_predictions(Path(output), result.values)
+        if written:
+            console.print(f"Wrote {len(result.values)} predictions to {written}")
 
 
 def _data_file(data: str | None) -> Path:
     if not data:
         raise MlopsError("Name the rows to send: --data FILE.csv.")
     return Path(data)
-
-
-def _write_predictions(path: Path, values: list[float]) -> None:
-    path.write_text("prediction\n" + "".join(f"{v!r}\n" for v in values))
-    console.print(f"Wrote {len(values)} predictions to {path}")
 
 
 @task(
@@ -102,42 +97,61 @@ def _write_predictions(path: Path, values: list[float]) -> None:
         "to": "the stage it is deployed to, blue/green (prod)",
         "strategy": "all-at-once, canary or linear (default from invoke.yaml)",
         "approved_by": "for automation: who approves (with --reason); else a terminal asks",
-        "reason": "for automation: why it is approved",
+        "reason": "why it is approved (recorded); with --approved-by, for automation",
+        "allow_downgrade": "promote even when the target stage serves a newer version "
+        "(needed without a person at a terminal)",
+        "allow_backward": "promote against the stage order (prod to staging); needs --reason",
     }
 )
 def promote(
     c, from_="staging", to="prod", target="local", env=None, strategy=None,
-    approved_by=None, reason=None,
+    approved_by=None, reason=None, allow_downgrade=False, allow_backward=False,
 ):  # fmt: skip
     """Promote a stage's version: gates, explicit approval, then a blue/green rollout."""
-    from pipelines.actions import promotion
+    from pipelines.actions.promotion import PromotionRequest, promote_stage
     from pipelines.ui.endpoint_views import gate_table, promotion_lines
 
     with exit_on_error():
-        done = promotion.promote_stage(
-            settings(c), from_, to, target, env, strategy, approved_by, reason,
-            interactive=sys.stdin.isatty(),
+        request = PromotionRequest(
+            from_, to, target, env, strategy, approved_by, reason, allow_backward, allow_downgrade
+        )
+        done = promote_stage(
+            settings(c), request, interactive=sys.stdin.isatty(), warn=_warn,
             show_gates=lambda results, title: console.print(gate_table(results, title)),
         )  # fmt: skip
         console.print(promotion_lines(done, to))
 
 
-@task(help=STAGE_HELP)
+def _warn(note: str) -> None:
+    console.print(f"Warning: {note}", style="yellow", markup=False)
+
+
+@task(
+    help={
+        **STAGE_HELP,
+        "stage": "staging, prod or default (the environment's endpoint): that stage's "
+        "history; without it, every stage: what it serves, since when, its last change",
+    }
+)
 def deployments(c, target="local", env=None, stage=None):
-    """The deployment history of a stage: versions, approvals, gates, strategies, outcomes."""
+    """What every stage serves, or one stage's deployment history, newest first."""
     from pipelines.actions import endpoints
-    from pipelines.ui.endpoint_views import history_table
+    from pipelines.ui.endpoint_views import history_table, overview_table
 
     with exit_on_error():
-        endpoint, records = endpoints.history(settings(c), target, env, stage)
-        console.print(history_table(records, f"Deployments of {endpoint}"))
+        if stage is None:
+            console.print(overview_table(endpoints.overview(settings(c), target, env)))
+            return
+        chosen = None if stage == "default" else stage
+        endpoint, records = endpoints.history(settings(c), target, env, chosen)
+        console.print(history_table(records, f"Deployments of {endpoint} (newest first)"))
 
 
-@task(help=STAGE_HELP)
-def rollback(c, target="local", env=None, stage=None):
-    """Return a stage to the version it served before, blue/green."""
+@task(help={**STAGE_HELP, "reason": "why (recorded in the stage's deployment history)"})
+def rollback(c, target="local", env=None, stage=None, reason=None):
+    """Return a stage to the version it served before, blue/green; --reason is recorded."""
     from pipelines.actions import endpoints
 
     with exit_on_error():
-        rollout = endpoints.rollback(settings(c), target, env, stage)
+        rollout = endpoints.rollback(settings(c), target, env, stage, reason)
         console.print(f"Rolled back to version {rollout.record.version}. {rollout.message}")

@@ -11,13 +11,13 @@ MODEL_HELP = {**TARGET_HELP, "version": "model version number (default: the late
 
 @task(help={**TARGET_HELP, "status": "only versions with this approval status"})
 def models(c, status=None, target="local", env=None):
-    """List the model versions: approval status, metrics, the execution behind each."""
+    """List the model versions: approval, metrics against the Approved one, checks, execution."""
     from pipelines.actions import models as registry
     from pipelines.ui.registry_views import versions_table
 
     with exit_on_error():
         found = registry.list_versions(settings(c), deployment(target, env), status)
-        console.print(versions_table(found.versions, found.metrics, found.steps))
+        console.print(versions_table(found.versions, found.metrics, found.steps, found.champion))
 
 
 @task(help={**MODEL_HELP, "reason": "why (recorded in the approval description)"})

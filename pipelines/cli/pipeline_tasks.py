@@ -9,7 +9,7 @@ from invoke.exceptions import Exit
 
 from pipelines.cli.arguments import positive_seconds, whole_number
 from pipelines.cli.common import TARGET_HELP, deployment, settings, task
-from pipelines.ui.console import console, exit_on_error, terraform_progress
+from pipelines.ui.console import console, err_console, exit_on_error, terraform_progress
 
 RUN_HELP = {
     **TARGET_HELP,
@@ -19,6 +19,8 @@ RUN_HELP = {
     "timeout": "stop following after this many seconds (default 7200; the execution keeps running)",
     "host_runtime": "local: run jobs on the host interpreter instead of the SageMaker "
     "container's runtime profile (results may not hold on SageMaker; mlops.runtime.host)",
+    "trigger": "for automation: what started the run, in its display name and lineage: "
+    "manual (default), schedule, new-data, commit or drift",
 }
 DEFAULT_TIMEOUT = 7200  # seconds; None as the flag's default keeps invoke from typing it
 EXECUTION_HELP = {**TARGET_HELP, "execution": "execution id or ARN (default: the latest)"}
@@ -40,8 +42,9 @@ def pipeline_definition(c, target="local", env=None, output=None):
 
 @task(iterable=["param"], help=RUN_HELP)
 def pipeline_run(
-    c, target="local", env=None, param=None, data=None, wait=True, timeout=None, host_runtime=False
-):
+    c, target="local", env=None, param=None, data=None, wait=True, timeout=None,
+    host_runtime=False, trigger="manual",
+):  # fmt: skip
     """Run the pipeline end to end: infra, data, definition, execution, summary."""
     from pipelines.actions import runs
 
@@ -50,21 +53,28 @@ def pipeline_run(
         config = settings(c).with_overrides(runtime_host=True) if host_runtime else settings(c)
         started = runs.start_run(
             config, deployment(target, env), param or [], data,
-            notify=console.print, on_output=terraform_progress,
+            notify=console.print, on_output=terraform_progress, trigger=trigger,
         )  # fmt: skip
-        _follow(started.backend, started.execution, seconds) if wait else _not_following(started)
+        if not wait:
+            return _not_following(started.execution)
+        _follow(started.backend, started.execution, seconds, started)
 
 
-def _not_following(started) -> None:
-    execution = started.execution.execution_id
-    console.print(f"Not following it: `invoke execution-show --execution {execution}` shows it.")
+def _not_following(execution) -> None:
+    found = execution.execution_id
+    console.print(
+        f"Not following it: `invoke execution-show --execution {found} --follow` follows it, "
+        f"`invoke logs --execution {found} --follow` a step's log."
+    )
 
 
-def _follow(backend, execution, timeout: float) -> None:
-    """Follow to the end, print the summary; exit 1 unless it succeeded."""
+def _follow(backend, execution, timeout: float, started=None) -> None:
+    """Follow to the end, print the summary; exit 1 unless it succeeded. ``started``: the
+    run's stack, to compare its metrics with the Approved version's."""
     from rich.prompt import Confirm
 
     from pipelines.actions import runs
+    from pipelines.ui.console import print_all
     from pipelines.ui.run_views import execution_summary, watch
 
     try:
@@ -85,14 +95,29 @@ def _follow(backend, execution, timeout: float) -> None:
         )
         raise Exit(code=1)
     steps = runs.execution_details(backend, found)
-    console.print(execution_summary(found, steps, backend.links(found, steps)))
+    champion = (
+        runs.compare_with_champion(started.connection, started.config, steps) if started else None
+    )
+    print_all(execution_summary(found, steps, backend.links(found, steps), champion=champion))
     if found.status != "Succeeded":
         raise Exit(code=1)
 
 
+# --file, not a positional FILE: invoke would read `data-upload --help` as the file.
+@task(help={**TARGET_HELP, "file": "the CSV to upload, named with letters, digits, . _ -"})
+def data_upload(c, file=None, target="local", env=None):
+    """Put a CSV under the bucket's new-data prefix, where it starts a retraining run."""
+    from pipelines.actions import runs
+    from pipelines.ui.console import print_all
+    from pipelines.ui.run_views import upload_lines
+
+    with exit_on_error():
+        print_all(upload_lines(runs.upload_data(settings(c), deployment(target, env), file)))
+
+
 @task(help={**TARGET_HELP, "limit": "how many executions to show, newest first (default 10)"})
 def executions(c, target="local", env=None, limit=None):
-    """List recent executions of the pipeline with their status."""
+    """List recent executions: status, what started each, on which data, why one failed."""
     from pipelines.actions import runs
     from pipelines.ui.run_views import executions_table
 
@@ -103,18 +128,45 @@ def executions(c, target="local", env=None, limit=None):
         console.print(executions_table(backend.list_executions(limit=count)))
 
 
-@task(help=EXECUTION_HELP)
-def execution_show(c, execution=None, target="local", env=None):
-    """Steps, statuses, durations, failure reasons, metrics and lineage of an execution."""
+@task(
+    help={
+        **EXECUTION_HELP,
+        "full": "also show full ARNs",
+        "follow": "re-attach the live view of a running execution, then show it",
+    }
+)
+def execution_show(c, execution=None, target="local", env=None, full=False, follow=False):
+    """Steps, parameters, metrics against the Approved version, lineage of an execution."""
     from pipelines.actions import runs
-    from pipelines.ui.run_views import execution_summary, steps_table
+    from pipelines.ui.console import print_all
+    from pipelines.ui.run_views import execution_view, watch
 
     with exit_on_error():
-        backend = runs.records(settings(c), deployment(target, env))
+        chosen = deployment(target, env)
+        backend = runs.records(settings(c), chosen)
         found = runs.find_execution(backend, execution)
-        steps = runs.execution_details(backend, found)
-        console.print(steps_table(found, steps))
-        console.print(execution_summary(found, steps, backend.links(found, steps)))
+        if follow and not found.finished:
+            watch(backend, found)  # the live view, until it ends
+        print_all(execution_view(runs.show(settings(c), chosen, backend, found), full=full))
+
+
+@task(
+    help={
+        **EXECUTION_HELP,
+        "step": "the step (default: the failed step, else the last that ran a job)",
+        "follow": "keep printing what the job writes until the step ends",
+    }
+)
+def logs(c, execution=None, step=None, follow=False, target="local", env=None):
+    """Print a step's job log (local: its job.log; aws: its CloudWatch Logs)."""
+    from pipelines.actions import runs
+
+    with exit_on_error():
+        log = runs.open_step_log(settings(c), deployment(target, env), execution, step)
+        err_console.print(f"Log of {log.step.name} in {log.execution.execution_id}: {log.where}")
+        for text in runs.log_text(log, follow=follow):
+            sys.stdout.write(text)
+            sys.stdout.flush()
 
 
 @task(help={**EXECUTION_HELP, "wait": "follow it to the end", "timeout": RUN_HELP["timeout"]})

@@ -36,6 +36,8 @@ class InfraConfig:
     name: str | None = None  # <name_prefix>-<environment>, the start of every resource name
     endpoint_names: dict[str, str] | None = None  # by stage: default, staging, prod
     monitoring_schedule_names: dict[str, str] | None = None  # same keys as endpoint_names
+    # EventBridge rules of the automation module by purpose; empty without automation.
+    automation_rule_names: dict[str, str] | None = None
 
     @classmethod
     def from_outputs(cls, outputs: Mapping[str, Any]) -> InfraConfig:

@@ -13,6 +13,8 @@ The definition's ``InputDataUrl`` is a plain S3 URI either way, valid on SageMak
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,12 @@ from pipelines.core.s3io import parse_s3_uri
 SAMPLE_DATA = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
 DATASET_PREFIX = "datasets/"
 SAMPLE_KEY = f"{DATASET_PREFIX}sample/boston_housing.csv"
+# Where new data starts a retraining run: infra/variables.tf's automation.dataset_prefix
+# default (tests/infra/test_automation_plan.py checks they agree). The applied rule's own
+# pattern is read when there is one; this is the prefix without automation.
+NEW_DATA_PREFIX = f"{DATASET_PREFIX}incoming/"
+# What the builds accept after the prefix (infra/modules/delivery's DATA_URI check).
+_NEW_DATA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
@@ -158,3 +166,59 @@ def _pin_s3_object(s3: BaseClient, config: InfraConfig, uri: str) -> StagedDatas
         uploaded=False,
         read_uri=f"s3://{config.bucket_name}/{immutable}",
     )
+
+
+@dataclass(frozen=True)
+class NewDataRule:
+    """The automation rule that starts a run on new data, as applied."""
+
+    name: str | None  # None: automation is off, no rule
+    prefix: str
+    enabled: bool = False
+    targets: tuple[str, ...] = ()  # what EventBridge delivers the event to
+
+
+def new_data_rule(connection: AwsConnection, rule: str | None) -> NewDataRule:
+    """The rule's key prefix, state and targets, read from EventBridge (its pattern is
+    ``detail.object.key: [{"prefix": ...}]``)."""
+    if not rule:
+        return NewDataRule(None, NEW_DATA_PREFIX)
+    events = connection.client("events")
+    try:
+        described = events.describe_rule(Name=rule)
+        targets = events.list_targets_by_rule(Rule=rule).get("Targets", [])
+    except (ClientError, BotoCoreError) as error:
+        raise MlopsError(f"Could not read the EventBridge rule {rule}: {error}") from error
+    pattern = json.loads(described.get("EventPattern") or "{}")
+    keys = pattern.get("detail", {}).get("object", {}).get("key", [])
+    prefix = next((k["prefix"] for k in keys if isinstance(k, dict) and "prefix" in k), None)
+    if not prefix:
+        raise MlopsError(f"The EventBridge rule {rule} matches no key prefix: re-run infra-up.")
+    enabled = described.get("State") == "ENABLED"
+    return NewDataRule(rule, prefix, enabled, tuple(t["Arn"] for t in targets))
+
+
+def check_new_data_file(path: Path) -> Path:
+    if not path.is_file():
+        raise MlopsError(f"Data file {path} does not exist (or is not a file).")
+    if not _NEW_DATA_NAME.match(path.name):
+        raise MlopsError(
+            f"Data file {path.name!r} must be named with letters, digits, '.', '_' and '-' "
+            "(starting with a letter or digit), as the builds accept it: rename it."
+        )
+    return path
+
+
+def upload_new_data(
+    connection: AwsConnection, bucket: str, prefix: str, path: Path
+) -> tuple[str, str | None]:
+    """Put the file under the prefix (the bucket is versioned: an upload of the same name
+    is a new version); (its URI, its version id)."""
+    key = f"{prefix}{path.name}"
+    s3 = connection.client("s3")
+    try:
+        s3.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": _sha256(path)}})
+        version = s3.head_object(Bucket=bucket, Key=key).get("VersionId")
+    except (ClientError, BotoCoreError) as error:
+        raise MlopsError(f"Could not upload {path} to s3://{bucket}/{key}: {error}") from error
+    return f"s3://{bucket}/{key}", version

@@ -9,6 +9,7 @@ parameters, with lineage. The parameters were typed and checked before any of th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from pipelines.definition.code_package import package_code, upload_code
 from pipelines.definition.names import TRAINING_DIR
 from pipelines.definition.parameters import CHECK_SWITCHES, Param, RunParameters
 from pipelines.launch.datasets import StagedDataset, stage_dataset
-from pipelines.launch.lineage import git_state
+from pipelines.launch.lineage import check_trigger, git_state
 
 if TYPE_CHECKING:
     from sagemaker.workflow.pipeline import Pipeline
@@ -50,8 +51,10 @@ def prepare_run(
     data: str | None,
     *,
     root: Path = PROJECT_ROOT,
+    trigger: str = "manual",
 ) -> PreparedRun:
-    """Upload the code and the data, build the definition, complete the parameters."""
+    """Upload the code and the data, build the definition, complete the parameters;
+    ``trigger`` (``lineage.TRIGGERS``) says what started the run."""
     # The SDK loads only here, when a run is really prepared.
     from pipelines.definition.builder import definition_json, get_pipeline
     from pipelines.definition.sdk_session import definition_session
@@ -82,6 +85,7 @@ def prepare_run(
         parameters.set(Param.GIT_COMMIT, git["git_commit"] + ("-dirty" if git["git_dirty"] else ""))
     lineage = {
         **git,
+        "trigger": check_trigger(trigger),
         "input_data": {
             "uri": dataset.uri,
             "version_id": dataset.version_id,
@@ -129,8 +133,13 @@ def first_run_switches(
     return tuple(unset)
 
 
-def display_name(lineage: dict[str, Any]) -> str:
-    """``run-<git short sha>[-dirty]``: which code an execution ran, at a glance."""
+def display_name(lineage: dict[str, Any], now: datetime | None = None) -> str:
+    """``<trigger>-<git short sha>[-dirty]-<UTC time>``: what started an execution and
+    which code it ran, at a glance, and unique to the second (SageMaker's display names
+    allow 82 letters, digits and hyphens)."""
     commit = lineage.get("git_commit")
-    name = f"run-{commit[:8]}" if commit else "run"
-    return name + ("-dirty" if lineage.get("git_dirty") else "")
+    parts = [lineage.get("trigger") or "manual", *([commit[:8]] if commit else [])]
+    if lineage.get("git_dirty"):
+        parts.append("dirty")
+    parts.append((now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S"))
+    return "-".join(parts)

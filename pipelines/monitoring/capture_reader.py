@@ -38,6 +38,16 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
+def describe_duration(duration: timedelta) -> str:
+    """As a person says it: ``1 minute``, ``2 hours``, ``1 hour 30 minutes``."""
+    seconds, parts = int(duration.total_seconds()), []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'' if count == 1 else 's'}")
+    return " ".join(parts) or "0 seconds"
+
+
 @dataclass(frozen=True)
 class Window:
     """[start, end] in UTC."""

@@ -2,9 +2,10 @@
 
 The checks are ``training/analyzer.py``'s ``check_data_quality``, exactly what the pipeline's
 CheckDataQuality step runs; this module adds what a person reads: per feature the baseline's
-and the current mean, the drift distance (the analyzer's ``feature_drift``: the same value the
-check compares, Deequ's L-infinity distance between the two KLL sketches, robust or simple as
-the constraints say) and its threshold, and the verdict.
+and the current mean, the raw distance (Deequ's L-infinity distance between the two KLL
+sketches) and the one the check compares (robust: the raw distance less the sampling noise of
+the two sample sizes, never below 0, "clamped" when the noise covers it all; or simple, as
+the constraints say), its threshold, and the verdict.
 
 Choice: the baseline is the training split's, which also holds the target column; the endpoint
 never receives the target, so the baseline is narrowed to the model's feature columns (else
@@ -44,6 +45,12 @@ class FeatureDrift:
     violations: tuple[str, ...]  # constraint_check_type of each violation on this feature
     baseline_buckets: tuple[Json, ...] = ()
     current_buckets: tuple[Json, ...] = ()
+    raw_distance: float | None = None  # before the robust correction
+
+    @property
+    def clamped(self) -> bool:
+        """The robust correction took a non-zero raw distance down to 0."""
+        return self.distance == 0 and bool(self.raw_distance)
 
     @property
     def verdict(self) -> str:
@@ -59,6 +66,7 @@ class FeatureDrift:
             "violations": list(self.violations),
             "baseline_buckets": list(self.baseline_buckets),
             "current_buckets": list(self.current_buckets),
+            "raw_distance": self.raw_distance,
         }
 
 
@@ -85,9 +93,10 @@ def feature_drifts(
     found = []
     for name in names:
         b, c = _numeric(base.get(name)), _numeric(now.get(name))
-        distance = None
+        distance = raw = None
         if b and c:
-            distance = analyzer.feature_drift(base[name], now[name], method)
+            raw, n, m = analyzer.numerical_distance(b, c)
+            distance = analyzer.drift(raw, n, m, method)
         found.append(
             FeatureDrift(
                 name=name,
@@ -100,6 +109,7 @@ def feature_drifts(
                 ),
                 baseline_buckets=tuple(b["distribution"]["kll"]["buckets"]) if b else (),
                 current_buckets=tuple(c["distribution"]["kll"]["buckets"]) if c else (),
+                raw_distance=raw,
             )
         )
     return found

@@ -9,7 +9,6 @@ captured requests in its data capture destination.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,8 +55,12 @@ class DeployedModel:
     quality_constraints: str | None
 
 
-def deployed_model(connection: AwsConnection, config: InfraConfig) -> DeployedModel:
-    arn = deploy.deployed_package_arn(connection, config)
+def deployed_model(
+    connection: AwsConnection, config: InfraConfig, stage: str | None = None
+) -> DeployedModel:
+    """What the endpoint serves; ``stage``: the key of its names in the outputs (locally a
+    stage's own endpoint; None: the environment's)."""
+    arn = deploy.deployed_package_arn(connection, config, stage)
     registry = Registry(connection, config.model_package_group_name)
     version = registry.describe(arn)
     features, target = registry.features(version)
@@ -179,14 +182,16 @@ def run_monitoring(
     ground_truth: Path | None = None,
     source: capture.CaptureSource | None = None,
     now: datetime | None = None,
-    on_alert: Callable[[str], None] | None = None,
+    stage: str | None = None,
 ) -> MonitoringResult:
-    """A data-quality (and with ground truth, model-quality) monitoring execution."""
+    """A data-quality (and with ground truth, model-quality) monitoring execution of the
+    endpoint ``stage`` names in the outputs (None: the environment's own); its alarm
+    notifications are in the result, for the caller to show."""
     monitoring = MonitoringSettings.from_settings(settings)
     started = now or datetime.now(UTC)
     clock = datetime.now(UTC)
-    endpoint, schedule = deploy.endpoint_name(config), schedule_name(config)
-    model = deployed_model(connection, config)
+    endpoint, schedule = deploy.endpoint_name(config, stage), schedule_name(config, stage)
+    model = deployed_model(connection, config, stage)
     if not model.data_statistics or not model.data_constraints:
         raise MlopsError(
             f"Model version {model.version} has no ModelDataQuality baseline in its ModelMetrics "
@@ -205,7 +210,7 @@ def run_monitoring(
     result.unparsable = dataset.unparsable
     history = History(settings.state_dir, endpoint, monitoring.keep_results)
     if dataset.rows == 0:
-        # Recorded too (a schedule's quiet hour); like the alarms' treat_missing_data =
+        # Counted (a schedule's quiet hour); like the alarms' treat_missing_data =
         # notBreaching on AWS, no data leaves every alarm OK.
         history.add(result.to_record())
         result.seconds = (datetime.now(UTC) - clock).total_seconds()
@@ -264,7 +269,7 @@ def run_monitoring(
         result.drifts,
         quality_violations,
         result.quality.metrics if result.quality else {},
-        alerts.alarm_states(history.latest()),
+        {} if history.quiet_since_latest() else alerts.alarm_states(history.latest()),
         started,
     )
     result.notifications = [
@@ -273,9 +278,6 @@ def run_monitoring(
     ]
     history.add(result.to_record())
     if result.notifications:
-        for message in result.notifications:
-            if on_alert is not None:
-                on_alert(alerts.render(message))
         payload = {
             "alarms": result.notifications,
             "violations": result.all_violations,

@@ -1,7 +1,7 @@
 """The local monitoring schedule: a background process that runs a monitoring execution every
 interval while the endpoint runs.
 
-``python -m pipelines.monitoring.local_schedule --settings FILE --every SECONDS``
+``python -m pipelines.monitoring.local_schedule --settings FILE --every SECONDS [--stage S]``
 
 Like the endpoint's servers, it records its pid in ``<state>/monitoring/<endpoint>/schedule.json``
 and holds ``schedule.lock`` (flock) while it lives, so there is never a second one and a
@@ -65,8 +65,15 @@ class LocalSchedule:
             return None
         return record if processes.is_ours(record.get("pid"), _MODULE, str(self.dir)) else None
 
-    def start(self, settings: Settings, every: timedelta, timeout: float = 30.0) -> dict[str, Any]:
-        """Start it (replacing a running one, so a new interval takes effect)."""
+    def start(
+        self,
+        settings: Settings,
+        every: timedelta,
+        stage: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        """Start it (replacing a running one, so a new interval takes effect); ``stage``:
+        the stage whose endpoint it watches (None: the environment's own)."""
         self.stop()
         self.dir.mkdir(parents=True, exist_ok=True)
         settings_file = self.dir / "schedule-settings.json"
@@ -83,6 +90,7 @@ class LocalSchedule:
                     str(int(every.total_seconds())),
                     "--dir",
                     str(self.dir),
+                    *(["--stage", stage] if stage else []),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -126,7 +134,7 @@ def endpoint_running(endpoint_dir: Path) -> bool:
     return front_running(endpoint_dir)
 
 
-def _run_once(settings: Settings, every: timedelta) -> str:
+def _run_once(settings: Settings, every: timedelta, stage: str | None) -> str:
     from pipelines.config.deployment import Deployment
     from pipelines.monitoring.execution import run_monitoring
     from pipelines.stack import stacks as infra
@@ -134,7 +142,7 @@ def _run_once(settings: Settings, every: timedelta) -> str:
     # A local schedule watches the local endpoint: the emulator's stack.
     stack = infra.open_emulator_stack(settings, Deployment.parse("local"))
     config = infra.read_infra_config(stack)
-    result = run_monitoring(settings, stack.connection, config, since=every)
+    result = run_monitoring(settings, stack.connection, config, since=every, stage=stage)
     return (
         f"{result.records} rows, {len(result.all_violations)} violation(s), "
         f"{len(result.notifications)} alarm(s) raised, exit {result.exit_code}"
@@ -146,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settings", type=Path, required=True)
     parser.add_argument("--every", type=int, required=True)
     parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--stage", default=None)
     args = parser.parse_args(argv)
     settings = settings_from_document(json.loads(args.settings.read_text()))
     every = timedelta(seconds=args.every)
@@ -158,7 +167,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(75)
     write_json_atomically(
         args.dir / "schedule.json",
-        {"pid": os.getpid(), "every_seconds": args.every, "started": time.time()},
+        {
+            "pid": os.getpid(),
+            "every_seconds": args.every,
+            "started": time.time(),
+            "stage": args.stage,
+        },
     )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -171,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{stamp} the endpoint is not running: schedule ends", flush=True)
             break
         try:
-            print(f"{stamp} monitoring: {_run_once(settings, every)}", flush=True)
+            print(f"{stamp} monitoring: {_run_once(settings, every, args.stage)}", flush=True)
         except MlopsError as error:
             print(f"{stamp} monitoring failed: {error}", flush=True)
         except Exception:  # a schedule outlives one bad run; the log has the traceback

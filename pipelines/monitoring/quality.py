@@ -10,6 +10,7 @@ row order. The metrics and the check are ``training/analyzer.py``'s (``regressio
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from dataclasses import dataclass
@@ -24,10 +25,29 @@ ID_COLUMN = "inferenceId"
 Json = dict[str, Any]
 
 
+def check_ground_truth_file(path: Path) -> Path:
+    """A ground-truth file that exists and is text, checked before any work starts."""
+    if not path.is_file():
+        raise MlopsError(f"Ground-truth file {path} does not exist (or is not a file).")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(1 << 16)
+        # Incremental: a character the read cut in two is not an error.
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        text = b"\0" not in head
+    except (OSError, UnicodeDecodeError):
+        text = False
+    if not text:
+        raise MlopsError(
+            f"Ground-truth file {path} is not UTF-8 text: give SageMaker's ground-truth JSON "
+            f"lines or a CSV with the columns {ID_COLUMN} and the target."
+        )
+    return path
+
+
 def read_ground_truth(path: Path, target: str) -> dict[str, list[float]]:
     """Labels by inference id."""
-    if not path.is_file():
-        raise MlopsError(f"Ground-truth file {path} does not exist.")
+    check_ground_truth_file(path)
     labels: dict[str, list[float]] = {}
     try:
         if path.suffix.lower() in (".jsonl", ".json"):
@@ -49,8 +69,13 @@ def read_ground_truth(path: Path, target: str) -> dict[str, list[float]]:
                     )
                 for row in reader:
                     labels.setdefault(row[ID_COLUMN], []).append(float(row[target]))
-    except (KeyError, TypeError, ValueError) as error:
-        raise MlopsError(f"{path} is not ground truth this tool reads: {error!r}") from error
+    except (KeyError, TypeError, ValueError, csv.Error) as error:
+        # Not the file's text in the message: it may hold anything.
+        raise MlopsError(
+            f"Ground-truth file {path} is not ground truth this tool reads "
+            f"({type(error).__name__}): give SageMaker's ground-truth JSON lines or a CSV "
+            f"with the columns {ID_COLUMN} and {target}."
+        ) from error
     if not labels:
         raise MlopsError(f"{path} holds no ground truth.")
     return labels

@@ -31,9 +31,9 @@ _NO_TERMINAL = (
 
 
 def check_flags(approved_by: str | None, reason: str | None, interactive: bool = True) -> None:
-    """Flags for automation come as a pair, and without a terminal they are needed;
-    checked before any slow work."""
-    if bool(approved_by) != bool(reason):
+    """--approved-by comes with --reason, and without a terminal it is needed (a --reason
+    alone is the terminal approver's); checked before any slow work."""
+    if approved_by and not reason:
         raise MlopsError(
             "Automated approval needs both --approved-by NAME and --reason TEXT; "
             "nothing was changed."
@@ -50,13 +50,14 @@ def obtain_approval(
     interactive: bool,
     ask: Ask = input,
 ) -> Approval:
-    """Who approves and why: the flags when given, else the person at the terminal."""
+    """Who approves and why: the flags when given, else the person at the terminal (with
+    the --reason given, or asked for)."""
     check_flags(approved_by, reason, interactive)
     if approved_by and reason:
         return Approval(approved_by.strip(), reason.strip(), "flags")
     if ask(f"{question} Type 'yes' to approve: ").strip().lower() != "yes":
         raise MlopsError("Not approved; the target stage was left as it was.")
-    why = ask("Reason (recorded with the deployment): ").strip()
+    why = (reason or ask("Reason (recorded with the deployment): ")).strip()
     if not why:
         raise MlopsError("An approval needs a reason; the target stage was left as it was.")
     return Approval(getpass.getuser(), why, "terminal")

@@ -24,7 +24,7 @@ from pipelines.monitoring.results import History
 from pipelines.promotion.approval import Approval, check_flags
 from pipelines.promotion.gates import GateResult, failed, run_gates
 from pipelines.registry import ModelVersion, require_approved
-from pipelines.serving.deploy import DeploySettings, check_stage
+from pipelines.serving.deploy import STAGES, DeploySettings, check_stage
 from pipelines.serving.deployer import Rollout, StageDeployer
 from pipelines.serving.deployment_records import DeploymentRecord
 from pipelines.targets import open_deployer
@@ -100,15 +100,51 @@ def held_out_test_split(
 
 
 def check_promotion(
-    settings: Settings, from_stage: str, to_stage: str, strategy: str | None
+    settings: Settings,
+    from_stage: str,
+    to_stage: str,
+    strategy: str | None,
+    *,
+    allow_backward: bool = False,
+    reason: str | None = None,
 ) -> PromotionSettings:
-    """Everything that can be wrong with the arguments and invoke.yaml, before any work."""
+    """Everything that can be wrong with the arguments and invoke.yaml, before any work.
+    A promotion goes forward along the stages (``STAGES``: staging, then prod); backward
+    only on purpose, with a reason."""
     if check_stage(from_stage) is None or check_stage(to_stage) is None:
         raise MlopsError("Name both stages: --from staging --to prod.")
     if from_stage == to_stage:
         raise MlopsError(f"--from and --to are both {from_stage!r}: promote between two stages.")
+    if STAGES.index(from_stage) > STAGES.index(to_stage):
+        order = " → ".join(STAGES)
+        if not allow_backward:
+            raise MlopsError(
+                f"--from {from_stage} --to {to_stage} goes backward along the stages ({order}): "
+                "pass --allow-backward --reason TEXT to do it on purpose; nothing was changed."
+            )
+        if not reason:
+            raise MlopsError(
+                "--allow-backward needs --reason TEXT, recorded with the deployment; nothing "
+                "was changed."
+            )
     DeploySettings.from_settings(settings, strategy=strategy)
     return PromotionSettings.from_settings(settings)
+
+
+def check_downgrade(
+    serving: int | None, version: ModelVersion, to_stage: str, *, allowed: bool
+) -> str | None:
+    """A warning when ``to_stage`` serves a newer version than the one promoted; refused
+    unless ``allowed`` (no person confirms it at a terminal)."""
+    if serving is None or serving <= version.version:
+        return None
+    note = (
+        f"{to_stage} serves version {serving}, newer than version {version.version}: this "
+        f"promotion downgrades {to_stage}."
+    )
+    if not allowed:
+        raise MlopsError(f"{note} Pass --allow-downgrade to do it on purpose; nothing was changed.")
+    return note
 
 
 def promote(
@@ -122,14 +158,27 @@ def promote(
     strategy: str | None = None,
     approved_by: str | None = None,
     reason: str | None = None,
+    allow_backward: bool = False,
+    allow_downgrade: bool = False,
+    warn: Callable[[str], None] = lambda _: None,
 ) -> Promotion:
-    """Gates, approval (``approve`` sees the gate results first), then the rollout."""
-    gate_settings = check_promotion(settings, from_stage, to_stage, strategy)
+    """Gates, approval (``approve`` sees the gate results first), then the rollout. A
+    downgrade of the target is refused unless allowed, or ``warn``ed about before a person
+    at a terminal approves (``approved_by`` None)."""
+    gate_settings = check_promotion(
+        settings, from_stage, to_stage, strategy, allow_backward=allow_backward, reason=reason
+    )
     check_flags(approved_by, reason)
     source = open_deployer(settings, target, env, from_stage)
     destination = open_deployer(settings, target, env, to_stage)
     version = source.serving_version()
     require_approved(version)
+    downgrade = check_downgrade(
+        destination.status().version,
+        version,
+        to_stage,
+        allowed=allow_downgrade or approved_by is None,
+    )
     results = run_gates(
         source.ping,
         source.invoker(),
@@ -155,6 +204,8 @@ def promote(
             )
         )
         raise GateFailure(results, to_stage)
+    if downgrade:
+        warn(downgrade)
     approval = approve(results, version)
     rollout = destination.deploy(
         version=version, strategy=strategy, kind="promote", approval=approval.to_dict(), gates=gates

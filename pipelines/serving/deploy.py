@@ -359,10 +359,13 @@ def local_endpoint(
     )
 
 
-def deployed_package_arn(connection: AwsConnection, config: InfraConfig) -> str:
-    """The model package behind the SageMaker endpoint (endpoint → config → model)."""
+def deployed_package_arn(
+    connection: AwsConnection, config: InfraConfig, stage: str | None = None
+) -> str:
+    """The model package behind the SageMaker endpoint (endpoint → config → model); locally
+    a stage's endpoint records itself the same way."""
     sagemaker = connection.sagemaker()
-    endpoint = endpoint_name(config)
+    endpoint = endpoint_name(config, stage)
     try:
         described = sagemaker.describe_endpoint(EndpointName=endpoint)
         endpoint_config = sagemaker.describe_endpoint_config(
@@ -373,8 +376,9 @@ def deployed_package_arn(connection: AwsConnection, config: InfraConfig) -> str:
         )
     except ClientError as error:
         if is_missing(error):
+            flag = f" --stage {stage}" if stage else ""
             raise MlopsError(
-                f"There is no endpoint {endpoint}: deploy a version with `invoke deploy`."
+                f"There is no endpoint {endpoint}: deploy a version with `invoke deploy{flag}`."
             ) from error
         raise api_error(f"Describing {endpoint}", error) from error
     except BotoCoreError as error:

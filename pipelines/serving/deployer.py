@@ -163,11 +163,14 @@ class StageDeployer(ABC):
 
         return guard
 
-    def rollback(self) -> Rollout:
+    def rollback(self, decision: dict | None = None) -> Rollout:
+        """``decision``: who rolled back and why, recorded like a promotion's approval."""
         target = self.store.rollback_target()
         version = self.registry.describe(target.package_arn)
         # Blue/green all at once: the old version serves until the previous one answers.
-        return self.deploy(version=version, strategy="all-at-once", kind="rollback")
+        return self.deploy(
+            version=version, strategy="all-at-once", kind="rollback", approval=decision
+        )
 
     def history(self) -> list[DeploymentRecord]:
         return self.store.records()
@@ -175,13 +178,17 @@ class StageDeployer(ABC):
     def record_blocked(self, record: DeploymentRecord) -> None:
         self.store.add(record)
 
+    def not_serving(self, detail: str) -> MlopsError:
+        """The error for a stage with nothing to answer: its endpoint and the command."""
+        return MlopsError(
+            f"The {self.label} endpoint {self.endpoint} is not serving ({detail}): deploy a "
+            f"version with `invoke deploy{f' --stage {self.stage}' if self.stage else ''}` first."
+        )
+
     def serving_version(self) -> ModelVersion:
         status = self.status()
         if not status.running or not status.package_arn:
-            raise MlopsError(
-                f"The {self.label} endpoint is not serving ({status.detail}): deploy a version "
-                f"with `invoke deploy{f' --stage {self.stage}' if self.stage else ''}` first."
-            )
+            raise self.not_serving(status.detail)
         return self.registry.describe(status.package_arn)
 
     def predict(
@@ -189,8 +196,8 @@ class StageDeployer(ABC):
     ) -> tuple[predicting.Predictions, int]:
         """Send the file's rows; with ``inference_id_column``, each row alone with that
         column's value as its InferenceId (recorded in the data capture)."""
-        invoke = self.invoker()
         version = self.serving_version()
+        invoke = self.invoker()
         features, target = self.registry.features(version)
         rows, actual = predicting.read_rows(data, features, target)
         ids = predicting.inference_ids(data, inference_id_column) if inference_id_column else None

@@ -88,8 +88,6 @@ class LocalDeployer(StageDeployer):
     def invoker(self) -> predicting.Invoke:
         status = self.local().status()
         if not status.running or not status.package_arn:
-            raise MlopsError(
-                f"The local endpoint is not serving ({status.detail}): `invoke deploy` first."
-            )
+            raise self.not_serving(status.detail)
         log = Path(status.release) / "model_server.log" if status.release else None
         return predicting.local_invoker(status.url, log)

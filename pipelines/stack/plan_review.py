@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 ACTION_ORDER = ("create", "update", "replace", "delete")
@@ -59,6 +60,8 @@ class ResourceChange:
     before: Mapping[str, Any] | None
     after: Mapping[str, Any] | None
     after_unknown: Mapping[str, Any]
+    # Attributes Terraform marks sensitive: their values never go into the review.
+    sensitive: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,12 @@ def summarize_plan(plan: Mapping[str, Any]) -> PlanSummary:
                 before=change.get("before"),
                 after=change.get("after"),
                 after_unknown=change.get("after_unknown") or {},
+                sensitive=frozenset(
+                    name
+                    for key in ("before_sensitive", "after_sensitive")
+                    for name, marked in (change.get(key) or {}).items()
+                    if marked
+                ),
             )
         )
     changes.sort(key=lambda c: (ACTION_ORDER.index(c.action), c.address))
@@ -181,8 +190,17 @@ def security_note(change: ResourceChange, own_account: str | None = None) -> Sec
         if change.action == "update" and before_doc == document:
             continue
         lines.append(f"`{attribute}`:")
+        # On an update, each statement says whether it is new, gone or as it was.
+        before_statements = (
+            _statements(before_doc) if change.action == "update" and before_doc else None
+        )
+        for removed in _missing(before_statements or [], _statements(document)):
+            lines.append("  - **removed:** " + describe_statement(removed))
         for statement in _statements(document):
-            lines.append("  - " + describe_statement(statement))
+            mark = ""
+            if before_statements is not None:
+                mark = "**added:** " if _missing([statement], before_statements) else "unchanged: "
+            lines.append("  - " + mark + describe_statement(statement))
             # In a key policy, Resource "*" means the key itself; only the principal matters.
             key_policy = change.type == "aws_kms_key"
             warnings.extend(statement_warnings(statement, resource_scoped=key_policy))
@@ -287,6 +305,52 @@ def _monitoring_lines(
         )
 
 
+def _missing(
+    statements: list[Mapping[str, Any]], among: list[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The statements not in ``among`` (compared whole, key order aside)."""
+    present = {json.dumps(s, sort_keys=True) for s in among}
+    return [s for s in statements if json.dumps(s, sort_keys=True) not in present]
+
+
+# --- attribute changes of an update ---------------------------------------------------
+
+
+def attribute_changes(change: ResourceChange) -> list[tuple[str, str, str]]:
+    """(attribute, before, after) of each top-level attribute an update or replacement
+    changes; policies are shown statement by statement in the security section."""
+    if change.action not in ("update", "replace"):
+        return []
+    before, after = change.before or {}, change.after or {}
+    policies = set(_POLICY_ATTRIBUTES.get(change.type, ()))
+    found = []
+    for name in sorted(set(before) | set(after) | set(change.after_unknown)):
+        if name in policies or name == "tags_all":
+            continue
+        if name in change.sensitive:
+            if before.get(name) != after.get(name) or change.after_unknown.get(name):
+                found.append((name, "(sensitive)", "(sensitive)"))
+            continue
+        if change.after_unknown.get(name) is True:
+            if name in before and before.get(name) is not None:
+                found.append((name, _short(before.get(name)), UNKNOWN))
+            continue
+        if before.get(name) != after.get(name):
+            found.append((name, _short(before.get(name)), _short(after.get(name))))
+    return found
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = (
+        "null"
+        if value is None
+        else value
+        if isinstance(value, str)
+        else json.dumps(value, sort_keys=True)
+    )
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _parse_policy(value: Any) -> dict[str, Any] | None:
     if isinstance(value, dict):
         return value
@@ -359,11 +423,42 @@ def statement_warnings(statement: Mapping[str, Any], *, resource_scoped: bool = 
 # --- rendering ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SkippedCheck:
+    check: str
+    reason: str
+    resource: str  # the block the skip comment sits in
+    file: str
+
+
+_SKIP = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+):(.*)$")
+_BLOCK = re.compile(r'^\s*(resource|data|module)\s+"([^"]+)"(?:\s+"([^"]+)")?')
+
+
+def skipped_checks(code_dir: Path) -> list[SkippedCheck]:
+    """The checkov checks the code skips inline (``#checkov:skip=ID:reason``), each with
+    its justification and the block it sits in."""
+    found = []
+    for path in sorted(code_dir.rglob("*.tf")):
+        if ".terraform" in path.parts:
+            continue
+        block = "?"
+        for line in path.read_text().splitlines():
+            if opened := _BLOCK.match(line):
+                kind, first, second = opened.groups()
+                block = f"{first}.{second}" if kind == "resource" else f"{kind}.{first}"
+            if skip := _SKIP.search(line):
+                relative = path.relative_to(code_dir).as_posix()
+                found.append(SkippedCheck(skip[1], skip[2].strip(), block, relative))
+    return found
+
+
 def render_markdown(
     summary: PlanSummary,
     *,
     title: str,
     checkov: CheckovSummary | None = None,
+    skipped: list[SkippedCheck] | tuple[SkippedCheck, ...] = (),
 ) -> str:
     lines = [f"## {title}", ""]
     if not summary.has_changes:
@@ -380,7 +475,11 @@ def render_markdown(
                 continue
             lines.append(f"### {action.capitalize()} ({len(items)})")
             lines.append("")
-            lines += [f"- `{icons[action]}` `{c.address}`" for c in items]
+            for item in items:
+                lines.append(f"- `{icons[action]}` `{item.address}`")
+                lines += [
+                    f"  - `{name}`: `{old}` → `{new}`" for name, old, new in attribute_changes(item)
+                ]
             lines.append("")
 
     if summary.security:
@@ -401,6 +500,10 @@ def render_markdown(
 
     if checkov is not None:
         lines += ["### checkov", "", checkov.markdown(), ""]
+    if skipped:
+        lines += ["Skipped inline, with the code's justification:", ""]
+        lines += [f"- `{s.check}` on `{s.resource}` ({s.file}): {s.reason}" for s in skipped]
+        lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 

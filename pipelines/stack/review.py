@@ -12,6 +12,7 @@ from pipelines.stack.plan_review import (
     CheckovSummary,
     PlanSummary,
     render_markdown,
+    skipped_checks,
     summarize_checkov,
     summarize_plan,
 )
@@ -43,7 +44,10 @@ def review_plan(stack: Stack, directory: Path | None = None) -> PlanReview:
     )
     summary = summarize_plan(plan_json)
     markdown = render_markdown(
-        summary, title=f"Terraform plan: {stack.deployment}", checkov=checkov
+        summary,
+        title=f"Terraform plan: {stack.deployment}",
+        checkov=checkov,
+        skipped=skipped_checks(stack.settings.infra_dir),
     )
     (directory / "plan.md").write_text(markdown)
     return PlanReview(directory=directory, summary=summary, checkov=checkov)

@@ -11,7 +11,7 @@ from pipelines.automation.log import ActionRecord
 
 def actions_table(records: list[ActionRecord]) -> Table:
     """`invoke automation-log`: what fired, when, why, what ran and how it ended."""
-    table = Table(title=f"Automation actions ({len(records)}, newest last)")
+    table = Table(title=f"Automation actions ({len(records)}, newest first)")
     for column in ("when (UTC)", "rule", "why", "command", "outcome", "seconds"):
         table.add_column(column, overflow="fold")
     for record in records:

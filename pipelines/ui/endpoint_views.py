@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from pipelines.promotion.gates import GateResult
 from pipelines.serving.deployment_records import DeploymentRecord
+from pipelines.ui.console import FittingTable
 
 
 def _verdict(passed: bool, skipped: bool = False) -> str:
@@ -19,8 +19,8 @@ def _verdict(passed: bool, skipped: bool = False) -> str:
     return "[green]passed[/]" if passed else "[red]FAILED[/]"
 
 
-def gate_table(results: list[GateResult], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+def gate_table(results: list[GateResult], title: str) -> FittingTable:
+    table = FittingTable(title=title, title_justify="left")
     table.add_column("gate")
     table.add_column("result")
     table.add_column("figures")
@@ -38,32 +38,60 @@ def gates_cell(gates: list[dict]) -> str:
     )
 
 
-def history_table(records: list[DeploymentRecord], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("when", "version", "kind", "strategy", "approved by", "gates", "outcome"):
-        table.add_column(column)
+def decided_cell(record: DeploymentRecord) -> str:
+    """Who decided a deployment and why: a promotion's approval, a rollback's reason."""
+    decision = record.approval or {}
+    if not decision.get("approved_by"):
+        return "-"
+    return f"{decision['approved_by']}: {decision.get('reason') or '-'}"
+
+
+def history_table(records: list[DeploymentRecord], title: str) -> FittingTable:
+    """A stage's deployments, in the order given (the action gives newest first)."""
+    table = FittingTable(title=title, title_justify="left")
+    drops = {"strategy": 2, "gates": 1}  # the least needed, left out first on a narrow screen
+    for column in ("when", "version", "kind", "strategy", "who and why", "gates", "outcome"):
+        table.add_column(column, drop=drops.get(column, 0))
     for record in records:
-        approval = record.approval or {}
-        approved = (
-            f"{approval['approved_by']}: {approval['reason']}"
-            if approval.get("approved_by")
-            else "-"
-        )
         table.add_row(
             record.when,
             str(record.version),
             record.kind
             + (f" (from v{record.previous_version})" if record.previous_version else ""),
             record.strategy,
-            approved,
+            decided_cell(record),
             gates_cell(record.gates),
             record.outcome,
         )
     return table
 
 
+def _change(record: DeploymentRecord | None) -> str:
+    if record is None:
+        return "none recorded"
+    return f"{record.when}: {record.kind} of v{record.version}, {record.outcome}"
+
+
+def overview_table(stages: list[Any]) -> FittingTable:
+    """`deployments` without --stage: what each stage serves, since when, its last change."""
+    table = FittingTable(title="Deployments by stage", title_justify="left")
+    for column in ("stage", "serves", "since", "last change", "endpoint"):
+        table.add_column(column, drop=1 if column == "endpoint" else 0)
+    for stage in stages:
+        if stage.problem:
+            table.add_row(stage.stage, "-", "-", Text(stage.problem, style="yellow"), "-")
+            continue
+        status = stage.status
+        serves = f"version {status.version}" if status.running else f"nothing ({status.detail})"
+        since = stage.since.when if stage.since else "-"
+        table.add_row(stage.stage, serves, since, _change(stage.last), stage.endpoint)
+    return table
+
+
 def predictions_table(result: Any, limit: int, version: int) -> RenderableType:
-    table = Table(title=f"Predictions of model version {version}", header_style="bold")
+    """The first ``limit`` predictions, then how many there are and what the metrics
+    cover: every row of the file, whatever was shown."""
+    table = FittingTable(title=f"Predictions of model version {version}")
     table.add_column("row", justify="right")
     table.add_column(f"predicted {result.target}", justify="right")
     if result.actual is not None:
@@ -74,14 +102,21 @@ def predictions_table(result: Any, limit: int, version: int) -> RenderableType:
         if result.actual is not None:
             cells += [f"{result.actual[index]:.4f}", f"{value - result.actual[index]:+.4f}"]
         table.add_row(*cells)
-    parts: list[RenderableType] = [table]
-    summary = f"{len(result.values)} predictions"
+    total = len(result.values)
+    shown = min(limit, total)
+    lines = [
+        f"Showed {shown} of {total} predictions"
+        + ("." if shown == total else " (--limit N shows more, --output FILE writes them all).")
+    ]
     if result.rmse is not None:
-        summary += f"; against the file's {result.target}: RMSE {result.rmse:.4f}"
-        if result.r2 is not None:
-            summary += f", R² {result.r2:.4f}"
-    parts.append(Text(summary))
-    return Group(*parts)
+        metrics = f"RMSE {result.rmse:.4f}" + (
+            f", R² {result.r2:.4f}" if result.r2 is not None else ""
+        )
+        lines.append(
+            f"{metrics}: over all {total} rows of the file, against its {result.target} column "
+            "(rows the model was trained on score better than unseen data would)."
+        )
+    return Group(table, *(Text(line) for line in lines))
 
 
 def promotion_lines(done: Any, to_stage: str) -> str:

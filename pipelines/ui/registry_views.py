@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.table import Table
 from rich.text import Text
 
 from pipelines.core.records import StepRun
+from pipelines.registry import compare_metrics
+from pipelines.ui.console import FittingTable
 
 CHECK_STEP_TYPES = ("QualityCheck", "ClarifyCheck")
 
@@ -34,29 +35,79 @@ def check_summary(step: StepRun) -> str:
 
 
 def version_checks(steps: list[StepRun]) -> str:
-    """The check results of the execution behind a model version, for ``invoke models``."""
+    """Each check of the execution behind a model version, one line each (execution-show)."""
     return "\n".join(check_summary(s) for s in steps if s.type in CHECK_STEP_TYPES)
+
+
+def checks_count(steps: list[StepRun]) -> str:
+    """The checks behind a version, counted: ``3 passed, 1 skipped`` (execution-show has
+    each one)."""
+    counts: dict[str, int] = {}
+    for step in steps:
+        if step.type not in CHECK_STEP_TYPES:
+            continue
+        if step.status == "Failed":
+            outcome = "failed"
+        elif step.properties.get("SkipCheck"):
+            outcome = "skipped"
+        else:
+            outcome = "passed" if step.status == "Succeeded" else step.status.lower()
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return ", ".join(f"{n} {outcome}" for outcome, n in counts.items()) or "none"
+
+
+# The metrics `models` always shows; the others when the width allows.
+MAIN_METRICS = ("r2", "rmse")
+
+
+def champion_cell(
+    version: Any, metrics: dict[str, float], champion: Any, champion_metrics: dict[str, float]
+) -> Text:
+    """How a version's main metrics compare with the champion's: one line per metric."""
+    if champion is None:
+        return Text("-")
+    if version.version == champion.version:
+        return Text("champion", style="green")
+    lines = Text()
+    shown = {name: metrics[name] for name in MAIN_METRICS if name in metrics}
+    for delta in compare_metrics(shown, champion_metrics):
+        if lines:
+            lines.append("\n")
+        style = {"better": "green", "worse": "red"}.get(delta.verdict, "")
+        lines.append(f"{delta.name} {delta.delta:+.4f} ")
+        lines.append(delta.verdict, style=style)
+    return lines or Text("-")
 
 
 def versions_table(
     versions: list[Any],
     metrics: dict[int, dict[str, float]],
     steps: dict[int, list[StepRun] | None] | None = None,
-) -> Table:
-    """The model package group's versions, newest first, with their key metrics, which drift
-    baselines each records, and the results of the checks that let it register (from the
-    steps of the execution behind each)."""
+    champion: Any = None,
+) -> FittingTable:
+    """The model package group's versions, newest first: key metrics, how they compare with
+    the champion (the newest Approved version), the checks that let each register
+    (counted), the drift baselines each records. Columns the width cannot hold are left out,
+    least needed first."""
     names = sorted({name for values in metrics.values() for name in values})
     checks = {
-        number: version_checks(found) if found is not None else ""
+        number: checks_count(found) if found is not None else "records gone"
         for number, found in (steps or {}).items()
     }
-    table = Table(header_style="bold")
-    for column in ("version", "status", "created", *names):
-        table.add_column(column, overflow="fold", justify="right" if column in names else "left")
-    for column in ("baselines", "checks", "execution", "commit", "note"):
-        table.add_column(column, overflow="fold")
+    table = FittingTable(title="Model versions (newest first)", title_justify="left")
+    table.add_column("version", justify="right")
+    table.add_column("status")
+    table.add_column("created", drop=5)
+    for name in names:
+        table.add_column(name, justify="right", drop=0 if name in MAIN_METRICS else 6)
+    table.add_column(f"vs Approved v{champion.version}" if champion else "vs Approved", drop=1)
+    table.add_column("checks", drop=3)
+    table.add_column("execution", drop=2)
+    table.add_column("baselines", drop=7)
+    table.add_column("commit", drop=8)
+    table.add_column("note", drop=9)
     styles = {"Approved": "green", "Rejected": "red", "PendingManualApproval": "yellow"}
+    best = metrics.get(champion.version, {}) if champion else {}
     for version in versions:
         created = datetime.fromtimestamp(version.created_at, UTC).strftime("%Y-%m-%d %H:%M")
         values = metrics.get(version.version, {})
@@ -68,11 +119,12 @@ def versions_table(
             ),
             created,
             *(f"{values[name]:.4f}" if name in values else "" for name in names),
-            ", ".join(getattr(version, "drift_baselines", ())) or "none",
-            checks.get(version.version, ""),
+            champion_cell(version, values, champion, best),
+            checks.get(version.version, "-"),
             version.execution_id or "",
+            ", ".join(getattr(version, "drift_baselines", ())) or "none",
             (version.commit or "")[:12],
-            version.approval_description or "",
+            Text(version.approval_description or ""),
         )
     return table
 

@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import RenderableType
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from pipelines.backends.base import Backend
@@ -18,8 +17,11 @@ from pipelines.containers.selection import step_runtime_labels
 from pipelines.core import polling
 from pipelines.core.documents import numeric_leaves
 from pipelines.core.records import Execution, StepRun
+from pipelines.definition.parameters import BY_NAME, Param, ParameterError
 from pipelines.executor import retries
 from pipelines.executor.graph import DefinitionError, PipelineGraph
+from pipelines.launch.lineage import trigger_of
+from pipelines.ui.console import FittingTable, LongLine
 from pipelines.ui.registry_views import CHECK_STEP_TYPES, check_summary
 
 _STATUS_STYLE = {
@@ -32,6 +34,12 @@ _STATUS_STYLE = {
     "Pending": "dim",
     "Not run": "dim",
 }
+
+
+# Parameters every run sets itself (its input, its commit): not "changed" from a default.
+RUN_SET = frozenset({Param.INPUT_DATA, Param.GIT_COMMIT})
+# A longer token (a path, an ARN) would make its column too wide to wrap: cells leave it out.
+MAX_CELL_WORD = 30
 
 
 def step_order(execution: Execution) -> list[tuple[str, str]]:
@@ -60,21 +68,21 @@ def status_text(status: str) -> Text:
     return Text(status, style=_STATUS_STYLE.get(status, ""))
 
 
-def steps_table(execution: Execution, steps: list[StepRun]) -> Table:
-    table = Table(
+def steps_table(execution: Execution, steps: list[StepRun]) -> FittingTable:
+    table = FittingTable(
         title=f"{execution.pipeline_name} · {execution.execution_id} · "
         f"{execution.status} · {_duration(execution.duration)}",
         title_justify="left",
-        show_header=True,
-        header_style="bold",
     )
     runtimes = _runtime_labels(execution)
-    columns = ["step", "type", "status", "duration", "cache", "memory"]
+    table.add_column("step")
+    table.add_column("type", drop=3)
+    table.add_column("status")
+    table.add_column("duration")
+    table.add_column("cache", drop=1)
+    table.add_column("memory", drop=2)
     if runtimes:
-        columns.append("runtime")
-    # fold, not ellipsis: on a narrow terminal a cell wraps rather than losing its end.
-    for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column("runtime", drop=4)
     by_name = {step.name: step for step in steps}
     names = [name for name, _ in step_order(execution)] or [s.name for s in steps]
     types = dict(step_order(execution))
@@ -167,19 +175,93 @@ def report_metrics(document: Any) -> list[tuple[str, str]]:
     return rows
 
 
+def brief(text: str | None, words: int = 14) -> str:
+    """A long message as a table cell: its first line, without tokens too long to wrap
+    (paths, ARNs: `execution-show` has them), at most ``words`` words."""
+    kept = [w for w in (text or "").strip().split("\n")[0].split() if len(w) <= MAX_CELL_WORD]
+    return " ".join(kept[:words]) + (" …" if len(kept) > words else "")
+
+
+def parameter_lines(execution: Execution) -> list[RenderableType]:
+    """Every parameter the execution ran with; a value other than the definition's default
+    names that default (the input and the commit are the run's own: not counted)."""
+    if not execution.parameters:
+        return []
+    defaults = definition_defaults(execution)
+    changed = 0
+    lines: list[RenderableType] = []
+    width = max(len(name) for name in execution.parameters)
+    for name, value in execution.parameters.items():
+        line = LongLine(f"  {name:<{width}}  {value}")
+        if name not in RUN_SET and name in defaults and not same_value(name, value, defaults[name]):
+            changed += 1
+            line.stylize("bold", 2, 2 + width)
+            line.append(f"  (default {defaults[name]})", style="yellow")
+        lines.append(line)
+    heading = f"Parameters ({changed} of {len(execution.parameters)} not the default):"
+    return [Text(heading), *lines]
+
+
+def definition_defaults(execution: Execution) -> dict[str, Any]:
+    """Each parameter's default, as the execution's own definition declares it."""
+    try:
+        definition = json.loads(execution.definition or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters", [])}
+
+
+def same_value(name: str, value: Any, default: Any) -> bool:
+    """Compare as the parameter's type: SageMaker reports every value as a string."""
+    spec = BY_NAME.get(name)
+    if spec is not None and default is not None:
+        try:
+            return bool(spec.convert(value) == spec.convert(default))
+        except ParameterError:
+            pass
+    return str(value) == str(default)
+
+
+def champion_table(comparison: Any, label: str = "this run") -> FittingTable:
+    """A run's (or version's) metrics against the newest Approved version's."""
+    champion = comparison.champion
+    table = FittingTable(
+        title=f"Compared with version {champion.version} (Approved)", title_justify="left"
+    )
+    for column in ("metric", label, f"v{champion.version}", "change", "verdict"):
+        table.add_column(column, justify="left" if column in ("metric", "verdict") else "right")
+    styles = {"better": "green", "worse": "red"}
+    for delta in comparison.deltas:
+        table.add_row(
+            delta.name,
+            f"{delta.value:.4f}",
+            f"{delta.champion:.4f}",
+            f"{delta.delta:+.4f}",
+            Text(delta.verdict, style=styles.get(delta.verdict, "")),
+        )
+    return table
+
+
 def execution_summary(
     execution: Execution,
     steps: list[StepRun],
     links: list[tuple[str, str]] | tuple[tuple[str, str], ...] = (),
-) -> RenderableType:
-    """Metrics, the condition outcome, the registered model, and where everything is."""
+    *,
+    champion: Any = None,
+    full: bool = False,
+) -> list[RenderableType]:
+    """Metrics (and how they compare with the Approved version), parameters, the
+    condition outcome, the registered model, where everything is; print it with
+    ``console.print_all`` (values that must stay whole are ``LongLine``s)."""
     parts: list[RenderableType] = [Text("")]
     headline = Text(f"Execution {execution.execution_id} ")
     headline.append(execution.status, style=_STATUS_STYLE.get(execution.status, ""))
     headline.append(f" in {_duration(execution.duration)}")
+    if execution.display_name:
+        headline.append(f" ({execution.display_name})")
     parts.append(headline)
 
-    metrics = Table(title="Metrics", title_justify="left", header_style="bold")
+    metrics = FittingTable(title="Metrics", title_justify="left")
     metrics.add_column("step")
     metrics.add_column("metric")
     metrics.add_column("value", justify="right")
@@ -191,64 +273,108 @@ def execution_summary(
                 metrics.add_row(step.name, name, value)
     if metrics.row_count:
         parts.append(metrics)
-
-    details = Table.grid(padding=(0, 2))
-    details.add_column(style="bold")
-    details.add_column(overflow="fold")
-    for step in steps:
-        if step.type == "Condition" and "Outcome" in step.properties:
-            details.add_row("condition", f"{step.name} → {step.properties['Outcome']}")
-        if step.type == "RegisterModel" and step.properties.get("ModelPackageArn"):
-            props = step.properties
-            details.add_row(
-                "model package",
-                f"{props['ModelPackageArn']} (version {props.get('ModelPackageVersion')}, "
-                f"{props.get('ModelApprovalStatus')})",
-            )
-        if step.type == "Training" and step.properties.get("ModelArtifacts"):
-            details.add_row("model artifact", step.properties["ModelArtifacts"]["S3ModelArtifacts"])
-        if step.type in CHECK_STEP_TYPES and step.status == "Succeeded":
-            source = step.properties.get("BaselineSource")
-            details.add_row(
-                "check", check_summary(step) + (f" (drift baseline: {source})" if source else "")
-            )
-        if step.cache_hit_of:
-            details.add_row("cache hit", f"{step.name} reused execution {step.cache_hit_of}")
-    for name, policy in _retry_policies(execution):
-        details.add_row("retry policy", f"{name}: {policy}")
-    logs = {Path(s.log_path).parent.parent.parent for s in steps if s.log_path}
-    for folder in sorted(logs):
-        details.add_row("logs", f"{folder}/<step>/attempt-N/job.log")
-    for label, location in links:
-        details.add_row(label, location)
-    lineage = execution.lineage
-    if lineage.get("git_commit"):
-        dirty = " (uncommitted changes)" if lineage.get("git_dirty") else ""
-        details.add_row("code", f"git {lineage['git_commit'][:12]}{dirty}")
-    if lineage.get("input_data"):
-        data = lineage["input_data"]
-        details.add_row("data", f"{data.get('uri')} (version {data.get('version_id')})")
-    if execution.definition_sha256:
-        details.add_row("definition", f"sha256 {execution.definition_sha256[:16]}")
-    parts.append(details)
+    if champion is not None and champion.deltas:
+        parts.append(champion_table(champion))
+    parts += parameter_lines(execution)
+    parts += [detail(label, value) for label, value in details(execution, steps, links, full)]
 
     if execution.status == "Failed":
-        parts.append(Text(f"Failure: {execution.failure_reason}", style="bold red"))
+        parts.append(LongLine(f"Failure: {execution.failure_reason}", style="bold red"))
         for step in steps:
             if step.status == "Failed" and step.log_path and Path(step.log_path).exists():
                 tail = Path(step.log_path).read_text(errors="replace").splitlines()[-15:]
                 if tail:
-                    parts.append(Text(f"Last lines of {step.name}'s log ({step.log_path}):"))
-                    parts.append(Text("\n".join(f"  {line}" for line in tail), style="dim"))
+                    parts.append(LongLine(f"Last lines of {step.name}'s log ({step.log_path}):"))
+                    parts.append(LongLine("\n".join(f"  {line}" for line in tail), style="dim"))
     elif execution.status == "Stopped":
         parts.append(Text("The execution was stopped; resume it with `invoke pipeline-retry`."))
-    return Group(*parts)
+    return parts
 
 
-def executions_table(executions: list[Execution]) -> Table:
-    table = Table(header_style="bold")
-    for column in ("execution", "status", "started", "duration", "display name", "failure"):
-        table.add_column(column, overflow="fold")
+def detail(label: str, value: str) -> LongLine:
+    line = LongLine()
+    line.append(f"{label:<15}", style="bold")
+    line.append(f" {value}")
+    return line
+
+
+def details(
+    execution: Execution,
+    steps: list[StepRun],
+    links: list[tuple[str, str]] | tuple[tuple[str, str], ...],
+    full: bool,
+) -> list[tuple[str, str]]:
+    """(label, value) lines: outcomes, artifacts, checks, logs, links and lineage."""
+    found: list[tuple[str, str]] = []
+    for step in steps:
+        props = step.properties
+        if step.type == "Condition" and "Outcome" in props:
+            found.append(("condition", f"{step.name} → {props['Outcome']}"))
+        if step.type == "RegisterModel" and props.get("ModelPackageArn"):
+            version = (
+                f"version {props.get('ModelPackageVersion')}, {props.get('ModelApprovalStatus')}"
+            )
+            arn = props["ModelPackageArn"] if full else "--full shows its ARN"
+            found.append(("model package", f"{version} ({arn})"))
+        if step.type == "Training" and props.get("ModelArtifacts"):
+            found.append(("model artifact", props["ModelArtifacts"]["S3ModelArtifacts"]))
+        if step.type in CHECK_STEP_TYPES and step.status == "Succeeded":
+            source = props.get("BaselineSource")
+            found.append(
+                ("check", check_summary(step) + (f" (drift baseline: {source})" if source else ""))
+            )
+        if step.cache_hit_of:
+            found.append(("cache hit", f"{step.name} reused execution {step.cache_hit_of}"))
+    for name, policy in _retry_policies(execution):
+        found.append(("retry policy", f"{name}: {policy}"))
+    logged = [
+        s.name
+        for s in steps
+        if s.log_path or s.properties.get("TrainingJobArn") or s.properties.get("ProcessingJobArn")
+    ]
+    if logged:
+        failed = [s.name for s in steps if s.status == "Failed" and s.name in logged]
+        command = f"invoke logs --execution {execution.execution_id} --step {(failed or logged)[0]}"
+        others = f" (steps with logs: {', '.join(logged)})" if len(logged) > 1 else ""
+        found.append(("logs", command + others))
+    found += list(links)
+    lineage = execution.lineage
+    trigger = trigger_of(execution.display_name, lineage)
+    if trigger:
+        found.append(("trigger", trigger))
+    if lineage.get("git_commit"):
+        dirty = " (uncommitted changes)" if lineage.get("git_dirty") else ""
+        found.append(("code", f"git {lineage['git_commit'][:12]}{dirty}"))
+    if lineage.get("input_data"):
+        data = lineage["input_data"]
+        found.append(("data", f"{data.get('uri')} (version {data.get('version_id')})"))
+    if execution.definition_sha256:
+        found.append(("definition", f"sha256 {execution.definition_sha256[:16]}"))
+    return found
+
+
+def data_version(execution: Execution) -> str:
+    """The input's name and S3 version, short: which data a run read, at a glance."""
+    data = execution.lineage.get("input_data") or {}
+    uri = data.get("uri") or str(execution.parameters.get("InputDataUrl") or "")
+    if not uri:
+        return "-"
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    version = data.get("version_id")
+    return f"{name} version {version[:8]}" if version and version != "null" else name
+
+
+def executions_table(executions: list[Execution]) -> FittingTable:
+    """Recent executions: what started each, on which data, and why one failed (in brief;
+    `execution-show` has the whole reason)."""
+    table = FittingTable()
+    table.add_column("execution")
+    table.add_column("status")
+    table.add_column("started", drop=3)
+    table.add_column("duration", drop=4)
+    table.add_column("trigger", drop=2)
+    table.add_column("data", drop=1)
+    table.add_column("failure")
     for execution in executions:
         started = datetime.fromtimestamp(execution.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(
@@ -256,7 +382,51 @@ def executions_table(executions: list[Execution]) -> Table:
             status_text(execution.status),
             started,
             _duration(execution.duration),
-            execution.display_name,
-            (execution.failure_reason or "")[:120],
+            trigger_of(execution.display_name, execution.lineage) or "-",
+            data_version(execution),
+            Text(brief(execution.failure_reason)),
         )
     return table
+
+
+def execution_view(shown: Any, *, full: bool = False) -> list[RenderableType]:
+    """`invoke execution-show`: the steps, then the summary (for ``console.print_all``)."""
+    parts: list[RenderableType] = [steps_table(shown.execution, shown.steps)]
+    parts += execution_summary(
+        shown.execution, shown.steps, shown.links, champion=shown.champion, full=full
+    )
+    if shown.note:
+        parts.append(Text(shown.note, style="dim"))
+    return parts
+
+
+def upload_lines(uploaded: Any) -> list[RenderableType]:
+    """`invoke data-upload`: where the file went, and what that starts (or why nothing)."""
+    version = f" (version {uploaded.version_id})" if uploaded.version_id else ""
+    lines: list[RenderableType] = [LongLine(f"Uploaded to {uploaded.uri}{version}.")]
+    rule = uploaded.rule
+    run = f"`invoke pipeline-run --data {uploaded.uri}`"
+    if rule.name is None:
+        lines.append(LongLine(f"Automation is off here: nothing starts a run; {run} does."))
+    elif not rule.enabled:
+        lines.append(LongLine(f"The rule {rule.name} is disabled: nothing starts a run; {run}."))
+    elif uploaded.agent_running is None:
+        targets = ", ".join(rule.targets) or "no target"
+        lines.append(
+            LongLine(f"The rule {rule.name} starts a retraining run: it delivers to {targets}.")
+        )
+    elif uploaded.agent_running:
+        lines.append(
+            LongLine(
+                f"The rule {rule.name} fires: the automation agent runs {run}; "
+                "`invoke automation-log` and `invoke executions` show it."
+            )
+        )
+    else:
+        lines.append(
+            LongLine(
+                f"The rule {rule.name} fires, but the automation agent is not running: the "
+                "event waits in its queue until `invoke automation-up`."
+            )
+        )
+    return lines

@@ -21,6 +21,7 @@ from pipelines.backends.sagemaker import SageMakerBackend, cloudwatch_logs_url
 from pipelines.config.infra_config import InfraConfig
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
+from pipelines.core.records import StepRun
 from pipelines.definition.parameters import check_arguments
 from pipelines.launch import prepare as run
 from tests.support import terraform_named
@@ -70,7 +71,7 @@ def test_start_upserts_and_starts_through_the_sdk(emulator_connection, prepared)
         f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:pipeline/{PIPELINE}/execution/"
     )
     assert execution.display_name == prepared.display_name
-    assert execution.display_name.startswith("run-")
+    assert execution.display_name.startswith("manual-")
 
     sagemaker = emulator_connection.client("sagemaker")
     pipeline = sagemaker.describe_pipeline(PipelineName=PIPELINE)
@@ -373,3 +374,76 @@ def test_links_point_at_studio_and_each_jobs_logs(emulator_connection):
     )
     assert "log-group/$252Faws$252Fsagemaker$252FTrainingJobs" in links["logs TrainModel"]
     assert links["logs TrainModel"].endswith("$3FlogStreamNameFilter$3Dpipelines-abc-TrainModel-2")
+
+
+# --- logs: CloudWatch Logs of the step's job, stubbed (requests validated) -------------------
+
+TRAINING_JOB = "pipelines-abcdef123456-TrainModel-Xy12ab"
+
+
+def training_step() -> StepRun:
+    arn = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:training-job/{TRAINING_JOB.lower()}"
+    return StepRun("TrainModel", "Training", "Executing", properties={"TrainingJobArn": arn})
+
+
+def logs_backend() -> tuple[SageMakerBackend, Stubber]:
+    session = boto3.Session(region_name="us-east-1")
+    logs = session.client("logs")
+    backend = SageMakerBackend(
+        None,  # type: ignore[arg-type] - both clients are given: no connection is needed
+        CONFIG,
+        sagemaker_client=session.client("sagemaker"),
+        logs_client=logs,
+    )
+    return backend, Stubber(logs)
+
+
+def expect_events(stubber: Stubber, stream: str, token: str | None, events: list[str], new: str):
+    request = {
+        "logGroupName": "/aws/sagemaker/TrainingJobs",
+        "logStreamName": stream,
+        "startFromHead": True,
+    }
+    if token:
+        request["nextToken"] = token
+    response = {
+        "events": [{"timestamp": 1, "message": m, "ingestionTime": 2} for m in events],
+        "nextForwardToken": new,
+        "nextBackwardToken": "b",
+    }
+    stubber.add_response("get_log_events", response, request)
+
+
+def test_a_steps_log_is_read_from_its_jobs_streams_and_read_on_from_where_it_stopped():
+    backend, stubber = logs_backend()
+    job = TRAINING_JOB.lower()
+    stream = f"{job}/algo-1-1767000000"
+    streams = {"logStreams": [{"logStreamName": stream}]}
+    listing = {"logGroupName": "/aws/sagemaker/TrainingJobs", "logStreamNamePrefix": f"{job}/"}
+    stubber.add_response("describe_log_streams", streams, listing)
+    expect_events(stubber, stream, None, ["epoch 1", "epoch 2"], "f/1")
+    expect_events(stubber, stream, "f/1", [], "f/1")  # the same token: the end, for now
+    stubber.add_response("describe_log_streams", streams, listing)
+    expect_events(stubber, stream, "f/1", ["train-rmse: 1.2"], "f/2")
+    expect_events(stubber, stream, "f/2", [], "f/2")
+    with stubber:
+        text, cursor = backend.read_log(training_step())
+        assert text == "epoch 1\nepoch 2\n"
+        more, _ = backend.read_log(training_step(), cursor)
+        assert more == "train-rmse: 1.2\n"
+    assert backend.log_location(training_step()) == (
+        f"CloudWatch Logs /aws/sagemaker/TrainingJobs, streams {job}/*"
+    )
+
+
+def test_a_job_that_has_not_logged_yet_reads_as_empty_and_a_step_without_a_job_says_so():
+    backend, stubber = logs_backend()
+    stubber.add_client_error(
+        "describe_log_streams",
+        "ResourceNotFoundException",
+        "The specified log group does not exist.",
+    )
+    with stubber:
+        assert backend.read_log(training_step()) == ("", {})
+    with pytest.raises(MlopsError, match="Step CheckQuality \\(Condition\\) ran no SageMaker job"):
+        backend.read_log(StepRun("CheckQuality", "Condition", "Succeeded"))

@@ -84,3 +84,23 @@ def test_a_missing_data_file_is_reported_before_anything_runs(tmp_path):
 
 def test_content_keys_name_the_bytes_and_keep_the_file_name():
     assert content_key("ab" * 32, "d#?.csv") == f"datasets/{'ab' * 32}/d#?.csv"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("folder", r"--output .*folder is a folder: name a file in it, e\.g\. .*predictions\.csv"),
+        ("missing/out.csv", r"--output .*out\.csv: the folder .*missing does not exist"),
+    ],
+)
+def test_predict_refuses_an_output_it_cannot_write_before_sending_anything(tmp_path, name, message):
+    from pipelines.actions import endpoints
+    from pipelines.config.settings import Settings
+
+    (tmp_path / "folder").mkdir()
+    data = tmp_path / "rows.csv"
+    data.write_text("a,b\n1,2\n")
+    settings = Settings.load(None, environ={"MLOPS_STATE_DIR": str(tmp_path / "state")})
+    with pytest.raises(MlopsError, match=message):
+        endpoints.predict(settings, "local", None, None, data, None, tmp_path / name)
+    assert not (tmp_path / "state").exists()  # no endpoint or emulator was looked for

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -169,3 +170,71 @@ def test_state_usage_lists_the_parts_of_the_state_folder(state):
     assert result.returncode == 0, result.stderr
     assert "executions" in result.stdout
     assert "2.0 MB" in result.stdout
+
+
+def recorded_run(state_dir, status="Failed"):
+    """An execution and its steps, as the local executor records them, with a job log."""
+    import json
+    import time
+
+    from pipelines.core.records import Execution, StepRun
+    from pipelines.executor.store import ExecutionStore
+
+    log = state_dir / "executions" / "logged123456" / "steps" / "TrainModel" / "attempt-1"
+    log.mkdir(parents=True)
+    (log / "job.log").write_text("loading data\nn_estimators=250\nValueError: Input has NaN\n")
+    definition = {
+        "Parameters": [{"Name": "NEstimators", "Type": "Integer", "DefaultValue": 100}],
+        "Steps": [{"Name": "TrainModel", "Type": "Training", "Arguments": {}}],
+    }
+    store = ExecutionStore(state_dir / "executor.db")
+    store.insert_execution(
+        Execution(
+            execution_id="logged123456",
+            execution_arn="arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/logged123456",
+            pipeline_name="p",
+            status=status,
+            created_at=time.time() - 60,
+            ended_at=time.time(),
+            display_name="new-data-0123abcd-20260304-050607",
+            failure_reason="Step TrainModel failed: AlgorithmError: ValueError: Input has NaN",
+            parameters={"NEstimators": 250},
+            definition=json.dumps(definition),
+            lineage={
+                "trigger": "new-data",
+                "input_data": {"uri": "s3://b/datasets/incoming/houses.csv", "version_id": "v7x"},
+            },
+        )
+    )
+    store.upsert_step(
+        "logged123456",
+        StepRun("TrainModel", "Training", status, time.time() - 50, time.time(),
+                log_path=str(log / "job.log")),
+    )  # fmt: skip
+    store.close()
+
+
+def test_logs_prints_a_steps_job_log_and_execution_show_its_parameters(state):
+    state_dir, port = state
+    recorded_run(state_dir)
+    logged = invoke_task("logs", "--step", "TrainModel", state_dir=state_dir, port=port)
+    assert logged.returncode == 0, logged.stderr
+    assert logged.stdout == "loading data n_estimators=250 ValueError: Input has NaN"
+    assert "Log of TrainModel in logged123456:" in logged.stderr
+    # Without --step: the failed one.
+    assert invoke_task("logs", state_dir=state_dir, port=port).stdout == logged.stdout
+    missing = invoke_task("logs", "--step", "Train", state_dir=state_dir, port=port)
+    assert missing.returncode == 1
+    assert "Execution logged123456 has run no step named 'Train' (steps: TrainModel)" in (
+        missing.stderr
+    )
+    listed = " ".join(re.sub("[\u2500-\u257f]", " ", invoke_task(
+        "executions", state_dir=state_dir, port=port
+    ).stdout).split())  # fmt: skip
+    assert "logged123456 Failed" in listed
+    assert "new-data houses.csv version v7x" in listed
+    shown = invoke_task("execution-show", state_dir=state_dir, port=port)
+    assert shown.returncode == 0, shown.stderr
+    assert "Parameters (1 of 1 not the default): NEstimators 250 (default 100)" in shown.stdout
+    assert "invoke logs --execution logged123456 --step TrainModel" in shown.stdout
+    assert not (state_dir / "emulator" / "emulator.json").exists()  # records only

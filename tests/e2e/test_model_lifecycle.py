@@ -87,7 +87,8 @@ def test_review_approve_deploy_predict_and_take_down(local_stack, tmp_path):
     predicted = local_stack.invoke("predict", "--data", str(SAMPLE), "--output", str(predictions))
     assert predicted.returncode == 0, output(predicted)
     assert f"Predictions of model version {number}" in predicted.stdout
-    assert "506 predictions; against the file's medv: RMSE" in predicted.stdout
+    assert "Showed 20 of 506 predictions" in predicted.stdout
+    assert "over all 506 rows of the file, against its medv column" in predicted.stdout
     lines = predictions.read_text().splitlines()
     assert lines[0] == "prediction"
     assert len(lines) == 507
@@ -101,7 +102,11 @@ def test_review_approve_deploy_predict_and_take_down(local_stack, tmp_path):
     assert after.returncode == 3
     missing = local_stack.invoke("predict", "--data", str(SAMPLE))
     assert missing.returncode == 1
-    assert "The local endpoint is not serving" in output(missing)
+    endpoint = local_stack.config.endpoint_name()
+    assert (
+        f"The local endpoint {endpoint} is not serving (not running): deploy a version with "
+        in (output(missing))
+    )
 
 
 def test_rejecting_needs_a_reason_and_keeps_the_version_off_the_endpoint(local_stack):

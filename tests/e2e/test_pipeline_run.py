@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 import subprocess
 import tarfile
@@ -56,6 +57,9 @@ def test_pipeline_run_registers_one_model_that_loads_and_predicts(local_stack, t
     assert "Succeeded" in result.stdout
     assert "CheckModelQuality → True" in result.stdout
     assert "regression_metrics.r2" in result.stdout
+    assert re.search(r"\(manual-[0-9a-f]{8}(-dirty)?-\d{8}-\d{6}\)", result.stdout)
+    assert "Parameters (" in result.stdout
+    assert "invoke logs --execution " in result.stdout
 
     new = sorted(set(local_stack.model_packages()) - set(before))
     assert len(new) == 1
@@ -229,9 +233,13 @@ def test_executions_and_execution_show_report_the_runs(local_stack):
     assert listed.returncode == 0
     latest = local_stack.backend.latest()
     assert latest.execution_id in listed.stdout
+    assert "│ manual │" in listed.stdout  # what started it
     shown = local_stack.invoke("execution-show")
     assert shown.returncode == 0
     assert latest.execution_id in shown.stdout
+    logged = local_stack.invoke("logs", "--step", "TrainModel")
+    assert logged.returncode == 0, logged.stderr
+    assert f"Log of TrainModel in {latest.execution_id}:" in logged.stderr
     assert "PreprocessData" in shown.stdout
     assert "definition" in shown.stdout
     # Which runtime each job ran in.

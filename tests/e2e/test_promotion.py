@@ -201,7 +201,7 @@ def test_rollback_returns_prod_to_its_previous_version_with_no_failed_request(
     serve(local_stack, "prod", second)
     with ClientLoop(stage_port(local_stack.settings, "prod"), clients=3) as clients:
         time.sleep(0.5)
-        rolled = local_stack.invoke("rollback", "--stage", "prod")
+        rolled = local_stack.invoke("rollback", "--stage", "prod", "--reason", "p99 doubled")
     assert rolled.returncode == 0, output(rolled)
     assert f"Rolled back to version {first.version}." in rolled.stdout
     assert clients.failures() == []
@@ -211,5 +211,74 @@ def test_rollback_returns_prod_to_its_previous_version_with_no_failed_request(
     assert (record.version, record.kind, record.previous_version, record.outcome) == (
         first.version, "rollback", second.version, "deployed",
     )  # fmt: skip
+    assert record.approval["reason"] == "p99 doubled"
     history = local_stack.invoke("deployments", "--stage", "prod")
     assert f"rollback (from v{second.version})" in history.stdout
+    assert ": p99 doubled" in history.stdout  # who, and why
+    # Newest first: the rollback before the promotions it undid.
+    assert history.stdout.index("rollback (from") < history.stdout.index("promote")
+    overview = local_stack.invoke("deployments")
+    assert overview.returncode == 0, output(overview)
+    assert f"prod │ version {first.version} │" in overview.stdout
+    assert f"rollback of v{first.version}, deployed" in overview.stdout
+    assert "│ default │" in overview.stdout
+
+
+def test_monitoring_a_stage_feeds_its_promotion_gate(local_stack, versions):
+    first, second = versions
+    serve(local_stack, "prod", first)
+    serve(local_stack, "staging", second)
+    started = time.monotonic()
+    sent = local_stack.invoke("predict", "--stage", "staging", "--data", str(SAMPLE))
+    assert sent.returncode == 0, output(sent)
+    assert "Showed 20 of 506 predictions" in sent.stdout
+    time.sleep(3)  # the capture reaches S3 within a second or two
+    window = f"{int(time.monotonic() - started) + 1}s"
+    monitored = local_stack.invoke("monitor", "--stage", "staging", "--since", window)
+    assert monitored.returncode == 0, output(monitored)
+    staging = local_stack.config.endpoint_name("staging")
+    assert f"Data quality of {staging} (version {second.version}): 506 captured rows" in (
+        monitored.stdout
+    )
+    history = local_stack.invoke("monitor-history", "--stage", "staging")
+    assert f"│ {second.version} │ 506 │ 0 │" in history.stdout
+
+    quick = dataclasses.replace(local_stack.settings, promotion=QUICK_GATES)
+    done = promote(
+        quick, from_stage="staging", to_stage="prod", approve=approve_as("pytest", "monitored"),
+    )  # fmt: skip
+    gate = next(g for g in done.gates if g.name == "monitoring")
+    assert (gate.passed, gate.skipped, gate.figures) == (True, False, {"open_violations": 0})
+
+
+def test_promotion_refuses_to_go_backward_or_downgrade_without_being_asked(local_stack, versions):
+    first, second = versions
+    serve(local_stack, "prod", second)
+    serve(local_stack, "staging", first)
+    before = outcomes(local_stack)
+    backward = local_stack.invoke(
+        "promote", "--from", "prod", "--to", "staging", "--approved-by", "ci", "--reason", "x"
+    )
+    assert backward.returncode == 1
+    assert "goes backward along the stages (staging → prod)" in backward.stderr
+    downgrade = local_stack.invoke(
+        "promote", "--from", "staging", "--to", "prod", "--approved-by", "ci", "--reason", "x"
+    )
+    assert downgrade.returncode == 1
+    assert f"prod serves version {second.version}, newer than version {first.version}" in (
+        downgrade.stderr
+    )
+    assert "--allow-downgrade" in downgrade.stderr
+    assert outcomes(local_stack) == before  # nothing recorded, nothing moved
+    assert deployer(local_stack, "prod").status().version == second.version
+
+
+def test_predict_on_a_stage_that_serves_nothing_names_its_endpoint_and_command(
+    local_stack, versions, tmp_path
+):
+    deployer(local_stack, "staging").down()
+    refused = local_stack.invoke("predict", "--stage", "staging", "--data", str(SAMPLE))
+    assert refused.returncode == 1
+    staging = local_stack.config.endpoint_name("staging")
+    assert f"The staging endpoint {staging} is not serving" in refused.stderr
+    assert "`invoke deploy --stage staging` first" in refused.stderr

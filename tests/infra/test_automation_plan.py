@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import tftest
 
+from pipelines.launch.datasets import NEW_DATA_PREFIX
 from tests.infra.conftest import PlanFn
 
 M = "module.automation[0]"
@@ -70,7 +71,8 @@ NEW_DATA_PATTERN = {
     "detail-type": ["Object Created"],
     "detail": {
         "bucket": {"name": [BUCKET]},
-        "object": {"key": [{"prefix": "datasets/incoming/"}]},
+        # The prefix `data-upload` uses without automation: the variable's default.
+        "object": {"key": [{"prefix": NEW_DATA_PREFIX}]},
     },
 }
 FAILED_PATTERN = {

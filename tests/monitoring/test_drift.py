@@ -144,6 +144,38 @@ def test_a_feature_scaled_three_times_is_the_one_drift_violation(analyzer, sampl
     assert f"{by_name['rm'].distance:.4g}" in violations[0]["description"]
 
 
+def test_a_sample_of_the_baseline_data_has_a_raw_distance_the_robust_one_clamps(analyzer, sample):
+    names = features(sample)
+    base = analyzer.data_statistics(sample.astype(str))
+    base_statistics, base_constraints = drift.narrow_baseline(
+        base, analyzer.suggest_constraints(base), names
+    )
+    dataset = CurrentDataset(analyzer, names)
+    dataset.add_csv([sample[names].iloc[::2].to_csv(header=False, index=False)])
+    violations, drifts = drift.check(
+        analyzer, dataset.statistics(), base_statistics, base_constraints
+    )
+    assert violations == []
+    rm = {d.name: d for d in drifts}["rm"]
+    assert rm.raw_distance > 0
+    assert rm.distance == 0.0
+    assert rm.clamped
+    assert rm.to_dict()["raw_distance"] == rm.raw_distance
+
+
+@pytest.mark.parametrize(
+    ("duration", "words"),
+    [
+        (timedelta(minutes=1), "1 minute"),
+        (timedelta(seconds=90), "1 minute 30 seconds"),
+        (timedelta(hours=2), "2 hours"),
+        (timedelta(days=1, hours=1), "1 day 1 hour"),
+    ],
+)
+def test_intervals_read_as_a_person_says_them(duration, words):
+    assert capture.describe_duration(duration) == words
+
+
 def test_predictions_are_read_from_json_and_csv_responses():
     assert capture.predictions_of('{"predictions": [1.5, 2]}', "JSON") == [1.5, 2.0]
     assert capture.predictions_of("1.5\n2.0\n", "CSV") == [1.5, 2.0]

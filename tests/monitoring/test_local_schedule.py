@@ -53,3 +53,13 @@ def test_a_schedule_ends_when_its_endpoint_is_not_running(tmp_path):
         or psutil.Process(running["pid"]).status() == psutil.STATUS_ZOMBIE
     )
     assert "the endpoint is not running: schedule ends" in schedule.log.read_text()
+
+
+def test_a_stages_schedule_watches_that_stage(tmp_path):
+    schedule = LocalSchedule(tmp_path, "p-local-staging-endpoint")
+    try:
+        running = schedule.start(settings_for(tmp_path), timedelta(hours=1), "staging")
+        assert running["stage"] == "staging"
+        assert "--stage staging" in " ".join(psutil.Process(running["pid"]).cmdline())
+    finally:
+        schedule.stop()

@@ -157,12 +157,41 @@ def test_webhooks_off_the_users_network_are_refused(url):
         alerts.check_webhook(url)
 
 
+def run_record(started: str, rows: int, **extra) -> dict:
+    return {"started": started, "records": rows, "version": 3, **extra}
+
+
 def test_history_keeps_the_newest_n(tmp_path):
     history = History(tmp_path, "ep", keep=3)
     for number in range(5):
-        history.add({"n": number})
+        history.add(run_record(f"2026-03-04T05:0{number}:00Z", 10, n=number))
     assert [r["n"] for r in history.records()] == [2, 3, 4]
-    assert history.latest() == {"n": 4}
+    assert history.latest()["n"] == 4
+
+
+def test_empty_windows_are_counted_per_hour_and_never_push_a_run_out(tmp_path):
+    history = History(tmp_path, "ep", keep=3)
+    history.add(run_record("2026-03-04T04:59:00Z", 506, n="drift"))
+    for minute in range(40):  # a schedule every minute over a quiet hour and more
+        hour, rest = divmod(minute + 30, 60)
+        history.add(run_record(f"2026-03-04T0{5 + hour}:{rest:02d}:00Z", 0))
+    assert [r["n"] for r in history.records()] == ["drift"]
+    assert [(w.hour, w.count, w.first, w.last) for w in history.empty_windows()] == [
+        ("2026-03-04T05", 30, "2026-03-04T05:30:00Z", "2026-03-04T05:59:00Z"),
+        ("2026-03-04T06", 10, "2026-03-04T06:00:00Z", "2026-03-04T06:09:00Z"),
+    ]
+    assert history.latest()["n"] == "drift"
+    # No data since the drift run: its alarms are back to OK (notBreaching).
+    assert history.quiet_since_latest()
+    history.add(run_record("2026-03-04T06:10:00Z", 506, n="again"))
+    assert not history.quiet_since_latest()
+
+
+def test_only_the_newest_hours_of_empty_windows_are_kept(tmp_path):
+    history = History(tmp_path, "ep", keep=2)
+    for hour in range(5):
+        history.add(run_record(f"2026-03-04T0{hour}:00:00Z", 0))
+    assert [w.hour for w in history.empty_windows()] == ["2026-03-04T03", "2026-03-04T04"]
 
 
 def test_ground_truth_joins_by_inference_id(tmp_path):
@@ -268,3 +297,19 @@ def test_predict_sends_each_row_with_its_inference_id():
     rows = pd.DataFrame({"a": [1, 2], "b": [3.5, 4.5]})
     assert predict(rows, invoke, inference_ids=["x", "y"]) == [1.0, 2.0]
     assert sent == [(b"1,3.5\n", "x"), (b"2,4.5\n", "y")]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x89PNG\r\n\x1a\n\x00\x00[/bold]\xff\xfe", b"inferenceId,medv\n\xff\xfe[/]\n"],
+)
+def test_a_binary_ground_truth_file_is_refused_naming_it_before_any_work(tmp_path, content):
+    from pipelines.actions import monitoring
+
+    binary = tmp_path / "labels [v2].csv"
+    binary.write_bytes(content)
+    settings = Settings.load(None, environ={"MLOPS_STATE_DIR": str(tmp_path / "state")})
+    with pytest.raises(MlopsError, match=r"labels \[v2\]\.csv is not UTF-8 text"):
+        # Refused before the emulator is looked for: none runs here.
+        monitoring.monitor(settings, "local", None, None, ground_truth=str(binary))
+    assert not (tmp_path / "state").exists()

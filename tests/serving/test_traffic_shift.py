@@ -137,5 +137,5 @@ def test_a_rollback_alarm_in_alarm_rolls_the_shift_back(
 def test_a_rollback_alarm_that_does_not_exist_is_refused_first(emulator_connection):
     from pipelines.serving.local_deployer import rollback_alarm_watch
 
-    with pytest.raises(MlopsError, match="Rollback alarm.*no-such-alarm.*do not exist"):
+    with pytest.raises(MlopsError, match=r"Rollback alarm.*no-such-alarm.*do not exist"):
         rollback_alarm_watch(emulator_connection, ("no-such-alarm",))

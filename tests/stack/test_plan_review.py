@@ -214,3 +214,80 @@ def test_checkov_list_reports_are_summed():
     ]
     summary = summarize_checkov(report)
     assert (summary.passed, summary.failed, summary.skipped) == (5, 0, 1)
+
+
+def test_an_update_lists_each_changed_attribute_before_and_after():
+    plan = {
+        "resource_changes": [
+            change(
+                "module.automation[0].aws_cloudwatch_event_rule.scheduled_retraining[0]",
+                "aws_cloudwatch_event_rule",
+                ["update"],
+                before={"schedule_expression": "rate(7 days)", "name": "r", "tags_all": {"a": 1}},
+                after={"schedule_expression": "rate(1 day)", "name": "r", "tags_all": {"a": 2}},
+            ),
+            change(
+                "aws_db.x", "aws_db", ["update"],
+                before={"password": "old-secret", "arn": "a", "size": 1},
+                after={"password": "new-secret", "size": 2},
+                unknown={"arn": True},
+            ),
+        ]
+    }  # fmt: skip
+    plan["resource_changes"][1]["change"]["after_sensitive"] = {"password": True}
+    text = render_markdown(summarize_plan(plan), title="t")
+    assert "  - `schedule_expression`: `rate(7 days)` → `rate(1 day)`" in text
+    assert "tags_all" not in text  # derived from tags
+    assert "`name`" not in text  # unchanged
+    assert "  - `password`: `(sensitive)` → `(sensitive)`" in text
+    assert "secret" not in text
+    assert "  - `arn`: `a` → `(known after apply)`" in text
+    assert "  - `size`: `1` → `2`" in text
+
+
+def test_a_changed_policy_marks_the_statements_added_and_removed():
+    read = {"Sid": "Read", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}
+    write = {"Sid": "Write", "Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}
+    delete = {"Sid": "Delete", "Effect": "Allow", "Action": "s3:DeleteObject", "Resource": "*"}
+    plan = {
+        "resource_changes": [
+            change(
+                "aws_s3_bucket_policy.b", "aws_s3_bucket_policy", ["update"],
+                before={"policy": policy(read, delete)}, after={"policy": policy(read, write)},
+            )
+        ]
+    }  # fmt: skip
+    lines = summarize_plan(plan).security[0].lines
+    assert lines == (
+        "`policy`:",
+        "  - **removed:** **Delete** Allow `s3:DeleteObject` on `*`",
+        "  - unchanged: **Read** Allow `s3:GetObject` on `*`",
+        "  - **added:** **Write** Allow `s3:PutObject` on `*`",
+    )
+
+
+def test_the_skipped_checkov_checks_are_named_with_their_justification(tmp_path):
+    from pipelines.config.settings import PROJECT_ROOT
+    from pipelines.stack.plan_review import skipped_checks
+
+    module = tmp_path / "modules" / "bucket"
+    module.mkdir(parents=True)
+    (module / "main.tf").write_text(
+        'resource "aws_s3_bucket" "this" {\n'
+        "  #checkov:skip=CKV_AWS_18:Access logs need a second bucket.\n"
+        "  bucket = var.name\n}\n"
+    )
+    (found,) = skipped_checks(tmp_path)
+    assert (found.check, found.resource, found.file, found.reason) == (
+        "CKV_AWS_18", "aws_s3_bucket.this", "modules/bucket/main.tf",
+        "Access logs need a second bucket.",
+    )  # fmt: skip
+    text = render_markdown(summarize_plan({"resource_changes": []}), title="t", skipped=[found])
+    assert (
+        "- `CKV_AWS_18` on `aws_s3_bucket.this` (modules/bucket/main.tf): Access logs need a "
+        "second bucket." in text
+    )
+    # The project's own skips, each with its reason.
+    ours = skipped_checks(PROJECT_ROOT / "infra")
+    assert {s.check for s in ours} >= {"CKV_AWS_18", "CKV2_AWS_62", "CKV_AWS_144", "CKV2_AWS_37"}
+    assert all(s.reason and s.resource != "?" for s in ours)

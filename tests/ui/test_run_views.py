@@ -109,13 +109,15 @@ def test_succeeded_summary_has_metrics_outcome_package_links_and_lineage():
     table = render(steps_table(run, steps))
     assert "Prep Processing Succeeded 10.0s hit" in table
     assert "Stop Fail Not run" in table
-    text = render(execution_summary(run, steps, [("logs Train", "https://example/logs")]))
+    text = render(*execution_summary(run, steps, [("logs Train", "https://example/logs")]))
     assert "Execution abc123def456 Succeeded in 1m05s" in text
     assert "Train validation:rmse 3.1500" in text
     assert "Train regression_metrics.r2 0.8738 ± 0.0312" in text
     assert "condition Gate → True" in text
+    assert "model package version 7, PendingManualApproval (--full shows its ARN)" in text
+    full = render(*execution_summary(run, steps, full=True))
     package = "arn:aws:sagemaker:us-east-1:1:model-package/g/7"
-    assert f"model package {package} (version 7, PendingManualApproval)" in text
+    assert f"model package version 7, PendingManualApproval ({package})" in full
     assert "model artifact s3://b/model.tar.gz" in text
     assert "cache hit Prep reused execution zzz111yyy222" in text
     assert "logs Train https://example/logs" in text
@@ -140,7 +142,7 @@ def test_failed_summary_names_the_reason_and_shows_the_log_tail(tmp_path):
     run = execution(
         "Failed", failure_reason="Step Prep failed: AlgorithmError: ERROR: column 'medv' is missing"
     )
-    text = render(steps_table(run, steps), execution_summary(run, steps))
+    text = render(steps_table(run, steps), *execution_summary(run, steps))
     assert "Prep Processing Failed" in text
     assert "Train Training Not run" in text
     assert "Failure: Step Prep failed: AlgorithmError: ERROR: column 'medv' is missing" in text
@@ -156,18 +158,28 @@ def test_failed_summary_names_the_reason_and_shows_the_log_tail(tmp_path):
 def test_stopped_and_stopping(status, expected):
     steps = [step("Prep", "Processing", "Stopped" if status == "Stopped" else "Stopping")]
     run = execution(status)
-    text = render(steps_table(run, steps), execution_summary(run, steps))
+    text = render(steps_table(run, steps), *execution_summary(run, steps))
     assert f"p · abc123def456 · {status}" in text
     assert expected in text
 
 
-def test_executions_table_lists_status_and_failure():
+def test_executions_table_lists_status_trigger_data_and_failure():
+    long_reason = (
+        "Step TrainModel failed: AlgorithmError: ValueError: bad input (exit code 1; log: "
+        "/home/someone/.mlops/executions/abc123def456/steps/TrainModel/attempt-1/job.log)"
+    )
     runs = [
-        execution("Failed", failure_reason="bad data", display_name="run-01234567"),
-        execution("Succeeded"),
+        execution("Failed", failure_reason="bad data", display_name="new-data-01234567-x"),
+        dataclasses.replace(execution("Failed", failure_reason=long_reason), lineage={}),
     ]
     text = render(executions_table(runs))
-    assert "abc123def456 Failed 1970-01-01 00:16:40 1m05s run-01234567 bad data" in text
+    assert (
+        "abc123def456 Failed 1970-01-01 00:16:40 1m05s new-data data.csv version v42 bad data"
+        in (text)
+    )
+    # In brief: the path is for execution-show.
+    assert "1m05s - - Step TrainModel failed: AlgorithmError: ValueError: bad input (exit" in text
+    assert "/home/someone" not in text
 
 
 def test_report_metrics_pairs_values_with_their_spread_and_skips_metadata():
@@ -203,21 +215,21 @@ def _long_run() -> tuple[Execution, list[StepRun]]:
     return dataclasses.replace(execution("Succeeded"), definition=definition), steps
 
 
-@pytest.mark.parametrize("width", [200, 80])
+@pytest.mark.parametrize("width", [200, 80, 60])
 def test_steps_table_never_cuts_a_cell(width):
-    # A pipe gets our wide width; an 80-column terminal folds cells instead of "durati…".
+    # A pipe gets our wide width; a narrow terminal leaves columns out, never a word.
     run, steps = _long_run()
     console = Console(record=True, width=width, color_system=None)
     console.print(steps_table(run, steps))
     text = console.export_text()
     assert "…" not in text
-    cells = re.sub(r"[\u2500-\u257f\s]", "", text)
-    for word in ("duration", "memory", "RegisterModel", "180MiB"):
-        assert word in cells
+    words = set(re.sub(r"[\u2500-\u257f]", " ", text).split())
+    for word in ("duration", "Register-RegisterModel", "CheckModelQuality", "Succeeded"):
+        assert word in words
+    if width >= 80:
+        assert "memory" in words
     if width == 200:
-        assert "Register-RegisterModel" in cells
-    else:  # folded onto a second line of the same row
-        assert "Register-RegisterMo" in cells
+        assert "RegisterModel" in words  # the type column
 
 
 def test_output_width_is_wide_for_pipes_and_the_terminals_own_for_terminals(tmp_path):
@@ -277,8 +289,8 @@ def test_models_show_each_versions_baselines_and_check_results():
     older = dataclasses.replace(version, version=1, drift_baselines=())
     text = render(versions_table([version, older], {4: {"r2": 0.87}}, {4: steps}))
     assert "data, bias, model" in text
-    assert "CheckDataQuality: passed, 0 violation(s); baseline kept" in text
-    assert text.endswith(" none")  # a version registered before the checks
+    assert "4 Approved 1970-01-01 00:00 0.8700 - 1 passed, 1 skipped" in text
+    assert "1 Approved 1970-01-01 00:00 - - none" in text  # registered before the checks
 
 
 def test_execution_show_lists_each_violation_and_each_check():
@@ -292,8 +304,60 @@ def test_execution_show_lists_each_violation_and_each_check():
         name="CheckDataQuality", type="QualityCheck", status="Failed", failure_reason=reason
     )
     passed = check_step("CheckDataBias")
-    text = render(execution_summary(execution("Failed", failure_reason=reason), [passed, failed]))
+    text = render(*execution_summary(execution("Failed", failure_reason=reason), [passed, failed]))
     assert "- rm: baseline_drift_check: Baseline drift distance: 0.88" in text
     assert "- age: completeness_check:" in text
     assert "CheckDataBias: passed, 0 violation(s); baseline kept" in text
     assert "(the latest Approved version)" in text
+
+
+def test_execution_show_lists_parameters_and_marks_those_not_at_their_default():
+    definition = json.loads(DEFINITION) | {
+        "Parameters": [
+            {"Name": "InputDataUrl", "Type": "String"},
+            {"Name": "NEstimators", "Type": "Integer", "DefaultValue": 100},
+            {"Name": "MinTestR2", "Type": "Float", "DefaultValue": 0.7},
+            {"Name": "SkipDataQualityCheck", "Type": "Boolean", "DefaultValue": False},
+        ]
+    }
+    # SageMaker reports every value as a string: "0.70" is still the default 0.7.
+    run = execution(
+        "Succeeded",
+        parameters={
+            "InputDataUrl": "s3://b/datasets/abc/data.csv",
+            "NEstimators": "250",
+            "MinTestR2": "0.70",
+            "SkipDataQualityCheck": "True",
+        },
+    )
+    run.definition = json.dumps(definition)
+    text = render(*execution_summary(run, []))
+    assert "Parameters (2 of 4 not the default):" in text
+    assert "NEstimators 250 (default 100)" in text
+    assert "SkipDataQualityCheck True (default False)" in text
+    assert "MinTestR2 0.70 SkipDataQualityCheck" in text  # at its default: unmarked
+    assert "InputDataUrl s3://b/datasets/abc/data.csv NEstimators" in text  # the run's own
+
+
+def test_a_run_is_compared_with_the_approved_version_metric_by_metric():
+    from pipelines.actions.runs import ChampionComparison
+    from pipelines.registry import ModelVersion, compare_metrics
+
+    deltas = compare_metrics(
+        {"r2": 0.8702, "rmse": 2.90, "mae": 2.1, "explained": 1.0},
+        {"r2": 0.8734, "rmse": 2.97, "mae": 2.1},
+    )
+    assert [(d.name, d.verdict) for d in deltas] == [
+        ("r2", "worse"),  # higher R² is better
+        ("rmse", "better"),  # lower errors are better
+        ("mae", "same"),
+    ]
+    champion = ModelVersion("arn:g/1", 1, "Approved", 0.0)
+    text = render(
+        *execution_summary(
+            execution("Succeeded"), [], champion=ChampionComparison(champion, deltas)
+        )
+    )
+    assert "Compared with version 1 (Approved)" in text
+    assert "r2 0.8702 0.8734 -0.0032 worse" in text
+    assert "rmse 2.9000 2.9700 -0.0700 better" in text
