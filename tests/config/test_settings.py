@@ -20,6 +20,7 @@ from pipelines.core.errors import MlopsError
 
 OUTPUTS = {
     "automation_queue_url": None,
+    "automation_rule_names": {"approval_deploy": "mlops-local-approval-deploy"},
     "account_id": "123456789012",
     "bucket_arn": "arn:aws:s3:::b",
     "bucket_name": "b",

@@ -106,13 +106,13 @@ def test_a_kept_alive_connection_outlives_a_short_idle_time(emulator):
     info, _ = emulator.start()
     context = ssl.create_default_context(cafile=str(emulator.tls.ca_cert))
     connection = http.client.HTTPSConnection("127.0.0.1", info.port, context=context, timeout=5)
-    connection.request("GET", "/moto-api/")
+    connection.request("GET", "/mlops-emulator/health")
     first = connection.getresponse()
     first.read()
     assert first.status == 200
     local_port = connection.sock.getsockname()[1]
     time.sleep(11)
-    connection.request("GET", "/moto-api/")
+    connection.request("GET", "/mlops-emulator/health")
     second = connection.getresponse()
     second.read()
     assert second.status == 200
