@@ -20,7 +20,9 @@ def automation_up(c):
 
     with exit_on_error():
         status, started = automation.agent_up(settings(c))
-        console.print(f"{'Started' if started else 'Already running:'} agent: {status.detail}")
+        console.print(
+            f"{'Started' if started else 'Already running:'} agent: {status.detail}", markup=False
+        )
 
 
 @task
@@ -40,7 +42,7 @@ def automation_status(c):
 
     with exit_on_error():
         status = automation.agent_status(settings(c))
-        console.print(f"Automation agent: {status.detail}")
+        console.print(f"Automation agent: {status.detail}", markup=False)
     if not status.running:
         raise Exit(code=3)
 
@@ -63,7 +65,7 @@ def hooks_install(c):
 
     with exit_on_error():
         hook, changed = automation.install_hook(settings(c))
-        console.print(f"{'Installed' if changed else 'Already installed:'} {hook}")
+        console.print(f"{'Installed' if changed else 'Already installed:'} {hook}", markup=False)
 
 
 @task(name="test", help={"tier": "fast (no servers, under a minute) or all"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.automation.log import ActionRecord
@@ -17,18 +18,20 @@ def actions_table(records: list[ActionRecord]) -> Table:
     for record in records:
         when = datetime.fromtimestamp(record.at, UTC).strftime("%Y-%m-%d %H:%M:%S")
         event = record.event or {}
-        trigger = f"{record.why}\n[dim]{event.get('detail-type', '')} {event.get('id', '')}[/]"
+        # Everything but the colours comes from events and commands: escaped, never markup.
+        detail = escape(f"{event.get('detail-type', '')} {event.get('id', '')}")
+        trigger = f"{escape(record.why)}\n[dim]{detail}[/]"
         colour = {"succeeded": "green", "failed": "red"}.get(record.outcome, "yellow")
         outcome = f"[{colour}]{record.outcome}[/]" + (
             f" (exit {record.exit_code})" if record.exit_code not in (None, 0) else ""
         )
         if record.outcome == "failed" and record.output:
-            outcome += "\n" + record.output.strip().splitlines()[-1][:200]
+            outcome += "\n" + escape(record.output.strip().splitlines()[-1][:200])
         table.add_row(
             when,
-            record.rule,
+            escape(record.rule),
             trigger,
-            " ".join(record.command) or record.note,
+            escape(" ".join(record.command) or record.note),
             outcome,
             f"{record.seconds:.1f}",
         )

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from invoke.exceptions import Exit
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.core.errors import MlopsError
@@ -53,11 +54,17 @@ def exit_on_error() -> Iterator[None]:
     try:
         yield
     except MlopsError as error:
-        err_console.print(f"[bold red]Error:[/] {error}")
+        # Errors quote what the user or an event gave (a path, a reason): never markup.
+        err_console.print(f"[bold red]Error:[/] {escape(str(error))}")
         raise Exit(code=1) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]Interrupted.[/]")
         raise Exit(code=130) from None
+
+
+def plain(line: str) -> None:
+    """Print a progress line as it is: lines quote paths, keys and names, never markup."""
+    console.print(line, markup=False)
 
 
 def terraform_progress(line: str) -> None:
@@ -70,10 +77,10 @@ def terraform_progress(line: str) -> None:
 
 
 def key_value_table(title: str, values: Mapping[str, Any]) -> Table:
-    table = Table(title=title, show_header=True, header_style="bold")
+    table = Table(title=escape(title), show_header=True, header_style="bold")
     table.add_column("name")
     table.add_column("value", overflow="fold")
     for key in sorted(values):
         value = values[key]
-        table.add_row(key, "-" if value is None else str(value))
+        table.add_row(escape(key), escape("-" if value is None else str(value)))
     return table

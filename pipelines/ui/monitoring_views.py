@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -27,7 +28,7 @@ def result_table(result: MonitoringResult) -> Table:
         verdict = item.verdict if item.violations else "ok"
         style = "red" if item.violations else ""
         table.add_row(
-            item.name,
+            escape(item.name),  # a column name from the data
             _number(item.baseline_mean),
             _number(item.current_mean),
             _number(item.distance),
@@ -49,7 +50,7 @@ def quality_table(result: MonitoringResult) -> Table | None:
     failed = {v["metric_name"]: v for v in result.quality.violations}
     for name, value in result.quality.metrics.items():
         verdict = failed[name]["constraint_check_type"] if name in failed else "ok"
-        table.add_row(name, f"{value:.4g}", verdict)
+        table.add_row(escape(name), f"{value:.4g}", escape(verdict))
     return table
 
 
@@ -79,9 +80,9 @@ def history_table(records: list[dict[str, Any]]) -> Table:
             str(record["version"]),
             f"{record['records']:,}",
             str(count),
-            ", ".join(drifting) or "-",
+            escape(", ".join(drifting) or "-"),
             "-" if rmse is None else f"{rmse:.4g}",
-            record.get("output") or "-",
+            escape(record.get("output") or "-"),
         )
     return table
 

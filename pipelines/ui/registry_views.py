@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -47,8 +48,9 @@ def versions_table(
     baselines each records, and the results of the checks that let it register (from the
     steps of the execution behind each)."""
     names = sorted({name for values in metrics.values() for name in values})
+    # Failure reasons and approval descriptions are user and job text: escaped, never markup.
     checks = {
-        number: version_checks(found) if found is not None else ""
+        number: escape(version_checks(found)) if found is not None else ""
         for number, found in (steps or {}).items()
     }
     table = Table(header_style="bold")
@@ -70,13 +72,13 @@ def versions_table(
             *(f"{values[name]:.4f}" if name in values else "" for name in names),
             ", ".join(getattr(version, "drift_baselines", ())) or "none",
             checks.get(version.version, ""),
-            version.execution_id or "",
-            (version.commit or "")[:12],
-            version.approval_description or "",
+            escape(version.execution_id or ""),
+            escape((version.commit or "")[:12]),
+            escape(version.approval_description or ""),
         )
     return table
 
 
-def approval_line(version: Any) -> str:
-    """What `model-approve` / `model-reject` changed."""
-    return f"Version {version.version}: {version.status} ({version.approval_description})"
+def approval_line(version: Any) -> Text:
+    """What `model-approve` / `model-reject` changed (Text: the reason is never markup)."""
+    return Text(f"Version {version.version}: {version.status} ({version.approval_description})")

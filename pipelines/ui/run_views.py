@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -195,41 +196,46 @@ def execution_summary(
     details = Table.grid(padding=(0, 2))
     details.add_column(style="bold")
     details.add_column(overflow="fold")
+
+    def detail(label: str, value: str) -> None:
+        # S3 keys, failure reasons, paths: job and user text, never read as markup.
+        details.add_row(label, escape(value))
+
     for step in steps:
         if step.type == "Condition" and "Outcome" in step.properties:
-            details.add_row("condition", f"{step.name} → {step.properties['Outcome']}")
+            detail("condition", f"{step.name} → {step.properties['Outcome']}")
         if step.type == "RegisterModel" and step.properties.get("ModelPackageArn"):
             props = step.properties
-            details.add_row(
+            detail(
                 "model package",
                 f"{props['ModelPackageArn']} (version {props.get('ModelPackageVersion')}, "
                 f"{props.get('ModelApprovalStatus')})",
             )
         if step.type == "Training" and step.properties.get("ModelArtifacts"):
-            details.add_row("model artifact", step.properties["ModelArtifacts"]["S3ModelArtifacts"])
+            detail("model artifact", step.properties["ModelArtifacts"]["S3ModelArtifacts"])
         if step.type in CHECK_STEP_TYPES and step.status == "Succeeded":
             source = step.properties.get("BaselineSource")
-            details.add_row(
+            detail(
                 "check", check_summary(step) + (f" (drift baseline: {source})" if source else "")
             )
         if step.cache_hit_of:
-            details.add_row("cache hit", f"{step.name} reused execution {step.cache_hit_of}")
+            detail("cache hit", f"{step.name} reused execution {step.cache_hit_of}")
     for name, policy in _retry_policies(execution):
-        details.add_row("retry policy", f"{name}: {policy}")
+        detail("retry policy", f"{name}: {policy}")
     logs = {Path(s.log_path).parent.parent.parent for s in steps if s.log_path}
     for folder in sorted(logs):
-        details.add_row("logs", f"{folder}/<step>/attempt-N/job.log")
+        detail("logs", f"{folder}/<step>/attempt-N/job.log")
     for label, location in links:
-        details.add_row(label, location)
+        detail(label, location)
     lineage = execution.lineage
     if lineage.get("git_commit"):
         dirty = " (uncommitted changes)" if lineage.get("git_dirty") else ""
-        details.add_row("code", f"git {lineage['git_commit'][:12]}{dirty}")
+        detail("code", f"git {lineage['git_commit'][:12]}{dirty}")
     if lineage.get("input_data"):
         data = lineage["input_data"]
-        details.add_row("data", f"{data.get('uri')} (version {data.get('version_id')})")
+        detail("data", f"{data.get('uri')} (version {data.get('version_id')})")
     if execution.definition_sha256:
-        details.add_row("definition", f"sha256 {execution.definition_sha256[:16]}")
+        detail("definition", f"sha256 {execution.definition_sha256[:16]}")
     parts.append(details)
 
     if execution.status == "Failed":
@@ -256,7 +262,7 @@ def executions_table(executions: list[Execution]) -> Table:
             status_text(execution.status),
             started,
             _duration(execution.duration),
-            execution.display_name,
-            (execution.failure_reason or "")[:120],
+            escape(execution.display_name),
+            escape((execution.failure_reason or "")[:120]),
         )
     return table
