@@ -1,28 +1,93 @@
 """Send events to EventBridge (the emulator's, locally) and the hooks that do it.
 
 The hooks are what the existing modules call, one line each: the registry after an
-approval change, the local executor when an execution finishes. On AWS, SageMaker
-emits these events itself, so the hooks publish only to the emulator. A hook never
-fails the action it reports on: the approval or the run has happened; a publishing
-problem is said on stderr.
+approval change, the executor's RegisterModel step after a registration, the local
+backend and executor at every execution status change. On AWS, SageMaker emits these
+events itself, so the hooks publish only to the emulator. A hook never fails the action
+it reports on: the approval or the run has happened; a publishing problem is said on
+stderr.
+
+EventBridge refuses ``aws.*`` sources from callers (``NotAuthorizedForSourceException``):
+only AWS services emit them. Locally the project's emitters stand in for those
+services, so their PutEvents requests carry an HMAC of the request body under a key
+private to this checkout (:func:`service_event_key`); the emulator delivers ``aws.*``
+entries only from requests that carry a valid one (pipelines.emulator.events_delivery).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.core.aws import AwsConnection
 from pipelines.core.errors import MlopsError
 from pipelines.events import shapes as events
 
+SERVICE_SIGNATURE_HEADER = "X-Mlops-Service-Event-Signature"
+_KEY_NAME = "service-events.key"
+
+
+def service_event_key(tls_dir: Path) -> bytes:
+    """The secret that marks the project's own service events, shared by the emulator and
+    every emitter of one checkout: kept beside the emulator's TLS key (``tls_dir``, the
+    folder of the CA bundle clients trust), created 0600 at first use.
+
+    The one place to change when the emulator gets a per-checkout key of its own: derive
+    this from that key instead (e.g. an HMAC of it with a fixed label)."""
+    path = tls_dir / _KEY_NAME
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    fresh = tls_dir / f".{_KEY_NAME}.{os.getpid()}"
+    descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(os.urandom(32).hex().encode())
+    try:
+        os.link(fresh, path)  # never replaces a key another process created meanwhile
+    except FileExistsError:
+        pass
+    finally:
+        fresh.unlink()
+    return path.read_bytes()
+
+
+def sign(key: bytes, body: bytes) -> str:
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def signature_is_valid(key: bytes, body: bytes, signature: str | None) -> bool:
+    return bool(signature) and hmac.compare_digest(sign(key, body), str(signature))
+
+
+def service_events_client(connection: AwsConnection) -> BaseClient:
+    """An EventBridge client whose PutEvents requests are signed as the project's own
+    service events (emulator connections only: on AWS the services emit them)."""
+    if connection.ca_bundle is None or not connection.is_emulator:
+        raise MlopsError("Only the emulator takes the project's stand-in service events.")
+    key = service_event_key(connection.ca_bundle.parent)
+    client = connection.client("events")
+
+    def add_signature(request: Any, **_: Any) -> None:
+        body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
+        request.headers[SERVICE_SIGNATURE_HEADER] = sign(key, body)
+
+    client.meta.events.register("before-sign.events.PutEvents", add_signature)
+    return client
+
 
 def publish(connection: AwsConnection, event: Mapping[str, Any]) -> str:
     """PutEvents one event; returns its id. EventBridge matches it against the rules."""
-    client = connection.client("events")
+    client = service_events_client(connection)
     try:
         answer = client.put_events(Entries=[events.put_events_entry(event)])
     except (ClientError, BotoCoreError) as error:
@@ -39,30 +104,35 @@ def publish(connection: AwsConnection, event: Mapping[str, Any]) -> str:
 def _publish_quietly(connection: AwsConnection, build: Any) -> str | None:
     try:
         return publish(connection, build())
-    except (MlopsError, ClientError, BotoCoreError, KeyError, ValueError) as error:
+    except (MlopsError, ClientError, BotoCoreError, KeyError, ValueError, OSError) as error:
         print(f"automation: event not published: {error}", file=sys.stderr, flush=True)
         return None
 
 
-def model_package_changed(connection: AwsConnection, package_arn: str) -> str | None:
-    """After an approval status change: ``SageMaker Model Package State Change``."""
+def model_package_changed(
+    connection: AwsConnection, package_arn: str, described: Mapping[str, Any] | None = None
+) -> str | None:
+    """``SageMaker Model Package State Change``: after a version is registered (SageMaker
+    emits one at creation, so a version registered Approved fires the approval rules) and
+    after every approval status change. ``described``: a DescribeModelPackage answer the
+    caller already has."""
     if not connection.emits_service_events:
         return None  # SageMaker emits it
-    sagemaker = connection.client("sagemaker")
-    return _publish_quietly(
-        connection,
-        lambda: events.model_package_state_change(
-            sagemaker.describe_model_package(ModelPackageName=package_arn)
-        ),
-    )
+
+    def build() -> dict[str, Any]:
+        package = described or connection.client("sagemaker").describe_model_package(
+            ModelPackageName=package_arn
+        )
+        return events.model_package_state_change(package)
+
+    return _publish_quietly(connection, build)
 
 
 def execution_status_changed(
-    connection: AwsConnection,
-    execution: Any,
-    previous: str = "Executing",
+    connection: AwsConnection, execution: Any, previous: str | None
 ) -> str | None:
-    """After a local execution changes status (``execution`` is a backends.records.Execution)."""
+    """After an execution's status changes (``execution`` is a core.records.Execution,
+    as recorded after the change; ``previous`` the status before it, None at the start)."""
     if not connection.emits_service_events:
         return None  # SageMaker emits it
     return _publish_quietly(
