@@ -4,6 +4,7 @@ process; only the registry calls behind them are replaced."""
 
 from __future__ import annotations
 
+import pytest
 from invoke import Config, Context
 
 from pipelines.actions import models as model_actions
@@ -11,6 +12,7 @@ from pipelines.automation.log import ActionLog, ActionRecord
 from pipelines.cli.automation_tasks import automation_log
 from pipelines.cli.model_tasks import model_approve, models
 from pipelines.registry import ModelVersion
+from pipelines.ui.console import console
 
 REASON = "looks fine [/dim] [/bold] [red]x"
 KEY = "datasets/incoming/[/bold]x.csv"
@@ -24,6 +26,12 @@ def _version() -> ModelVersion:
         created_at=0.0,
         approval_description=f"approved by me at 2026-01-01T00:00:00Z: {REASON}",
     )
+
+
+@pytest.fixture(autouse=True)
+def wide(monkeypatch):
+    """Wide enough that no cell folds: the assertions read whole phrases."""
+    monkeypatch.setattr(console, "width", 400)
 
 
 def test_models_and_model_approve(monkeypatch, capsys):
