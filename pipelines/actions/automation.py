@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.automation.agent import AgentProcess, AgentStatus, automation_dir
+from pipelines.automation.agent import AgentProcess, AgentStatus, automation_dir, connect
 from pipelines.automation.git_hook import install
 from pipelines.automation.log import ActionLog, ActionRecord
 from pipelines.automation.rule_actions import pytest_arguments
 from pipelines.config.settings import Settings
 
 
-def agent_up(settings: Settings) -> tuple[AgentStatus, bool]:
-    """(its status, whether it was started now)."""
-    return AgentProcess(settings).start()
+def agent_up(settings: Settings, replay: bool = False) -> tuple[AgentStatus, bool]:
+    """(its status, whether it was started now); ``replay``: it acts on the events queued
+    before it started (else it logs and skips them)."""
+    return AgentProcess(settings).start(replay=replay)
+
+
+def queued_events(settings: Settings) -> int:
+    """How many events wait in the agent's queue (delivered while no agent ran)."""
+    connection, config = connect(settings)
+    attributes = connection.client("sqs").get_queue_attributes(
+        QueueUrl=config.automation_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes.get("ApproximateNumberOfMessages", 0))
 
 
 def agent_down(settings: Settings) -> bool:

@@ -13,16 +13,38 @@ from pipelines.cli.common import settings, task
 from pipelines.ui.console import console, exit_on_error
 
 
-@task
-def automation_up(c):
+@task(help={"replay": "act on the events queued while no agent ran (default: log and skip them)"})
+def automation_up(c, replay=False):
     """Start the local automation agent: it acts on what the EventBridge rules deliver."""
+    from rich.prompt import Confirm
+
     from pipelines.actions import automation
 
     with exit_on_error():
-        status, started = automation.agent_up(settings(c))
-        console.print(
-            f"{'Started' if started else 'Already running:'} agent: {status.detail}", markup=False
-        )
+        config = settings(c)
+        status = automation.agent_status(config)
+        if status.running:
+            console.print(f"Already running: agent: {status.detail}", markup=False)
+            return
+        waiting = automation.queued_events(config)
+        if waiting and not replay and sys.stdin.isatty():
+            replay = Confirm.ask(
+                f"{waiting} event(s) were queued while no agent ran. Act on them now?",
+                default=False,
+            )
+        status, _ = automation.agent_up(config, replay=replay)
+        console.print(f"Started agent: {status.detail}", markup=False)
+        if waiting:
+            console.print(
+                f"{waiting} queued event(s): "
+                + (
+                    "acting on them."
+                    if replay
+                    else "the agent logs and skips them, acting on none (`invoke automation-log` "
+                    "lists them; an agent started with --replay acts on queued events)."
+                ),
+                markup=False,
+            )
 
 
 @task
