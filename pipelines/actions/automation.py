@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.automation.agent import AgentProcess, AgentStatus, automation_dir, connect
@@ -11,10 +13,29 @@ from pipelines.automation.rule_actions import pytest_arguments
 from pipelines.config.settings import Settings
 
 
-def agent_up(settings: Settings, replay: bool = False) -> tuple[AgentStatus, bool]:
-    """(its status, whether it was started now); ``replay``: it acts on the events queued
-    before it started (else it logs and skips them)."""
-    return AgentProcess(settings).start(replay=replay)
+@dataclass(frozen=True)
+class AgentStart:
+    status: AgentStatus
+    started: bool  # False: it was running already
+    queued: int  # events that waited in its queue when it started
+    replay: bool  # whether it acts on them
+
+
+def agent_up(
+    settings: Settings, replay: bool = False, confirm_replay: Callable[[int], bool] | None = None
+) -> AgentStart:
+    """Start the agent unless it runs. Events queued while no agent ran are acted on only
+    with ``replay`` or a yes from ``confirm_replay`` (asked with their count); else the
+    agent logs and skips them."""
+    process = AgentProcess(settings)
+    current = process.status()
+    if current.running:
+        return AgentStart(current, False, 0, replay)
+    waiting = queued_events(settings)
+    if waiting and not replay and confirm_replay is not None:
+        replay = confirm_replay(waiting)
+    status, started = process.start(replay=replay)
+    return AgentStart(status, started, waiting, replay)
 
 
 def queued_events(settings: Settings) -> int:

@@ -19,32 +19,15 @@ def automation_up(c, replay=False):
     from rich.prompt import Confirm
 
     from pipelines.actions import automation
+    from pipelines.ui.automation_views import start_summary
+
+    def ask(waiting: int) -> bool:
+        question = f"{waiting} event(s) were queued while no agent ran. Act on them now?"
+        return Confirm.ask(question, default=False)
 
     with exit_on_error():
-        config = settings(c)
-        status = automation.agent_status(config)
-        if status.running:
-            console.print(f"Already running: agent: {status.detail}", markup=False)
-            return
-        waiting = automation.queued_events(config)
-        if waiting and not replay and sys.stdin.isatty():
-            replay = Confirm.ask(
-                f"{waiting} event(s) were queued while no agent ran. Act on them now?",
-                default=False,
-            )
-        status, _ = automation.agent_up(config, replay=replay)
-        console.print(f"Started agent: {status.detail}", markup=False)
-        if waiting:
-            console.print(
-                f"{waiting} queued event(s): "
-                + (
-                    "acting on them."
-                    if replay
-                    else "the agent logs and skips them, acting on none (`invoke automation-log` "
-                    "lists them; an agent started with --replay acts on queued events)."
-                ),
-                markup=False,
-            )
+        start = automation.agent_up(settings(c), replay, ask if sys.stdin.isatty() else None)
+        console.print(start_summary(start.status.detail, start.started, start.queued, start.replay))
 
 
 @task

@@ -72,7 +72,7 @@ def signature_is_valid(key: bytes, body: bytes, signature: str | None) -> bool:
 def service_events_client(connection: AwsConnection) -> BaseClient:
     """An EventBridge client whose PutEvents requests are signed as the project's own
     service events (emulator connections only: on AWS the services emit them)."""
-    if connection.ca_bundle is None or not connection.is_emulator:
+    if connection.ca_bundle is None or not connection.emits_service_events:
         raise MlopsError("Only the emulator takes the project's stand-in service events.")
     key = service_event_key(connection.ca_bundle.parent)
     client = connection.client("events")

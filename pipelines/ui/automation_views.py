@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from pipelines.automation.log import ActionRecord
 
@@ -50,3 +51,19 @@ def actions_table(records: list[ActionRecord]) -> Table:
             f"{record.seconds:.1f}",
         )
     return table
+
+
+def start_summary(detail: str, started: bool, queued: int, replay: bool) -> Text:
+    """What `automation-up` did, and what becomes of the events that waited for it."""
+    lines = [f"{'Started' if started else 'Already running:'} agent: {detail}"]
+    if queued:
+        lines.append(
+            f"{queued} queued event(s): "
+            + (
+                "acting on them."
+                if replay
+                else "the agent logs and skips them, acting on none (`invoke automation-log` "
+                "lists them; an agent started with --replay acts on queued events)."
+            )
+        )
+    return Text("\n".join(lines))

@@ -433,3 +433,44 @@ def test_the_next_agent_stops_what_a_cut_short_action_left_running(tmp_path):
     orphan.wait(timeout=30)  # the agent reaped it already (it is this test's child)
     assert _carrying(marker) == []
     assert f"stopped its processes [{orphan.pid}]" in interrupted.note
+
+
+# --- automation-up ------------------------------------------------------------------------
+
+
+class FakeProcess:
+    """The agent's process, recording how it was started."""
+
+    replays: list[bool] = []  # noqa: RUF012 - reset by each test
+
+    def __init__(self, settings) -> None:
+        pass
+
+    def status(self):
+        from pipelines.automation.agent import AgentStatus
+
+        return AgentStatus(False, None, "not running")
+
+    def start(self, replay: bool = False):
+        from pipelines.automation.agent import AgentStatus
+
+        FakeProcess.replays.append(replay)
+        return AgentStatus(True, 1, "running (pid 1)"), True
+
+
+@pytest.mark.parametrize(("answer", "says"), [(True, "acting on them"), (False, "logs and skips")])
+def test_automation_up_asks_at_a_terminal_before_acting_on_queued_events(monkeypatch, answer, says):
+    from pipelines.actions import automation
+    from pipelines.ui.automation_views import start_summary
+
+    FakeProcess.replays = []
+    asked: list[int] = []
+    monkeypatch.setattr(automation, "AgentProcess", FakeProcess)
+    monkeypatch.setattr(automation, "queued_events", lambda settings: 3)
+    start = automation.agent_up(None, False, lambda n: asked.append(n) or answer)
+    assert asked == [3]
+    assert FakeProcess.replays == [answer]
+    assert says in str(start_summary(start.status.detail, start.started, 3, start.replay))
+    # No terminal: nobody is asked, and nothing queued is acted on.
+    automation.agent_up(None, False, None)
+    assert FakeProcess.replays == [answer, False]
