@@ -75,13 +75,18 @@ def service_events_client(connection: AwsConnection) -> BaseClient:
     if connection.ca_bundle is None or not connection.emits_service_events:
         raise MlopsError("Only the emulator takes the project's stand-in service events.")
     key = service_event_key(connection.ca_bundle.parent)
-    client = connection.client("events")
+    # A client of its own (the connection keeps one per settings): the connection's
+    # plain events client stays unsigned.
+    client = connection.client("events", user_agent_extra="mlops-service-events")
 
     def add_signature(request: Any, **_: Any) -> None:
         body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
         request.headers[SERVICE_SIGNATURE_HEADER] = sign(key, body)
 
-    client.meta.events.register("before-sign.events.PutEvents", add_signature)
+    # Registered once per client, however often the client is asked for.
+    client.meta.events.register(
+        "before-sign.events.PutEvents", add_signature, unique_id=SERVICE_SIGNATURE_HEADER
+    )
     return client
 
 

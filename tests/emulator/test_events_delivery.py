@@ -92,10 +92,18 @@ def test_a_forged_aws_source_from_a_plain_client_is_refused_as_aws_refuses_it(
     assert [body["source"] for body in _received(emulator_connection, url)] == ["mlops.test"]
 
 
-def test_a_wrong_signature_is_refused_and_the_projects_own_is_delivered(emulator_connection, queue):
+def test_a_wrong_signature_is_refused_and_the_projects_own_is_delivered(
+    emulator, emulator_connection, queue
+):
     name, events, url, arn = queue
     events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn}])
-    forged = emulator_connection.client("events")
+    instance, info = emulator
+    forged = boto3.client(
+        "events",
+        region_name="us-east-1",
+        endpoint_url=info.endpoint,
+        verify=str(instance.tls.ca_cert),
+    )
     forged.meta.events.register(
         "before-sign.events.PutEvents",
         lambda request, **_: request.headers.__setitem__(SERVICE_SIGNATURE_HEADER, "0" * 64),
