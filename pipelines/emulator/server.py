@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
 
     apply_patches()
     # The project's emitters sign the aws.* events they send in AWS services' place.
-    trust_service_events(service_event_key(Path(args.ssl_cert).parent))
+    trust_service_events(service_event_key(credentials))
     app = RequestConditionsMiddleware(DomainDispatcherApplication(create_backend_app))
     durable: DurableState | None = None
     restored = False

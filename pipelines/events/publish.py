@@ -10,55 +10,36 @@ stderr.
 EventBridge refuses ``aws.*`` sources from callers (``NotAuthorizedForSourceException``):
 only AWS services emit them. Locally the project's emitters stand in for those
 services, so their PutEvents requests carry an HMAC of the request body under a key
-private to this checkout (:func:`service_event_key`); the emulator delivers ``aws.*``
-entries only from requests that carry a valid one (pipelines.emulator.events_delivery).
+derived from the checkout's emulator key (:func:`service_event_key`); the emulator
+delivers ``aws.*`` entries only from requests that carry a valid one
+(pipelines.emulator.events_delivery). A client of the checkout's own key that does not
+sign so (a script, a job) is refused them, as AWS refuses every caller.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.core.aws import AwsConnection
+from pipelines.core.aws import AwsConnection, EmulatorCredentials, emulator_credentials
 from pipelines.core.errors import MlopsError
 from pipelines.events import shapes as events
 
 SERVICE_SIGNATURE_HEADER = "X-Mlops-Service-Event-Signature"
-_KEY_NAME = "service-events.key"
+_SERVICE_LABEL = b"mlops: the project's stand-in AWS service events"
 
 
-def service_event_key(tls_dir: Path) -> bytes:
-    """The secret that marks the project's own service events, shared by the emulator and
-    every emitter of one checkout: kept beside the emulator's TLS key (``tls_dir``, the
-    folder of the CA bundle clients trust), created 0600 at first use.
-
-    The one place to change when the emulator gets a per-checkout key of its own: derive
-    this from that key instead (e.g. an HMAC of it with a fixed label)."""
-    path = tls_dir / _KEY_NAME
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    tls_dir.mkdir(parents=True, exist_ok=True)
-    fresh = tls_dir / f".{_KEY_NAME}.{os.getpid()}"
-    descriptor = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(os.urandom(32).hex().encode())
-    try:
-        os.link(fresh, path)  # never replaces a key another process created meanwhile
-    except FileExistsError:
-        pass
-    finally:
-        fresh.unlink()
-    return path.read_bytes()
+def service_event_key(credentials: EmulatorCredentials) -> bytes:
+    """The key that marks the project's own service events: derived from the checkout's
+    emulator key (pipelines.core.aws.emulator_credentials, private to its user), so the
+    emulator and every emitter of the checkout hold it and no one else does."""
+    return hmac.new(credentials.secret_access_key.encode(), _SERVICE_LABEL, hashlib.sha256).digest()
 
 
 def sign(key: bytes, body: bytes) -> str:
@@ -74,7 +55,7 @@ def service_events_client(connection: AwsConnection) -> BaseClient:
     service events (emulator connections only: on AWS the services emit them)."""
     if connection.ca_bundle is None or not connection.emits_service_events:
         raise MlopsError("Only the emulator takes the project's stand-in service events.")
-    key = service_event_key(connection.ca_bundle.parent)
+    key = service_event_key(emulator_credentials(connection.ca_bundle))
     # A client of its own (the connection keeps one per settings): the connection's
     # plain events client stays unsigned.
     client = connection.client("events", user_agent_extra="mlops-service-events")

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from pipelines.core.aws import AwsConnection
+from pipelines.core.aws import AwsConnection, emulator_credentials
 from pipelines.events.publish import (
     SERVICE_SIGNATURE_HEADER,
     publish,
@@ -71,14 +71,16 @@ def test_a_forged_aws_source_from_a_plain_client_is_refused_as_aws_refuses_it(
     name, events, url, arn = queue
     events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn}])
     instance, info = emulator
-    # Anyone's boto3, with any credentials: what a forger on the host would run.
+    # A plain boto3 client, even one holding the checkout's own emulator key (a user's
+    # script, a job): only the project's service emitters may send aws.* sources.
+    credentials = emulator_credentials(instance.tls.ca_cert)
     forger = boto3.client(
         "events",
         region_name="us-east-1",
         endpoint_url=info.endpoint,
         verify=str(instance.tls.ca_cert),
-        aws_access_key_id="AKIAFORGED",
-        aws_secret_access_key="forged",
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
     )
     own = {"source": "mlops.test", "detail-type": "t", "detail": {"a": 1}, "resources": [name]}
     answer = forger.put_events(Entries=[put_events_entry(_approval(name)), put_events_entry(own)])
@@ -98,11 +100,14 @@ def test_a_wrong_signature_is_refused_and_the_projects_own_is_delivered(
     name, events, url, arn = queue
     events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn}])
     instance, info = emulator
+    credentials = emulator_credentials(instance.tls.ca_cert)
     forged = boto3.client(
         "events",
         region_name="us-east-1",
         endpoint_url=info.endpoint,
         verify=str(instance.tls.ca_cert),
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
     )
     forged.meta.events.register(
         "before-sign.events.PutEvents",
