@@ -1,8 +1,9 @@
-"""Automation: the events AWS emits, the local agent that acts on what the rules deliver.
+"""Automation: the local agent that acts on what the EventBridge rules deliver.
 
-The EventBridge rules live in infra/modules/automation and are applied to AWS and to the
-emulator alike; this package builds AWS's events where the emulator does not emit them
-(``events``), publishes them (``publish``, ``hooks``), evaluates schedules (``schedule``),
-maps a fired rule to the invoke task a person would run (``actions``), records what
-was done (``log``) and runs the local agent (``agent``).
+The rules live in infra/modules/automation and are applied to AWS and to the emulator
+alike; the events AWS services emit are built and sent by ``pipelines.events`` where the
+emulator does not emit them. This package evaluates schedules (``schedule_expressions``),
+maps a fired rule to the invoke task a person would run and checks its event
+(``rule_actions``), records what was done (``log``), runs the local agent (``agent``)
+and installs the git hook that sends commit events (``git_hook``).
 """

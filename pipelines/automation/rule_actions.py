@@ -1,8 +1,14 @@
-"""The action table: which invoke task a fired rule runs, with which arguments.
+"""The action table: which invoke task a fired rule runs, with which arguments, and what
+an event must be for the agent to act on it.
 
 One row per rule purpose (the rule names are ``<prefix>-<env>-<purpose>`` from
 infra/modules/automation). The agent runs these as the project's own
 ``.venv/bin/invoke`` subprocesses: the same tasks a person runs, nothing re-implemented.
+
+Anything on the queue may be forged, so nothing is taken on trust: a rule must be one of
+this stack's by its exact name, an event must be of this stack's model package group,
+bucket and dataset prefix or repository, and a schedule's parameters are allow-listed
+(never an approval status, never a path).
 """
 
 from __future__ import annotations
@@ -12,6 +18,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.core.errors import MlopsError
+
+
+class Ignored(MlopsError):
+    """An event this agent does not act on; the message says why (it is logged)."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What this agent's stack owns: it acts on nothing else."""
+
+    rule_prefix: str  # "<name_prefix>-<env>-"
+    group: str  # the model package group
+    bucket: str  # the artifact bucket
+    dataset_prefix: str | None  # new data's prefix in it (the new-data rule's pattern)
+    repository: str | None = None  # the CodeCommit repository, when the stack has one
 
 
 @dataclass(frozen=True)
@@ -45,12 +66,118 @@ ACTIONS: dict[str, Action] = {
 }
 
 
-def purpose_of(rule: str) -> str:
-    """``mlops-local-approval-deploy`` -> ``approval_deploy``."""
+# The source and detail-type of the event each purpose acts on (the rules' patterns).
+EVENTS = {
+    "approval_deploy": ("aws.sagemaker", "SageMaker Model Package State Change"),
+    "commit_build": ("aws.codecommit", "CodeCommit Repository State Change"),
+    "new_data_retraining": ("aws.s3", "Object Created"),
+    "scheduled_retraining": ("aws.events", "Scheduled Event"),
+    "drift_retraining": ("aws.cloudwatch", "CloudWatch Alarm State Change"),
+}
+# What a schedule rule's SageMaker pipeline parameters may set through the agent: how to
+# train and judge. Never the approval status (it chains into a deploy), the commit, the
+# check switches (they skip the gates), or a data location other than checked s3:// data.
+SCHEDULE_PARAMETERS = frozenset(
+    {
+        "TargetColumn",
+        "FeatureColumns",
+        "ProcessingInstanceType",
+        "ProcessingInstanceCount",
+        "TrainingInstanceType",
+        "NEstimators",
+        "MaxDepth",
+        "RandomState",
+        "MinTestR2",
+        "BiasFacetColumn",
+        "BiasFacetThreshold",
+        "BiasLabelThreshold",
+    }
+)
+INPUT_DATA = "InputDataUrl"
+
+
+def rule_name(prefix: str, purpose: str) -> str:
+    return prefix + purpose.replace("_", "-")
+
+
+def purpose_of(rule: str, prefix: str) -> str:
+    """``mlops-local-approval-deploy`` (prefix ``mlops-local-``) -> ``approval_deploy``;
+    only this stack's rules, by their exact names."""
     for purpose in ACTIONS:
-        if rule.endswith("-" + purpose.replace("_", "-")):
+        if rule == rule_name(prefix, purpose):
             return purpose
-    raise MlopsError(f"No action is mapped to rule {rule!r} (known: {', '.join(ACTIONS)}).")
+    known = ", ".join(rule_name(prefix, purpose) for purpose in ACTIONS)
+    raise Ignored(f"Rule {rule!r} is not one of this stack's rules ({known}).")
+
+
+def checked_data_uri(uri: str, scope: Scope) -> str:
+    """``uri`` when it is ``s3://<own bucket>/<dataset prefix>...``; else Ignored."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    problem = None
+    if not uri.startswith("s3://") or bucket != scope.bucket:
+        problem = f"is not in this stack's bucket s3://{scope.bucket}/"
+    elif scope.dataset_prefix is None:
+        problem = "cannot be checked: the stack has no new-data rule (no dataset prefix)"
+    elif not key.startswith(scope.dataset_prefix) or key == scope.dataset_prefix:
+        problem = f"is not a file under s3://{scope.bucket}/{scope.dataset_prefix}"
+    elif ".." in key.split("/") or any(ord(c) < 32 or ord(c) == 127 for c in key):
+        problem = "holds a '..' segment or a control character"
+    if problem:
+        raise Ignored(f"The data URI {uri!r} {problem}.")
+    return uri
+
+
+def check_event(purpose: str, event: Mapping[str, Any], scope: Scope) -> None:
+    """Ignored unless ``event`` is the kind ``purpose`` acts on, and this stack's."""
+    source, detail_type = EVENTS[purpose]
+    if (event.get("source"), event.get("detail-type")) != (source, detail_type):
+        raise Ignored(
+            f"A {event.get('source')!r} {event.get('detail-type')!r} event is not what the "
+            f"{purpose} rule matches ({source} {detail_type})."
+        )
+    detail = event.get("detail") or {}
+    if purpose == "approval_deploy":
+        group = detail.get("ModelPackageGroupName")
+        if group != scope.group:
+            raise Ignored(f"Model package group {group!r} is not this stack's ({scope.group}).")
+        if detail.get("ModelApprovalStatus") != "Approved":
+            raise Ignored(f"The version is {detail.get('ModelApprovalStatus')}, not Approved.")
+        version = detail.get("ModelPackageVersion")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise Ignored(f"ModelPackageVersion {version!r} is not a version number.")
+    elif purpose == "new_data_retraining":
+        bucket = (detail.get("bucket") or {}).get("name")
+        key = (detail.get("object") or {}).get("key")
+        if bucket != scope.bucket:
+            raise Ignored(f"Bucket {bucket!r} is not this stack's ({scope.bucket}).")
+        checked_data_uri(f"s3://{bucket}/{key}", scope)
+    elif purpose == "commit_build":
+        repository = detail.get("repositoryName")
+        if scope.repository is None or repository != scope.repository:
+            raise Ignored(
+                f"Repository {repository!r} is not this stack's ({scope.repository or 'none'})."
+            )
+    elif purpose == "drift_retraining" and (detail.get("state") or {}).get("value") != "ALARM":
+        raise Ignored("The alarm did not enter ALARM.")
+
+
+def schedule_parameters(
+    parameters: Mapping[str, str], scope: Scope
+) -> tuple[dict[str, str], list[str]]:
+    """(the parameters a schedule may pass, why each other one was dropped)."""
+    kept: dict[str, str] = {}
+    dropped: list[str] = []
+    for name, value in sorted(parameters.items()):
+        if name in SCHEDULE_PARAMETERS:
+            kept[name] = value
+        elif name == INPUT_DATA:
+            try:
+                kept[name] = checked_data_uri(value, scope)
+            except Ignored as error:
+                dropped.append(f"{name}: {error}")
+        else:
+            dropped.append(f"{name}: a schedule may not set it")
+    return kept, dropped
 
 
 def event_fields(event: Mapping[str, Any]) -> dict[str, str]:

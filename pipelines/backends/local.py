@@ -12,6 +12,7 @@ before it does anything, so a reader can always tell a live run from a dead one.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -38,6 +39,7 @@ from pipelines.core.records import (
     Execution,
     StepRun,
 )
+from pipelines.events.publish import execution_status_changed
 from pipelines.executor import startup as startup_checks
 from pipelines.executor.lifecycle import stop_jobs
 from pipelines.executor.preflight import PreflightError
@@ -197,8 +199,11 @@ class LocalBackend:
                 execution.ended_at = time.time()
                 execution.failure_reason = str(PreflightError(startup.problems))
                 self.store.insert_execution(execution)
+                self._announce(execution, None)
                 return self.store.get_execution(execution_id)
             execution.worker_pid = process.pid
+            # Before the record the worker waits for: its own events always come after.
+            self._announce(execution, None)
             self.store.insert_execution(execution)
         except BaseException:
             # No record names it, so nobody else could ever stop it.
@@ -208,6 +213,13 @@ class LocalBackend:
             if process.poll() is None and execution.worker_pid != process.pid:
                 process.wait(timeout=10)  # reap the one stopped above
         return self.store.get_execution(execution_id)
+
+    def _announce(self, execution: Execution, previous: str | None) -> None:
+        """Send the EventBridge event SageMaker emits when an execution's status changes
+        from ``previous`` to ``execution.status`` (the executor sends the one at the end).
+        A records-only backend (no emulator) can send nothing."""
+        if self._connection is not None:
+            execution_status_changed(self._connection, execution, previous)
 
     def _account_id(self) -> str:
         try:
@@ -270,6 +282,7 @@ class LocalBackend:
         self.store.update_execution(
             execution.execution_id, status=status, failure_reason=reason, ended_at=now
         )
+        self._announce(self.store.get_execution(execution.execution_id), execution.status)
 
     def _worker_alive(self, execution: Execution) -> bool:
         return processes.is_ours(execution.worker_pid, _WORKER_MODULE, execution.execution_id)
@@ -305,6 +318,8 @@ class LocalBackend:
         execution = self.describe(execution_id)
         if execution.finished:
             return execution
+        # Announced before the worker hears of it: its Stopped event comes after.
+        self._announce(dataclasses.replace(execution, status=STOPPING), execution.status)
         self.store.update_execution(execution_id, status=STOPPING)
         if execution.worker_pid is not None and self._worker_alive(execution):
             os.kill(execution.worker_pid, signal.SIGTERM)
@@ -319,14 +334,16 @@ class LocalBackend:
                 "executions can be retried."
             )
         process = self._spawn(execution_id)
-        self.store.update_execution(
-            execution_id,
-            status=EXECUTING,
-            failure_reason=None,
-            ended_at=None,
-            retries=execution.retries + 1,
-            worker_pid=process.pid,
-        )
+        resumed = {
+            "status": EXECUTING,
+            "failure_reason": None,
+            "ended_at": None,
+            "retries": execution.retries + 1,
+            "worker_pid": process.pid,
+        }
+        # Before the update the worker waits for: its own events always come after.
+        self._announce(dataclasses.replace(execution, **resumed), execution.status)
+        self.store.update_execution(execution_id, **resumed)
         return self.store.get_execution(execution_id)
 
     def wait(self, execution_id: str, poll: float = 0.2, timeout: float | None = None) -> Execution:

@@ -13,14 +13,21 @@ from pipelines.cli.common import settings, task
 from pipelines.ui.console import console, exit_on_error
 
 
-@task
-def automation_up(c):
+@task(help={"replay": "act on the events queued while no agent ran (default: log and skip them)"})
+def automation_up(c, replay=False):
     """Start the local automation agent: it acts on what the EventBridge rules deliver."""
+    from rich.prompt import Confirm
+
     from pipelines.actions import automation
+    from pipelines.ui.automation_views import start_summary
+
+    def ask(waiting: int) -> bool:
+        question = f"{waiting} event(s) were queued while no agent ran. Act on them now?"
+        return Confirm.ask(question, default=False)
 
     with exit_on_error():
-        status, started = automation.agent_up(settings(c))
-        console.print(f"{'Started' if started else 'Already running:'} agent: {status.detail}")
+        start = automation.agent_up(settings(c), replay, ask if sys.stdin.isatty() else None)
+        console.print(start_summary(start.status.detail, start.started, start.queued, start.replay))
 
 
 @task
@@ -40,7 +47,7 @@ def automation_status(c):
 
     with exit_on_error():
         status = automation.agent_status(settings(c))
-        console.print(f"Automation agent: {status.detail}")
+        console.print(f"Automation agent: {status.detail}", markup=False)
     if not status.running:
         raise Exit(code=3)
 
@@ -63,7 +70,7 @@ def hooks_install(c):
 
     with exit_on_error():
         hook, changed = automation.install_hook(settings(c))
-        console.print(f"{'Installed' if changed else 'Already installed:'} {hook}")
+        console.print(f"{'Installed' if changed else 'Already installed:'} {hook}", markup=False)
 
 
 @task(name="test", help={"tier": "fast (no servers, under a minute) or all"})

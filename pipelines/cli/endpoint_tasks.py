@@ -29,7 +29,7 @@ def deploy(c, version=None, target="local", env=None, stage=None, strategy=None,
         number = optional_whole_number(version, "--version")
         _, lines = endpoints.deploy(settings(c), target, env, stage, number, strategy, wait)
         for line in lines:
-            console.print(line)
+            console.print(line, markup=False)
 
 
 @task(help=STAGE_HELP)
@@ -39,7 +39,7 @@ def endpoint_status(c, target="local", env=None, stage=None):
 
     with exit_on_error():
         status = endpoints.status(settings(c), target, env, stage)
-        console.print(status.line)
+        console.print(status.line, markup=False)
     if not status.running:
         raise Exit(code=3)
 
@@ -51,7 +51,7 @@ def endpoint_down(c, target="local", env=None, stage=None, yes=False):
 
     with exit_on_error():
         ask = (lambda _: None) if yes else confirm
-        console.print(endpoints.take_down(settings(c), target, env, stage, ask))
+        console.print(endpoints.take_down(settings(c), target, env, stage, ask), markup=False)
 
 
 @task(
@@ -81,7 +81,7 @@ def predict(
         )
         console.print(predictions_table(result, shown, version))
         if written:
-            console.print(f"Wrote {len(result.values)} predictions to {written}")
+            console.print(f"Wrote {len(result.values)} predictions to {written}", markup=False)
 
 
 def _data_file(data: str | None) -> Path:
@@ -154,4 +154,6 @@ def rollback(c, target="local", env=None, stage=None, reason=None):
 
     with exit_on_error():
         rollout = endpoints.rollback(settings(c), target, env, stage, reason)
-        console.print(f"Rolled back to version {rollout.record.version}. {rollout.message}")
+        console.print(
+            f"Rolled back to version {rollout.record.version}. {rollout.message}", markup=False
+        )

@@ -9,7 +9,13 @@ from pathlib import Path
 from invoke.exceptions import Exit
 
 from pipelines.cli.common import TARGET_HELP, confirm, deployment, megabytes, settings, task
-from pipelines.ui.console import console, exit_on_error, key_value_table, terraform_progress
+from pipelines.ui.console import (
+    console,
+    exit_on_error,
+    key_value_table,
+    plain,
+    terraform_progress,
+)
 
 
 @task
@@ -112,9 +118,9 @@ def destroy(c, target="local", env=None, yes=False):
         chosen = deployment(target, env)
         result = infrastructure.destroy(
             settings(c), chosen, confirm=(lambda _: None) if yes else confirm,
-            on_stop=console.print, on_output=terraform_progress,
+            on_stop=plain, on_output=terraform_progress,
         )  # fmt: skip
-        console.print(result.describe(chosen))
+        console.print(result.describe(chosen), markup=False)
 
 
 @task
@@ -123,4 +129,4 @@ def validate(c):
     from pipelines.actions import infrastructure
 
     with exit_on_error():
-        console.print(infrastructure.validate(settings(c)))
+        console.print(infrastructure.validate(settings(c)), markup=False)

@@ -46,7 +46,7 @@ def monitor_schedule(c, every=None, off=False, target="local", env=None, stage=N
 
     with exit_on_error():
         outcome = monitoring.set_schedule(settings(c), target, env, stage, every, off)
-        console.print(f"Monitoring schedule: {outcome.detail}")
+        console.print(f"Monitoring schedule: {outcome.detail}", markup=False)
 
 
 @task(help=STAGE_HELP)

@@ -9,7 +9,7 @@ from invoke.exceptions import Exit
 
 from pipelines.cli.arguments import positive_seconds, whole_number
 from pipelines.cli.common import TARGET_HELP, deployment, settings, task
-from pipelines.ui.console import console, err_console, exit_on_error, terraform_progress
+from pipelines.ui.console import console, err_console, exit_on_error, plain, terraform_progress
 
 RUN_HELP = {
     **TARGET_HELP,
@@ -35,7 +35,9 @@ def pipeline_definition(c, target="local", env=None, output=None):
         config, text = runs.definition(settings(c), deployment(target, env))
         if output:
             Path(output).write_text(text)
-            console.print(f"Wrote the definition of {config.pipeline_name} to {output}")
+            console.print(
+                f"Wrote the definition of {config.pipeline_name} to {output}", markup=False
+            )
         else:
             sys.stdout.write(text)
 
@@ -53,7 +55,7 @@ def pipeline_run(
         config = settings(c).with_overrides(runtime_host=True) if host_runtime else settings(c)
         started = runs.start_run(
             config, deployment(target, env), param or [], data,
-            notify=console.print, on_output=terraform_progress, trigger=trigger,
+            notify=plain, on_output=terraform_progress, trigger=trigger,
         )  # fmt: skip
         if not wait:
             return _not_following(started.execution)
@@ -72,6 +74,7 @@ def _follow(backend, execution, timeout: float, started=None) -> None:
     """Follow to the end, print the summary; exit 1 unless it succeeded. ``started``: the
     run's stack, to compare its metrics with the Approved version's."""
     from rich.prompt import Confirm
+    from rich.text import Text
 
     from pipelines.actions import runs
     from pipelines.ui.console import print_all
@@ -83,7 +86,7 @@ def _follow(backend, execution, timeout: float, started=None) -> None:
         found = runs.stop_after_interrupt(
             backend, execution,
             confirm_stop=lambda e: sys.stdin.isatty() and Confirm.ask(f"Stop {e.execution_arn}?"),
-            notify=lambda note: console.print(f"[yellow]{note}[/]"),
+            notify=lambda note: console.print(Text(note, style="yellow")),
         )  # fmt: skip
     if found is None:
         console.print(f"Left running: {execution.execution_arn}")

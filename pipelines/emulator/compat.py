@@ -309,11 +309,15 @@ def _sagemaker_update_endpoint() -> None:
 
 def _events_target_delivery() -> None:
     from pipelines.emulator.events_delivery import (
+        patch_put_events_sources,
         patch_rule_delivery,
         patch_s3_eventbridge_configuration,
+        patch_s3_object_created_event,
     )
 
     patch_rule_delivery()
+    patch_put_events_sources()
+    patch_s3_object_created_event()
     patch_s3_eventbridge_configuration()
 
 
@@ -321,8 +325,9 @@ PATCHES: tuple[Patch, ...] = (
     Patch(
         "events-target-delivery",
         "PutEvents failed (500) when a matching rule had a SageMaker/CodeBuild target; SNS "
-        "targets were not delivered, DISABLED rules fired, and S3 hid its EventBridge notification "
-        "setting (pipelines/emulator/events_delivery)",
+        "targets were not delivered, DISABLED rules fired, SQS targets and S3's events differed "
+        "from AWS's shapes, aws.* sources were accepted from anyone, and S3 hid its "
+        "EventBridge notification setting (pipelines/emulator/events_delivery)",
         _events_target_delivery,
     ),
     Patch(

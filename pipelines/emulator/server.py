@@ -120,7 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     from pipelines.core.aws import read_emulator_credentials
     from pipelines.emulator.compat import RequestConditionsMiddleware, apply_patches
     from pipelines.emulator.durability import DurableMiddleware, DurableState, SnapshotRejected
+    from pipelines.emulator.events_delivery import trust_service_events
     from pipelines.emulator.signatures import SignatureCheck
+    from pipelines.events.publish import service_event_key
 
     if not args.credentials.is_file():
         print(f"no credentials file {args.credentials}: refusing to serve", file=sys.stderr)
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_LOCKED)
 
     apply_patches()
+    # The project's emitters sign the aws.* events they send in AWS services' place.
+    trust_service_events(service_event_key(credentials))
     app = RequestConditionsMiddleware(DomainDispatcherApplication(create_backend_app))
     durable: DurableState | None = None
     restored = False

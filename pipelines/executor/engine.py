@@ -194,11 +194,13 @@ class Engine:
 
     def _finish(self, status: str, reason: str | None) -> Execution:
         ended = time.time()
+        # Executing, or Stopping when a stop was asked for meanwhile: the event says which.
+        previous = self.store.get_execution(self.execution.execution_id).status
         self.store.update_execution(
             self.execution.execution_id, status=status, failure_reason=reason, ended_at=ended
         )
         finished = self.store.get_execution(self.execution.execution_id)
-        execution_status_changed(self.connection, finished)  # the event SageMaker emits
+        execution_status_changed(self.connection, finished, previous)  # as SageMaker emits it
         return finished
 
     def _failure_reason(self, name: str) -> str:

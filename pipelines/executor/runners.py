@@ -24,6 +24,7 @@ from pipelines.core.aws import AwsConnection, error_code, error_message
 from pipelines.core.errors import MlopsError
 from pipelines.core.records import Execution
 from pipelines.definition.code_package import ARTIFACTS, SOURCEDIR
+from pipelines.events.publish import model_package_changed
 from pipelines.executor import toolkit
 from pipelines.executor.graph import StepNode
 from pipelines.executor.jobs import JobResult, Sandbox, failure_line, local_python, run_job
@@ -508,6 +509,9 @@ def run_register_model(node: StepNode, args: dict[str, Any], ctx: JobContext) ->
         raise StepFailed(f"ValidationException: CreateModelPackage: {error}") from error
     except (ClientError, BotoCoreError) as error:
         raise _client_error("CreateModelPackage", error) from error
+    # SageMaker emits a state change at creation: a version registered Approved fires the
+    # approval rules as one approved later does.
+    model_package_changed(ctx.connection, arn, described)
     return StepOutcome(properties=_describe(described))
 
 

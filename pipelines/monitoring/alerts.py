@@ -9,19 +9,21 @@ delivers), plus the execution's violations; it goes to:
 * ``mlops.monitoring.alert_command``: a command (argv list or string), the JSON on its stdin;
 * ``mlops.monitoring.alert_webhook``: an http(s) URL on loopback or a private network (the
   user's), POSTed as ``application/json``. A public address is refused: violations describe
-  production traffic.
+  production traffic. So are link-local and cloud metadata addresses; the host is resolved
+  once and the POST goes to the address that was checked; redirects are not followed and
+  proxy variables are not read, so nothing leads the request past the check.
 """
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
 import shlex
 import socket
+import ssl
 import subprocess
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -181,33 +183,134 @@ def _command(value: Any) -> list[str]:
     raise MlopsError(f"mlops.monitoring.alert_command must be a string or a list, got {value!r}.")
 
 
-def check_webhook(url: str) -> str:
-    """The URL, when it is http(s) to loopback or a private network; else a clear error."""
-    parsed = urllib.parse.urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise MlopsError(f"mlops.monitoring.alert_webhook must be an http(s) URL, got {url!r}.")
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parsed.hostname, parsed.port or 80)}
-    except OSError as error:
-        raise MlopsError(
-            f"The alert webhook host {parsed.hostname} does not resolve: {error}"
-        ) from error
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if not (ip.is_loopback or ip.is_private or ip.is_link_local):
-            raise MlopsError(
-                f"The alert webhook {url} resolves to the public address {ip}: only loopback or "
-                "private-network receivers get violations. Use SNS (the AWS target) to reach "
-                "anything else."
-            )
-    return url
-
-
 @dataclass(frozen=True)
 class HookResult:
     target: str
     ok: bool
     detail: str
+
+
+# Never a webhook target, though private or link-local: cloud instance metadata and DNS
+# (AWS 169.254.169.254 / fd00:ec2::254, its resolver and time service, GCP and Azure on
+# the same link-local addresses, Oracle's 192.0.0.192), and "this host" addresses.
+_REFUSED_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "169.254.0.0/16",
+        "fe80::/10",
+        "fd00:ec2::/32",
+        "192.0.0.0/24",
+        "0.0.0.0/8",
+        "::/128",
+    )
+)
+
+
+def _refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why a webhook may not be sent to ``ip``; None when it may."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in network for network in _REFUSED_NETWORKS) or ip.is_multicast:
+        return f"the link-local, metadata or reserved address {ip}"
+    if not (ip.is_loopback or ip.is_private):
+        return f"the public address {ip}"
+    return None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A checked webhook: where to connect (the address that was checked, never resolved
+    again) and what to ask for there."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    address: str
+    path: str
+
+
+def check_webhook(url: str) -> Webhook:
+    """The URL, resolved once and checked: http(s) to loopback or a private network; else
+    a clear error."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise MlopsError(f"mlops.monitoring.alert_webhook must be an http(s) URL, got {url!r}.")
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parsed.hostname, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError) as error:
+        raise MlopsError(
+            f"The alert webhook host {parsed.hostname} does not resolve: {error}"
+        ) from error
+    addresses = [info[4][0] for info in infos]
+    for address in addresses:
+        why = _refusal(ipaddress.ip_address(address.split("%", 1)[0]))
+        if why is not None:
+            raise MlopsError(
+                f"The alert webhook {url} resolves to {why}: only loopback or "
+                "private-network receivers get violations. Use SNS (the AWS target) to reach "
+                "anything else."
+            )
+    path = parsed.path or "/"
+    return Webhook(
+        url,
+        parsed.scheme,
+        parsed.hostname,
+        port,
+        addresses[0],
+        path + (f"?{parsed.query}" if parsed.query else ""),
+    )
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the checked address; the Host header still names the URL's host."""
+
+    def __init__(self, hook: Webhook, timeout: float) -> None:
+        super().__init__(hook.host, hook.port, timeout=timeout)
+        self._address = hook.address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """The same over TLS: the certificate is verified for the URL's host name."""
+
+    def __init__(self, hook: Webhook, timeout: float) -> None:
+        super().__init__(
+            hook.host, hook.port, timeout=timeout, context=ssl.create_default_context()
+        )
+        self._address = hook.address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def post_webhook(url: str, body: bytes, timeout: float) -> HookResult:
+    """POST ``body`` to the checked address. http.client, not urllib: it reads no proxy
+    variables and follows no redirect (a redirect would lead past the check, so it is a
+    failure that names where it pointed)."""
+    hook = check_webhook(url)
+    kind = _PinnedHTTPSConnection if hook.scheme == "https" else _PinnedHTTPConnection
+    connection = kind(hook, timeout)
+    try:
+        connection.request(
+            "POST", hook.path, body=body, headers={"Content-Type": "application/json"}
+        )
+        response = connection.getresponse()
+        response.read()
+    except (OSError, http.client.HTTPException) as error:
+        return HookResult(url, False, str(error))
+    finally:
+        connection.close()
+    if 300 <= response.status < 400:
+        where = response.getheader("Location", "?")
+        return HookResult(
+            url, False, f"HTTP {response.status}: redirects are not followed (to {where})"
+        )
+    return HookResult(url, 200 <= response.status < 300, f"HTTP {response.status}")
 
 
 def call_hooks(
@@ -236,15 +339,5 @@ def call_hooks(
         except (OSError, subprocess.TimeoutExpired) as error:
             results.append(HookResult(" ".join(argv), False, str(error)))
     if webhook:
-        url = check_webhook(webhook)
-        request = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
-            url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-                results.append(
-                    HookResult(url, 200 <= response.status < 300, f"HTTP {response.status}")
-                )
-        except (urllib.error.URLError, OSError) as error:
-            results.append(HookResult(url, False, str(error)))
+        results.append(post_webhook(webhook, body, timeout))
     return results

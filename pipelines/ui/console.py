@@ -208,12 +208,17 @@ def exit_on_error() -> Iterator[None]:
     try:
         yield
     except MlopsError as error:
-        # The message may quote a file's text or a path with brackets: never markup.
+        # Errors quote what the user or an event gave (a path, a reason): never markup.
         err_console.print(f"[bold red]Error:[/] {escape(str(error))}")
         raise Exit(code=1) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]Interrupted.[/]")
         raise Exit(code=130) from None
+
+
+def plain(line: str) -> None:
+    """Print a progress line as it is: lines quote paths, keys and names, never markup."""
+    console.print(line, markup=False)
 
 
 def terraform_progress(line: str) -> None:
@@ -227,7 +232,7 @@ def terraform_progress(line: str) -> None:
 
 def key_value_table(title: str, values: Mapping[str, Any]) -> FittingTable:
     """Names and values; where an ARN does not fit a table, ``name: value`` lines."""
-    table = FittingTable(title=title)
+    table = FittingTable(title=escape(title))
     table.add_column("name")
     table.add_column("value")
     for key in sorted(values):

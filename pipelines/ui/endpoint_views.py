@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.text import Text
 
 from pipelines.promotion.gates import GateResult
@@ -25,7 +26,9 @@ def gate_table(results: list[GateResult], title: str) -> FittingTable:
     table.add_column("result")
     table.add_column("figures")
     for result in results:
-        table.add_row(result.name, _verdict(result.passed, result.skipped), result.summary)
+        table.add_row(
+            escape(result.name), _verdict(result.passed, result.skipped), escape(result.summary)
+        )
     return table
 
 
@@ -54,14 +57,14 @@ def history_table(records: list[DeploymentRecord], title: str) -> FittingTable:
         table.add_column(column, drop=drops.get(column, 0))
     for record in records:
         table.add_row(
-            record.when,
+            escape(record.when),
             str(record.version),
-            record.kind
+            escape(record.kind)
             + (f" (from v{record.previous_version})" if record.previous_version else ""),
-            record.strategy,
-            decided_cell(record),
-            gates_cell(record.gates),
-            record.outcome,
+            escape(record.strategy),
+            escape(decided_cell(record)),
+            escape(gates_cell(record.gates)),
+            escape(record.outcome),
         )
     return table
 
@@ -93,9 +96,10 @@ def predictions_table(result: Any, limit: int, version: int) -> RenderableType:
     cover: every row of the file, whatever was shown."""
     table = FittingTable(title=f"Predictions of model version {version}")
     table.add_column("row", justify="right")
-    table.add_column(f"predicted {result.target}", justify="right")
+    target = escape(result.target)  # a column name from the user's CSV
+    table.add_column(f"predicted {target}", justify="right")
     if result.actual is not None:
-        table.add_column(f"actual {result.target}", justify="right")
+        table.add_column(f"actual {target}", justify="right")
         table.add_column("error", justify="right")
     for index, value in enumerate(result.values[:limit]):
         cells = [str(index + 1), f"{value:.4f}"]
@@ -119,10 +123,10 @@ def predictions_table(result: Any, limit: int, version: int) -> RenderableType:
     return Group(table, *(Text(line) for line in lines))
 
 
-def promotion_lines(done: Any, to_stage: str) -> str:
-    """Who approved a promotion and what it rolled out."""
+def promotion_lines(done: Any, to_stage: str) -> Text:
+    """Who approved a promotion and what it rolled out (Text: the reason is never markup)."""
     approval = done.approval
-    return (
+    return Text(
         f"Approved by {approval.approved_by} ({approval.how}): {approval.reason}\n"
         f"Promoted version {done.version.version} to {to_stage} "
         f"({done.rollout.record.strategy}). {done.rollout.message}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
 
 from pipelines.executor.checks import describe_violation
@@ -43,7 +44,7 @@ def result_table(result: MonitoringResult) -> FittingTable:
     for item in result.drifts:
         verdict = Text(item.verdict, style="red") if item.violations else Text("ok")
         table.add_row(
-            item.name,
+            escape(item.name),  # a column name from the data
             _number(item.baseline_mean),
             _number(item.current_mean),
             _number(item.raw_distance),
@@ -64,7 +65,7 @@ def quality_table(result: MonitoringResult) -> FittingTable | None:
     failed = {v["metric_name"]: v for v in result.quality.violations}
     for name, value in result.quality.metrics.items():
         verdict = failed[name]["constraint_check_type"] if name in failed else "ok"
-        table.add_row(name, f"{value:.4g}", verdict)
+        table.add_row(escape(name), f"{value:.4g}", escape(verdict))
     return table
 
 
@@ -104,7 +105,7 @@ def history_table(
             str(record["version"]),
             f"{record['records']:,}",
             str(count),
-            ", ".join(drifting) or "-",
+            escape(", ".join(drifting) or "-"),
             "-" if rmse is None else f"{rmse:.4g}",
         )
         rows.append((record["started"], cells))

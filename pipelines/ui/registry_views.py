@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
 
 from pipelines.core.records import StepRun
@@ -90,6 +91,7 @@ def versions_table(
     (counted), the drift baselines each records. Columns the width cannot hold are left out,
     least needed first."""
     names = sorted({name for values in metrics.values() for name in values})
+    # Failure reasons and approval descriptions are user and job text: escaped, never markup.
     checks = {
         number: checks_count(found) if found is not None else "records gone"
         for number, found in (steps or {}).items()
@@ -121,14 +123,14 @@ def versions_table(
             *(f"{values[name]:.4f}" if name in values else "" for name in names),
             champion_cell(version, values, champion, best),
             checks.get(version.version, "-"),
-            version.execution_id or "",
+            escape(version.execution_id or ""),
             ", ".join(getattr(version, "drift_baselines", ())) or "none",
-            (version.commit or "")[:12],
+            escape((version.commit or "")[:12]),
             Text(version.approval_description or ""),
         )
     return table
 
 
-def approval_line(version: Any) -> str:
-    """What `model-approve` / `model-reject` changed."""
-    return f"Version {version.version}: {version.status} ({version.approval_description})"
+def approval_line(version: Any) -> Text:
+    """What `model-approve` / `model-reject` changed (Text: the reason is never markup)."""
+    return Text(f"Version {version.version}: {version.status} ({version.approval_description})")

@@ -11,6 +11,7 @@ import pytest
 
 from pipelines.core.aws import AwsConnection
 from pipelines.emulator import Emulator
+from pipelines.events.publish import service_events_client
 from pipelines.events.shapes import put_events_entry
 from tests.automation.conftest import sample
 from tests.support import free_port
@@ -37,7 +38,7 @@ def test_a_delivered_event_waits_in_the_queue_across_a_restart(emulator, how):
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    events = connection.client("events")
+    events = service_events_client(connection)  # aws.* sources: the project's own emitters
     events.put_rule(
         Name="approval",
         EventPattern=json.dumps(

@@ -15,6 +15,7 @@ import tftest
 from pipelines.config.settings import PROJECT_ROOT, Settings
 from pipelines.core.aws import AwsConnection, emulator_process_env
 from pipelines.emulator import Emulator, EmulatorInfo
+from pipelines.events.publish import service_events_client
 from pipelines.events.shapes import put_events_entry
 from pipelines.stack.terraform import terraform_base_env
 from tests.automation.conftest import sample
@@ -131,7 +132,9 @@ def _drain(connection: AwsConnection, queue_url: str) -> list[dict[str, Any]]:
 
 
 def _send(connection: AwsConnection, event: dict[str, Any]) -> None:
-    answer = connection.client("events").put_events(Entries=[put_events_entry(event)])
+    # Signed as the project's stand-in for the AWS services: aws.* sources are refused
+    # from anyone else (tests/emulator/test_events_delivery.py).
+    answer = service_events_client(connection).put_events(Entries=[put_events_entry(event)])
     assert answer["FailedEntryCount"] == 0, answer
 
 
@@ -222,9 +225,12 @@ def test_sample_event_reaches_the_right_targets_and_no_other(
     else:
         assert [d["rule"] for d in delivered] == [agent_rule]
         (delivery,) = delivered
+        # The event as AWS delivers it: the sample's fields, in order, account included.
+        assert list(delivery["event"]) == list(event)
         assert delivery["event"]["detail"] == event["detail"]
         assert delivery["event"]["detail-type"] == event["detail-type"]
         assert delivery["event"]["source"] == event["source"]
+        assert delivery["event"]["account"] == ACCOUNT
     if to_topic:
         assert [n["detail"] for n in notified] == [event["detail"]]
         assert notified[0]["detail-type"] == event["detail-type"]
