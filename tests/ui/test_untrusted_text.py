@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 from invoke.exceptions import Exit
 from rich.console import Console
+from rich.text import Text
 
 from pipelines.automation.log import ActionRecord
 from pipelines.core.errors import MlopsError
@@ -18,7 +19,7 @@ from pipelines.serving.deployment_records import DeploymentRecord
 from pipelines.ui import console as console_module
 from pipelines.ui.automation_views import actions_table
 from pipelines.ui.endpoint_views import history_table
-from pipelines.ui.registry_views import approval_line, versions_table
+from pipelines.ui.registry_views import approval_line, version_checks, versions_table
 from pipelines.ui.run_views import execution_summary, executions_table
 from tests.ui.test_run_views import execution
 
@@ -52,8 +53,10 @@ def test_a_failed_checks_reason_in_models_is_shown_as_written():
     failed = StepRun(
         name="CheckDataQuality", type="QualityCheck", status="Failed", failure_reason=HOSTILE
     )
-    text = render(versions_table([version("r")], {}, {2: [failed]}))
-    assert f"CheckDataQuality: failed ({HOSTILE})" in text
+    # `models` counts the checks; each one, with its reason, is in execution-show.
+    assert "1 failed" in render(versions_table([version("r")], {}, {2: [failed]}))
+    shown = render(Text(version_checks([failed])))
+    assert f"CheckDataQuality: failed ({HOSTILE})" in shown
 
 
 def test_automation_log_shows_an_s3_key_and_output_as_written():
@@ -84,9 +87,8 @@ def test_execution_views_show_data_uris_and_failure_reasons_as_written():
     text = render(execution_summary(failed, [StepRun("Train", "Training", "Failed")]))
     assert f"s3://b/{KEY} (version v1)" in text
     assert f"Failure: {HOSTILE}" in text
-    text = render(executions_table([failed]))
-    assert "run [/dim]" in text
-    assert HOSTILE in text
+    assert "(run [/dim])" in text  # the display name, in the headline
+    assert HOSTILE in render(executions_table([failed]))
 
 
 def test_deployment_history_shows_an_approval_reason_as_written():
