@@ -42,25 +42,24 @@ class Action:
 
 
 ACTIONS: dict[str, Action] = {
-    # Issue 16 (stages): add "--stage", "staging" to this row.
     "approval_deploy": Action(
         ("deploy", "--stage", "staging", "--version", "{version}"),
         "model package {group}/{version} was Approved",
     ),
     "commit_build": Action(
-        ("pipeline-run", "--no-wait"),
+        ("pipeline-run", "--trigger", "commit", "--no-wait"),
         "commit {commit} pushed to {branch} of {repository}",
     ),
     "new_data_retraining": Action(
-        ("pipeline-run", "--data", "s3://{bucket}/{key}", "--no-wait"),
+        ("pipeline-run", "--trigger", "new-data", "--data", "s3://{bucket}/{key}", "--no-wait"),
         "new object s3://{bucket}/{key}",
     ),
     "scheduled_retraining": Action(
-        ("pipeline-run", "--no-wait"),
+        ("pipeline-run", "--trigger", "schedule", "--no-wait"),
         "schedule {expression} of rule {rule} is due",
     ),
     "drift_retraining": Action(
-        ("pipeline-run", "--no-wait"),
+        ("pipeline-run", "--trigger", "drift", "--no-wait"),
         "alarm {alarm} entered ALARM",
     ),
 }

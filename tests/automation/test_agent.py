@@ -212,7 +212,14 @@ def test_a_run_it_starts_is_followed_to_its_end_and_logged_with_its_id(tmp_path)
     )
     (started,) = deliver(agent, message("mlops-local-new-data-retraining", _new_data()))
     assert agent.run_task.ran == [
-        ["pipeline-run", "--data", "s3://example-bucket/datasets/incoming/july.csv", "--no-wait"]
+        [
+            "pipeline-run",
+            "--trigger",
+            "new-data",
+            "--data",
+            "s3://example-bucket/datasets/incoming/july.csv",
+            "--no-wait",
+        ]
     ]
     assert (started.outcome, started.execution_id) == ("running", "e1x2y3z4w5v6")
     assert agent.follow_runs() == []  # still Executing
@@ -298,7 +305,9 @@ def test_a_schedule_fires_once_per_period_with_allow_listed_parameters(agent):
         (fired,) = agent.check_schedules(start.replace(minute=1))
     assert fired.purpose == "scheduled_retraining"
     assert fired.event["detail-type"] == "Scheduled Event"
-    assert agent.run_task.ran == [["pipeline-run", "--no-wait", "--param", "NEstimators=20"]]
+    assert agent.run_task.ran == [
+        ["pipeline-run", "--trigger", "schedule", "--no-wait", "--param", "NEstimators=20"]
+    ]
     assert "dropped parameter ModelApprovalStatus" in fired.note
     assert "dropped parameter InputDataUrl" in fired.note
 

@@ -48,6 +48,8 @@ def test_new_data_runs_the_pipeline_on_that_object():
     arguments, _ = command_for("new_data_retraining", event)
     assert arguments == [
         "pipeline-run",
+        "--trigger",
+        "new-data",
         "--data",
         "s3://example-bucket/datasets/incoming/july.csv",
         "--no-wait",
@@ -63,6 +65,8 @@ def test_a_schedule_passes_its_target_parameters():
     )
     assert arguments == [
         "pipeline-run",
+        "--trigger",
+        "schedule",
         "--no-wait",
         "--param",
         "MinTestR2=0.8",

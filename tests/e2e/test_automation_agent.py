@@ -164,7 +164,15 @@ def test_with_the_agent_stopped_events_wait_in_the_queue_and_run_at_restart(loca
     assert record.run_status == "Succeeded"
     assert local_stack.backend.describe(record.execution_id).status == "Succeeded"
     uri = f"s3://{local_stack.config.bucket_name}/{key}"
-    assert record.command == ["invoke", "pipeline-run", "--data", uri, "--no-wait"]
+    assert record.command == [
+        "invoke",
+        "pipeline-run",
+        "--trigger",
+        "new-data",
+        "--data",
+        uri,
+        "--no-wait",
+    ]
     assert execution_count(local_stack) == before + 1
     assert queued(local_stack) == 0
 
@@ -320,7 +328,15 @@ def test_a_rate_1_minute_schedule_starts_a_run_followed_to_its_failure(local_sta
         events.remove_targets(Rule=name, Ids=["start-pipeline"])
         events.put_rule(Name=name, ScheduleExpression="rate(7 days)", State="ENABLED")
     assert record.why == f"schedule rate(1 minute) of rule {name} is due"
-    assert record.command == ["invoke", "pipeline-run", "--no-wait", "--param", "MinTestR2=0.999"]
+    assert record.command == [
+        "invoke",
+        "pipeline-run",
+        "--trigger",
+        "schedule",
+        "--no-wait",
+        "--param",
+        "MinTestR2=0.999",
+    ]
     assert "dropped parameter ModelApprovalStatus" in record.note
     assert "dropped parameter InputDataUrl" in record.note
     assert (record.outcome, record.run_status) == ("failed", "Failed")

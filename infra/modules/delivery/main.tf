@@ -46,7 +46,7 @@ locals {
         install = { commands = [local._install] }
         build = { commands = [
           ".venv/bin/invoke test --tier fast",
-          ".venv/bin/invoke pipeline-run --target aws --env \"$MLOPS_ENV\" --no-wait",
+          ".venv/bin/invoke pipeline-run --target aws --env \"$MLOPS_ENV\" --trigger commit --no-wait",
         ] }
       }
     }
@@ -72,7 +72,7 @@ locals {
         install = { commands = [local._install] }
         build = { commands = [
           local._check_data_uri,
-          ".venv/bin/invoke pipeline-run --target aws --env \"$MLOPS_ENV\" $${DATA_URI:+--data \"$DATA_URI\"} --no-wait",
+          ".venv/bin/invoke pipeline-run --target aws --env \"$MLOPS_ENV\" --trigger new-data $${DATA_URI:+--data \"$DATA_URI\"} --no-wait",
         ] }
       }
     }
