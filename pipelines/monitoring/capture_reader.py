@@ -70,8 +70,10 @@ class Window:
         return found
 
     def contains(self, inference_time: str) -> bool:
-        # ISO-8601 UTC with a Z: string order is time order, and parsing costs.
-        return self._bounds[0] <= inference_time[:23] <= self._bounds[1]
+        # ISO-8601 UTC with a Z: string order is time order, and parsing costs. SageMaker
+        # writes whole seconds (...:03Z); milliseconds (...:03.123Z) are read too.
+        fraction = inference_time[19:23] if inference_time[19:20] == "." else ".000"
+        return self._bounds[0] <= inference_time[:19] + fraction <= self._bounds[1]
 
     @cached_property
     def _bounds(self) -> tuple[str, str]:

@@ -59,9 +59,10 @@ def _data_of(body: bytes, content_type: str | None) -> tuple[str, str]:
 
 
 def inference_time(when: datetime) -> str:
-    """``2026-12-01T04:17:03.123Z``: UTC, milliseconds (truncated), as SageMaker writes it."""
+    """``2026-12-01T04:17:03Z``: UTC, whole seconds, as SageMaker writes it (developer guide,
+    model-monitor-data-capture-view: ``"inferenceTime": "2021-06-28T15:39:55Z"``)."""
     # isoformat is several times faster than strftime.
-    return when.isoformat(timespec="milliseconds")[:23] + "Z"
+    return when.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def capture_record(
@@ -151,15 +152,15 @@ class Clock:
         self._prefix = ""
 
     def stamp(self) -> tuple[float, str]:
-        """Now (seconds since the epoch) and its ``inferenceTime``."""
+        """Now (seconds since the epoch) and its ``inferenceTime`` (whole seconds)."""
         now = self.now()
         # Whole microseconds first, rounded as datetime.fromtimestamp rounds, so float
-        # error cannot move a stamp across a millisecond; then truncated like isoformat.
-        second, micros = divmod(round(now * 1_000_000), 1_000_000)
+        # error cannot move a stamp across a second; then truncated like isoformat.
+        second = round(now * 1_000_000) // 1_000_000
         if second != self._second:
             when = datetime.fromtimestamp(second, timezone.utc)
-            self._second, self._prefix = second, when.isoformat()[:19]
-        return now, f"{self._prefix}.{micros // 1000:03d}Z"
+            self._second, self._prefix = second, when.isoformat()[:19] + "Z"
+        return now, self._prefix
 
 
 def spool_name(opened: datetime, writer: str) -> str:

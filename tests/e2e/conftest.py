@@ -19,6 +19,7 @@ from pipelines.launch import prepare as run
 from pipelines.monitoring.local_schedule import stop_schedules
 from pipelines.serving import deploy
 from pipelines.stack import stacks as infra
+from pipelines.stack.stacks import emulator_for
 from pipelines.targets import ensure_local_stack
 from tests.support import free_port, invoke_task
 
@@ -69,7 +70,12 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             "MLOPS_ENDPOINT_PORT": str(free_port()),
         },
     )
-    ready = ensure_local_stack(settings)
+    try:
+        ready = ensure_local_stack(settings)
+    except BaseException:
+        # The apply failed after the emulator started: nothing may outlive the session.
+        emulator_for(settings).stop()
+        raise
     stack, config = ready.stack, ready.config
     try:
         yield LocalStack(settings, stack, config, LocalBackend(settings, stack.connection))

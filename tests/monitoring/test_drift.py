@@ -239,3 +239,17 @@ def test_the_held_out_test_split_does_not_drift_from_the_training_baseline(tmp_p
     assert violations == []
     assert {d.name: d.distance for d in drifts}["crim"] == 0.0
     assert all(d.verdict == "ok" for d in drifts)
+
+
+def test_a_window_reads_whole_second_and_millisecond_stamps():
+    from datetime import UTC, datetime
+
+    from pipelines.monitoring.capture_reader import Window
+
+    window = Window(
+        datetime(2026, 12, 1, 4, 0, 3, 500000, tzinfo=UTC), datetime(2026, 12, 1, 5, tzinfo=UTC)
+    )
+    assert not window.contains("2026-12-01T04:00:03Z")  # 04:00:03.000, before the start
+    assert window.contains("2026-12-01T04:00:04Z")
+    assert window.contains("2026-12-01T04:00:03.600Z")
+    assert not window.contains("2026-12-01T05:00:01Z")

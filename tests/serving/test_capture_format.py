@@ -68,7 +68,7 @@ def test_event_ids_are_random_version_4_uuids():
         assert parsed.variant == uuid.RFC_4122
 
 
-def test_the_clock_stamps_like_isoformat_in_utc_milliseconds():
+def test_the_clock_stamps_utc_whole_seconds_as_sagemaker_writes_them():
     moments = [
         datetime(2026, 12, 1, 4, 17, 3, 0, tzinfo=UTC),
         datetime(2026, 12, 1, 4, 17, 3, 999999, tzinfo=UTC),  # truncated, not rounded up
@@ -82,6 +82,7 @@ def test_the_clock_stamps_like_isoformat_in_utc_milliseconds():
         now, stamp = clock.stamp()
         assert now == moment.timestamp()
         assert stamp == inference_time(moment)
+        assert stamp == moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_spooled_records_are_valid_capture_records_in_their_hour_file(tmp_path):
@@ -100,6 +101,7 @@ def test_spooled_records_are_valid_capture_records_in_their_hour_file(tmp_path):
     assert first["eventMetadata"]["inferenceId"] == "id-1"
     assert "inferenceId" not in second["eventMetadata"]
     assert second["captureData"]["endpointInput"]["encoding"] == "BASE64"
-    stamped = datetime.strptime(first["eventMetadata"]["inferenceTime"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    # Whole seconds, as AWS's capture sample (model-monitor-data-capture-view) shows them.
+    stamped = datetime.strptime(first["eventMetadata"]["inferenceTime"], "%Y-%m-%dT%H:%M:%SZ")
     assert abs(stamped.replace(tzinfo=UTC) - before).total_seconds() < 5
     assert first["eventMetadata"]["eventId"] != second["eventMetadata"]["eventId"]
