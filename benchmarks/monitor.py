@@ -103,9 +103,16 @@ def execution(root: Path, features: list[str], when: datetime) -> dict[str, floa
     baseline_frame = analyzer.read_csv(SAMPLE)
     base_statistics = analyzer.data_statistics(baseline_frame)
     base_constraints = analyzer.suggest_constraints(base_statistics)
-    base_statistics, base_constraints = drift.narrow_baseline(
-        base_statistics, base_constraints, features
-    )
+    # The captured requests here carry no responses: compare the feature columns only.
+    keep = set(features)
+    base_statistics = {
+        **base_statistics,
+        "features": [f for f in base_statistics["features"] if f["name"] in keep],
+    }
+    base_constraints = {
+        **base_constraints,
+        "features": [f for f in base_constraints["features"] if f["name"] in keep],
+    }
     window = capture.Window(when - timedelta(minutes=30), when + timedelta(minutes=30))
     started = time.perf_counter()
     dataset, _, _ = analyze_window(

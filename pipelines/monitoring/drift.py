@@ -7,9 +7,9 @@ sketches) and the one the check compares (robust: the raw distance less the samp
 the two sample sizes, never below 0, "clamped" when the noise covers it all; or simple, as
 the constraints say), its threshold, and the verdict.
 
-Choice: the baseline is the training split's, which also holds the target column; the endpoint
-never receives the target, so the baseline is narrowed to the model's feature columns (else
-every run would report the target as a missing column).
+The baseline is the training split's, target column first; the current dataset puts each
+captured prediction in the target's place, as Model Monitor merges a capture with its output
+(``pipelines.monitoring.execution.analyze_window``), so the two schemas match as it requires.
 """
 
 from __future__ import annotations
@@ -19,20 +19,6 @@ from types import ModuleType
 from typing import Any
 
 Json = dict[str, Any]
-
-
-def narrow_baseline(statistics: Json, constraints: Json, features: list[str]) -> tuple[Json, Json]:
-    keep = set(features)
-    return (
-        {
-            **statistics,
-            "features": [f for f in statistics.get("features", []) if f["name"] in keep],
-        },
-        {
-            **constraints,
-            "features": [f for f in constraints.get("features", []) if f["name"] in keep],
-        },
-    )
 
 
 @dataclass(frozen=True)

@@ -155,22 +155,55 @@ def analyze_window(
     window: capture.Window,
     features: list[str],
     *,
+    prediction_column: str | None = None,
     keep_outputs: bool = False,
     chunk_records: int = 50_000,
 ) -> tuple[CurrentDataset, int, dict[str, list[float]]]:
-    """The window's captured inputs as the current dataset (streamed, chunk by chunk); the
-    number of non-CSV records skipped; and, when asked, the predictions by inference id."""
+    """The window's captured requests as the current dataset (streamed, chunk by chunk);
+    the number of non-CSV records skipped; and, when asked, the predictions by inference id.
+
+    With ``prediction_column``, each row is the response's prediction, under that name, then
+    the request's features: the dataset Model Monitor builds from a capture with its output,
+    to match a baseline whose first column is the target ("the prediction/output columns
+    are assumed to be the first columns", developer guide, model-monitor-create-baseline).
+    """
     from pipelines.monitoring.dataset import CurrentDataset  # pandas, only when it runs
 
-    dataset = CurrentDataset(analyzer, features)
+    merge = prediction_column is not None
+    columns = [prediction_column, *features] if merge else features
+    dataset = CurrentDataset(analyzer, columns)
     skipped = 0
     inferences: dict[str, list[float]] = {}
-    for chunk in capture.read_chunks(source, endpoint, window, chunk_records, keep_outputs):
-        dataset.add_csv(chunk.csv_inputs)
+    for chunk in capture.read_chunks(
+        source, endpoint, window, chunk_records, keep_outputs or merge
+    ):
+        if merge:
+            bodies, unmatched = with_predictions(chunk.csv_inputs, chunk.outputs)
+            dataset.unparsable += unmatched
+        else:
+            bodies = chunk.csv_inputs
+        dataset.add_csv(bodies)
         skipped += chunk.skipped
         if keep_outputs:
             inferences.update(quality.captured_inferences(chunk.inference_ids, chunk.outputs))
     return dataset, skipped, inferences
+
+
+def with_predictions(bodies: list[str], outputs: list[tuple[str, str]]) -> tuple[list[str], int]:
+    """Each request's rows with its response's predictions first; requests whose response
+    does not hold one prediction per row are left out and counted."""
+    merged, unmatched = [], 0
+    for body, (data, encoding) in zip(bodies, outputs, strict=True):
+        rows = [line for line in body.splitlines() if line.strip()]
+        try:
+            predictions = capture.predictions_of(data, encoding)
+        except (MlopsError, ValueError, TypeError, AttributeError):
+            predictions = []
+        if not rows or len(predictions) != len(rows):
+            unmatched += 1
+            continue
+        merged.append("\n".join(f"{p!r},{row}" for p, row in zip(predictions, rows, strict=True)))
+    return merged, unmatched
 
 
 def run_monitoring(
@@ -204,7 +237,13 @@ def run_monitoring(
     result = MonitoringResult(endpoint, schedule, model.version, started, window)
     source = source or capture.S3CaptureSource(s3, deploy.capture_destination(config))
     dataset, result.skipped, inferences = analyze_window(
-        analyzer, source, endpoint, window, model.features, keep_outputs=labels is not None
+        analyzer,
+        source,
+        endpoint,
+        window,
+        model.features,
+        prediction_column=model.target,
+        keep_outputs=labels is not None,
     )
     result.records = dataset.rows
     result.unparsable = dataset.unparsable
@@ -216,11 +255,10 @@ def run_monitoring(
         result.seconds = (datetime.now(UTC) - clock).total_seconds()
         return result
 
-    base_statistics, base_constraints = drift.narrow_baseline(
-        read_json(s3, model.data_statistics, "baseline statistics"),
-        read_json(s3, model.data_constraints, "baseline constraints"),
-        model.features,
-    )
+    # The whole baseline, target column included, as the AWS job definition uses it: the
+    # current dataset's first column is the prediction, in the target's place.
+    base_statistics = read_json(s3, model.data_statistics, "baseline statistics")
+    base_constraints = read_json(s3, model.data_constraints, "baseline constraints")
     statistics = dataset.statistics()
     result.violations, result.drifts = drift.check(
         analyzer, statistics, base_statistics, base_constraints

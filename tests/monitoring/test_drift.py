@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import RandomForestRegressor
 
 from pipelines.config.settings import PROJECT_ROOT
 from pipelines.core.errors import MlopsError
@@ -16,7 +17,7 @@ from pipelines.executor.checks import load_analyzer
 from pipelines.monitoring import capture_reader as capture
 from pipelines.monitoring import drift
 from pipelines.monitoring.dataset import CurrentDataset
-from pipelines.monitoring.execution import analyze_window
+from pipelines.monitoring.execution import analyze_window, with_predictions
 from pipelines.serving.capture import capture_record
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "boston_housing.csv"
@@ -118,10 +119,19 @@ def test_requests_that_are_not_rows_of_the_features_are_ignored_and_counted(anal
     assert by_name["a"]["numerical_statistics"]["mean"] == pytest.approx(4.0)
 
 
+def features_only(statistics: dict, constraints: dict, names: list[str]) -> tuple[dict, dict]:
+    """A baseline of the feature columns alone, for requests with no responses captured."""
+    keep = set(names)
+    return tuple(
+        {**document, "features": [f for f in document["features"] if f["name"] in keep]}
+        for document in (statistics, constraints)
+    )
+
+
 def test_a_feature_scaled_three_times_is_the_one_drift_violation(analyzer, sample):
     names = features(sample)
     base = analyzer.data_statistics(sample.astype(str))
-    base_statistics, base_constraints = drift.narrow_baseline(
+    base_statistics, base_constraints = features_only(
         base, analyzer.suggest_constraints(base), names
     )
     assert "medv" not in {f["name"] for f in base_constraints["features"]}
@@ -147,7 +157,7 @@ def test_a_feature_scaled_three_times_is_the_one_drift_violation(analyzer, sampl
 def test_a_sample_of_the_baseline_data_has_a_raw_distance_the_robust_one_clamps(analyzer, sample):
     names = features(sample)
     base = analyzer.data_statistics(sample.astype(str))
-    base_statistics, base_constraints = drift.narrow_baseline(
+    base_statistics, base_constraints = features_only(
         base, analyzer.suggest_constraints(base), names
     )
     dataset = CurrentDataset(analyzer, names)
@@ -222,34 +232,33 @@ def test_the_held_out_test_split_does_not_drift_from_the_training_baseline(tmp_p
     train = analyzer.read_csv(out / "train")
     names = [c for c in train.columns if c != "medv"]
     base = analyzer.data_statistics(train)
-    base_statistics, base_constraints = drift.narrow_baseline(
-        base, analyzer.suggest_constraints(base), names
+    # The whole baseline, target first, as Model Monitor uses it; each captured row is the
+    # response's prediction then the request's features (execution.with_predictions).
+    base_constraints = analyzer.suggest_constraints(base)
+    model = RandomForestRegressor(n_estimators=50, random_state=0).fit(
+        train[names].to_numpy(), train["medv"].to_numpy()
     )
     test = pd.read_csv(out / "test" / "test.csv")[names]
-    dataset = CurrentDataset(analyzer, names)
-    dataset.add_csv(
-        [
-            "\n".join(test.to_csv(header=False, index=False).splitlines()[i : i + 5])
-            for i in range(0, len(test), 5)
-        ]
-    )
-    violations, drifts = drift.check(
-        analyzer, dataset.statistics(), base_statistics, base_constraints
-    )
+    requests = [test.iloc[i : i + 5] for i in range(0, len(test), 5)]
+    bodies = [chunk.to_csv(header=False, index=False) for chunk in requests]
+    outputs = [
+        (json.dumps({"predictions": model.predict(chunk.to_numpy()).tolist()}), "JSON")
+        for chunk in requests
+    ]
+    merged, unmatched = with_predictions(bodies, outputs)
+    assert unmatched == 0
+    dataset = CurrentDataset(analyzer, ["medv", *names])
+    dataset.add_csv(merged)
+    violations, drifts = drift.check(analyzer, dataset.statistics(), base, base_constraints)
     assert violations == []
-    assert {d.name: d.distance for d in drifts}["crim"] == 0.0
-    assert all(d.verdict == "ok" for d in drifts)
+    distances = {d.name: d.distance for d in drifts}
+    assert distances["crim"] == 0.0
+    assert distances["medv"] == 0.0  # the predictions, in the target's place
 
 
-def test_a_window_reads_whole_second_and_millisecond_stamps():
-    from datetime import UTC, datetime
-
-    from pipelines.monitoring.capture_reader import Window
-
-    window = Window(
-        datetime(2026, 12, 1, 4, 0, 3, 500000, tzinfo=UTC), datetime(2026, 12, 1, 5, tzinfo=UTC)
-    )
-    assert not window.contains("2026-12-01T04:00:03Z")  # 04:00:03.000, before the start
-    assert window.contains("2026-12-01T04:00:04Z")
-    assert window.contains("2026-12-01T04:00:03.600Z")
-    assert not window.contains("2026-12-01T05:00:01Z")
+def test_a_response_without_one_prediction_per_row_is_left_out_and_counted():
+    bodies = ["1,2\n3,4\n", "5,6\n", "7,8\n"]
+    outputs = [('{"predictions": [10, 11]}', "JSON"), ("not json", "JSON"), ("12\n13\n", "CSV")]
+    merged, unmatched = with_predictions(bodies, outputs)
+    assert merged == ["10.0,1,2\n11.0,3,4"]
+    assert unmatched == 2
