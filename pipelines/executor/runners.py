@@ -470,7 +470,7 @@ def artifact_identities(s3: Any, request: Mapping[str, Any]) -> dict[str, str]:
         try:
             digest, version_id = s3io.object_sha256(s3, uri)
         except ClientError as error:
-            if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(error) in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
                 continue
             raise _client_error(f"reading the {name} artifact {uri}", error) from error
         except BotoCoreError as error:

@@ -157,7 +157,7 @@ def test_jobs_run_in_the_containers_python_and_libraries_only(
     labels = step_runtime_labels(json.loads(execution.definition), execution.runtime)
     assert labels["Probe"].startswith("sklearn 1.2-1 · Python 3.9.")
     table = steps_table(execution, backend.steps(execution.execution_id))
-    assert [c.header for c in table.columns][-1] == "runtime"
+    assert [header for header, _, _ in table.columns][-1] == "runtime"
 
 
 NEWER_PANDAS = """

@@ -36,6 +36,7 @@ from tests.serving.conftest import CONFIG, SAMPLE, read_jsonl
 from tests.support import ClientLoop, free_port
 
 ROW = "0.00632,18.0,2.31,0.0,0.538,6.575,65.2,4.09,1.0,296.0,15.3,396.9,4.98"
+HEADER = "crim,zn,indus,chas,nox,rm,age,dis,rad,tax,ptratio,b,lstat"
 
 
 def call(port: int, method: str, path: str, body: bytes = b"", headers: dict | None = None):
@@ -107,8 +108,9 @@ def test_serves_the_sagemaker_inference_contract(endpoint, register_version):
         (ROW.replace("18.0", "abc").encode(), "text/csv", 500, "non-numeric value 'abc'"),
         (b"<xml/>", "application/xml", 500, "unsupported content type"),
         (b"", "text/csv", 500, "request body is empty"),
+        # inference.py refuses a header row (the container would read it as data).
+        ((HEADER + "\n" + ROW).encode(), "text/csv", 500, "starts with a header row (crim, zn"),
         # The endpoint's own refusals, before the model.
-        (b"crim,zn\n" + ROW.encode(), "text/csv", 400, "starts with a header row (crim, zn)"),
         (b"1" * (6 * 1024 * 1024 + 1), "text/csv", 413, "the limit is 6,291,456 bytes"),
     ],
     # Short ids: the test id is exported to subprocesses in PYTEST_CURRENT_TEST.
