@@ -166,3 +166,23 @@ def test_the_soak_runs_only_when_selected():
     selected = _collected("-m", "soak")
     assert "test_soak.py::" in selected
     assert "deselected" not in selected
+
+
+def duplicate_basenames(paths: list[Path]) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = {}
+    for path in paths:
+        if path.name != "__init__.py":
+            seen.setdefault(path.name, []).append(str(path.relative_to(PROJECT_ROOT)))
+    return {name: places for name, places in seen.items() if len(places) > 1}
+
+
+def test_every_module_and_test_file_name_says_what_it_holds_once():
+    """Two modules with one name (`history.py` in monitoring and in serving) leave a reader
+    guessing which one a traceback or an import means."""
+    assert duplicate_basenames(sorted(PACKAGE.rglob("*.py"))) == {}
+    assert duplicate_basenames(sorted((PROJECT_ROOT / "tests").rglob("test_*.py"))) == {}
+
+
+def test_the_name_check_sees_a_duplicate():
+    paths = [PACKAGE / "a" / "views.py", PACKAGE / "b" / "views.py", PACKAGE / "c" / "x.py"]
+    assert list(duplicate_basenames(paths)) == ["views.py"]

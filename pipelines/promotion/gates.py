@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipelines.config.promotion import PromotionSettings
+from pipelines.config.promotion_settings import PromotionSettings
 from pipelines.core.errors import MlopsError
 from pipelines.serving.predict import Invoke, Predictions, predict
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.config.promotion import PromotionSettings
+from pipelines.config.promotion_settings import PromotionSettings
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
 from pipelines.core.records import StepRun

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.config.promotion import PromotionSettings
+from pipelines.config.promotion_settings import PromotionSettings
 from pipelines.core.aws import api_error, error_code, error_message
 from pipelines.registry import ModelVersion, Registry
 from pipelines.serving import predict as predicting

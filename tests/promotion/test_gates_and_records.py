@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from botocore.stub import ANY, Stubber
 
-from pipelines.config.promotion import PromotionSettings
+from pipelines.config.promotion_settings import PromotionSettings
 from pipelines.config.settings import Settings
 from pipelines.core.errors import MlopsError
 from pipelines.core.records import StepRun
