@@ -45,7 +45,12 @@ def test_data_upload_starts_a_run_on_the_file_through_the_agent(local_stack, age
     log = ActionLog(automation_dir(local_stack.settings))
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        acted = [r for r in log.read() if r.purpose == "new_data_retraining" and uri in r.command]
+        # The agent logs an action before it runs it, then the run it started.
+        acted = [
+            r
+            for r in log.read()
+            if r.purpose == "new_data_retraining" and uri in r.command and r.execution_id
+        ]
         if acted:
             break
         time.sleep(0.5)
@@ -54,5 +59,6 @@ def test_data_upload_starts_a_run_on_the_file_through_the_agent(local_stack, age
     started = [
         e for e in local_stack.backend.list_executions(limit=1000) if e.execution_id not in before
     ]
-    assert len(started) == 1
+    assert [e.execution_id for e in started] == [acted[0].execution_id]
     assert started[0].lineage["input_data"]["uri"] == uri
+    assert started[0].lineage.get("trigger") == "new-data"
