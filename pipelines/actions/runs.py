@@ -206,6 +206,7 @@ class StepLog:
     backend: Backend
     execution: Execution
     step: StepRun
+    reused_by: str | None = None  # the execution whose cache hit this log stands for
 
     @property
     def where(self) -> str:
@@ -234,11 +235,17 @@ def open_step_log(
             raise MlopsError(f"Execution {found.execution_id} has run no job yet (steps: {ran}).")
         chosen = failed[0] if failed else jobs[-1]
     if chosen.cache_hit_of:
-        raise MlopsError(
-            f"Step {chosen.name} reused the result of execution {chosen.cache_hit_of} (a cache "
-            f"hit): its log is that run's, `invoke logs --execution {chosen.cache_hit_of} "
-            f"--step {chosen.name}`."
+        # A cache hit ran nothing: its log is the run whose result it reused.
+        source = find_execution(backend, chosen.cache_hit_of)
+        ran_there = next(
+            (s for s in backend.steps(source.execution_id) if s.name == chosen.name), None
         )
+        if ran_there is None:
+            raise MlopsError(
+                f"Step {chosen.name} reused execution {source.execution_id}, whose records no "
+                "longer hold it."
+            )
+        return StepLog(backend, source, ran_there, reused_by=found.execution_id)
     return StepLog(backend, found, chosen)
 
 

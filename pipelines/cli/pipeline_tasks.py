@@ -62,6 +62,11 @@ def pipeline_run(
         _follow(started.backend, started.execution, seconds, started)
 
 
+def log_heading(log) -> str:
+    reused = f" (a cache hit in {log.reused_by} reused this run)" if log.reused_by else ""
+    return f"Log of {log.step.name} in {log.execution.execution_id}{reused}: {log.where}"
+
+
 def _not_following(execution) -> None:
     found = execution.execution_id
     console.print(
@@ -166,7 +171,7 @@ def logs(c, execution=None, step=None, follow=False, target="local", env=None):
 
     with exit_on_error():
         log = runs.open_step_log(settings(c), deployment(target, env), execution, step)
-        err_console.print(f"Log of {log.step.name} in {log.execution.execution_id}: {log.where}")
+        err_console.print(log_heading(log), markup=False)
         for text in runs.log_text(log, follow=follow):
             sys.stdout.write(text)
             sys.stdout.flush()

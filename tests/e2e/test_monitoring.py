@@ -19,6 +19,7 @@ import pytest
 from pipelines.config.settings import PROJECT_ROOT
 from pipelines.monitoring.results import History
 from pipelines.registry import APPROVED, Registry
+from pipelines.serving import deploy
 from tests.monitoring.browser import render
 from tests.support import invoke_task
 
@@ -88,7 +89,16 @@ def output(result) -> str:
     return f"{result.stdout} {result.stderr}"
 
 
-def test_monitoring_done_when(local_stack, tmp_path, webhook):
+@pytest.fixture
+def endpoint_taken_down(local_stack):
+    """Later modules expect the environment's endpoint down, even after a failure here."""
+    yield
+    deploy.local_endpoint(
+        local_stack.settings, local_stack.stack.connection, local_stack.config
+    ).down()
+
+
+def test_monitoring_done_when(local_stack, tmp_path, webhook, endpoint_taken_down):
     webhook_url, received = webhook
     execution = local_stack.run()
     assert execution.status == "Succeeded"
@@ -102,7 +112,8 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
     deployed_at = time.monotonic()
 
     def since() -> tuple[str, str]:
-        return ("--since", f"{int(time.monotonic() - deployed_at) + 1}s")
+        # + 2: records are stamped in whole seconds, up to a second before they were made.
+        return ("--since", f"{int(time.monotonic() - deployed_at) + 2}s")
 
     # Nothing captured yet: said so, exit 0.
     empty = run(local_stack, tmp_path, webhook_url, "monitor", *since())
@@ -149,7 +160,9 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
     alarmed = run(local_stack, tmp_path, webhook_url, "monitor", *since(), "--report", str(report))
     assert alarmed.returncode == 3, output(alarmed)
     assert f"{DRIFTED}: baseline_drift_check: Baseline drift distance:" in alarmed.stdout
-    assert alarmed.stdout.count(": baseline_drift_check:") == 1
+    # The predictions move with it: Model Monitor checks them too, in the target's place.
+    assert "medv: baseline_drift_check: Baseline drift distance:" in alarmed.stdout
+    assert alarmed.stdout.count(": baseline_drift_check:") == 2
     # Shown as CloudWatch's alarm notification would show it.
     alarm = f"{local_stack.config.name_prefix}-local-endpoint-drift-{DRIFTED}"
     assert f'ALARM: "{alarm}" in us-east-1' in alarmed.stdout
@@ -161,7 +174,8 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook):
     assert [a["AlarmName"] for a in payload["alarms"]] == [alarm]
     assert payload["alarms"][0]["NewStateValue"] == "ALARM"
     assert {(v["feature_name"], v["constraint_check_type"]) for v in payload["violations"]} == {
-        (DRIFTED, "baseline_drift_check")
+        (DRIFTED, "baseline_drift_check"),
+        ("medv", "baseline_drift_check"),
     }
     assert received == [payload]
 

@@ -233,7 +233,8 @@ def test_monitoring_a_stage_feeds_its_promotion_gate(local_stack, versions):
     assert sent.returncode == 0, output(sent)
     assert "Showed 20 of 506 predictions" in sent.stdout
     time.sleep(3)  # the capture reaches S3 within a second or two
-    window = f"{int(time.monotonic() - started) + 1}s"
+    # + 2: records are stamped in whole seconds, up to a second before they were made.
+    window = f"{int(time.monotonic() - started) + 2}s"
     monitored = local_stack.invoke("monitor", "--stage", "staging", "--since", window)
     assert monitored.returncode == 0, output(monitored)
     staging = local_stack.config.endpoint_name("staging")
