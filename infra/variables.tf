@@ -171,8 +171,8 @@ variable "drift_threshold" {
 }
 
 variable "monitored_features" {
-  description = "Feature columns with a drift alarm each (the sample data's by default)."
+  description = "Columns with a drift alarm each: the prediction (Model Monitor checks it under the target's name, first in the baseline) and the features; the sample data's by default."
   type        = list(string)
-  default     = ["crim", "zn", "indus", "chas", "nox", "rm", "age", "dis", "rad", "tax", "ptratio", "b", "lstat"]
+  default     = ["medv", "crim", "zn", "indus", "chas", "nox", "rm", "age", "dis", "rad", "tax", "ptratio", "b", "lstat"]
   nullable    = false
 }

@@ -165,13 +165,14 @@ def test_monitoring_done_when(local_stack, tmp_path, webhook, endpoint_taken_dow
     assert alarmed.stdout.count(": baseline_drift_check:") == 2
     # Shown as CloudWatch's alarm notification would show it.
     alarm = f"{local_stack.config.name_prefix}-local-endpoint-drift-{DRIFTED}"
+    prediction_alarm = f"{local_stack.config.name_prefix}-local-endpoint-drift-medv"
     assert f'ALARM: "{alarm}" in us-east-1' in alarmed.stdout
     assert "Threshold Crossed: 1 datapoint" in alarmed.stdout
 
     # 4. The alert hook and the webhook received the violation.
     (delivered,) = sorted((tmp_path / "alerts").iterdir())
     payload = json.loads(delivered.read_text())
-    assert [a["AlarmName"] for a in payload["alarms"]] == [alarm]
+    assert sorted(a["AlarmName"] for a in payload["alarms"]) == [prediction_alarm, alarm]
     assert payload["alarms"][0]["NewStateValue"] == "ALARM"
     assert {(v["feature_name"], v["constraint_check_type"]) for v in payload["violations"]} == {
         (DRIFTED, "baseline_drift_check"),

@@ -239,7 +239,15 @@ def test_executions_and_execution_show_report_the_runs(local_stack):
     assert latest.execution_id in shown.stdout
     logged = local_stack.invoke("logs", "--step", "TrainModel")
     assert logged.returncode == 0, logged.stderr
-    assert f"Log of TrainModel in {latest.execution_id}:" in logged.stderr
+    # The latest run's TrainModel is a cache hit: its log is the run it reused.
+    train = next(
+        s for s in local_stack.backend.steps(latest.execution_id) if s.name == "TrainModel"
+    )
+    ran = train.cache_hit_of or latest.execution_id
+    reused = (
+        f" (a cache hit in {latest.execution_id} reused this run)" if train.cache_hit_of else ""
+    )
+    assert f"Log of TrainModel in {ran}{reused}:" in logged.stderr
     assert "PreprocessData" in shown.stdout
     assert "definition" in shown.stdout
     # Which runtime each job ran in.
