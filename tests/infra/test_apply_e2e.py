@@ -155,8 +155,8 @@ def test_plan_review_writes_every_artifact_for_a_pull_request(tmp_settings):
     markdown = (review.directory / "plan.md").read_text()
     # 14 for the bucket, role, registry and repository; 13 for the automation rules,
     # their targets and roles, the agent's queue and the bucket's EventBridge notification;
-    # 17 for model monitoring's topic, key and alarms.
-    assert "**Plan:** 44 to create." in markdown
+    # 18 for model monitoring's topic, key and alarms (prediction and 13 features).
+    assert "**Plan:** 45 to create." in markdown
     assert "**StartThisPipeline** Allow `sagemaker:StartPipelineExecution`" in markdown
     assert "**DenyInsecureTransport** Deny `s3:*`" in markdown
     assert "**PassOnlyThisRoleToSageMaker** Allow `iam:PassRole`" in markdown

@@ -16,7 +16,9 @@ from tests.infra.conftest import PlanFn, resources_by_address
 MODULE = "module.model_monitoring"
 ENDPOINT = "mlops-local-endpoint"
 SCHEDULE = "mlops-local-endpoint-data-quality"
+# The prediction, under the target's name, is monitored beside the features.
 FEATURES = (
+    "medv",
     "crim",
     "zn",
     "indus",
