@@ -26,7 +26,7 @@ from pipelines.launch.datasets import (
     upload_new_data,
 )
 from pipelines.launch.lineage import check_trigger
-from pipelines.launch.prepare import prepare_run
+from pipelines.launch.prepare import PreparedRun, prepare_run
 from pipelines.registry import MetricDelta, ModelVersion, Registry, champion_of, compare_metrics
 from pipelines.targets import TARGET_MAP, open_target, target_for
 
@@ -67,21 +67,35 @@ def start_run(
     check_trigger(trigger)
     target = target_for(deployment)
     ready = target.ready_for_run(settings, deployment, notify=notify, on_output=on_output)
-    prepared = prepare_run(
-        ready.stack.connection, ready.config, arguments, data, root=settings.root, trigger=trigger
-    )
+    backend = target.backend(ready.stack, ready.config)
+    # What starting needs (locally: the worker's interpreter and imports) begins now and
+    # overlaps the preparation; a preparation that fails leaves nothing running.
+    with backend.launching() as launch:
+        prepared = prepare_run(
+            ready.stack.connection,
+            ready.config,
+            arguments,
+            data,
+            root=settings.root,
+            trigger=trigger,
+        )
+        execution = _start(launch, prepared, ready.config.model_package_group_name, notify)
+    notify(f"Started {execution.execution_arn} ({execution.display_name})")
+    return Started(backend, execution, prepared.dataset, ready.stack.connection, ready.config)
+
+
+def _start(
+    launch: Callable[[PreparedRun], Execution], prepared: PreparedRun, group: str, notify: Notify
+) -> Execution:
     note = "uploaded" if prepared.dataset.uploaded else "unchanged"
     notify(f"Input data: {prepared.dataset.uri} ({note})")
     if prepared.first_run_switches:
         notify(
-            f"First run of {ready.config.model_package_group_name} (no Approved version): "
+            f"First run of {group} (no Approved version): "
             f"set {', '.join(prepared.first_run_switches)} to true, so the checks register "
             "the baselines they calculate instead of checking against none."
         )
-    backend = target.backend(ready.stack, ready.config)
-    execution = backend.start(prepared)
-    notify(f"Started {execution.execution_arn} ({execution.display_name})")
-    return Started(backend, execution, prepared.dataset, ready.stack.connection, ready.config)
+    return launch(prepared)
 
 
 def stop_after_interrupt(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipelines.core.polling import PollSchedule
@@ -16,6 +18,10 @@ class Backend(Protocol):
 
     name: str
     poll_schedule: PollSchedule
+
+    def launching(self) -> AbstractContextManager[Callable[[PreparedRun], Execution]]:
+        """What starting a run needs, begun now, while the caller prepares the run; the
+        yielded function starts it. Leaving without starting leaves nothing behind."""
 
     def start(self, run: PreparedRun) -> Execution:
         """Upsert the pipeline and start an execution of its definition; return at once."""

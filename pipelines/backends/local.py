@@ -12,6 +12,7 @@ before it does anything, so a reader can always tell a live run from a dead one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -21,7 +22,7 @@ import string
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,7 +121,29 @@ class LocalBackend:
 
     # --- executions -------------------------------------------------------------------------
 
-    def start(self, run: PreparedRun) -> Execution:
+    @contextlib.contextmanager
+    def launching(self) -> Iterator[Callable[[PreparedRun], Execution]]:
+        """A worker starts at once and imports what it needs while the caller prepares the
+        run (builds the definition, uploads code and data); the yielded function starts the
+        run on it. Leaving without starting stops the worker: nothing runs."""
+        execution_id = new_execution_id()
+        process = self._spawn(execution_id)
+        started: list[Execution] = []
+
+        def start(run: PreparedRun) -> Execution:
+            started.append(self.start(run, worker=(execution_id, process)))
+            return started[-1]
+
+        try:
+            yield start
+        finally:
+            if not started:
+                process.kill()
+                process.wait(timeout=10)
+
+    def start(
+        self, run: PreparedRun, worker: tuple[str, subprocess.Popen[bytes]] | None = None
+    ) -> Execution:
         """Upsert the pipeline in the emulator, then run its exact definition here."""
         self.upsert(run.config.pipeline_name, run.definition, run.config.execution_role_arn)
         started = self.start_definition(
@@ -130,6 +153,7 @@ class LocalBackend:
             display_name=run.display_name,
             lineage=run.lineage,
             account_id=run.config.account_id,
+            worker=worker,
         )
         # Each run leaves a sandbox of downloads and outputs: keep the newest N.
         prune_sandboxes(self.settings.state_dir, self.settings.keep_execution_sandboxes)
@@ -150,11 +174,13 @@ class LocalBackend:
         display_name: str = "",
         lineage: dict[str, Any] | None = None,
         account_id: str | None = None,
+        worker: tuple[str, subprocess.Popen[bytes]] | None = None,
     ) -> Execution:
         """Run a definition JSON as it is (tests and tools use this directly).
 
-        ``account_id`` comes from the Terraform outputs; without it, the emulator is asked."""
-        execution_id = new_execution_id()
+        ``account_id`` comes from the Terraform outputs; without it, the emulator is asked.
+        ``worker``: an execution id and the worker already started for it (``launching``)."""
+        execution_id = worker[0] if worker else new_execution_id()
         account_id = account_id or self._account_id()
         arn = (
             f"arn:aws:sagemaker:{self.connection.region}:{account_id}:pipeline/"
@@ -180,10 +206,11 @@ class LocalBackend:
                 "runtime_cache": str(self.settings.runtime_cache),
             },
         )
-        # The worker starts first: its interpreter and imports (most of a fully cached
-        # run's time) overlap the preflight. It waits until a record names it, so if the
-        # preflight refuses the definition it is stopped and nothing runs.
-        process = self._spawn(execution_id)
+        # The worker starts first (if ``launching`` did not start it earlier): its
+        # interpreter and imports (most of a fully cached run's time) overlap the preflight.
+        # It waits until a record names it, so if the preflight refuses the definition it
+        # is stopped and nothing runs.
+        process = worker[1] if worker else self._spawn(execution_id)
         try:
             # Preflight and runtimes before the execution is recorded: a missing Python
             # raises here, and nothing runs.
@@ -238,6 +265,9 @@ class LocalBackend:
                 str(self.store.path),
                 "--execution-id",
                 execution_id,
+                # It waits for its record only while this process lives.
+                "--starter-pid",
+                str(os.getpid()),
             ],
             self.work_dir(execution_id) / "worker.log",
         )

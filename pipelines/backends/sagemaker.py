@@ -10,10 +10,11 @@ between two looks at an execution is the backend's own, and it backs off.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -91,6 +92,11 @@ class SageMakerBackend:
         )
 
     # --- runs -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def launching(self) -> Iterator[Callable[[PreparedRun], Execution]]:
+        """Nothing to start ahead on AWS: SageMaker runs the execution."""
+        yield self.start
 
     def start(self, run: PreparedRun) -> Execution:
         """Pipeline.upsert with the Terraform role, then Pipeline.start."""

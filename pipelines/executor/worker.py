@@ -43,14 +43,27 @@ def job_environment(connection: AwsConnection) -> dict[str, str]:
     return env
 
 
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def wait_until_owner(
-    store: ExecutionStore, execution_id: str, timeout: float = 60.0
+    store: ExecutionStore, execution_id: str, timeout: float = 900.0, starter: int | None = None
 ) -> Execution | None:
     """The execution, once its record names this process as its worker; None if it
-    never does. The starter spawns the worker before it writes the record, so a
-    reader never sees a running execution whose owner it cannot check."""
+    never does. The starter spawns the worker before it writes the record (as early as
+    it prepares the run), so a reader never sees a running execution whose owner it
+    cannot check; a starter that dies first leaves no worker waiting."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and _alive(starter):
         try:
             execution = store.get_execution(execution_id)
         except ExecutionNotFound:
@@ -65,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pipelines.executor.worker")
     parser.add_argument("--db", required=True, type=Path)
     parser.add_argument("--execution-id", required=True)
+    parser.add_argument("--starter-pid", type=int, default=None)
     args = parser.parse_args(argv)
 
     store = ExecutionStore(args.db)
-    execution = wait_until_owner(store, args.execution_id)
+    execution = wait_until_owner(store, args.execution_id, starter=args.starter_pid)
     if execution is None:
         # The starter died (or chose another worker) before recording us: not our run.
         store.close()

@@ -106,7 +106,10 @@ def test_aws_receives_the_bytes_the_local_executor_runs(emulator_connection, pre
     local_backend = LocalBackend(
         Settings(root=tmp_path, state_dir=tmp_path / ".mlops"), emulator_connection
     )
-    local = local_backend.wait(local_backend.start(prepared).execution_id, timeout=300)
+    # As pipeline-run starts it: on the worker spawned while the run was prepared.
+    with local_backend.launching() as launch:
+        started = launch(prepared)
+    local = local_backend.wait(started.execution_id, timeout=300)
     assert local.status == "Succeeded", local.failure_reason
     assert sent.encode() == local.definition.encode() == prepared.definition.encode()
 

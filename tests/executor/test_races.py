@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -118,6 +119,35 @@ def test_a_worker_that_no_record_names_never_runs(tmp_path):
         assert wait_until_owner(store, "owned1", timeout=0.3) is None
         with pytest.raises(ExecutionNotFound):
             store.get_execution("nosuchexecution")
+    finally:
+        store.close()
+
+
+def test_leaving_launching_without_starting_leaves_no_worker(backend, monkeypatch):
+    spawned: list[subprocess.Popen[bytes]] = []
+    spawn = backend._spawn
+
+    def recording(execution_id: str) -> subprocess.Popen[bytes]:
+        spawned.append(spawn(execution_id))
+        return spawned[-1]
+
+    monkeypatch.setattr(backend, "_spawn", recording)
+    with pytest.raises(RuntimeError, match="preparation failed"), backend.launching():
+        raise RuntimeError("preparation failed")
+    assert len(spawned) == 1
+    assert spawned[0].poll() is not None  # stopped and reaped, not left waiting
+    assert backend.store.list_executions(limit=10) == []
+
+
+def test_a_worker_whose_starter_died_stops_waiting(tmp_path):
+    starter = subprocess.Popen([sys.executable, "-c", "pass"])
+    starter.wait()
+    store = ExecutionStore(tmp_path / "executor.db")
+    try:
+        started = time.monotonic()
+        assert wait_until_owner(store, "never-recorded", timeout=60, starter=starter.pid) is None
+        # It stopped because the starter is gone, long before its own deadline.
+        assert time.monotonic() - started < 30
     finally:
         store.close()
 
