@@ -31,7 +31,7 @@ _REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
 
 
 # The test tiers, defined here once:
-# - fast: no server at all, `python -m pytest -m "not server"` (under a minute);
+# - fast: no server at all, `python -m pytest -m "not server" -n 2` (under a minute);
 # - server: a test that uses a fixture starting a real server (the emulator, and
 #   everything built on it), directly or through another fixture, or is marked e2e;
 # - soak: the bounded concurrency and crash soak, marked `soak`. It runs only when asked

@@ -97,6 +97,7 @@ def test_the_projects_clients_sign_with_the_checkouts_key(emulator, emulator_con
     assert account == "123456789012"
 
 
+@pytest.mark.server  # starts emulators itself, not through a fixture
 def test_each_checkout_makes_its_own_private_key_once(tmp_path):
     first = Emulator(tmp_path / "one", free_port())
     second = Emulator(tmp_path / "two", free_port())

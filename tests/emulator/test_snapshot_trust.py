@@ -114,6 +114,7 @@ def test_with_no_good_generation_the_service_starts_empty_and_says_so(emulator):
     assert _s3(emulator).list_buckets()["Buckets"] == []
 
 
+@pytest.mark.server  # starts emulators itself, not through a fixture
 def test_what_the_tasks_and_their_servers_write_is_private(tmp_path):
     """Started from a shell whose umask lets others read (022), as most are."""
     state_dir, port = tmp_path / "state", free_port()
