@@ -9,13 +9,14 @@ from __future__ import annotations
 from invoke import Collection
 
 from pipelines.cli import automation_tasks as automation
+from pipelines.cli import console_tasks as console
 from pipelines.cli import endpoint_tasks as endpoint
 from pipelines.cli import infrastructure_tasks as infrastructure
 from pipelines.cli import model_tasks as model
 from pipelines.cli import monitoring_tasks as monitoring
 from pipelines.cli import pipeline_tasks as pipeline
 
-AREAS = (infrastructure, pipeline, model, endpoint, monitoring, automation)
+AREAS = (infrastructure, pipeline, model, endpoint, monitoring, automation, console)
 
 
 def build_namespace() -> Collection:

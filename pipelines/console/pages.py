@@ -1,0 +1,91 @@
+"""The console's pages: one table, shared by the server (``app``) and the export.
+
+A page function takes the ``Source``, the query (filters) and its path arguments, and
+returns a ``Page``: a template and what it shows. A form's handler (``FORMS``) changes
+something through the same action a task uses and returns the sentence to show.
+Pages print nothing and hold no HTML: the templates do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.console import run_pages
+from pipelines.console.links import Links
+from pipelines.console.render import render
+from pipelines.console.source import Source
+
+NAV = (
+    ("runs", "Runs"),
+    ("registry", "Registry"),
+    ("deployments", "Deployments"),
+    ("monitoring", "Monitoring"),
+    ("automation", "Automation"),
+)
+
+
+@dataclass
+class Page:
+    title: str
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+    section: str = "runs"  # the navigation entry it belongs to
+    refresh_seconds: int | None = None  # while something it shows is still changing
+
+
+PageFunction = Callable[..., Page]
+
+PAGES: dict[str, PageFunction] = {
+    "runs": run_pages.runs,
+}
+
+FormFunction = Callable[..., tuple[Page, str]]
+
+# Forms that change something: name -> (path, handler). A handler checks its input, acts
+# through the action the matching task uses, and returns the page to show with a sentence.
+FORMS: dict[str, tuple[str, FormFunction]] = {}
+FORM_ROUTES = {name: path for name, (path, _) in FORMS.items()}
+
+# What a static export writes: (page, path arguments) for every page worth a file.
+EXPORTS: tuple[Callable[[Source], Iterable[tuple[str, dict[str, str]]]], ...] = (
+    run_pages.exported,
+)
+
+
+def html(
+    page: Page,
+    source: Source,
+    links: Links,
+    *,
+    csrf: str = "",
+    flash: str | None = None,
+    flash_error: bool = False,
+) -> str:
+    return render(
+        page.template,
+        **page.context,
+        title=page.title,
+        project=source.settings.name_prefix,
+        target=source.target_label,
+        nav=NAV,
+        current=page.section,
+        links=links,
+        csrf=csrf,
+        flash=flash,
+        flash_error=flash_error,
+        refresh_seconds=page.refresh_seconds,
+    )
+
+
+def build(
+    name: str, source: Source, query: Mapping[str, str], arguments: Mapping[str, str]
+) -> Page:
+    return PAGES[name](source, query, **arguments)
+
+
+def submit(
+    name: str, source: Source, form: Mapping[str, Any], arguments: Mapping[str, str]
+) -> tuple[Page, str]:
+    return FORMS[name][1](source, form, **arguments)

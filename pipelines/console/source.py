@@ -1,0 +1,35 @@
+"""What the pages read: the records the tasks use, through the same actions.
+
+One ``Source`` per console: settings and target fixed at start. The execution records
+are opened once and reused (on the local target a SQLite store, used from the one
+thread that serves pages: see ``app``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pipelines.config.deployment import Deployment
+from pipelines.config.settings import Settings
+
+if TYPE_CHECKING:
+    from pipelines.backends.base import Backend
+
+
+@dataclass
+class Source:
+    settings: Settings
+    deployment: Deployment
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def target_label(self) -> str:
+        return f"target {self.deployment.target} · env {self.deployment.env}"
+
+    def backend(self) -> Backend:
+        """The execution records (``invoke executions`` reads the same)."""
+        if "backend" not in self._cache:
+            from pipelines.actions import runs
+
+            self._cache["backend"] = runs.records(self.settings, self.deployment)
+        return self._cache["backend"]
