@@ -22,25 +22,15 @@ DEFAULT_PORT = 8780
 )
 def ui(c, port=None, target="local", env=None, open_=False, export=None):
     """Open the console: runs with their graphs, compare, registry, deployments, monitoring."""
+    from pipelines.console import app
+    from pipelines.console import export as site
     from pipelines.console.source import Source
 
     with exit_on_error():
         source = Source(settings(c), deployment(target, env))
         if export:
-            from pipelines.console.export import export as write_pages
-
-            written = write_pages(source, Path(export))
-            console.print(f"Wrote {len(written)} page(s) to {export}; open index.html.", markup=False)
+            written = site.export(source, Path(export))
+            console.print(f"Wrote {len(written)} pages to {export}: open index.html.", markup=False)
             return
-        from pipelines.console import app
-
-        sock = app.bind(whole_number(DEFAULT_PORT if port is None else port, "--port", minimum=1))
-        keys = app.Secrets()
-        address = app.url(sock.getsockname()[1], keys)
-        console.print(f"Console for {source.target_label}: {address}", markup=False)
-        console.print("Ctrl-C stops it.", style="dim")
-        if open_:
-            import webbrowser
-
-            webbrowser.open(address)
-        app.serve(source, sock, keys)
+        port = whole_number(DEFAULT_PORT if port is None else port, "--port")
+        app.open_console(source, port, open_, lambda line: console.print(line, markup=False))

@@ -77,14 +77,18 @@ def create_app(source: Source, keys: Secrets, port: int) -> Starlette:
             if given is not None:
                 if not _same(given, keys.token):
                     return refuse(403, "Wrong token: open the URL `invoke ui` printed.")
-                rest = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
+                rest = urlencode(
+                    [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+                )
                 response = RedirectResponse(request.url.path + (f"?{rest}" if rest else ""), 303)
                 response.set_cookie(
                     cookie_name(port), keys.token, httponly=True, samesite="strict", path="/"
                 )
                 return response
             if not _same(request.cookies.get(cookie_name(port)), keys.token):
-                return refuse(403, "Open the URL `invoke ui` printed: it carries this start's token.")
+                return refuse(
+                    403, "Open the URL `invoke ui` printed: it carries this start's token."
+                )
             return await handler(request)
 
         return endpoint
@@ -113,12 +117,17 @@ def create_app(source: Source, keys: Secrets, port: int) -> Starlette:
         return guarded(handler)
 
     routes = [Route(path, page_endpoint(name), methods=["GET"]) for name, path in ROUTES.items()]
-    routes += [Route(path, form_endpoint(name), methods=["POST"]) for name, path in pages.FORM_ROUTES.items()]
+    routes += [
+        Route(path, form_endpoint(name), methods=["POST"])
+        for name, path in pages.FORM_ROUTES.items()
+    ]
     return Starlette(routes=routes)
 
 
 def error_page(source: Source, links: Links, message: str) -> str:
-    return pages.html(pages.Page("Not available", "error.html", {"message": message}), source, links)
+    return pages.html(
+        pages.Page("Not available", "error.html", {"message": message}), source, links
+    )
 
 
 def bind(port: int) -> socket.socket:
@@ -129,7 +138,9 @@ def bind(port: int) -> socket.socket:
         sock.bind(("127.0.0.1", port))
     except OSError as error:
         sock.close()
-        raise MlopsError(f"Port {port} on 127.0.0.1 is in use ({error.strerror}): pass --port N.") from error
+        raise MlopsError(
+            f"Port {port} on 127.0.0.1 is in use ({error.strerror}): pass --port N."
+        ) from error
     sock.listen(64)
     sock.set_inheritable(True)
     return sock
@@ -137,6 +148,22 @@ def bind(port: int) -> socket.socket:
 
 def url(port: int, keys: Secrets) -> str:
     return f"http://127.0.0.1:{port}/?token={keys.token}"
+
+
+def open_console(
+    source: Source, port: int, open_browser: bool, notify: Callable[[str], None]
+) -> None:
+    """`invoke ui`: bind, say where, optionally open a browser, serve until Ctrl-C."""
+    sock = bind(port)
+    keys = Secrets()
+    address = url(sock.getsockname()[1], keys)
+    notify(f"Console for {source.target_label}: {address}")
+    notify("Ctrl-C stops it.")
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(address)
+    serve(source, sock, keys)
 
 
 def serve(source: Source, sock: socket.socket, keys: Secrets) -> None:

@@ -28,7 +28,8 @@ ROUTES: dict[str, str] = {
 
 
 def file_name(page: str, **arguments: str) -> str:
-    """The export's file for a page: ``runs.html``, ``run-abc.html``, ``run_log-abc-TrainModel.html``."""
+    """The export's file for a page: ``index.html`` for the runs, ``run-abc.html``,
+    ``run_log-abc-TrainModel.html`` (arguments in name order)."""
     parts = [page] + [_checked(str(arguments[k])) for k in sorted(arguments)]
     return "-".join(parts) + ".html" if page != "runs" else "index.html"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from pipelines.console.page import Page
 from pipelines.core.records import FINISHED
 
 if TYPE_CHECKING:
-    from pipelines.console.pages import Page
     from pipelines.console.source import Source
     from pipelines.core.records import Execution
 
@@ -44,7 +44,8 @@ def run_row(execution: Execution, metrics: dict[str, float]) -> RunRow:
         duration=execution.duration,
         trigger=trigger_of(execution.display_name, execution.lineage) or "",
         data=data_version(execution),
-        commit=commit[:12] + (" (uncommitted changes)" if execution.lineage.get("git_dirty") else ""),
+        commit=commit[:12]
+        + (" (uncommitted changes)" if execution.lineage.get("git_dirty") else ""),
         failure=(execution.failure_reason or "").split("\n")[0],
         metrics=metrics,
     )
@@ -57,12 +58,15 @@ def key_metrics(source: Source, execution: Execution) -> dict[str, float]:
 
 
 def runs(source: Source, query: Mapping[str, str]) -> Page:
-    from pipelines.console.pages import Page
 
     executions = source.backend().list_executions(limit=RUNS_SHOWN)
     rows = [run_row(e, key_metrics(source, e)) for e in executions]
     status, trigger = query.get("status", ""), query.get("trigger", "")
-    shown = [r for r in rows if (not status or r.status == status) and (not trigger or r.trigger == trigger)]
+    shown = [
+        r
+        for r in rows
+        if (not status or r.status == status) and (not trigger or r.trigger == trigger)
+    ]
     return Page(
         "Runs",
         "runs.html",
@@ -75,7 +79,9 @@ def runs(source: Source, query: Mapping[str, str]) -> Page:
             "trigger": trigger,
         },
         section="runs",
-        refresh_seconds=REFRESH_SECONDS if any(e.status not in FINISHED for e in executions) else None,
+        refresh_seconds=REFRESH_SECONDS
+        if any(e.status not in FINISHED for e in executions)
+        else None,
     )
 
 
