@@ -7,10 +7,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipelines.console.page import Page
 from pipelines.core.records import FINISHED
 
 if TYPE_CHECKING:
-    from pipelines.console.pages import Page
     from pipelines.console.source import Source
     from pipelines.core.records import Execution
 
@@ -57,8 +57,6 @@ def key_metrics(source: Source, execution: Execution) -> dict[str, float]:
 
 
 def runs(source: Source, query: Mapping[str, str]) -> Page:
-    from pipelines.console.pages import Page
-
     executions = source.backend().list_executions(limit=RUNS_SHOWN)
     rows = [run_row(e, key_metrics(source, e)) for e in executions]
     status, trigger = query.get("status", ""), query.get("trigger", "")
