@@ -15,12 +15,12 @@ from typing import Any
 from pipelines.core.records import FINISHED, StepRun
 from pipelines.executor.graph import PipelineGraph
 
-NODE_WIDTH = 210
+NODE_WIDTH = 184
 NODE_HEIGHT = 58
-COLUMN_GAP = 56
+COLUMN_GAP = 34
 ROW_GAP = 18
 MARGIN = 8
-LABEL_CHARACTERS = 27  # what fits in a box; the tooltip has the whole name
+LABEL_CHARACTERS = 25  # what fits in a box; the tooltip has the whole name
 
 # (fill, stroke) per status: the same colours as the page's status text.
 COLOURS = {
@@ -75,6 +75,7 @@ class Edge:
     kind: str  # "data" (a Get reference), "depends" (DependsOn), "if" or "else" (a branch)
     path: str  # the SVG path, from the source's right side to the target's left side
     middle: tuple[int, int]  # where a branch's label goes
+    span: int  # layers crossed: a longer edge is drawn fainter, as it may pass behind boxes
 
     @property
     def label(self) -> str:
@@ -204,7 +205,8 @@ def layout(
             bend = (x2 - x1) // 2
             path = f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2 - 6},{y2}"
             kind = _edge_kind(graph, source, target)
-            edges.append(Edge(source, target, kind, path, ((x1 + x2) // 2, (y1 + y2) // 2 - 4)))
+            middle = ((x1 + x2) // 2, (y1 + y2) // 2 - 4)
+            edges.append(Edge(source, target, kind, path, middle, end.layer - start.layer))
     width = 2 * MARGIN + (max(layer.values(), default=0) + 1) * (NODE_WIDTH + COLUMN_GAP)
     height = 2 * MARGIN + (max(row.values(), default=0) + 1) * (NODE_HEIGHT + ROW_GAP)
     return Graph(tuple(nodes), tuple(edges), width - COLUMN_GAP, height - ROW_GAP)

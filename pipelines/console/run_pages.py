@@ -180,6 +180,15 @@ def metric_rows(steps: list[StepRun]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def failed_violations(step: StepRun) -> list[str]:
+    """The violations a check that failed on them lists in its failure reason (a failed
+    step records no properties): the executor writes one ``  - <violation>`` line each."""
+    if step.status != "Failed":
+        return []
+    lines = (step.failure_reason or "").splitlines()[1:]
+    return [line.strip()[2:] for line in lines if line.strip().startswith("- ")]
+
+
 def check_rows(steps: list[StepRun]) -> list[CheckRow]:
     from pipelines.executor.checks import describe_violation
     from pipelines.ui.registry_views import CHECK_STEP_TYPES, check_summary
@@ -188,7 +197,8 @@ def check_rows(steps: list[StepRun]) -> list[CheckRow]:
         CheckRow(
             step.name,
             check_summary(step).removeprefix(f"{step.name}: "),
-            [describe_violation(v) for v in step.properties.get("Violations") or []],
+            [describe_violation(v) for v in step.properties.get("Violations") or []]
+            or failed_violations(step),
         )
         for step in steps
         if step.type in CHECK_STEP_TYPES

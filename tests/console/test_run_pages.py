@@ -23,6 +23,7 @@ from pipelines.definition.builder import definition_json, get_pipeline
 from pipelines.definition.names import (
     DATA_QUALITY_STEP,
     EVALUATE_STEP,
+    MODEL_QUALITY_STEP,
     PREPROCESS_STEP,
     TRAIN_STEP,
 )
@@ -34,6 +35,11 @@ from tests.support import free_port
 OLDER, NEWER = "older0000001", "newer0000002"
 COMPARED = Links().url("compare", executions=f"{OLDER},{NEWER}")
 HOSTILE = "<script>alert(1)</script>"
+MODEL_QUALITY_FAILURE = (  # as pipelines/executor/checks.py words it
+    "ClientError: MODEL_QUALITY check failed: 1 violation(s) against version 1; see "
+    "s3://b/constraint_violations.json\n  - mae: GreaterThanThreshold: Metric mae with 2.18 was "
+    "GreaterThanThreshold '2.04'"
+)
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/"
 
 
@@ -154,7 +160,13 @@ def record_runs(state_dir: Path, definition: dict[str, Any]) -> dict[str, Any]:
                     log_path=str(logs[execution_id]), peak_memory_bytes=300 * 2**20,
                     attempt=2 if failed else 1),
         )  # fmt: skip
-        if not failed:
+        if failed:  # a check that failed on a violation records it in its failure reason
+            store.upsert_step(
+                execution_id,
+                StepRun(MODEL_QUALITY_STEP, "QualityCheck", "Failed", now - 20, now - 10,
+                        failure_reason=MODEL_QUALITY_FAILURE),
+            )  # fmt: skip
+        else:
             store.upsert_step(
                 execution_id,
                 StepRun(EVALUATE_STEP, "Processing", "Succeeded", now - 20, now - 10,
@@ -198,6 +210,10 @@ def test_a_run_page_shows_the_graph_steps_parameters_checks_and_lineage(source, 
     assert f"AlgorithmError: {HOSTILE}" in text
     assert "rooms: data_type_check: Data type mismatch <b>" in text
     assert f"{DATA_QUALITY_STEP} passed, 1 violation(s); baseline kept" in text
+    assert (
+        "mae: GreaterThanThreshold: Metric mae with 2.18 was GreaterThanThreshold '2.04'"
+        in (text[text.index(f"{MODEL_QUALITY_STEP} failed (ClientError") :])
+    )
     n_estimators = _default_of(definition, "NEstimators")
     assert f"NEstimators {n_estimators + 150} default {n_estimators}" in text
     assert "Parameters (1 of" in text
