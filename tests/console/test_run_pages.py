@@ -7,6 +7,8 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -346,3 +348,42 @@ def test_the_export_writes_every_page_its_pages_link(source, tmp_path):
             checked += 1
         assert 'id="search" hidden' in page or 'id="search"' not in page
     assert checked > len(written)  # every page links others: the check looked at them
+
+
+def test_a_running_execution_is_live_and_shows_what_changed_at_the_next_look(tmp_path, definition):
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    running = "running00003"
+    # Stands in for the executor's worker: a live process whose command line names it.
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "pipelines.executor.worker", running]
+    )
+    try:
+        store = ExecutionStore(state_dir / "executor.db")
+        store.insert_execution(
+            Execution(running, ARN + running, "p", "Executing", time.time() - 30,
+                      definition=json.dumps(definition), worker_pid=worker.pid),
+        )  # fmt: skip
+        store.upsert_step(running, StepRun(PREPROCESS_STEP, "Processing", "Executing", time.time()))
+        source = Source(
+            Settings(state_dir=state_dir, emulator_port=free_port()), Deployment.parse()
+        )
+        with console_server(source) as server:
+            session = server.session()
+            before = session.get(f"{server.base}/runs/{running}").text
+            store.upsert_step(
+                running,
+                StepRun(PREPROCESS_STEP, "Processing", "Succeeded", time.time() - 5, time.time()),
+            )
+            store.upsert_step(running, StepRun(TRAIN_STEP, "Training", "Executing", time.time()))
+            after = session.get(f"{server.base}/runs/{running}").text
+        store.close()
+    finally:
+        worker.kill()
+        worker.wait()
+    assert '<meta http-equiv="refresh" content="2">' in before
+    assert f'data-step="{PREPROCESS_STEP}" data-status="Executing"' in before
+    assert f'data-step="{TRAIN_STEP}" data-status="Pending"' in before
+    assert f'data-step="{PREPROCESS_STEP}" data-status="Succeeded"' in after
+    assert f'data-step="{TRAIN_STEP}" data-status="Executing"' in after
+    assert '<meta http-equiv="refresh" content="2">' in after  # still running
