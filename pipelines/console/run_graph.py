@@ -15,9 +15,9 @@ from typing import Any
 from pipelines.core.records import FINISHED, StepRun
 from pipelines.executor.graph import PipelineGraph
 
-NODE_WIDTH = 184
+NODE_WIDTH = 190
 NODE_HEIGHT = 58
-COLUMN_GAP = 34
+COLUMN_GAP = 30
 ROW_GAP = 18
 MARGIN = 8
 LABEL_CHARACTERS = 25  # what fits in a box; the tooltip has the whole name
