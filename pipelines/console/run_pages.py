@@ -67,11 +67,8 @@ def runs(source: Source, query: Mapping[str, str]) -> Page:
 
     executions = source.backend().list_executions(limit=RUNS_SHOWN)
     rows = [run_row(e, key_metrics(source, e)) for e in executions]
-    previous = {}  # the run of the same pipeline before each (as the run page links it)
-    for index, execution in enumerate(executions):
-        before = [e for e in executions[index + 1 :] if e.pipeline_name == execution.pipeline_name]
-        if before:
-            previous[execution.execution_id] = before[0].execution_id
+    # The run each was started after, as its run page links it.
+    previous = {e.execution_id: previous_run(executions, e) for e in executions}
     status, trigger = query.get("status", ""), query.get("trigger", "")
     shown = [
         r
@@ -98,14 +95,18 @@ def runs(source: Source, query: Mapping[str, str]) -> Page:
     )
 
 
-def _newest(backend: Backend, pipeline_name: str | None = None) -> list[Execution]:
-    return backend.list_executions(pipeline_name, limit=RUNS_SHOWN)
+def _newest(backend: Backend) -> list[Execution]:
+    """The runs the runs page lists; the export writes pages for the first EXPORTED_RUNS."""
+    return backend.list_executions(limit=RUNS_SHOWN)
 
 
-def previous_run(backend: Backend, execution: Execution) -> str | None:
-    """The run of the same pipeline started just before this one (among the listed)."""
+def previous_run(listed: list[Execution], execution: Execution) -> str | None:
+    """The run of the same pipeline started just before this one, among ``listed``
+    (newest first)."""
     earlier = [
-        e for e in _newest(backend, execution.pipeline_name) if e.created_at < execution.created_at
+        e
+        for e in listed
+        if e.pipeline_name == execution.pipeline_name and e.created_at < execution.created_at
     ]
     return earlier[0].execution_id if earlier else None
 
@@ -238,6 +239,7 @@ def run(source: Source, query: Mapping[str, str], execution: str) -> Page:
         source.settings, source.deployment, backend, backend.describe(execution)
     )
     found, steps = shown.execution, shown.steps
+    newest = _newest(backend)
     graph, graph_error = None, None
     try:
         definition = json.loads(found.definition or "{}")
@@ -275,7 +277,8 @@ def run(source: Source, query: Mapping[str, str], execution: str) -> Page:
                 for label, value in details(found, steps, shown.links, True)
                 if label not in _SHOWN_ELSEWHERE
             ],
-            "previous": previous_run(backend, found),
+            "previous": previous_run(newest, found),
+            "exported_ids": {e.execution_id for e in newest[:EXPORTED_RUNS]},
         },
         section="runs",
         refresh_seconds=None if found.finished else REFRESH_SECONDS,
@@ -415,12 +418,13 @@ def exported(source: Source) -> Iterable[tuple[str, dict[str, str]]]:
     run before it: every link of an exported page names a file of the export."""
     yield "runs", {}
     backend = source.backend()
-    for execution in backend.list_executions(limit=EXPORTED_RUNS):
+    newest = _newest(backend)
+    for execution in newest[:EXPORTED_RUNS]:
         execution_id = execution.execution_id
         yield "run", {"execution": execution_id}
         for step in backend.steps(execution_id):
             if has_log(step):
                 yield "run_log", {"execution": execution_id, "step": step.name}
-        previous = previous_run(backend, execution)
+        previous = previous_run(newest, execution)
         if previous is not None:
             yield "compare", {"executions": f"{previous},{execution_id}"}

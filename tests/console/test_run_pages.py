@@ -17,6 +17,7 @@ import pytest
 
 from pipelines.config.deployment import Deployment
 from pipelines.config.settings import Settings
+from pipelines.console import run_pages
 from pipelines.console.export import export
 from pipelines.console.links import Links
 from pipelines.console.source import Source
@@ -327,6 +328,19 @@ def test_the_compare_page_says_identical_definitions_and_shows_metric_deltas(tmp
     assert "r2 0.7500 0.8000 (+0.0500)" in text
 
 
+def assert_links_resolve(written: list[Path]) -> None:
+    """Every link from an exported page to a run page names a file of the export."""
+    checked = 0
+    for path in written:
+        page = path.read_text()
+        assert "Not available" not in page, path.name
+        for target in re.findall(r'href="((?:index|run|run_log|compare)[-.][^"]*)"', page):
+            assert (path.parent / target).exists(), f"{path.name} links {target}"
+            checked += 1
+        assert 'id="search" hidden' in page or 'id="search"' not in page
+    assert checked > len(written)  # every page links others: the check looked at them
+
+
 def test_the_export_writes_every_page_its_pages_link(source, tmp_path):
     written = export(source, tmp_path / "export")
     names = {path.name for path in written}
@@ -339,15 +353,20 @@ def test_the_export_writes_every_page_its_pages_link(source, tmp_path):
         f"run_log-{NEWER}-{PREPROCESS_STEP}.html",
         f"run_log-{OLDER}-{TRAIN_STEP}.html",
     } <= names
-    checked = 0
-    for path in written:
-        page = path.read_text()
-        assert "Not available" not in page, path.name
-        for target in re.findall(r'href="((?:index|run|run_log|compare)[-.][^"]*)"', page):
-            assert (path.parent / target).exists(), f"{path.name} links {target}"
-            checked += 1
-        assert 'id="search" hidden' in page or 'id="search"' not in page
-    assert checked > len(written)  # every page links others: the check looked at them
+    assert_links_resolve(written)
+
+
+def test_an_export_of_fewer_runs_links_only_the_runs_it_wrote(source, tmp_path, monkeypatch):
+    monkeypatch.setattr(run_pages, "EXPORTED_RUNS", 1)
+    written = export(source, tmp_path / "export")
+    assert f"run-{NEWER}.html" in {path.name for path in written}
+    assert f"run-{OLDER}.html" not in {path.name for path in written}
+    # The newer run's cache hit and its comparison name the older run, unlinked.
+    assert f"cached from {OLDER}" in text_of(
+        (tmp_path / "export" / f"run-{NEWER}.html").read_text()
+    )
+    assert OLDER in (tmp_path / "export" / f"compare-{OLDER},{NEWER}.html").read_text()
+    assert_links_resolve(written)
 
 
 def test_a_running_execution_is_live_and_shows_what_changed_at_the_next_look(tmp_path, definition):
