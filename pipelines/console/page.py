@@ -1,4 +1,5 @@
-"""What a page function returns: the template and what it shows (``pages`` holds the table)."""
+"""What a page function returns (its own module: the page modules import it, and ``pages``
+imports them, so it cannot live in ``pages`` without an import cycle)."""
 
 from __future__ import annotations
 

@@ -30,6 +30,9 @@ PageFunction = Callable[..., Page]
 
 PAGES: dict[str, PageFunction] = {
     "runs": run_pages.runs,
+    "run": run_pages.run,
+    "run_log": run_pages.run_log,
+    "compare": run_pages.compare,
 }
 
 FormFunction = Callable[..., tuple[Page, str]]
