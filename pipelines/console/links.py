@@ -51,5 +51,5 @@ class Links:
             return file_name(page, **arguments)
         path = ROUTES[page]
         for key, value in arguments.items():
-            path = path.replace("{" + key + "}", quote(str(value), safe=""))
+            path = path.replace("{" + key + "}", quote(str(value), safe=","))
         return path
