@@ -9,11 +9,11 @@ Pages print nothing and hold no HTML: the templates do.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.console import run_pages
 from pipelines.console.links import Links
+from pipelines.console.page import Page
 from pipelines.console.render import render
 from pipelines.console.source import Source
 
@@ -24,15 +24,6 @@ NAV = (
     ("monitoring", "Monitoring"),
     ("automation", "Automation"),
 )
-
-
-@dataclass
-class Page:
-    title: str
-    template: str
-    context: dict[str, Any] = field(default_factory=dict)
-    section: str = "runs"  # the navigation entry it belongs to
-    refresh_seconds: int | None = None  # while something it shows is still changing
 
 
 PageFunction = Callable[..., Page]
