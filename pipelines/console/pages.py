@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pipelines.console import run_pages
+from pipelines.console import registry_pages, run_pages
 from pipelines.console.links import Links
 from pipelines.console.page import Page
 from pipelines.console.render import render
@@ -30,18 +30,22 @@ PageFunction = Callable[..., Page]
 
 PAGES: dict[str, PageFunction] = {
     "runs": run_pages.runs,
+    "registry": registry_pages.registry,
 }
 
 FormFunction = Callable[..., tuple[Page, str]]
 
 # Forms that change something: name -> (path, handler). A handler checks its input, acts
 # through the action the matching task uses, and returns the page to show with a sentence.
-FORMS: dict[str, tuple[str, FormFunction]] = {}
+FORMS: dict[str, tuple[str, FormFunction]] = {
+    "registry_approval": ("/registry", registry_pages.approve_or_reject),
+}
 FORM_ROUTES = {name: path for name, (path, _) in FORMS.items()}
 
 # What a static export writes: (page, path arguments) for every page worth a file.
 EXPORTS: tuple[Callable[[Source], Iterable[tuple[str, dict[str, str]]]], ...] = (
     run_pages.exported,
+    registry_pages.exported,
 )
 
 

@@ -33,3 +33,18 @@ class Source:
 
             self._cache["backend"] = runs.records(self.settings, self.deployment)
         return self._cache["backend"]
+
+    # The registry and the stages are read at each request (an approval or a deploy in a
+    # terminal shows on the next load), through the actions the tasks use.
+
+    def model_versions(self) -> Any:
+        """Every version, newest first, with metrics and checks (`invoke models`)."""
+        from pipelines.actions import models
+
+        return models.list_versions(self.settings, self.deployment, None)
+
+    def set_approval(self, version: int, approved: bool, reason: str) -> Any:
+        """`invoke model-approve` / `model-reject`: the target's actor is the approver."""
+        from pipelines.actions import models
+
+        return models.set_approval(self.settings, self.deployment, version, approved, reason)
