@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pipelines.console import registry_pages, run_pages
+from pipelines.console import deployment_pages, registry_pages, run_pages
 from pipelines.console.links import Links
 from pipelines.console.page import Page
 from pipelines.console.render import render
@@ -31,6 +31,7 @@ PageFunction = Callable[..., Page]
 PAGES: dict[str, PageFunction] = {
     "runs": run_pages.runs,
     "registry": registry_pages.registry,
+    "deployments": deployment_pages.deployments,
 }
 
 FormFunction = Callable[..., tuple[Page, str]]
@@ -46,6 +47,7 @@ FORM_ROUTES = {name: path for name, (path, _) in FORMS.items()}
 EXPORTS: tuple[Callable[[Source], Iterable[tuple[str, dict[str, str]]]], ...] = (
     run_pages.exported,
     registry_pages.exported,
+    deployment_pages.exported,
 )
 
 

@@ -48,3 +48,16 @@ class Source:
         from pipelines.actions import models
 
         return models.set_approval(self.settings, self.deployment, version, approved, reason)
+
+    def stage_overview(self) -> list[Any]:
+        """What every stage serves, since when, its last change (`invoke deployments`)."""
+        from pipelines.actions import endpoints
+
+        return endpoints.overview(self.settings, self.deployment.target, self.deployment.env)
+
+    def stage_history(self, stage: str) -> tuple[str, list[Any]]:
+        """A stage's endpoint and deployments, newest first (`deployments --stage`)."""
+        from pipelines.actions import endpoints
+
+        chosen = None if stage == "default" else stage
+        return endpoints.history(self.settings, self.deployment.target, self.deployment.env, chosen)
