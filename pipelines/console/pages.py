@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pipelines.console import deployment_pages, registry_pages, run_pages
+from pipelines.console import deployment_pages, monitoring_pages, registry_pages, run_pages
 from pipelines.console.links import Links
-from pipelines.console.page import Page
+from pipelines.console.page import Document, Page
 from pipelines.console.render import render
 from pipelines.console.source import Source
 
@@ -32,6 +32,13 @@ PAGES: dict[str, PageFunction] = {
     "runs": run_pages.runs,
     "registry": registry_pages.registry,
     "deployments": deployment_pages.deployments,
+    "monitoring": monitoring_pages.monitoring,
+}
+
+# Files served as they are, each with its own Content-Security-Policy (the drift report:
+# plotly's inline scripts, allowed in that response only; its page frames it sandboxed).
+DOCUMENTS: dict[str, Callable[..., Document]] = {
+    "monitoring_report": monitoring_pages.report,
 }
 
 FormFunction = Callable[..., tuple[Page, str]]
@@ -48,6 +55,7 @@ EXPORTS: tuple[Callable[[Source], Iterable[tuple[str, dict[str, str]]]], ...] = 
     run_pages.exported,
     registry_pages.exported,
     deployment_pages.exported,
+    monitoring_pages.exported,
 )
 
 

@@ -61,3 +61,12 @@ class Source:
 
         chosen = None if stage == "default" else stage
         return endpoints.history(self.settings, self.deployment.target, self.deployment.env, chosen)
+
+    def monitoring_history(self, stage: str) -> Any:
+        """A stage's kept monitoring runs, oldest first (`invoke monitor-history`)."""
+        from pipelines.actions import monitoring
+
+        chosen = None if stage == "default" else stage
+        return monitoring.history(
+            self.settings, self.deployment.target, self.deployment.env, chosen
+        )
