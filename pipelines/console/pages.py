@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pipelines.console import deployment_pages, monitoring_pages, registry_pages, run_pages
+from pipelines.console import (
+    automation_pages,
+    deployment_pages,
+    monitoring_pages,
+    registry_pages,
+    run_pages,
+)
 from pipelines.console.links import Links
 from pipelines.console.page import Document, Page
 from pipelines.console.render import render
@@ -33,6 +39,7 @@ PAGES: dict[str, PageFunction] = {
     "registry": registry_pages.registry,
     "deployments": deployment_pages.deployments,
     "monitoring": monitoring_pages.monitoring,
+    "automation": automation_pages.automation,
 }
 
 # Files served as they are, each with its own Content-Security-Policy (the drift report:
@@ -56,6 +63,7 @@ EXPORTS: tuple[Callable[[Source], Iterable[tuple[str, dict[str, str]]]], ...] = 
     registry_pages.exported,
     deployment_pages.exported,
     monitoring_pages.exported,
+    automation_pages.exported,
 )
 
 

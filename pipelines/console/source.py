@@ -70,3 +70,9 @@ class Source:
         return monitoring.history(
             self.settings, self.deployment.target, self.deployment.env, chosen
         )
+
+    def automation(self, limit: int = 100) -> tuple[Any, list[Any]]:
+        """The agent's status and its newest actions, newest first (`automation-log`)."""
+        from pipelines.actions import automation
+
+        return automation.agent_status(self.settings), automation.action_log(self.settings, limit)
