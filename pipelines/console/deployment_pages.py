@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipelines.console.page import Page
-from pipelines.core.errors import MlopsError
 
 if TYPE_CHECKING:
     from pipelines.console.source import Source
@@ -20,21 +19,15 @@ class StageHistory:
     stage: str
     endpoint: str
     records: list[Any]  # DeploymentRecord, newest first
-    problem: str | None = None
 
 
 def deployments(source: Source, query: Mapping[str, str]) -> Page:
+    # The overview reads each stage's records once (a stage's deployer opens the stack's
+    # outputs, about a second each): the histories come with it.
     stages = source.stage_overview()
-    histories = []
-    for stage in stages:
-        if stage.problem:
-            continue  # the overview says why the stage could not be read
-        try:
-            endpoint, records = source.stage_history(stage.stage)
-        except MlopsError as error:
-            histories.append(StageHistory(stage.stage, stage.endpoint or "", [], str(error)))
-            continue
-        histories.append(StageHistory(stage.stage, endpoint, records))
+    histories = [
+        StageHistory(s.stage, s.endpoint or "", list(s.history)) for s in stages if not s.problem
+    ]
     return Page(
         "Deployments",
         "deployments.html",

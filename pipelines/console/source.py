@@ -55,13 +55,6 @@ class Source:
 
         return endpoints.overview(self.settings, self.deployment.target, self.deployment.env)
 
-    def stage_history(self, stage: str) -> tuple[str, list[Any]]:
-        """A stage's endpoint and deployments, newest first (`deployments --stage`)."""
-        from pipelines.actions import endpoints
-
-        chosen = None if stage == "default" else stage
-        return endpoints.history(self.settings, self.deployment.target, self.deployment.env, chosen)
-
     def monitoring_history(self, stage: str) -> Any:
         """A stage's kept monitoring runs, oldest first (`invoke monitor-history`)."""
         from pipelines.actions import monitoring
