@@ -140,7 +140,8 @@ def run_rows(history: Any) -> list[RunRow]:
         plural = "window" if windows.count == 1 else "windows"
         rows.append(
             RunRow(windows.last.replace("T", " "), windows.version, 0, 0, [], None,
-                   f"{windows.count} empty {plural} from {windows.first} to {windows.last}: "
+                   f"{windows.count} empty {plural} from {windows.first.replace('T', ' ')} to "
+                   f"{windows.last.replace('T', ' ')}: "
                    "no captured traffic")
         )  # fmt: skip
     return sorted(rows, key=lambda row: row.started, reverse=True)

@@ -57,6 +57,12 @@ def keep_runs(console_stack, shifts: list[float]) -> str:
 
 def test_one_line_per_feature_the_latest_violations_and_alarms(console_stack):
     endpoint = keep_runs(console_stack, [0.0, 0.1, 1.5])
+    quiet = datetime(2026, 3, 4, 9, tzinfo=UTC)
+    History(console_stack.source.settings.state_dir, endpoint).add(
+        MonitoringResult(
+            endpoint, "s", 1, quiet, Window(quiet - timedelta(hours=1), quiet)
+        ).to_record()
+    )  # no captured rows: counted as an empty window, drawn nowhere
     with console_server(console_stack.source) as running:
         page = running.session().get(f"{running.base}/monitoring?stage=staging").text
     assert endpoint in page
@@ -73,6 +79,9 @@ def test_one_line_per_feature_the_latest_violations_and_alarms(console_stack):
     assert "rm: baseline_drift_check" in violations
     assert "crim" not in violations
     assert re.search(r"staging data drift</td><td class=\"bad\">ALARM", page)
+    runs = page.split('<table id="runs">')[1]
+    assert "1 empty window from 2026-03-04 09:00:00Z" in runs
+    assert runs.index("empty window") < runs.index("2026-03-04 07:00:00Z")  # newest first
 
 
 def test_the_report_is_framed_sandboxed_and_served_with_its_own_policy(console_stack):
