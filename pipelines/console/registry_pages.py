@@ -44,6 +44,7 @@ def decision_of(description: str | None) -> Decision | None:
 class Metric:
     name: str
     value: float
+    spread: float | None = None  # the report's standard deviation
     delta: float | None = None  # against the champion
     verdict: str = ""  # better, worse, same
 
@@ -88,6 +89,7 @@ def version_rows(listing: Any) -> list[VersionRow]:
                     Metric(
                         name,
                         value,
+                        listing.spreads.get(version.version, {}).get(name),
                         deltas[name].delta if name in deltas else None,
                         deltas[name].verdict if name in deltas else "",
                     )

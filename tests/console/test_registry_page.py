@@ -38,7 +38,8 @@ def test_versions_are_listed_newest_first_with_metrics_against_the_champion(cons
     assert "champion" in _row(page, 1)
     metrics = console_stack.registry.metrics(console_stack.registry.get(2))
     second = _row(page, 2)
-    assert f"r2 {metrics['r2']:.4f}" in second
+    spreads = console_stack.registry.metrics(console_stack.registry.get(2), "standard_deviation")
+    assert f'r2 {metrics["r2"]:.4f} <span class="note">± {spreads["r2"]:.4f}</span>' in second
     assert "worse" in second
     assert "better" not in second
     assert "Pending" in second
