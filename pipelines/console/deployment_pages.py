@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from pipelines.console.source import Source
 
 
+SHIFT_REFRESH_SECONDS = 2
+
+
 @dataclass
 class StageHistory:
     stage: str
@@ -33,6 +36,10 @@ def deployments(source: Source, query: Mapping[str, str]) -> Page:
         "deployments.html",
         {"stages": stages, "histories": histories},
         section="deployments",
+        # A canary or linear shift moves on every bake step: follow it while it lasts.
+        refresh_seconds=SHIFT_REFRESH_SECONDS
+        if any(s.status and s.status.traffic for s in stages)
+        else None,
     )
 
 
