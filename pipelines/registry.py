@@ -208,18 +208,20 @@ class Registry:
             raise api_error(f"Reading {uri}", error) from error
         return json.loads(body)
 
-    def metrics(self, version: ModelVersion) -> dict[str, float]:
-        """``{"r2": 0.87, "rmse": 2.97, ...}`` from the version's evaluation report."""
+    def metrics(self, version: ModelVersion, part: str = "value") -> dict[str, float]:
+        """``{"r2": 0.87, "rmse": 2.97, ...}`` from the version's evaluation report;
+        ``part="standard_deviation"``: each metric's ± where the report has one."""
         if not version.report_uri:
             return {}
         try:
             report = self._read_json(version.report_uri)
         except MlopsError:
             return {}
+        suffix = f".{part}"
         return {
-            path.removesuffix(".value").rsplit(".", 1)[-1]: value
+            path.removesuffix(suffix).rsplit(".", 1)[-1]: value
             for path, value in numeric_leaves(report)
-            if path.endswith(".value")
+            if path.endswith(suffix)
         }
 
     def features(self, version: ModelVersion) -> tuple[list[str], str]:

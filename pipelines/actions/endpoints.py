@@ -115,6 +115,7 @@ class StageOverview:
     since: DeploymentRecord | None = None  # the deployment that made it serve this version
     last: DeploymentRecord | None = None  # the newest record, whatever its outcome
     problem: str | None = None  # why the stage could not be read
+    history: tuple[DeploymentRecord, ...] = ()  # every record, newest first (the console)
 
 
 def overview(settings: Settings, target: str | None, env: str | None) -> list[StageOverview]:
@@ -136,6 +137,7 @@ def overview(settings: Settings, target: str | None, env: str | None) -> list[St
                 status,
                 deployed[-1] if deployed and status.running else None,
                 records[-1] if records else None,
+                history=tuple(records[::-1]),
             )
         )
     return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipelines.config.deployment import Deployment
 from pipelines.config.settings import Settings
@@ -21,6 +21,8 @@ class VersionListing:
     steps: dict[int, list[StepRun] | None]
     # The newest Approved version, which the others are compared with.
     champion: ModelVersion | None = None
+    # Each metric's standard deviation (the ± of the evaluation report), by version.
+    spreads: dict[int, dict[str, float]] = field(default_factory=dict)
 
 
 def list_versions(settings: Settings, deployment: Deployment, status: str | None) -> VersionListing:
@@ -38,7 +40,8 @@ def list_versions(settings: Settings, deployment: Deployment, status: str | None
                 steps[version.version] = backend.steps(version.execution_id)
             except MlopsError:
                 steps[version.version] = None  # the execution's records are gone
-    return VersionListing(versions, metrics, steps, champion)
+    spreads = {v.version: registry.metrics(v, "standard_deviation") for v in versions}
+    return VersionListing(versions, metrics, steps, champion, spreads)
 
 
 def set_approval(

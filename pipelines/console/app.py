@@ -116,7 +116,25 @@ def create_app(source: Source, keys: Secrets, port: int) -> Starlette:
 
         return guarded(handler)
 
-    routes = [Route(path, page_endpoint(name), methods=["GET"]) for name, path in ROUTES.items()]
+    def document_endpoint(name: str) -> Callable:
+        async def handler(request: Request) -> Response:
+            try:
+                found = pages.DOCUMENTS[name](source, request.query_params, **request.path_params)
+            except MlopsError as error:
+                return respond(request, error_page(source, links, str(error)), 404)
+            headers = {**SECURITY_HEADERS, "Content-Security-Policy": found.policy}
+            return HTMLResponse(found.body, headers=headers)
+
+        return guarded(handler)
+
+    routes = [
+        Route(
+            path,
+            (document_endpoint if name in pages.DOCUMENTS else page_endpoint)(name),
+            methods=["GET"],
+        )
+        for name, path in ROUTES.items()
+    ]
     routes += [
         Route(path, form_endpoint(name), methods=["POST"])
         for name, path in pages.FORM_ROUTES.items()

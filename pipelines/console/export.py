@@ -19,6 +19,15 @@ def export(source: Source, directory: Path) -> list[Path]:
     written: list[Path] = []
     for listing in pages.EXPORTS:
         for name, arguments in listing(source):
+            if name in pages.DOCUMENTS:  # written as it is; left out when there is none
+                try:
+                    document = pages.DOCUMENTS[name](source, {}, **arguments)
+                except MlopsError:
+                    continue
+                path = directory / file_name(name, **arguments)
+                path.write_text(document.body, encoding="utf-8")
+                written.append(path)
+                continue
             try:
                 page = pages.build(name, source, {}, arguments)
             except MlopsError as error:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 # A value that goes into a path or a file name: execution ids, step and group names,
 # versions; compare pages join execution ids with commas.
@@ -24,6 +24,7 @@ ROUTES: dict[str, str] = {
     "deployments": "/deployments",
     "monitoring": "/monitoring",
     "automation": "/automation",
+    "monitoring_report": "/monitoring/report",
 }
 
 
@@ -50,6 +51,10 @@ class Links:
         if self.exported:
             return file_name(page, **arguments)
         path = ROUTES[page]
+        query = {}
         for key, value in arguments.items():
-            path = path.replace("{" + key + "}", quote(str(value), safe=","))
-        return path
+            if "{" + key + "}" in path:
+                path = path.replace("{" + key + "}", quote(str(value), safe=","))
+            else:  # not part of the path (a stage, a filter): the query string
+                query[key] = str(value)
+        return path + (f"?{urlencode(query)}" if query else "")

@@ -11,9 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pipelines.console import run_pages
+from pipelines.console import (
+    automation_pages,
+    deployment_pages,
+    monitoring_pages,
+    registry_pages,
+    run_pages,
+)
 from pipelines.console.links import Links
-from pipelines.console.page import Page
+from pipelines.console.page import Document, Page
 from pipelines.console.render import render
 from pipelines.console.source import Source
 
@@ -33,18 +39,34 @@ PAGES: dict[str, PageFunction] = {
     "run": run_pages.run,
     "run_log": run_pages.run_log,
     "compare": run_pages.compare,
+    "registry": registry_pages.registry,
+    "deployments": deployment_pages.deployments,
+    "monitoring": monitoring_pages.monitoring,
+    "automation": automation_pages.automation,
+}
+
+# Files served as they are, each with its own Content-Security-Policy (the drift report:
+# plotly's inline scripts, allowed in that response only; its page frames it sandboxed).
+DOCUMENTS: dict[str, Callable[..., Document]] = {
+    "monitoring_report": monitoring_pages.report,
 }
 
 FormFunction = Callable[..., tuple[Page, str]]
 
 # Forms that change something: name -> (path, handler). A handler checks its input, acts
 # through the action the matching task uses, and returns the page to show with a sentence.
-FORMS: dict[str, tuple[str, FormFunction]] = {}
+FORMS: dict[str, tuple[str, FormFunction]] = {
+    "registry_approval": ("/registry", registry_pages.approve_or_reject),
+}
 FORM_ROUTES = {name: path for name, (path, _) in FORMS.items()}
 
 # What a static export writes: (page, path arguments) for every page worth a file.
 EXPORTS: tuple[Callable[[Source], Iterable[tuple[str, dict[str, str]]]], ...] = (
     run_pages.exported,
+    registry_pages.exported,
+    deployment_pages.exported,
+    monitoring_pages.exported,
+    automation_pages.exported,
 )
 
 

@@ -33,3 +33,39 @@ class Source:
 
             self._cache["backend"] = runs.records(self.settings, self.deployment)
         return self._cache["backend"]
+
+    # The registry and the stages are read at each request (an approval or a deploy in a
+    # terminal shows on the next load), through the actions the tasks use.
+
+    def model_versions(self) -> Any:
+        """Every version, newest first, with metrics and checks (`invoke models`)."""
+        from pipelines.actions import models
+
+        return models.list_versions(self.settings, self.deployment, None)
+
+    def set_approval(self, version: int, approved: bool, reason: str) -> Any:
+        """`invoke model-approve` / `model-reject`: the target's actor is the approver."""
+        from pipelines.actions import models
+
+        return models.set_approval(self.settings, self.deployment, version, approved, reason)
+
+    def stage_overview(self) -> list[Any]:
+        """What every stage serves, since when, its last change (`invoke deployments`)."""
+        from pipelines.actions import endpoints
+
+        return endpoints.overview(self.settings, self.deployment.target, self.deployment.env)
+
+    def monitoring_history(self, stage: str) -> Any:
+        """A stage's kept monitoring runs, oldest first (`invoke monitor-history`)."""
+        from pipelines.actions import monitoring
+
+        chosen = None if stage == "default" else stage
+        return monitoring.history(
+            self.settings, self.deployment.target, self.deployment.env, chosen
+        )
+
+    def automation(self, limit: int = 100) -> tuple[Any, list[Any]]:
+        """The agent's status and its newest actions, newest first (`automation-log`)."""
+        from pipelines.actions import automation
+
+        return automation.agent_status(self.settings), automation.action_log(self.settings, limit)

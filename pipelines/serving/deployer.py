@@ -38,6 +38,8 @@ class StageStatus:
     url: str | None = None
     version: int | None = None
     package_arn: str | None = None
+    # During a canary or linear shift: (version, share of requests) of each variant.
+    traffic: tuple[tuple[int | None, float], ...] = ()
 
     @property
     def line(self) -> str:

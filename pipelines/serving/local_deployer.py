@@ -79,8 +79,9 @@ class LocalDeployer(StageDeployer):
     def status(self) -> StageStatus:
         found = self.local().status()
         return StageStatus(
-            found.running, found.name, found.detail, found.url, found.version, found.package_arn
-        )
+            found.running, found.name, found.detail, found.url, found.version, found.package_arn,
+            found.traffic,
+        )  # fmt: skip
 
     def down(self) -> str:
         return "Endpoint stopped." if self.local().down() else "The endpoint was not running."

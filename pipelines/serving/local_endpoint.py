@@ -89,6 +89,8 @@ class EndpointStatus:
     model_server_pid: int | None = None
     detail: str = ""
     release: str | None = None  # the serving release's folder (its model server log)
+    # During a canary or linear shift: (version, share of requests) of each variant.
+    traffic: tuple[tuple[int | None, float], ...] = ()
 
 
 def _get(url: str, timeout: float = 2.0) -> tuple[int, dict[str, str]]:
@@ -222,6 +224,9 @@ class LocalEndpoint:
             "front_pid": front_pid,
             "model_server_pid": server_pid,
             "release": state.get("release"),
+            "traffic": tuple(
+                (v.get("version"), float(v["weight"])) for v in state.get("variants", [])
+            ),
         }
         if not processes.is_ours(front_pid, _FRONT, self.name):
             return EndpointStatus(False, detail="not running", **base)

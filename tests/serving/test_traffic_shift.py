@@ -36,9 +36,26 @@ def test_a_linear_shift_raises_the_new_versions_share_step_by_step(endpoint, reg
     old, new = register_version(10), register_version(12)
     endpoint.deploy(old)
     steps = [(0.25, 2.0), (0.5, 2.0), (0.75, 2.0)]
+    seen, done = set(), threading.Event()
+
+    def watch_status() -> None:  # what `deployments` and the console read during the shift
+        while not done.is_set():
+            seen.add(endpoint.status().traffic)
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch_status)
     with ClientLoop(endpoint.port) as clients:
+        watcher.start()
         endpoint.deploy(new, shift=steps)
+        done.set()
+        watcher.join()
     assert clients.failures() == []
+    assert {
+        ((old.version, 0.75), (new.version, 0.25)),
+        ((old.version, 0.5), (new.version, 0.5)),
+        ((old.version, 0.25), (new.version, 0.75)),
+    } <= seen
+    assert endpoint.status().traffic == ()
     # The shift starts when the new version first answers (after its server started).
     started = next(t for t, _, v in clients.results if v == str(new.version))
     shares = []
