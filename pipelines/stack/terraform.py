@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
+from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,10 @@ def _clean(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*m", "", text).strip()
 
 
+# Outputs read from a local state file, by the file's signature (TerraformStack.outputs).
+_OUTPUTS_SEEN: dict[tuple[str, int, int, int], dict[str, Any]] = {}
+
+
 @dataclass
 class TerraformStack:
     """Terraform operations on infra/ for one deployment."""
@@ -342,10 +347,29 @@ class TerraformStack:
         self.applied_state_copy.unlink(missing_ok=True)
 
     def outputs(self) -> dict[str, Any]:
-        """Output values by name; empty when nothing has been applied."""
+        """Output values by name; empty when nothing has been applied.
+
+        A local state's outputs are kept for the process while its file is unchanged:
+        a long-lived reader (the console) asks at every page, and each `terraform output`
+        costs a process start of a second. Remote state is asked every time."""
+        key = self._state_signature()
+        if key is not None and key in _OUTPUTS_SEEN:
+            return deepcopy(_OUTPUTS_SEEN[key])
         _, out, _ = self._tf.cmd("output", json=IsFlagged, no_color=IsFlagged)
         raw = json.loads(out or "{}")
-        return {name: entry.get("value") for name, entry in raw.items()}
+        found = {name: entry.get("value") for name, entry in raw.items()}
+        if key is not None and key == self._state_signature():  # unchanged while read
+            _OUTPUTS_SEEN[key] = deepcopy(found)
+        return found
+
+    def _state_signature(self) -> tuple[str, int, int, int] | None:
+        if not self.local_state:
+            return None
+        try:
+            stat = self.local_state_file.stat()
+        except OSError:
+            return None
+        return (str(self.local_state_file), stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
     def show_json(self, plan_file: Path) -> dict[str, Any]:
         _, out, _ = self._tf.cmd("show", str(plan_file), json=IsFlagged, no_color=IsFlagged)

@@ -101,3 +101,30 @@ def test_gitignore_keeps_generated_files_out_of_the_repository():
         ["git", "check-ignore", *generated], cwd=PROJECT_ROOT, capture_output=True, text=True
     )
     assert result.stdout.split() == generated
+
+
+def test_local_outputs_are_read_once_per_state_file_version(tmp_path, monkeypatch):
+    """The console asks for outputs at every page: a local state file that did not change
+    is not asked again; a changed one, and remote state, always are."""
+    settings = Settings.load(None, environ={"MLOPS_STATE_DIR": str(tmp_path / "state")})
+    calls: list[str] = []
+
+    def output(*args, **kwargs):
+        calls.append(args[0])
+        return 0, json.dumps({"bucket_name": {"value": f"bucket-{len(calls)}"}}), ""
+
+    local = TerraformStack(settings, Deployment.parse("local"), env={}, local_state=True)
+    monkeypatch.setattr(local._tf, "cmd", output)
+    local.local_state_file.parent.mkdir(parents=True)
+    local.local_state_file.write_text('{"serial": 1}')
+    assert local.outputs() == {"bucket_name": "bucket-1"}
+    assert local.outputs() == {"bucket_name": "bucket-1"}
+    assert calls == ["output"]
+    local.local_state_file.write_text('{"serial": 2, "changed": true}')
+    assert local.outputs() == {"bucket_name": "bucket-2"}
+
+    remote = TerraformStack(settings, Deployment.parse("aws", "dev"), env={})
+    monkeypatch.setattr(remote._tf, "cmd", output)
+    remote.outputs()
+    remote.outputs()
+    assert len(calls) == 4
