@@ -181,7 +181,11 @@ def open_console(
         import webbrowser
 
         webbrowser.open(address)
-    serve(source, sock, keys)
+    try:
+        serve(source, sock, keys)
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it stopped on: here it is the way to stop
+    notify("Console stopped.")
 
 
 def serve(source: Source, sock: socket.socket, keys: Secrets) -> None:

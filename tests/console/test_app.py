@@ -4,19 +4,26 @@ a policy that allows no script and no outside resource."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
+import time
 
 import pytest
 import requests
 
 from pipelines.config.deployment import Deployment
-from pipelines.config.settings import Settings
+from pipelines.config.settings import PROJECT_ROOT, Settings
 from pipelines.console import app
 from pipelines.console.export import export
 from pipelines.console.links import Links, file_name
 from pipelines.console.source import Source
 from pipelines.core.errors import MlopsError
 from tests.console.serving import console_server
+from tests.support import free_port
 
 
 @pytest.fixture
@@ -101,3 +108,39 @@ def test_the_export_writes_pages_that_link_to_each_other(source, tmp_path):
     index = (tmp_path / "site" / "index.html").read_text()
     assert "No executions yet" in index
     assert 'href="/' not in index  # every link relative, so the folder opens from disk
+
+
+@pytest.mark.server  # the task in its own process, as a user starts it
+def test_invoke_ui_prints_its_url_serves_and_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    env = {**os.environ, "MLOPS_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "300"}
+    task = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "ui", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = task.stdout.readline()
+        printed = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=(\S+)", line)
+        assert printed, line + task.stderr.read() if task.poll() is not None else line
+        assert int(printed.group(1)) == port
+        session = requests.Session()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = session.get(printed.group(0), timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "the console never answered"
+                time.sleep(0.1)
+        assert page.status_code == 200
+        assert "Runs" in page.text
+    finally:
+        task.send_signal(signal.SIGINT)
+        assert task.wait(timeout=30) == 0
+    with socket.socket() as probe:  # nothing left listening
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+    app.bind(port).close()  # and the next `invoke ui` can take the port again
