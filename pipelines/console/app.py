@@ -10,6 +10,7 @@ on the event loop's one thread, so a record store is never shared between thread
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import secrets
 import socket
@@ -181,10 +182,9 @@ def open_console(
         import webbrowser
 
         webbrowser.open(address)
-    try:
+    # uvicorn re-raises the Ctrl-C it stopped on: for a console it is the way to stop.
+    with contextlib.suppress(KeyboardInterrupt):
         serve(source, sock, keys)
-    except KeyboardInterrupt:
-        pass  # uvicorn re-raises the Ctrl-C it stopped on: here it is the way to stop
     notify("Console stopped.")
 
 
