@@ -1,0 +1,489 @@
+"""The console on the AWS target, against recorded API responses: no AWS is reachable.
+
+Only how the stack is found is replaced (Terraform's remote state: the outputs are
+``CONFIG``); the pages then read through ``AwsTarget`` and ``SageMakerBackend`` as
+`invoke ui --target aws` does, on the connection's own clients, each answered by botocore's
+Stubber (which validates every request and answer against the API model, in order).
+``assert_no_pending_responses`` at the end of each test proves the pages made exactly the
+calls expected, no more and no fewer: a call outside them would fail the page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+import requests
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+from pipelines.config.deployment import Deployment
+from pipelines.config.settings import Settings
+from pipelines.console import app
+from pipelines.console.source import Source
+from pipelines.core.aws import AwsConnection
+from pipelines.definition.builder import build_definition
+from pipelines.definition.names import EVALUATE_STEP, TRAIN_STEP
+from pipelines.launch.prepare import display_name
+from pipelines.stack.stacks import Stack
+from tests.backends.test_sagemaker_backend import ACCOUNT, CONFIG, PIPELINE, T0, job, step
+from tests.console.conftest import FEATURES, _evaluate_module
+from tests.console.serving import Running, console_server
+
+REGION = CONFIG.region
+PIPELINE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}"
+GROUP = CONFIG.model_package_group_name
+CALLER = f"arn:aws:sts::{ACCOUNT}:assumed-role/ml-engineer/ada"
+TRAINING_FAILURE = "AlgorithmError: ERROR: column 'medv' is missing (exit code 2)"
+
+
+@pytest.fixture(scope="module")
+def definition() -> str:
+    """The definition SageMaker returns for an execution: the one the project builds."""
+    return build_definition(CONFIG)
+
+
+def _report(noise: float, seed: int) -> dict[str, Any]:
+    """An evaluation report built by training/evaluate.py, as the pipeline writes it."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(22.0, 9.0, 200)
+    predicted = truth + rng.normal(0.0, noise, truth.size)
+    return _evaluate_module().build_report(truth, predicted, "medv", FEATURES, 20, 0)
+
+
+@dataclass
+class Run:
+    id: str
+    status: str
+    display_name: str
+    created: dt.datetime
+    steps: list[dict[str, Any]]
+    failure: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def arn(self) -> str:
+        return f"{PIPELINE_ARN}/execution/{self.id}"
+
+
+@dataclass
+class Version:
+    number: int
+    status: str
+    report: dict[str, Any]
+    run: Run | None = None
+    approval: str | None = None
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/{self.number}"
+
+    @property
+    def report_uri(self) -> str:
+        return f"s3://{CONFIG.bucket_name}/reports/v{self.number}/evaluation.json"
+
+
+def _evaluation_output(run: Run) -> str:
+    return f"s3://{CONFIG.bucket_name}/{PIPELINE}/{run.id}/EvaluateModel/evaluation"
+
+
+def _steps_of_a_run(run_id: str, version: int) -> list[dict[str, Any]]:
+    """Every step of a successful execution, with the metadata SageMaker reports."""
+    check = {"CheckType": "DATA_QUALITY", "SkipCheck": False, "RegisterNewBaseline": False}
+    return [
+        step("PreprocessData", "Succeeded", job("ProcessingJob", f"{run_id}-PreprocessData"), 0),
+        step("CheckDataQuality", "Succeeded", {"QualityCheck": check}, 1),
+        step(
+            "CheckDataBias",
+            "Succeeded",
+            {"ClarifyCheck": {"CheckType": "DATA_BIAS", "SkipCheck": False}},
+            1,
+        ),
+        step(TRAIN_STEP, "Succeeded", job("TrainingJob", f"{run_id}-TrainModel"), 2),
+        step(EVALUATE_STEP, "Succeeded", job("ProcessingJob", f"{run_id}-EvaluateModel"), 5),
+        step(
+            "CheckModelQualityBaseline",
+            "Succeeded",
+            {"QualityCheck": {**check, "CheckType": "MODEL_QUALITY"}},
+            6,
+        ),
+        step("CheckModelQuality", "Succeeded", {"Condition": {"Outcome": "True"}}, 7),
+        step(
+            "Register-RegisterModel",
+            "Succeeded",
+            {
+                "RegisterModel": {
+                    "Arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/{version}"
+                }
+            },
+            8,
+        ),
+    ]
+
+
+SUCCEEDED = Run(
+    "abcdef123456",
+    "Succeeded",
+    display_name({"trigger": "new-data", "git_commit": "0123abcd" * 5}, T0),
+    T0,
+    _steps_of_a_run("abcdef123456", 2),
+    parameters={"NEstimators": "200", "MaxDepth": "6", "TargetColumn": "medv"},
+)
+FAILED = Run(
+    "fedcba654321",
+    "Failed",
+    display_name({"trigger": "manual"}, T0 - dt.timedelta(hours=1)),
+    T0 - dt.timedelta(hours=1),
+    [
+        step("PreprocessData", "Succeeded", job("ProcessingJob", "fedcba654321-Preprocess"), -60),
+        step(
+            TRAIN_STEP,
+            "Failed",
+            job("TrainingJob", "fedcba654321-TrainModel"),
+            -58,
+            FailureReason=TRAINING_FAILURE,
+        ),
+    ],
+    failure="Step failure: One or multiple steps failed.",
+    parameters={"NEstimators": "50", "TargetColumn": "medv"},
+)
+RUNS = [SUCCEEDED, FAILED]  # newest first, as ListPipelineExecutions is asked for them
+
+
+class RecordedAccount:
+    """The account's answers, queued on the console connection's own clients in the order
+    each page asks: the expect_* methods mirror what a page reads, call by call."""
+
+    def __init__(self, connection: AwsConnection, versions: list[Version]) -> None:
+        self.sagemaker = Stubber(connection.sagemaker())
+        self.s3 = Stubber(connection.client("s3"))
+        self.sts = Stubber(connection.client("sts"))
+        self.versions = versions
+
+    @property
+    def stubbers(self) -> tuple[Stubber, ...]:
+        return (self.sagemaker, self.s3, self.sts)
+
+    # --- executions --------------------------------------------------------------------
+
+    def expect_list(self) -> None:
+        self.sagemaker.add_response(
+            "list_pipeline_executions",
+            {
+                "PipelineExecutionSummaries": [
+                    {
+                        "PipelineExecutionArn": run.arn,
+                        "StartTime": run.created,
+                        "PipelineExecutionStatus": run.status,
+                        "PipelineExecutionDisplayName": run.display_name,
+                        **({"PipelineExecutionFailureReason": run.failure} if run.failure else {}),
+                    }
+                    for run in RUNS
+                ]
+            },
+            {
+                "PipelineName": PIPELINE,
+                "SortBy": "CreationTime",
+                "SortOrder": "Descending",
+                "MaxResults": 50,
+            },
+        )
+
+    def expect_describe(self, run: Run, definition: str | None = None) -> None:
+        """DescribePipelineExecution; the first time, its parameters and definition too
+        (the backend keeps those: they do not change)."""
+        answer = {
+            "PipelineArn": PIPELINE_ARN,
+            "PipelineExecutionArn": run.arn,
+            "PipelineExecutionDisplayName": run.display_name,
+            "PipelineExecutionStatus": run.status,
+            "CreationTime": run.created,
+            "LastModifiedTime": run.created + dt.timedelta(minutes=9),
+            **({"FailureReason": run.failure} if run.failure else {}),
+        }
+        by_arn = {"PipelineExecutionArn": run.arn}
+        self.sagemaker.add_response("describe_pipeline_execution", answer, by_arn)
+        if definition is None:
+            return
+        self.sagemaker.add_response(
+            "list_pipeline_parameters_for_execution",
+            {"PipelineParameters": [{"Name": k, "Value": v} for k, v in run.parameters.items()]},
+            by_arn,
+        )
+        self.sagemaker.add_response(
+            "describe_pipeline_definition_for_execution",
+            {"PipelineDefinition": definition, "CreationTime": run.created},
+            by_arn,
+        )
+
+    def expect_steps(self, run: Run) -> None:
+        self.sagemaker.add_response(
+            "list_pipeline_execution_steps",
+            {"PipelineExecutionSteps": run.steps},
+            {"PipelineExecutionArn": run.arn, "SortOrder": "Ascending"},
+        )
+
+    def expect_details(self, run: Run, *, with_definition: bool) -> None:
+        """The steps, then what the summary reads per step: the training job's metrics, the
+        evaluation report (only known from the definition's property files), the version."""
+        self.expect_steps(run)
+        for entry in run.steps:
+            metadata = entry["Metadata"]
+            if "TrainingJob" in metadata:
+                self._expect_training_job(metadata["TrainingJob"]["Arn"], entry["StepStatus"])
+            if (
+                "ProcessingJob" in metadata
+                and entry["StepName"] == EVALUATE_STEP
+                and entry["StepStatus"] == "Succeeded"
+                and with_definition
+            ):
+                self._expect_evaluation(run, metadata["ProcessingJob"]["Arn"])
+            if "RegisterModel" in metadata:
+                number = int(metadata["RegisterModel"]["Arn"].rsplit("/", 1)[-1])
+                self._expect_package(self._version(number))
+
+    def _expect_training_job(self, arn: str, status: str) -> None:
+        name = arn.rsplit("/", 1)[-1]
+        answer = {
+            "TrainingJobName": name,
+            "TrainingJobArn": arn,
+            "ModelArtifacts": {
+                "S3ModelArtifacts": f"s3://{CONFIG.bucket_name}/{name}/model.tar.gz"
+            },
+            "TrainingJobStatus": "Completed" if status == "Succeeded" else status,
+            "SecondaryStatus": "Completed" if status == "Succeeded" else status,
+            "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "sklearn"},
+            "ResourceConfig": {
+                "InstanceType": "ml.m5.large",
+                "InstanceCount": 1,
+                "VolumeSizeInGB": 30,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "CreationTime": T0,
+            "FinalMetricDataList": [{"MetricName": "train:rmse", "Value": 2.5, "Timestamp": T0}]
+            if status == "Succeeded"
+            else [],
+        }
+        self.sagemaker.add_response("describe_training_job", answer, {"TrainingJobName": name})
+
+    def _expect_evaluation(self, run: Run, arn: str) -> None:
+        name = arn.rsplit("/", 1)[-1]
+        output = _evaluation_output(run)
+        answer = {
+            "ProcessingJobName": name,
+            "ProcessingJobArn": arn,
+            "ProcessingJobStatus": "Completed",
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                    "VolumeSizeInGB": 30,
+                }
+            },
+            "AppSpecification": {"ImageUri": "sklearn"},
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "evaluation",
+                        "S3Output": {
+                            "S3Uri": output,
+                            "LocalPath": "/opt/ml/processing/evaluation",
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                ]
+            },
+            "CreationTime": T0,
+        }
+        self.sagemaker.add_response("describe_processing_job", answer, {"ProcessingJobName": name})
+        version = next(v for v in self.versions if v.run is run)
+        self._expect_object(f"{output}/evaluation.json", version.report)
+
+    def _expect_object(self, uri: str, document: dict[str, Any]) -> None:
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        body = json.dumps(document).encode()
+        self.s3.add_response(
+            "get_object",
+            {"Body": StreamingBody(io.BytesIO(body), len(body)), "ContentLength": len(body)},
+            {"Bucket": bucket, "Key": key},
+        )
+
+    # --- the registry ------------------------------------------------------------------
+
+    def _version(self, number: int) -> Version:
+        return next(v for v in self.versions if v.number == number)
+
+    def _package(self, version: Version) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "ModelPackageName": GROUP,
+            "ModelPackageGroupName": GROUP,
+            "ModelPackageVersion": version.number,
+            "ModelPackageArn": version.arn,
+            "CreationTime": T0 + dt.timedelta(days=version.number),
+            "ModelPackageStatus": "Completed",
+            "ModelPackageStatusDetails": {"ValidationStatuses": []},
+            "ModelApprovalStatus": version.status,
+            "InferenceSpecification": {
+                "Containers": [
+                    {
+                        "Image": f"683313688378.dkr.ecr.{REGION}.amazonaws.com/sklearn:1.2-1",
+                        "ModelDataUrl": f"s3://{CONFIG.bucket_name}/v{version.number}/model.tar.gz",
+                    }
+                ],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+            "ModelMetrics": {
+                "ModelQuality": {
+                    "Statistics": {"ContentType": "application/json", "S3Uri": version.report_uri}
+                }
+            },
+        }
+        if version.run is not None:
+            answer["MetadataProperties"] = {"GeneratedBy": version.run.arn}
+        if version.approval:
+            answer["ApprovalDescription"] = version.approval
+        return answer
+
+    def _expect_package(self, version: Version) -> None:
+        self.sagemaker.add_response(
+            "describe_model_package", self._package(version), {"ModelPackageName": version.arn}
+        )
+
+    def expect_versions(self, status: str | None = None) -> list[Version]:
+        """ListModelPackages (filtered by the service), then DescribeModelPackage of each."""
+        listed = [v for v in self.versions if status is None or v.status == status]
+        request = {"ModelPackageGroupName": GROUP}
+        if status:
+            request["ModelApprovalStatus"] = status
+        self.sagemaker.add_response(
+            "list_model_packages",
+            {
+                "ModelPackageSummaryList": [
+                    {
+                        "ModelPackageArn": v.arn,
+                        "ModelPackageGroupName": GROUP,
+                        "ModelPackageVersion": v.number,
+                        "CreationTime": T0 + dt.timedelta(days=v.number),
+                        "ModelPackageStatus": "Completed",
+                        "ModelApprovalStatus": v.status,
+                    }
+                    for v in listed
+                ]
+            },
+            request,
+        )
+        for version in listed:
+            self._expect_package(version)
+        return listed
+
+    def expect_report(self, version: Version) -> None:
+        self._expect_object(version.report_uri, version.report)
+
+    def expect_listing(self) -> None:
+        """`invoke models` (the registry page): the versions with their metrics, the
+        champion, the checks of the run behind each, each metric's ±."""
+        listed = sorted(self.expect_versions(), key=lambda v: v.number, reverse=True)
+        for version in listed:
+            self.expect_report(version)
+        self.expect_versions("Approved")
+        for version in listed:
+            if version.run is not None:
+                self.expect_steps(version.run)
+        for version in listed:
+            self.expect_report(version)
+
+
+@pytest.fixture
+def aws_console(
+    tmp_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Source, RecordedAccount]]:
+    # Credentials that reach nothing: every call is answered by a Stubber before signing.
+    session = boto3.Session(
+        aws_access_key_id="AKIDRECORDED", aws_secret_access_key="recorded", region_name=REGION
+    )
+    connection = AwsConnection(session=session, region=REGION)
+
+    def open_stack(self, settings, deployment, **_):
+        return Stack(settings, deployment, None, connection)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("pipelines.targets.AwsTarget.open_stack", open_stack)
+    monkeypatch.setattr("pipelines.targets.read_infra_config", lambda stack: CONFIG)
+    account = RecordedAccount(
+        connection,
+        [
+            Version(
+                1,
+                "Approved",
+                _report(2.0, 1),
+                approval="approved by ops at 2026-11-20T09:00:00Z: baseline",
+            ),
+            Version(2, "PendingManualApproval", _report(3.0, 2), run=SUCCEEDED),
+        ],
+    )
+    for stubber in account.stubbers:
+        stubber.activate()
+    yield Source(tmp_settings, Deployment.parse("aws", "dev")), account
+    for stubber in account.stubbers:
+        stubber.deactivate()
+
+
+def _table(page: str, table: str) -> str:
+    found = re.search(rf'<table id="{table}">(.*?)</table>', page, re.DOTALL)
+    assert found, f"the page has no {table} table"
+    return found.group(1)
+
+
+def _rows(table: str) -> list[list[str]]:
+    """Each row's cells, as text."""
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)
+        ]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.DOTALL)
+        if "<td" in row
+    ]
+
+
+def _session(running: Running) -> requests.Session:
+    """The cookie of the printed URL, without following its redirect to the runs page
+    (which would read the account once more than the test expects)."""
+    session = requests.Session()
+    opened = session.get(app.url(running.port, running.keys), allow_redirects=False)
+    assert opened.status_code == 303
+    return session
+
+
+def _get(source: Source, path: str) -> str:
+    with console_server(source) as running:
+        answer = _session(running).get(f"{running.base}{path}")
+    assert answer.status_code == 200, answer.text
+    return answer.text
+
+
+def test_the_runs_page_lists_the_executions_from_the_api(aws_console):
+    source, account = aws_console
+    account.expect_list()
+    for run in RUNS:  # each row's steps and what they ran (no definition: no report)
+        account.expect_details(run, with_definition=False)
+    page = _get(source, "/")
+    for stubber in account.stubbers:
+        stubber.assert_no_pending_responses()
+    assert '<span class="target">target aws · env dev</span>' in page
+    assert f"of {PIPELINE}" in page
+    rows = {cells[0]: cells for cells in _rows(_table(page, "runs"))}
+    assert list(rows) == [SUCCEEDED.id, FAILED.id]
+    assert rows[SUCCEEDED.id][1] == "Succeeded"
+    assert rows[SUCCEEDED.id][4] == "new-data"
+    assert rows[FAILED.id][1] == "Failed"
+    assert rows[FAILED.id][4] == "manual"
+    assert rows[FAILED.id][8] == FAILED.failure
