@@ -487,3 +487,165 @@ def test_the_runs_page_lists_the_executions_from_the_api(aws_console):
     assert rows[FAILED.id][1] == "Failed"
     assert rows[FAILED.id][4] == "manual"
     assert rows[FAILED.id][8] == FAILED.failure
+
+
+def _definition_steps(definition: str) -> list[str]:
+    """Every step's name in the definition, those inside a condition's branches too."""
+    names = []
+    pending = list(json.loads(definition)["Steps"])
+    while pending:
+        found = pending.pop(0)
+        names.append(found["Name"])
+        arguments = found.get("Arguments", {})
+        if found["Type"] == "Condition":
+            pending += arguments.get("IfSteps", []) + arguments.get("ElseSteps", [])
+    return names
+
+
+def test_a_run_page_draws_the_definition_with_the_steps_parameters_and_the_champion(
+    aws_console, definition
+):
+    source, account = aws_console
+    account.expect_describe(SUCCEEDED, definition)  # the page finds the run
+    account.expect_describe(SUCCEEDED)  # `execution-show` reads it as it is now
+    account.expect_details(SUCCEEDED, with_definition=True)
+    champion = account.expect_versions("Approved")[0]  # the run's metrics against v1
+    account.expect_report(champion)
+    account.expect_list()  # the run before it, for "compare with the previous run"
+    page = _get(source, f"/runs/{SUCCEEDED.id}")
+    for stubber in account.stubbers:
+        stubber.assert_no_pending_responses()
+
+    assert '<span class="target">target aws · env dev</span>' in page
+    svg = re.search(r'<svg id="graph".*?</svg>', page, re.DOTALL)
+    assert svg, "no graph"
+    drawn = set(re.findall(r'font-weight="600"[^>]*>([^<]+)</text>', svg.group(0)))
+    assert drawn == set(_definition_steps(definition))
+    statuses = {cells[0]: cells[1] for cells in _rows(_table(page, "steps"))}
+    assert statuses == {entry["StepName"]: "Succeeded" for entry in SUCCEEDED.steps} | {
+        "QualityGateFailed": "Not run"  # the condition's other branch
+    }
+    parameters = {cells[0]: cells for cells in _rows(_table(page, "parameters"))}
+    assert parameters["NEstimators"][1] == "200"
+    assert parameters["NEstimators"][2].startswith("default ")  # set by the run
+    assert "MinTestR2" in parameters  # a default, from the definition
+    report_r2 = account.versions[1].report["regression_metrics"]["r2"]["value"]
+    champion_r2 = champion.report["regression_metrics"]["r2"]["value"]
+    metrics = {
+        (step_name, name): value for step_name, name, value in _rows(_table(page, "metrics"))
+    }
+    assert metrics[(EVALUATE_STEP, "regression_metrics.r2")].startswith(f"{report_r2:.4f}")
+    assert metrics[(TRAIN_STEP, "train:rmse")] == "2.5000"
+    compared = {cells[0]: cells for cells in _rows(_table(page, "champion"))}
+    assert f"v{champion.number}" in page
+    assert float(compared["r2"][2]) == pytest.approx(champion_r2, abs=1e-4)
+    assert 'id="failure"' not in page
+
+
+def test_a_failed_run_page_shows_why_and_the_steps_that_did_not_run(aws_console, definition):
+    source, account = aws_console
+    account.expect_describe(FAILED, definition)
+    account.expect_describe(FAILED)
+    account.expect_details(FAILED, with_definition=True)  # no report: no registry call
+    account.expect_list()
+    page = _get(source, f"/runs/{FAILED.id}")
+    for stubber in account.stubbers:
+        stubber.assert_no_pending_responses()
+
+    failure = re.search(r'<pre id="failure"[^>]*>(.*?)</pre>', page, re.DOTALL)
+    assert failure
+    assert html.unescape(failure.group(1)) == FAILED.failure
+    rows = {cells[0]: cells for cells in _rows(_table(page, "steps"))}
+    assert rows[TRAIN_STEP][1] == "Failed"
+    assert html.unescape(rows[TRAIN_STEP][7]) == TRAINING_FAILURE
+    assert rows["PreprocessData"][1] == "Succeeded"
+    assert rows[EVALUATE_STEP][1] == "Not run"
+    assert {cells[0]: cells[1] for cells in _rows(_table(page, "parameters"))}[
+        "NEstimators"
+    ] == "50"
+    assert '<svg id="graph"' in page
+
+
+class Matching:
+    """An expected request parameter that must match a pattern (Stubber compares with ``!=``)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and re.fullmatch(self.pattern, other) is not None
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __repr__(self) -> str:
+        return f"Matching({self.pattern!r})"
+
+
+def _version_row(page: str, version: int) -> list[str]:
+    found = re.search(rf'<tr id="version-{version}">.*?</tr>', page, re.DOTALL)
+    assert found, f"version {version} is not listed"
+    return _rows(found.group(0))[0]
+
+
+def test_the_registry_page_lists_versions_and_approves_with_a_reason_as_model_approve_does(
+    aws_console,
+):
+    source, account = aws_console
+    champion, candidate = account.versions
+    reason = "better on the held-out split"
+    account.expect_listing()  # the page, for its form
+    # The POST: who acts (the caller's ARN on AWS), the version, the update, its answer.
+    account.sts.add_response(
+        "get_caller_identity", {"UserId": "AROAEXAMPLE:ada", "Account": ACCOUNT, "Arn": CALLER}
+    )
+    account.expect_versions()
+    account.sagemaker.add_response(
+        "update_model_package",
+        {"ModelPackageArn": candidate.arn},
+        {
+            "ModelPackageArn": candidate.arn,
+            "ModelApprovalStatus": "Approved",
+            "ApprovalDescription": Matching(
+                rf"approved by {re.escape(CALLER)} at \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ: "
+                + re.escape(reason)
+            ),
+        },
+    )
+    candidate.status = "Approved"
+    candidate.approval = f"approved by {CALLER} at 2026-12-06T07:00:00Z: {reason}"
+    account._expect_package(candidate)  # set_status answers with the version as it is now
+    account.expect_listing()  # the page shown after the decision
+    with console_server(source) as running:
+        session = _session(running)
+        before = session.get(f"{running.base}/registry").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', before)
+        assert csrf
+        after = session.post(
+            f"{running.base}/registry",
+            data={"csrf": csrf.group(1), "version": candidate.number, "decision": "approve",
+                  "reason": reason},
+        )  # fmt: skip
+    for stubber in account.stubbers:
+        stubber.assert_no_pending_responses()
+
+    assert '<span class="target">target aws · env dev</span>' in before
+    assert [int(n) for n in re.findall(r'<tr id="version-(\d+)">', before)] == [2, 1]
+    pending = _version_row(before, candidate.number)
+    assert pending[1] == "Pending"
+    assert pending[7] == SUCCEEDED.id  # the run that registered it
+    assert "<form" in before
+    approved = _version_row(before, champion.number)
+    assert approved[1].startswith("Approved")
+    assert "champion" in approved[1]
+    assert "approved by ops" in approved[6]
+    report_r2 = candidate.report["regression_metrics"]["r2"]["value"]
+    assert f"r2 {report_r2:.4f}" in pending[3]
+
+    assert after.status_code == 200, after.text
+    assert f"Version {candidate.number}: Approved" in html.unescape(after.text)
+    now = _version_row(after.text, candidate.number)
+    assert now[1].startswith("Approved")
+    assert "champion" in now[1]  # the newest Approved version
+    assert CALLER in now[6]
+    assert reason in now[6]
