@@ -15,7 +15,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import boto3
@@ -27,16 +27,19 @@ from botocore.stub import Stubber
 
 from pipelines.config.deployment import Deployment
 from pipelines.config.settings import Settings
-from pipelines.console import app
+from pipelines.console import app, automation_pages
 from pipelines.console.source import Source
 from pipelines.core.aws import AwsConnection
 from pipelines.definition.builder import build_definition
 from pipelines.definition.names import EVALUATE_STEP, TRAIN_STEP
 from pipelines.launch.prepare import display_name
+from pipelines.promotion.approval import Approval
+from pipelines.serving.deployment_records import DeploymentRecord
 from pipelines.stack.stacks import Stack
 from tests.backends.test_sagemaker_backend import ACCOUNT, CONFIG, PIPELINE, T0, job, step
 from tests.console.conftest import FEATURES, _evaluate_module
 from tests.console.serving import Running, console_server
+from tests.support import terraform_named
 
 REGION = CONFIG.region
 PIPELINE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}"
@@ -166,11 +169,72 @@ class RecordedAccount:
         self.sagemaker = Stubber(connection.sagemaker())
         self.s3 = Stubber(connection.client("s3"))
         self.sts = Stubber(connection.client("sts"))
+        # The deployer's own client (standard retries) for its endpoint's status.
+        self.endpoints = Stubber(connection.client("sagemaker"))
         self.versions = versions
 
     @property
     def stubbers(self) -> tuple[Stubber, ...]:
-        return (self.sagemaker, self.s3, self.sts)
+        return (self.sagemaker, self.s3, self.sts, self.endpoints)
+
+    # --- the stages ----------------------------------------------------------------------
+
+    def expect_stage(
+        self, env: str, serving: Version | None, records: list[DeploymentRecord]
+    ) -> None:
+        """A stage's status (the endpoint, and the version behind it when it serves one),
+        then its deployment history from the bucket."""
+        endpoint = terraform_named(CONFIG, environment=env).endpoint_name(None)
+        by_name = {"EndpointName": endpoint}
+        if serving is None:
+            self.endpoints.add_client_error(
+                "describe_endpoint",
+                "ValidationException",
+                f'Could not find endpoint "{endpoint}".',
+                expected_params=by_name,
+            )
+        else:
+            described = {
+                "EndpointName": endpoint,
+                "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{endpoint}",
+                "EndpointConfigName": f"{endpoint}-v{serving.number}",
+                "EndpointStatus": "InService",
+                "CreationTime": T0,
+                "LastModifiedTime": T0,
+            }
+            model = f"{endpoint}-v{serving.number}"
+            self.endpoints.add_response("describe_endpoint", described, by_name)
+            self.sagemaker.add_response("describe_endpoint", described, by_name)
+            self.sagemaker.add_response(
+                "describe_endpoint_config",
+                {
+                    "EndpointConfigName": described["EndpointConfigName"],
+                    "EndpointConfigArn": described["EndpointArn"] + "-config",
+                    "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": model}],
+                    "CreationTime": T0,
+                },
+                {"EndpointConfigName": described["EndpointConfigName"]},
+            )
+            self.sagemaker.add_response(
+                "describe_model",
+                {
+                    "ModelName": model,
+                    "PrimaryContainer": {"ModelPackageName": serving.arn},
+                    "CreationTime": T0,
+                    "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{model}",
+                },
+                {"ModelName": model},
+            )
+            self._expect_package(serving)
+        prefix = f"deployments/{endpoint}/"
+        keys = [f"{prefix}{record.at:.0f}-v{record.version}.json" for record in records]
+        self.s3.add_response(
+            "list_objects_v2",
+            {"Contents": [{"Key": key} for key in keys], "KeyCount": len(keys)},
+            {"Bucket": CONFIG.bucket_name, "Prefix": prefix},
+        )
+        for key, record in zip(keys, records, strict=True):
+            self._expect_object(f"s3://{CONFIG.bucket_name}/{key}", asdict(record))
 
     # --- executions --------------------------------------------------------------------
 
@@ -416,7 +480,11 @@ def aws_console(
         return Stack(settings, deployment, None, connection)  # type: ignore[arg-type]
 
     monkeypatch.setattr("pipelines.targets.AwsTarget.open_stack", open_stack)
-    monkeypatch.setattr("pipelines.targets.read_infra_config", lambda stack: CONFIG)
+    # Each environment's outputs (on AWS a stage is an environment of its own).
+    monkeypatch.setattr(
+        "pipelines.targets.read_infra_config",
+        lambda stack: terraform_named(CONFIG, environment=stack.deployment.env),
+    )
     account = RecordedAccount(
         connection,
         [
@@ -649,3 +717,51 @@ def test_the_registry_page_lists_versions_and_approves_with_a_reason_as_model_ap
     assert "champion" in now[1]  # the newest Approved version
     assert CALLER in now[6]
     assert reason in now[6]
+
+
+def test_the_deployments_page_shows_each_stage_environment_from_the_api(aws_console):
+    source, account = aws_console
+    champion = account.versions[0]
+    endpoint = CONFIG.endpoint_name(None)
+    deployed = DeploymentRecord(
+        "default", endpoint, champion.number, champion.arn, "deploy", "all-at-once",
+        "deployed", at=T0.timestamp(), approval=Approval(CALLER, "first", "flags").to_dict(),
+    )  # fmt: skip
+    account.expect_stage("dev", champion, [deployed])  # the console's environment
+    account.expect_stage("staging", None, [])  # each stage is its own environment
+    account.expect_stage("prod", None, [])
+    page = _get(source, "/deployments")
+    for stubber in account.stubbers:
+        stubber.assert_no_pending_responses()
+
+    default = page.split('id="stage-default"')[1].split("</div>\n  </div>")[0]
+    assert endpoint in default
+    assert f"serves version {champion.number}" in default
+    staging = page.split('id="stage-staging"')[1].split('id="stage-prod"')[0]
+    assert terraform_named(CONFIG, environment="staging").endpoint_name(None) in staging
+    assert "serves nothing (ValidationException: Could not find endpoint" in html.unescape(staging)
+    history = page.split('id="history-default"')[1]
+    assert CALLER in history
+    assert "deployed" in history
+
+
+def test_the_automation_page_says_it_is_local_only_and_monitoring_names_the_stage_endpoint(
+    aws_console,
+):
+    source, account = aws_console
+    with console_server(source) as running:
+        session = _session(running)
+        automation = session.get(f"{running.base}/automation")
+        monitoring = session.get(f"{running.base}/monitoring?stage=staging")
+    for stubber in account.stubbers:
+        stubber.assert_no_pending_responses()  # neither page calls the account
+    assert automation.status_code == 200
+    shown = re.search(r'<p class="empty" id="not-here">(.*?)</p>', automation.text, re.DOTALL)
+    assert shown
+    assert html.unescape(shown.group(1)) == automation_pages.NOT_ON_AWS
+    assert "invoke automation-up" not in automation.text
+    assert monitoring.status_code == 200, monitoring.text
+    # The staging stage's endpoint is the staging environment's (not dev's).
+    staging = terraform_named(CONFIG, environment="staging").endpoint_name(None)
+    assert f'<span class="note">{staging}</span>' in monitoring.text
+    assert "No monitoring results for staging yet" in monitoring.text
