@@ -70,14 +70,16 @@ NOT_ON_AWS = (
 
 
 def automation(source: Source, query: Mapping[str, str]) -> Page:
-    if not source.deployment.is_local:
+    from pipelines.targets import target_for
+
+    if not target_for(source.deployment).automation_agent:
         return Page("Automation", "automation.html", {"not_here": NOT_ON_AWS}, section="automation")
     status, records = source.automation()
     rows = [action_row(r) for r in records]
     return Page(
         "Automation",
         "automation.html",
-        {"agent": status, "actions": rows, "outcome_class": OUTCOME_CLASS},
+        {"agent": status, "actions": rows, "outcome_class": OUTCOME_CLASS, "not_here": None},
         section="automation",
         refresh_seconds=5 if any(r.outcome == "running" for r in records) else None,
     )

@@ -171,11 +171,35 @@ class RecordedAccount:
         self.sts = Stubber(connection.client("sts"))
         # The deployer's own client (standard retries) for its endpoint's status.
         self.endpoints = Stubber(connection.client("sagemaker"))
+        self.logs = Stubber(connection.client("logs"))
         self.versions = versions
 
     @property
     def stubbers(self) -> tuple[Stubber, ...]:
-        return (self.sagemaker, self.s3, self.sts, self.endpoints)
+        return (self.sagemaker, self.s3, self.sts, self.endpoints, self.logs)
+
+    def expect_log(self, job_arn: str, lines: list[str]) -> None:
+        """A training job's one CloudWatch stream, read to its end (GetLogEvents answers the
+        token it was given once nothing follows)."""
+        job_name = job_arn.rsplit("/", 1)[-1]
+        group = "/aws/sagemaker/TrainingJobs"
+        stream = f"{job_name}/algo-1-1700000000"
+        self.logs.add_response(
+            "describe_log_streams",
+            {"logStreams": [{"logStreamName": stream}]},
+            {"logGroupName": group, "logStreamNamePrefix": f"{job_name}/"},
+        )
+        request = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+        for token, events in ((None, lines), ("f/1", [])):
+            self.logs.add_response(
+                "get_log_events",
+                {
+                    "events": [{"timestamp": 1, "message": m, "ingestionTime": 2} for m in events],
+                    "nextForwardToken": "f/1",
+                    "nextBackwardToken": "b/1",
+                },
+                request | ({"nextToken": token} if token else {}),
+            )
 
     # --- the stages ----------------------------------------------------------------------
 
@@ -511,11 +535,11 @@ def _table(page: str, table: str) -> str:
 
 
 def _rows(table: str) -> list[list[str]]:
-    """Each row's cells, as text."""
+    """Each row's cells (a row heading first), as text; header rows are left out."""
     return [
         [
             html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
-            for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)
+            for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.DOTALL)
         ]
         for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.DOTALL)
         if "<td" in row
@@ -765,3 +789,44 @@ def test_the_automation_page_says_it_is_local_only_and_monitoring_names_the_stag
     staging = terraform_named(CONFIG, environment="staging").endpoint_name(None)
     assert f'<span class="note">{staging}</span>' in monitoring.text
     assert "No monitoring results for staging yet" in monitoring.text
+
+
+def test_a_failed_steps_log_is_read_from_cloudwatch_and_searched(aws_console, definition):
+    source, account = aws_console
+    lines = ["Reading /opt/ml/input/data/train", TRAINING_FAILURE]
+    training = FAILED.steps[1]["Metadata"]["TrainingJob"]["Arn"]
+    for _ in ("whole", "searched"):  # `invoke logs` reads the run afresh each time
+        account.expect_describe(FAILED, definition)
+        account.expect_steps(FAILED)
+        account.expect_log(training, lines)
+    with console_server(source) as running:
+        session = _session(running)
+        whole = session.get(f"{running.base}/runs/{FAILED.id}/logs/{TRAIN_STEP}")
+        found = session.get(f"{running.base}/runs/{FAILED.id}/logs/{TRAIN_STEP}?q=medv")
+    for stubber in account.stubbers:
+        stubber.assert_no_pending_responses()
+    assert whole.status_code == 200, whole.text
+    shown = re.search(r'<pre id="log">(.*?)</pre>', whole.text, re.DOTALL)
+    assert shown
+    assert html.unescape(shown.group(1)).splitlines() == lines
+    assert "CloudWatch Logs /aws/sagemaker/TrainingJobs" in whole.text
+    searched = re.search(r'<pre id="log">(.*?)</pre>', found.text, re.DOTALL)
+    assert searched
+    assert html.unescape(searched.group(1)).splitlines() == [TRAINING_FAILURE]
+
+
+def test_two_runs_compared_from_the_api(aws_console, definition):
+    source, account = aws_console
+    for run in (FAILED, SUCCEEDED):
+        account.expect_describe(run, definition)
+        account.expect_details(run, with_definition=True)
+    account.expect_list()
+    page = _get(source, f"/compare/{FAILED.id},{SUCCEEDED.id}")
+    for stubber in account.stubbers:
+        stubber.assert_no_pending_responses()
+    runs = {cells[0]: cells[1:] for cells in _rows(_table(page, "runs-compared"))}
+    assert runs["status"] == ["Failed", "Succeeded"]
+    assert runs["trigger"] == ["manual", "new-data"]
+    parameters = {cells[0]: cells[2:] for cells in _rows(_table(page, "parameters"))}
+    assert parameters["NEstimators"] == ["50", "200"]
+    assert f"{FAILED.id} and {SUCCEEDED.id}: identical definitions." in page
