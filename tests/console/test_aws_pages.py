@@ -498,6 +498,12 @@ def aws_console(
     session = boto3.Session(
         aws_access_key_id="AKIDRECORDED", aws_secret_access_key="recorded", region_name=REGION
     )
+
+    def leaving(request: Any, **_: Any) -> None:
+        # Stubbed calls are answered before this point: anything here would go to AWS.
+        raise AssertionError(f"A call outside the recorded answers: {request.method} {request.url}")
+
+    session.events.register("before-send", leaving)
     connection = AwsConnection(session=session, region=REGION)
 
     def open_stack(self, settings, deployment, **_):
