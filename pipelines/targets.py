@@ -69,6 +69,9 @@ class Target(Protocol):
     # A monitoring schedule set up with each deploy that waits for the endpoint (AWS:
     # hourly, as SageMaker's own projects do); None: monitoring runs when asked.
     monitoring_on_deploy: timedelta | None
+    # The EventBridge rules' events are acted on by the local automation agent (its log is
+    # the record of what they did); False: the rules act by themselves in the account.
+    automation_agent: bool
 
     def open_stack(
         self,
@@ -129,6 +132,7 @@ class LocalTarget:
     name: TargetName = "local"
     asks_before_stopping = False
     monitoring_on_deploy = None  # local monitoring runs when asked: `invoke monitor-schedule`
+    automation_agent = True  # the emulator cannot start a pipeline from a rule
 
     def open_stack(
         self,
@@ -227,6 +231,7 @@ class AwsTarget:
     name: TargetName = "aws"
     asks_before_stopping = True
     monitoring_on_deploy = timedelta(hours=1)
+    automation_agent = False  # the rules start the pipeline, builds, and notify themselves
 
     def open_stack(
         self,

@@ -124,7 +124,9 @@ def overview(settings: Settings, target: str | None, env: str | None) -> list[St
     for stage in (None, *STAGES):
         label = stage or "default"
         try:
-            deployer = open_deployer(settings, target, env, stage)
+            # ``env`` is the environment's own endpoint; on AWS a stage is an environment
+            # of its own, which --env would contradict (see resolve_deployment).
+            deployer = open_deployer(settings, target, env if stage is None else None, stage)
             status, records = deployer.status(), deployer.history()
         except MlopsError as error:
             found.append(StageOverview(label, problem=str(error)))

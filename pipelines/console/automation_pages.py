@@ -60,13 +60,26 @@ def action_row(record: Any) -> ActionRow:
 OUTCOME_CLASS = {"succeeded": "ok", "failed": "bad", "interrupted": "bad", "running": "running"}
 
 
+# On AWS the EventBridge rules act by themselves (Terraform's automation module): there is
+# no agent, so no log of its own to show.
+NOT_ON_AWS = (
+    "On AWS the EventBridge rules act in the account without an agent (they start the "
+    "pipeline and notify on failures): this page shows the local agent's log, on the local "
+    "target only. The runs the rules start are on the Runs page, with their trigger."
+)
+
+
 def automation(source: Source, query: Mapping[str, str]) -> Page:
+    from pipelines.targets import target_for
+
+    if not target_for(source.deployment).automation_agent:
+        return Page("Automation", "automation.html", {"not_here": NOT_ON_AWS}, section="automation")
     status, records = source.automation()
     rows = [action_row(r) for r in records]
     return Page(
         "Automation",
         "automation.html",
-        {"agent": status, "actions": rows, "outcome_class": OUTCOME_CLASS},
+        {"agent": status, "actions": rows, "outcome_class": OUTCOME_CLASS, "not_here": None},
         section="automation",
         refresh_seconds=5 if any(r.outcome == "running" for r in records) else None,
     )

@@ -60,9 +60,10 @@ class Source:
         from pipelines.actions import monitoring
 
         chosen = None if stage == "default" else stage
-        return monitoring.history(
-            self.settings, self.deployment.target, self.deployment.env, chosen
-        )
+        # The console's env is the default stage's; on AWS a named stage is its own
+        # environment, which an --env would contradict (see resolve_deployment).
+        env = self.deployment.env if chosen is None else None
+        return monitoring.history(self.settings, self.deployment.target, env, chosen)
 
     def automation(self, limit: int = 100) -> tuple[Any, list[Any]]:
         """The agent's status and its newest actions, newest first (`automation-log`)."""
