@@ -58,8 +58,12 @@ def run_row(execution: Execution, metrics: dict[str, float]) -> RunRow:
 
 
 def key_metrics(source: Source, execution: Execution) -> dict[str, float]:
+    """The evaluation's metrics. A listing without the definition (SageMaker's) does not
+    say where the report is: its row shows none, rather than three API calls per run."""
     from pipelines.actions import runs
 
+    if not execution.definition:
+        return {}
     return runs.evaluation_metrics(runs.execution_details(source.backend(), execution))
 
 
