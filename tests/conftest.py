@@ -51,6 +51,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if soak:
             config.hook.pytest_deselected(items=soak)
             items[:] = [item for item in items if not item.get_closest_marker("soak")]
+    # The shared stack's tests first: under pytest-xdist they are one long scope on one
+    # worker, so starting them first lets the other workers run everything else beside them
+    # instead of after them (the suite's wall time is at least that scope's).
+    items.sort(key=lambda item: not item.nodeid.startswith(SHARED_STACK_TESTS))
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & SERVER_FIXTURES or item.get_closest_marker("e2e"):

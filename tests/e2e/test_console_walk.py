@@ -137,7 +137,7 @@ def test_the_export_opens_from_disk_with_every_link_resolved(local_stack, tmp_pa
 def test_a_run_in_progress_updates_without_a_reload(local_stack, tmp_path):
     """The run page of an executing run refreshes itself until the run ends."""
     # Not cached (its training runs); no comparison with the champion, so it succeeds.
-    overrides = check_arguments(["NEstimators=31", "SkipModelQualityCheck=true"], None)
+    overrides = check_arguments(["NEstimators=7", "SkipModelQualityCheck=true"], None)
     prepared = prepare.prepare_run(
         local_stack.stack.connection, local_stack.config, overrides, None
     )
