@@ -141,11 +141,14 @@ def test_a_run_in_progress_updates_without_a_reload(local_stack, tmp_path):
     prepared = prepare.prepare_run(
         local_stack.stack.connection, local_stack.config, overrides, None
     )
-    execution = local_stack.backend.start(prepared)
     source = Source(local_stack.settings, Deployment.parse("local"))
+    execution = None
     try:
+        # The console and the browser are up before the run starts, so its page is first
+        # seen while it executes, whatever the machine's speed.
         with console_server(source) as running, browser_page(tmp_path / "live.png") as page:
             page.goto(app.url(running.port, running.keys))
+            execution = local_stack.backend.start(prepared)
             page.goto(f"{running.base}/runs/{execution.execution_id}")
             heading = page.locator("h1 .status")
             assert heading.inner_text() in ("Executing", "Starting")
@@ -157,4 +160,5 @@ def test_a_run_in_progress_updates_without_a_reload(local_stack, tmp_path):
             assert "Executing" not in page.inner_text("#steps")
             assert page.errors == []
     finally:
-        local_stack.backend.wait(execution.execution_id, timeout=300)
+        if execution is not None:
+            local_stack.backend.wait(execution.execution_id, timeout=300)
