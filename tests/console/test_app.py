@@ -25,6 +25,9 @@ from pipelines.core.errors import MlopsError
 from tests.console.serving import console_server
 from tests.support import free_port
 
+# A real console server (uvicorn) per test: the server tier, not the fast one.
+pytestmark = pytest.mark.server
+
 
 @pytest.fixture
 def source(tmp_path) -> Source:

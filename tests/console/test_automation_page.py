@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from pipelines.automation.agent import automation_dir
 from pipelines.automation.log import ActionLog, ActionRecord
 from tests.console.serving import console_server
+
+# A real console server (uvicorn) per test: the server tier, not the fast one.
+pytestmark = pytest.mark.server
 
 
 def test_the_log_newest_first_with_the_run_each_action_started(console_stack):

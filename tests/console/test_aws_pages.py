@@ -41,6 +41,9 @@ from tests.console.conftest import FEATURES, _evaluate_module
 from tests.console.serving import Running, console_server
 from tests.support import terraform_named
 
+# A real console server (uvicorn) per test: the server tier, not the fast one.
+pytestmark = pytest.mark.server
+
 REGION = CONFIG.region
 PIPELINE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}"
 GROUP = CONFIG.model_package_group_name

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from pipelines.actions.endpoints import StageOverview
 from pipelines.config.deployment import Deployment
 from pipelines.console import pages
@@ -16,6 +18,9 @@ from pipelines.promotion.gates import health_gate, monitoring_gate
 from pipelines.serving.deployer import StageStatus
 from pipelines.serving.deployment_records import DeploymentRecord, HistoryStore
 from tests.console.serving import console_server
+
+# A real console server (uvicorn) per test: the server tier, not the fast one.
+pytestmark = pytest.mark.server
 
 
 def test_each_stage_and_its_history_with_gates_and_approver(console_stack):

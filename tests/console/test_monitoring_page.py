@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 import requests
 
 from pipelines.console.export import export
@@ -20,6 +21,8 @@ from pipelines.monitoring.execution import MonitoringResult
 from pipelines.monitoring.results import History
 from tests.console.serving import console_server
 
+# A real console server (uvicorn) per test: the server tier, not the fast one.
+pytestmark = pytest.mark.server
 FEATURES = ("crim", "rm")
 
 

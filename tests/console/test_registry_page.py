@@ -13,6 +13,9 @@ import pytest
 from pipelines.console.export import export
 from tests.console.serving import console_server
 
+# A real console server (uvicorn) per test: the server tier, not the fast one.
+pytestmark = pytest.mark.server
+
 
 def _csrf(page: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page)

@@ -35,6 +35,9 @@ from tests.console.serving import console_server
 from tests.definition.conftest import CONFIG, offline_session
 from tests.support import free_port
 
+# A real console server (uvicorn) per test: the server tier, not the fast one.
+pytestmark = pytest.mark.server
+
 OLDER, NEWER = "older0000001", "newer0000002"
 COMPARED = Links().url("compare", executions=f"{OLDER},{NEWER}")
 HOSTILE = "<script>alert(1)</script>"
