@@ -14,8 +14,14 @@ from functools import cache
 from pathlib import Path
 
 PINS_DIR = Path(__file__).resolve().parent / "pins"
+# The image repositories a profile can stand for, by framework:
 # <account>.dkr.ecr.<region>.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3
-_SKLEARN_IMAGE = re.compile(r"/sagemaker-scikit-learn:(?P<version>\d+\.\d+-\d+)(?:-|$)")
+# <account>.dkr.ecr.<region>.amazonaws.com/sagemaker-xgboost:1.7-1 (the built-in algorithm
+# and the XGBoost framework estimator share the image)
+_IMAGES = {
+    "sklearn": re.compile(r"/sagemaker-scikit-learn:(?P<version>\d+\.\d+-\d+)(?:-|$)"),
+    "xgboost": re.compile(r"/sagemaker-xgboost:(?P<version>\d+\.\d+-\d+)(?:-|$)"),
+}
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,8 @@ def profiles() -> dict[str, RuntimeProfile]:
 
 def profile_for_image(image_uri: str) -> RuntimeProfile | None:
     """The profile of a SageMaker image URI, or None when the image has none."""
-    match = _SKLEARN_IMAGE.search(image_uri)
-    if match is None:
-        return None
-    return profiles().get(f"sklearn-{match.group('version')}")
+    for framework, pattern in _IMAGES.items():
+        match = pattern.search(image_uri)
+        if match is not None:
+            return profiles().get(f"{framework}-{match.group('version')}")
+    return None

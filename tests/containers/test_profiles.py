@@ -147,3 +147,26 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path):
     with pytest.raises(MlopsError, match="uv pip failed"):
         EnvironmentCache(tmp_path).ensure(profile)
     assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+
+
+@pytest.mark.parametrize(
+    ("version", "python", "xgboost"),
+    [("1.7-1", "3.9", "xgboost==1.7.4"), ("3.0-5", "3.10", "xgboost-cpu==3.0.5")],
+)
+@pytest.mark.parametrize("scope", ["training", "inference"])
+def test_the_sdks_xgboost_images_map_to_the_containers_python_and_pins(
+    version, python, xgboost, scope
+):
+    """The built-in algorithm, the framework estimator and serving share one image."""
+    image = image_uris.retrieve("xgboost", region="eu-west-1", version=version, image_scope=scope)
+    profile = profile_for_image(image)
+    assert profile is not None
+    assert (profile.name, profile.python) == (f"xgboost-{version}", python)
+    assert xgboost in profile.requirements
+    assert any(r.startswith("boto3==") for r in profile.requirements)
+    assert "aws/sagemaker-xgboost-container" in profile.source.read_text()
+
+
+def test_an_xgboost_version_without_a_profile_has_none():
+    image = image_uris.retrieve("xgboost", region="eu-west-1", version="1.5-1")
+    assert profile_for_image(image) is None
