@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipelines.config.pipeline_catalog import PipelineCatalog
 from pipelines.core.errors import MlopsError
 from pipelines.core.files import write_privately
 
@@ -45,6 +46,10 @@ class Settings:
     runtime_host: bool = False
     # Where runtime profile environments are built; default <state_dir>/runtimes.
     runtime_cache_dir: Path | None = None
+    # The repository's pipelines (mlops.pipelines) and the default one (mlops.default_pipeline).
+    pipelines: PipelineCatalog = field(
+        default_factory=lambda: PipelineCatalog.load(None, None, PROJECT_ROOT)
+    )
 
     @property
     def runtime_cache(self) -> Path:
@@ -101,6 +106,11 @@ class Settings:
             ),
             runtime_host=_flag(environ.get("MLOPS_RUNTIME_HOST", runtime.get("host", False))),
             runtime_cache_dir=Path(cache_dir) if cache_dir else None,
+            pipelines=PipelineCatalog.load(
+                config.get("pipelines"),
+                environ.get("MLOPS_DEFAULT_PIPELINE") or config.get("default_pipeline"),
+                root,
+            ),
         )
         # Every task, and the git hook and agent, load their settings first: from here
         # on what they and the servers, workers and Terraform runs they start write
