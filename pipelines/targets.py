@@ -43,6 +43,7 @@ from pipelines.stack.stacks import (
     infra_up,
     open_account_stack,
     open_emulator_stack,
+    pipeline_view,
     read_infra_config,
     read_outputs_from_state,
 )
@@ -178,7 +179,7 @@ class LocalTarget:
                     pass  # not applied yet, or applied to an emulator since reset
             stack = self.open_stack(settings, deployment, start=True, on_output=on_output)
             result = infra_up(stack)
-            return Ready(stack, InfraConfig.from_outputs(result.outputs), result)
+            return Ready(stack, pipeline_view(stack, result.outputs), result)
 
     def backend(self, stack: Stack, config: InfraConfig) -> Backend:
         return LocalBackend(stack.settings, stack.connection)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipelines.automation.agent import AgentProcess
@@ -16,7 +16,13 @@ from pipelines.core.aws import AwsConnection
 from pipelines.core.documents import numeric_leaves
 from pipelines.core.errors import MlopsError
 from pipelines.core.records import Execution, StepRun
-from pipelines.definition.parameters import RunParameters, check_arguments
+from pipelines.definition.modules import load_function, parse_kwargs, sdk_environment
+from pipelines.definition.parameters import (
+    RunParameters,
+    check_arguments,
+    parse_assignments,
+    typed_defaults,
+)
 from pipelines.launch.datasets import (
     NewDataRule,
     StagedDataset,
@@ -26,19 +32,49 @@ from pipelines.launch.datasets import (
     upload_new_data,
 )
 from pipelines.launch.lineage import check_trigger
-from pipelines.launch.prepare import PreparedRun, prepare_run
+from pipelines.launch.prepare import PreparedRun, prepare_module_run, prepare_run
 from pipelines.registry import MetricDelta, ModelVersion, Registry, champion_of, compare_metrics
 from pipelines.targets import TARGET_MAP, open_target, target_for
 
 Notify = Callable[[str], None]
 
 
-def definition(settings: Settings, deployment: Deployment) -> tuple[InfraConfig, str]:
-    """`pipeline-definition`: the definition JSON, from the outputs in the Terraform state."""
-    from pipelines.definition.builder import build_definition  # the SDK, only when asked
+def definition(
+    settings: Settings, deployment: Deployment, kwargs: str | None = None
+) -> tuple[InfraConfig, str]:
+    """`pipeline-definition`: the definition JSON, from the outputs in the Terraform state.
 
-    config = target_for(deployment).outputs_from_state(settings, deployment)
-    return config, build_definition(config)
+    A pipeline module's definition is built as a run builds it (its SDK session uploads
+    its code), so the stack must be up; the project pipeline's needs only the state."""
+    from pipelines.definition.builder import build_definition, pretty  # the SDK, when asked
+
+    entry = settings.pipelines.chosen
+    if entry.is_project_pipeline:
+        _no_kwargs(kwargs)
+        config = target_for(deployment).outputs_from_state(settings, deployment)
+        defaults = typed_defaults(entry.parameters, f"mlops.pipelines.{entry.key}")
+        return config, build_definition(config, defaults=defaults)
+    given = parse_kwargs(kwargs)
+    stack, config, _ = open_target(settings, deployment)
+    prepared = prepare_module_run(
+        stack.connection,
+        config,
+        replace(entry, data=None),  # a review builds; it stages nothing
+        {},
+        None,
+        given,
+        root=settings.root,
+        environment=lambda: sdk_environment(stack.connection),
+    )
+    return prepared.config, pretty(prepared.definition)
+
+
+def _no_kwargs(kwargs: str | None) -> None:
+    if kwargs:
+        raise MlopsError(
+            "--kwargs is for pipeline modules (get_pipeline(**kwargs)); the project pipeline "
+            "takes --param NAME=VALUE and its dataset settings in invoke.yaml."
+        )
 
 
 @dataclass(frozen=True)
@@ -59,10 +95,21 @@ def start_run(
     notify: Notify,
     on_output: Notify,
     trigger: str = "manual",
+    kwargs: str | None = None,
 ) -> Started:
     """`pipeline-run` up to a started execution. Every argument is typed and checked
-    before any slow work, once: the typed values travel on to the backend."""
-    arguments: RunParameters = check_arguments(params, data)
+    before any slow work, once: the typed values travel on to the backend. A pipeline
+    module's --param values are typed against its definition once it is built (before
+    anything runs)."""
+    entry = settings.pipelines.chosen
+    if entry.is_project_pipeline:
+        _no_kwargs(kwargs)
+        arguments: RunParameters = check_arguments(params, data)
+        typed_defaults(entry.parameters, f"mlops.pipelines.{entry.key}")
+    else:
+        assignments = parse_assignments(params)
+        given = parse_kwargs(kwargs)
+        load_function(entry.source)  # a module that does not import fails now
     check_data_argument(data)
     check_trigger(trigger)
     target = target_for(deployment)
@@ -71,24 +118,39 @@ def start_run(
     # What starting needs (locally: the worker's interpreter and imports) begins now and
     # overlaps the preparation; a preparation that fails leaves nothing running.
     with backend.launching() as launch:
-        prepared = prepare_run(
-            ready.stack.connection,
-            ready.config,
-            arguments,
-            data,
-            root=settings.root,
-            trigger=trigger,
-        )
+        if entry.is_project_pipeline:
+            prepared = prepare_run(
+                ready.stack.connection,
+                ready.config,
+                arguments,
+                data,
+                root=settings.root,
+                trigger=trigger,
+                entry=entry,
+            )
+        else:
+            prepared = prepare_module_run(
+                ready.stack.connection,
+                ready.config,
+                entry,
+                assignments,
+                data,
+                given,
+                root=settings.root,
+                trigger=trigger,
+                environment=lambda: sdk_environment(ready.stack.connection),
+            )
         execution = _start(launch, prepared, ready.config.model_package_group_name, notify)
     notify(f"Started {execution.execution_arn} ({execution.display_name})")
-    return Started(backend, execution, prepared.dataset, ready.stack.connection, ready.config)
+    return Started(backend, execution, prepared.dataset, ready.stack.connection, prepared.config)
 
 
 def _start(
     launch: Callable[[PreparedRun], Execution], prepared: PreparedRun, group: str, notify: Notify
 ) -> Execution:
-    note = "uploaded" if prepared.dataset.uploaded else "unchanged"
-    notify(f"Input data: {prepared.dataset.uri} ({note})")
+    if prepared.dataset is not None:
+        note = "uploaded" if prepared.dataset.uploaded else "unchanged"
+        notify(f"Input data: {prepared.dataset.uri} ({note})")
     if prepared.first_run_switches:
         notify(
             f"First run of {group} (no Approved version): "

@@ -20,8 +20,14 @@ TARGET_HELP = {
     "target": "local (the emulator, default) or aws",
     "env": "environment: local for the local target; dev, prod, ... for aws (default dev)",
 }
+PIPELINE_HELP = {
+    "pipeline": "which pipeline: a name in invoke.yaml's mlops.pipelines, or a module not "
+    "listed yet as path/to/file.py:get_pipeline or package.module:get_pipeline "
+    "(default: mlops.default_pipeline)",
+}
+PIPELINE_TARGET_HELP = {**TARGET_HELP, **PIPELINE_HELP}
 STAGE_HELP = {
-    **TARGET_HELP,
+    **PIPELINE_TARGET_HELP,
     "stage": "staging or prod (local: its own endpoint; aws: its Terraform environment); "
     "default: the environment's endpoint",
 }
@@ -35,8 +41,10 @@ def task(*args: Any, **kwargs: Any) -> Any:
     return invoke.task(*args, **kwargs)
 
 
-def settings(c: invoke.Context) -> Settings:
-    return Settings.load(c.config.get("mlops"))
+def settings(c: invoke.Context, pipeline: str | None = None) -> Settings:
+    """The project's settings; ``pipeline`` (--pipeline) chooses the pipeline they act on."""
+    loaded = Settings.load(c.config.get("mlops"))
+    return loaded.with_pipeline(pipeline) if pipeline else loaded
 
 
 def deployment(target: str | None, env: str | None) -> Deployment:

@@ -8,7 +8,7 @@ from pathlib import Path
 from invoke.exceptions import Exit
 
 from pipelines.cli.arguments import optional_whole_number, whole_number
-from pipelines.cli.common import STAGE_HELP, TARGET_HELP, confirm, settings, task
+from pipelines.cli.common import PIPELINE_TARGET_HELP, STAGE_HELP, confirm, settings, task
 from pipelines.core.errors import MlopsError
 from pipelines.ui.console import console, exit_on_error
 
@@ -21,37 +21,43 @@ from pipelines.ui.console import console, exit_on_error
         "wait": "aws: wait until the endpoint is InService (default)",
     }
 )
-def deploy(c, version=None, target="local", env=None, stage=None, strategy=None, wait=True):
+def deploy(
+    c, version=None, target="local", env=None, pipeline=None, stage=None, strategy=None, wait=True
+):
     """Deploy an Approved model version to a stage's endpoint, blue/green."""
     from pipelines.actions import endpoints
 
     with exit_on_error():
         number = optional_whole_number(version, "--version")
-        _, lines = endpoints.deploy(settings(c), target, env, stage, number, strategy, wait)
+        _, lines = endpoints.deploy(
+            settings(c, pipeline), target, env, stage, number, strategy, wait
+        )
         for line in lines:
             console.print(line, markup=False)
 
 
 @task(help=STAGE_HELP)
-def endpoint_status(c, target="local", env=None, stage=None):
+def endpoint_status(c, target="local", env=None, pipeline=None, stage=None):
     """Show what a stage's endpoint serves and whether it answers (exit code 3 when not)."""
     from pipelines.actions import endpoints
 
     with exit_on_error():
-        status = endpoints.status(settings(c), target, env, stage)
+        status = endpoints.status(settings(c, pipeline), target, env, stage)
         console.print(status.line, markup=False)
     if not status.running:
         raise Exit(code=3)
 
 
 @task(help={**STAGE_HELP, "yes": "aws: do not ask for confirmation"})
-def endpoint_down(c, target="local", env=None, stage=None, yes=False):
+def endpoint_down(c, target="local", env=None, pipeline=None, stage=None, yes=False):
     """Stop the local endpoint, or delete the SageMaker endpoint and its configs."""
     from pipelines.actions import endpoints
 
     with exit_on_error():
         ask = (lambda _: None) if yes else confirm
-        console.print(endpoints.take_down(settings(c), target, env, stage, ask), markup=False)
+        console.print(
+            endpoints.take_down(settings(c, pipeline), target, env, stage, ask), markup=False
+        )
 
 
 @task(
@@ -66,7 +72,7 @@ def endpoint_down(c, target="local", env=None, stage=None, yes=False):
     }
 )
 def predict(
-    c, data=None, target="local", env=None, stage=None, output=None, limit=None,
+    c, data=None, target="local", env=None, pipeline=None, stage=None, output=None, limit=None,
     inference_id_column=None,
 ):  # fmt: skip
     """Send rows of a CSV file to a stage's endpoint and print the predictions."""
@@ -77,7 +83,13 @@ def predict(
         shown = whole_number(20 if limit is None else limit, "--limit")
         written = Path(output) if output else None
         result, version = endpoints.predict(
-            settings(c), target, env, stage, _data_file(data), inference_id_column, written
+            settings(c, pipeline),
+            target,
+            env,
+            stage,
+            _data_file(data),
+            inference_id_column,
+            written,
         )
         console.print(predictions_table(result, shown, version))
         if written:
@@ -92,7 +104,7 @@ def _data_file(data: str | None) -> Path:
 
 @task(
     help={
-        **TARGET_HELP,
+        **PIPELINE_TARGET_HELP,
         "from": "the stage whose version is promoted, after its gates (staging)",
         "to": "the stage it is deployed to, blue/green (prod)",
         "strategy": "all-at-once, canary or linear (default from invoke.yaml)",
@@ -104,7 +116,7 @@ def _data_file(data: str | None) -> Path:
     }
 )
 def promote(
-    c, from_="staging", to="prod", target="local", env=None, strategy=None,
+    c, from_="staging", to="prod", target="local", env=None, pipeline=None, strategy=None,
     approved_by=None, reason=None, allow_downgrade=False, allow_backward=False,
 ):  # fmt: skip
     """Promote a stage's version: gates, explicit approval, then a blue/green rollout."""
@@ -116,7 +128,7 @@ def promote(
             from_, to, target, env, strategy, approved_by, reason, allow_backward, allow_downgrade
         )
         done = promote_stage(
-            settings(c), request, interactive=sys.stdin.isatty(), warn=_warn,
+            settings(c, pipeline), request, interactive=sys.stdin.isatty(), warn=_warn,
             show_gates=lambda results, title: console.print(gate_table(results, title)),
         )  # fmt: skip
         console.print(promotion_lines(done, to))
@@ -133,27 +145,27 @@ def _warn(note: str) -> None:
         "history; without it, every stage: what it serves, since when, its last change",
     }
 )
-def deployments(c, target="local", env=None, stage=None):
+def deployments(c, target="local", env=None, pipeline=None, stage=None):
     """What every stage serves, or one stage's deployment history, newest first."""
     from pipelines.actions import endpoints
     from pipelines.ui.endpoint_views import history_table, overview_table
 
     with exit_on_error():
         if stage is None:
-            console.print(overview_table(endpoints.overview(settings(c), target, env)))
+            console.print(overview_table(endpoints.overview(settings(c, pipeline), target, env)))
             return
         chosen = None if stage == "default" else stage
-        endpoint, records = endpoints.history(settings(c), target, env, chosen)
+        endpoint, records = endpoints.history(settings(c, pipeline), target, env, chosen)
         console.print(history_table(records, f"Deployments of {endpoint} (newest first)"))
 
 
 @task(help={**STAGE_HELP, "reason": "why (recorded in the stage's deployment history)"})
-def rollback(c, target="local", env=None, stage=None, reason=None):
+def rollback(c, target="local", env=None, pipeline=None, stage=None, reason=None):
     """Return a stage to the version it served before, blue/green; --reason is recorded."""
     from pipelines.actions import endpoints
 
     with exit_on_error():
-        rollout = endpoints.rollback(settings(c), target, env, stage, reason)
+        rollout = endpoints.rollback(settings(c, pipeline), target, env, stage, reason)
         console.print(
             f"Rolled back to version {rollout.record.version}. {rollout.message}", markup=False
         )

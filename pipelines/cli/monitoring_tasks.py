@@ -17,14 +17,23 @@ MONITOR_HELP = {
 
 
 @task(help=MONITOR_HELP)
-def monitor(c, since="1h", report=None, ground_truth=None, target="local", env=None, stage=None):
+def monitor(
+    c,
+    since="1h",
+    report=None,
+    ground_truth=None,
+    target="local",
+    env=None,
+    pipeline=None,
+    stage=None,
+):
     """Check captured traffic against the deployed version's baselines; exit 3 on violations."""
     from pipelines.actions import monitoring
     from pipelines.ui.monitoring_views import result_lines
 
     with exit_on_error():
         result, written = monitoring.monitor(
-            settings(c), target, env, stage,
+            settings(c, pipeline), target, env, stage,
             since=since, report_file=report, ground_truth=ground_truth,
         )  # fmt: skip
         for renderable in result_lines(result, since, written):
@@ -40,22 +49,22 @@ def monitor(c, since="1h", report=None, ground_truth=None, target="local", env=N
         "off": "stop it",
     }
 )
-def monitor_schedule(c, every=None, off=False, target="local", env=None, stage=None):
+def monitor_schedule(c, every=None, off=False, target="local", env=None, pipeline=None, stage=None):
     """Run monitoring on a schedule while the endpoint runs (--every 1h), or stop it (--off)."""
     from pipelines.actions import monitoring
 
     with exit_on_error():
-        outcome = monitoring.set_schedule(settings(c), target, env, stage, every, off)
+        outcome = monitoring.set_schedule(settings(c, pipeline), target, env, stage, every, off)
         console.print(f"Monitoring schedule: {outcome.detail}", markup=False)
 
 
 @task(help=STAGE_HELP)
-def monitor_history(c, target="local", env=None, stage=None):
+def monitor_history(c, target="local", env=None, pipeline=None, stage=None):
     """List the kept monitoring results, newest first (empty windows counted per hour)."""
     from pipelines.actions import monitoring
     from pipelines.ui.monitoring_views import history_lines
 
     with exit_on_error():
-        found = monitoring.history(settings(c), target, env, stage)
+        found = monitoring.history(settings(c, pipeline), target, env, stage)
         for renderable in history_lines(found):
             console.print(renderable)

@@ -8,11 +8,11 @@ from pathlib import Path
 from invoke.exceptions import Exit
 
 from pipelines.cli.arguments import positive_seconds, whole_number
-from pipelines.cli.common import TARGET_HELP, deployment, settings, task
+from pipelines.cli.common import PIPELINE_TARGET_HELP, TARGET_HELP, deployment, settings, task
 from pipelines.ui.console import console, err_console, exit_on_error, plain, terraform_progress
 
 RUN_HELP = {
-    **TARGET_HELP,
+    **PIPELINE_TARGET_HELP,
     "param": "override a pipeline parameter, NAME=VALUE (repeatable)",
     "data": "input CSV: a local file (uploaded, versioned) or an s3:// URI; default: sample_data/",
     "wait": "follow the execution to the end (default); --no-wait prints its ARN and returns",
@@ -21,18 +21,26 @@ RUN_HELP = {
     "container's runtime profile (results may not hold on SageMaker; mlops.runtime.host)",
     "trigger": "for automation: what started the run, in its display name and lineage: "
     "manual (default), schedule, new-data, commit or drift",
+    "kwargs": "a pipeline module's get_pipeline keyword arguments, as JSON (over the ones "
+    "the project derives from the Terraform outputs and invoke.yaml's kwargs)",
 }
 DEFAULT_TIMEOUT = 7200  # seconds; None as the flag's default keeps invoke from typing it
-EXECUTION_HELP = {**TARGET_HELP, "execution": "execution id or ARN (default: the latest)"}
+EXECUTION_HELP = {**PIPELINE_TARGET_HELP, "execution": "execution id or ARN (default: the latest)"}
 
 
-@task(help={**TARGET_HELP, "output": "write the definition to this file instead of printing it"})
-def pipeline_definition(c, target="local", env=None, output=None):
+@task(
+    help={
+        **PIPELINE_TARGET_HELP,
+        "output": "write the definition to this file instead of printing it",
+        "kwargs": RUN_HELP["kwargs"],
+    }
+)
+def pipeline_definition(c, target="local", env=None, pipeline=None, output=None, kwargs=None):
     """Build the pipeline definition JSON from the Terraform outputs, for review."""
     from pipelines.actions import runs
 
     with exit_on_error():
-        config, text = runs.definition(settings(c), deployment(target, env))
+        config, text = runs.definition(settings(c, pipeline), deployment(target, env), kwargs)
         if output:
             Path(output).write_text(text)
             console.print(
@@ -44,18 +52,22 @@ def pipeline_definition(c, target="local", env=None, output=None):
 
 @task(iterable=["param"], help=RUN_HELP)
 def pipeline_run(
-    c, target="local", env=None, param=None, data=None, wait=True, timeout=None,
-    host_runtime=False, trigger="manual",
+    c, target="local", env=None, pipeline=None, param=None, data=None, wait=True, timeout=None,
+    host_runtime=False, trigger="manual", kwargs=None,
 ):  # fmt: skip
     """Run the pipeline end to end: infra, data, definition, execution, summary."""
     from pipelines.actions import runs
 
     with exit_on_error():
         seconds = positive_seconds(timeout or DEFAULT_TIMEOUT, "--timeout")
-        config = settings(c).with_overrides(runtime_host=True) if host_runtime else settings(c)
+        config = (
+            settings(c, pipeline).with_overrides(runtime_host=True)
+            if host_runtime
+            else settings(c, pipeline)
+        )
         started = runs.start_run(
             config, deployment(target, env), param or [], data,
-            notify=plain, on_output=terraform_progress, trigger=trigger,
+            notify=plain, on_output=terraform_progress, trigger=trigger, kwargs=kwargs,
         )  # fmt: skip
         if not wait:
             return _not_following(started.execution)
@@ -123,8 +135,10 @@ def data_upload(c, file=None, target="local", env=None):
         print_all(upload_lines(runs.upload_data(settings(c), deployment(target, env), file)))
 
 
-@task(help={**TARGET_HELP, "limit": "how many executions to show, newest first (default 10)"})
-def executions(c, target="local", env=None, limit=None):
+@task(
+    help={**PIPELINE_TARGET_HELP, "limit": "how many executions to show, newest first (default 10)"}
+)
+def executions(c, target="local", env=None, pipeline=None, limit=None):
     """List recent executions: status, what started each, on which data, why one failed."""
     from pipelines.actions import runs
     from pipelines.ui.run_views import executions_table
@@ -132,7 +146,7 @@ def executions(c, target="local", env=None, limit=None):
     with exit_on_error():
         # Typed here, not by invoke (an int default makes invoke parse it: a traceback).
         count = whole_number(10 if limit is None else limit, "--limit")
-        backend = runs.records(settings(c), deployment(target, env))
+        backend = runs.records(settings(c, pipeline), deployment(target, env))
         console.print(executions_table(backend.list_executions(limit=count)))
 
 
@@ -143,7 +157,9 @@ def executions(c, target="local", env=None, limit=None):
         "follow": "re-attach the live view of a running execution, then show it",
     }
 )
-def execution_show(c, execution=None, target="local", env=None, full=False, follow=False):
+def execution_show(
+    c, execution=None, target="local", env=None, pipeline=None, full=False, follow=False
+):
     """Steps, parameters, metrics against the Approved version, lineage of an execution."""
     from pipelines.actions import runs
     from pipelines.ui.console import print_all
@@ -151,11 +167,13 @@ def execution_show(c, execution=None, target="local", env=None, full=False, foll
 
     with exit_on_error():
         chosen = deployment(target, env)
-        backend = runs.records(settings(c), chosen)
+        backend = runs.records(settings(c, pipeline), chosen)
         found = runs.find_execution(backend, execution)
         if follow and not found.finished:
             watch(backend, found)  # the live view, until it ends
-        print_all(execution_view(runs.show(settings(c), chosen, backend, found), full=full))
+        print_all(
+            execution_view(runs.show(settings(c, pipeline), chosen, backend, found), full=full)
+        )
 
 
 @task(
@@ -165,12 +183,12 @@ def execution_show(c, execution=None, target="local", env=None, full=False, foll
         "follow": "keep printing what the job writes until the step ends",
     }
 )
-def logs(c, execution=None, step=None, follow=False, target="local", env=None):
+def logs(c, execution=None, step=None, follow=False, target="local", env=None, pipeline=None):
     """Print a step's job log (local: its job.log; aws: its CloudWatch Logs)."""
     from pipelines.actions import runs
 
     with exit_on_error():
-        log = runs.open_step_log(settings(c), deployment(target, env), execution, step)
+        log = runs.open_step_log(settings(c, pipeline), deployment(target, env), execution, step)
         err_console.print(log_heading(log), markup=False)
         for text in runs.log_text(log, follow=follow):
             sys.stdout.write(text)
@@ -178,23 +196,25 @@ def logs(c, execution=None, step=None, follow=False, target="local", env=None):
 
 
 @task(help={**EXECUTION_HELP, "wait": "follow it to the end", "timeout": RUN_HELP["timeout"]})
-def pipeline_retry(c, execution=None, target="local", env=None, wait=True, timeout=None):
+def pipeline_retry(
+    c, execution=None, target="local", env=None, pipeline=None, wait=True, timeout=None
+):
     """Resume a failed or stopped execution from the failed step, reusing what succeeded."""
     from pipelines.actions import runs
 
     with exit_on_error():
         seconds = positive_seconds(timeout or DEFAULT_TIMEOUT, "--timeout")
-        backend, resumed = runs.retry(settings(c), deployment(target, env), execution)
+        backend, resumed = runs.retry(settings(c, pipeline), deployment(target, env), execution)
         console.print(f"Retrying {resumed.execution_arn}")
         if wait:
             _follow(backend, resumed, seconds)
 
 
 @task(help=EXECUTION_HELP)
-def pipeline_stop(c, execution=None, target="local", env=None):
+def pipeline_stop(c, execution=None, target="local", env=None, pipeline=None):
     """Stop a running execution: its running job is terminated, nothing new starts."""
     from pipelines.actions import runs
 
     with exit_on_error():
-        stopped = runs.stop(settings(c), deployment(target, env), execution)
+        stopped = runs.stop(settings(c, pipeline), deployment(target, env), execution)
         console.print(f"Execution {stopped.execution_id}: {stopped.status}")

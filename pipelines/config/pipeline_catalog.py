@@ -15,9 +15,10 @@ derived from its file or module name, and names of its own in the stack.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,17 @@ def parse_source(text: str, root: Path) -> Source:
     return Source(where, None, function)
 
 
+def _same_file(listed: Source, given: Source) -> bool:
+    """A listed module named by its file (``pipelines/abalone/pipeline.py:get_pipeline``)."""
+    if listed.module is None or given.file is None or listed.function != given.function:
+        return False
+    try:
+        spec = importlib.util.find_spec(listed.module)
+    except (ImportError, ValueError):
+        return False
+    return bool(spec and spec.origin and Path(spec.origin).resolve() == given.file)
+
+
 def check_key(key: str, where: str) -> str:
     if not _KEY.match(key) or "--" in key:
         raise MlopsError(
@@ -139,7 +151,9 @@ def _entry(key: str, raw: Any, root: Path) -> PipelineEntry:
             + "."
         )
     if not raw.get("source"):
-        raise MlopsError(f"{where}.source is missing (package.module:function or file.py:function).")
+        raise MlopsError(
+            f"{where}.source is missing (package.module:function or file.py:function)."
+        )
     source = parse_source(str(raw["source"]), root)
     parameters = dict(_mapping(raw.get("parameters"), f"{where}.parameters"))
     dataset = _mapping(raw.get("dataset"), f"{where}.dataset")
@@ -193,10 +207,14 @@ class PipelineCatalog:
     """The listed pipelines, in invoke.yaml's order, and the default one."""
 
     entries: tuple[PipelineEntry, ...]
-    default: str
+    default: str  # the key commands act on: mlops.default_pipeline, or --pipeline's
+    # A pipeline --pipeline named by its source only (not listed): it has no Terraform.
+    unlisted: PipelineEntry | None = None
 
     @classmethod
-    def load(cls, config: Mapping[str, Any] | None, default: str | None, root: Path) -> PipelineCatalog:
+    def load(
+        cls, config: Mapping[str, Any] | None, default: str | None, root: Path
+    ) -> PipelineCatalog:
         raw = config or {"main": {"source": PROJECT_PIPELINE}}
         if not isinstance(raw, Mapping):
             raise MlopsError("mlops.pipelines must map pipeline names to their settings.")
@@ -215,7 +233,33 @@ class PipelineCatalog:
         return tuple(e.key for e in self.entries)
 
     def get(self, key: str) -> PipelineEntry | None:
+        if self.unlisted is not None and self.unlisted.key == key:
+            return self.unlisted
         return next((e for e in self.entries if e.key == key), None)
+
+    @property
+    def position(self) -> int:
+        """The chosen pipeline's place: listed ones in order, an unlisted one after them
+        (locally each pipeline's endpoints listen on ports of their own, by place)."""
+        keys = self.keys
+        return keys.index(self.default) if self.default in keys else len(keys)
+
+    @property
+    def chosen(self) -> PipelineEntry:
+        return self.get(self.default)  # type: ignore[return-value]
+
+    def selecting(self, name: str | None, root: Path) -> PipelineCatalog:
+        """The catalog with ``--pipeline name`` as the pipeline commands act on."""
+        if not name:
+            return self
+        entry = self.choose(name, root)
+        unlisted = None if entry.listed else entry
+        if unlisted is not None and any(e.key == entry.key for e in self.entries):
+            raise MlopsError(
+                f"{name} would take the name {entry.key!r}, which mlops.pipelines already "
+                f"gives {self.get(entry.key).source.text}; list it under a name of its own."  # type: ignore[union-attr]
+            )
+        return replace(self, default=entry.key, unlisted=unlisted)
 
     def choose(self, name: str | None, root: Path) -> PipelineEntry:
         """``--pipeline``: a listed name, a source (listed or not), or the default."""
@@ -233,7 +277,7 @@ class PipelineCatalog:
             )
         source = parse_source(name, root)
         for entry in self.entries:
-            if entry.source == source:
+            if entry.source == source or _same_file(entry.source, source):
                 return entry
         return PipelineEntry(key=derived_key(source), source=source, listed=False)
 

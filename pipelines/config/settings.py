@@ -121,6 +121,10 @@ class Settings:
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
+    def with_pipeline(self, name: str | None) -> Settings:
+        """These settings acting on ``--pipeline name`` (a listed name or a module source)."""
+        return replace(self, pipelines=self.pipelines.selecting(name, self.root))
+
 
 def _port(value: object) -> int:
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -97,10 +98,13 @@ def default_input_data_uri(config: InfraConfig) -> str:
     return f"s3://{config.bucket_name}/datasets/sample/boston_housing.csv"
 
 
-def build_parameters(input_data_uri: str) -> PipelineParameters:
-    """The SDK parameters of the table; only the input's default depends on the
-    infrastructure."""
-    defaults = {Param.INPUT_DATA: input_data_uri}
+def build_parameters(
+    input_data_uri: str, defaults: Mapping[str, Any] | None = None
+) -> PipelineParameters:
+    """The SDK parameters of the table; the input's default depends on the infrastructure,
+    and ``defaults`` (the pipeline's dataset settings in invoke.yaml, typed and checked by
+    :func:`pipelines.definition.parameters.typed_defaults`) replace the table's."""
+    defaults = {**(defaults or {}), Param.INPUT_DATA: input_data_uri}
     return PipelineParameters(
         **{
             p.name: _SDK_PARAMETER[p.type](p.name, default_value=defaults.get(p.name, p.default))
@@ -109,10 +113,13 @@ def build_parameters(input_data_uri: str) -> PipelineParameters:
     )
 
 
-def parameters_section(input_data_uri: str = "") -> dict[str, Any]:
+def parameters_section(
+    input_data_uri: str = "", defaults: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The definition's ``Parameters`` section, written by the SDK exactly as in the full
     definition JSON, without a session."""
-    return {"Parameters": [p.to_request() for p in build_parameters(input_data_uri).as_list()]}
+    section = build_parameters(input_data_uri, defaults).as_list()
+    return {"Parameters": [p.to_request() for p in section]}
 
 
 def _flag(name: str, value: Any) -> Join:
@@ -519,11 +526,13 @@ def get_pipeline(
     *,
     code: CodeBundle | None = None,
     training_dir: Path = TRAINING_DIR,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Pipeline:
     """The pipeline for this infrastructure; makes no AWS call (the files the SDK would
-    upload while building are kept in ``session.uploads``; the definition uses none)."""
+    upload while building are kept in ``session.uploads``; the definition uses none).
+    ``defaults``: parameter defaults of the dataset (invoke.yaml's pipeline entry)."""
     code = code or package_code(training_dir)
-    params = build_parameters(default_input_data_uri(config))
+    params = build_parameters(default_input_data_uri(config), defaults)
     preprocess = build_preprocess_step(config, session, params, code)
     data_quality = build_data_quality_step(config, session, params, preprocess)
     data_bias = build_data_bias_step(config, session, params, preprocess)
@@ -559,7 +568,12 @@ def pretty(definition: str) -> str:
     return json.dumps(json.loads(definition), indent=2, sort_keys=True) + "\n"
 
 
-def build_definition(config: InfraConfig, training_dir: Path = TRAINING_DIR) -> str:
+def build_definition(
+    config: InfraConfig,
+    training_dir: Path = TRAINING_DIR,
+    defaults: Mapping[str, Any] | None = None,
+) -> str:
     """The pretty-printed definition for a review, built with a credential-free session."""
     session = definition_session(config.region, config.bucket_name)
-    return pretty(definition_json(get_pipeline(config, session, training_dir=training_dir)))
+    pipeline = get_pipeline(config, session, training_dir=training_dir, defaults=defaults)
+    return pretty(definition_json(pipeline))

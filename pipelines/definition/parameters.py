@@ -176,6 +176,24 @@ class RunParameters(dict[str, Any]):
         return {p.name: self.get(p.name, p.default) for p in PARAMETERS}
 
 
+def typed_defaults(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A pipeline entry's parameter defaults (its dataset settings), typed and checked
+    against the table like ``--param`` values; ``where`` names the entry in errors."""
+    typed = RunParameters()
+    problems = []
+    for name, raw in values.items():
+        if name == Param.INPUT_DATA:
+            problems.append(f"{name} is the run's input: give it as the entry's data.")
+            continue
+        try:
+            typed.set(name, raw)
+        except ParameterError as error:
+            problems.append(str(error))
+    if problems:
+        raise ParameterError(f"{where}: " + " ".join(problems))
+    return dict(typed)
+
+
 def _spec(name: str) -> Parameter:
     if name not in BY_NAME:
         raise ParameterError(

@@ -8,7 +8,10 @@ parameters, with lineage. The parameters were typed and checked before any of th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,13 +19,20 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.config.infra_config import InfraConfig
+from pipelines.config.pipeline_catalog import PipelineEntry
 from pipelines.config.settings import PROJECT_ROOT
 from pipelines.core.aws import AwsConnection
 from pipelines.core.errors import MlopsError
 from pipelines.definition.code_package import package_code, upload_code
 from pipelines.definition.names import TRAINING_DIR
-from pipelines.definition.parameters import CHECK_SWITCHES, Param, RunParameters
-from pipelines.launch.datasets import StagedDataset, stage_dataset
+from pipelines.definition.parameters import (
+    CHECK_SWITCHES,
+    Param,
+    RunParameters,
+    resolve_parameters,
+    typed_defaults,
+)
+from pipelines.launch.datasets import SAMPLE_DATA, StagedDataset, stage_dataset
 from pipelines.launch.lineage import check_trigger, git_state
 
 if TYPE_CHECKING:
@@ -52,9 +62,11 @@ def prepare_run(
     *,
     root: Path = PROJECT_ROOT,
     trigger: str = "manual",
+    entry: PipelineEntry | None = None,
 ) -> PreparedRun:
     """Upload the code and the data, build the definition, complete the parameters;
-    ``trigger`` (``lineage.TRIGGERS``) says what started the run."""
+    ``trigger`` (``lineage.TRIGGERS``) says what started the run; ``entry``: the project
+    pipeline's entry in invoke.yaml (its dataset settings and default data)."""
     # The SDK loads only here, when a run is really prepared.
     from pipelines.definition.builder import definition_json, get_pipeline
     from pipelines.definition.sdk_session import definition_session
@@ -73,10 +85,12 @@ def prepare_run(
         endpoint_url=connection.endpoint_url,
         ca_bundle=str(connection.ca_bundle) if connection.ca_bundle else None,
     )
-    pipeline = get_pipeline(config, session, code=code)
+    defaults = typed_defaults(entry.parameters, f"mlops.pipelines.{entry.key}") if entry else {}
+    pipeline = get_pipeline(config, session, code=code, defaults=defaults)
     definition = definition_json(pipeline)
     parameters = RunParameters(arguments)
-    dataset = stage_dataset(connection, config, data or parameters.get(Param.INPUT_DATA))
+    data = data or parameters.get(Param.INPUT_DATA) or entry_data(entry, root)
+    dataset = stage_dataset(connection, config, data)
     # The job reads the content-addressed copy: exactly the bytes lineage records.
     parameters.set(Param.INPUT_DATA, dataset.read_uri or dataset.uri)
     switches = first_run_switches(connection, config, parameters)
@@ -99,6 +113,149 @@ def prepare_run(
     return PreparedRun(
         config, pipeline, definition, parameters, dataset, lineage, display_name(lineage), switches
     )
+
+
+def entry_source(entry: PipelineEntry | None, root: Path) -> str | None:
+    """An entry's default input: an s3:// URI, or its file (relative to the root)."""
+    if entry is None or not entry.data:
+        return None
+    if entry.data.startswith("s3://"):
+        return entry.data
+    path = Path(entry.data)
+    return str(path if path.is_absolute() else root / path)
+
+
+def entry_data(entry: PipelineEntry | None, root: Path) -> str | None:
+    """The project pipeline's default input: None for the sample data, which is staged
+    under its usual alias."""
+    source = entry_source(entry, root)
+    if source is not None and Path(source).resolve() == SAMPLE_DATA.resolve():
+        return None
+    return source
+
+
+def prepare_module_run(
+    connection: AwsConnection,
+    config: InfraConfig,
+    entry: PipelineEntry,
+    assignments: Mapping[str, str],
+    data: str | None,
+    kwargs: Mapping[str, Any],
+    *,
+    root: Path = PROJECT_ROOT,
+    trigger: str = "manual",
+    environment: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> PreparedRun:
+    """A pipeline module's run (``get_pipeline(**kwargs)``, AWS's template convention):
+    build it with the project's kwargs, the entry's and ``kwargs`` (--kwargs) on top,
+    inside ``environment`` (locally: its own boto3 sessions reach the emulator); stage the
+    input into the entry's data parameter; type ``assignments`` (--param) against the
+    definition's own parameters."""
+    from pipelines.definition.modules import (
+        build_pipeline,
+        call_kwargs,
+        infrastructure_kwargs,
+        load_function,
+        source_sha256,
+    )
+
+    where = entry.source.text
+    function = load_function(entry.source)
+    derived = infrastructure_kwargs(config, entry.key)
+    chosen = call_kwargs(function, derived, {**entry.kwargs, **kwargs}, where)
+    # The stack's view follows what the module was given: registry, deploy and monitor
+    # then act on the group and pipeline it really uses.
+    config = replace(
+        config,
+        pipeline_name=str(chosen.get("pipeline_name") or config.pipeline_name),
+        model_package_group_name=str(
+            chosen.get("model_package_group_name") or config.model_package_group_name
+        ),
+    )
+    ensure_model_package_group(connection, config.model_package_group_name)
+    with environment():
+        pipeline = build_pipeline(function, chosen, root, where)
+        try:
+            definition = pipeline.definition()
+        except Exception as error:  # the SDK's own failure while rendering: say where
+            raise MlopsError(f"{where}: writing the definition failed: {error}") from error
+    declared = {p["Name"] for p in json.loads(definition).get("Parameters", [])}
+    values: dict[str, Any] = {**entry.parameters, **assignments}
+    source = data or entry_source(entry, root)
+    dataset = None
+    if source is not None:
+        if entry.data_parameter not in declared:
+            raise MlopsError(
+                f"{where}: the definition has no parameter {entry.data_parameter} to take "
+                f"the input data; set mlops.pipelines.{entry.key}.data_parameter."
+            )
+        if entry.data_parameter in assignments:
+            raise MlopsError(
+                f"Give the input either as --data or as --param {entry.data_parameter}, not both."
+            )
+        dataset = stage_dataset(connection, config, source)
+        values[entry.data_parameter] = dataset.read_uri or dataset.uri
+    parameters = RunParameters(resolve_parameters(json.loads(definition), values))
+    git = git_state(root)
+    lineage: dict[str, Any] = {
+        **git,
+        "trigger": check_trigger(trigger),
+        "pipeline": {"key": entry.key, "source": where, "kwargs": _jsonable(chosen)},
+        "code_sha256": source_sha256(entry.source),
+    }
+    if dataset is not None:
+        lineage["input_data"] = {
+            "uri": dataset.uri,
+            "version_id": dataset.version_id,
+            "etag": dataset.etag,
+            "source": dataset.source,
+            "read_uri": dataset.read_uri,
+            "sha256": dataset.sha256,
+        }
+    return PreparedRun(
+        config,
+        pipeline,
+        definition,
+        parameters,
+        dataset,  # type: ignore[arg-type]
+        lineage,
+        display_name(lineage),
+    )
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(dict(values), default=str))
+
+
+def ensure_model_package_group(connection: AwsConnection, group: str) -> None:
+    """The group a module registers into: Terraform's for a listed pipeline; locally, one
+    the emulator creates for a pipeline not listed yet. On AWS a missing group is an error
+    before anything runs (list the pipeline in invoke.yaml and run infra-up)."""
+    sagemaker = connection.sagemaker()
+    try:
+        sagemaker.describe_model_package_group(ModelPackageGroupName=group)
+        return
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in (
+            "ValidationException",
+            "ResourceNotFound",
+        ):
+            raise MlopsError(f"Could not describe model package group {group}: {error}") from error
+    except BotoCoreError as error:
+        raise MlopsError(f"Could not describe model package group {group}: {error}") from error
+    if connection.endpoint_url is None:
+        raise MlopsError(
+            f"Model package group {group} does not exist in the account: list the pipeline "
+            "in invoke.yaml (mlops.pipelines) and run `invoke infra-up --target aws`, or pass "
+            'an existing one with --kwargs \'{"model_package_group_name": "..."}\'.'
+        )
+    try:
+        sagemaker.create_model_package_group(
+            ModelPackageGroupName=group,
+            ModelPackageGroupDescription="Created locally for a pipeline not in invoke.yaml.",
+        )
+    except (ClientError, BotoCoreError) as error:
+        raise MlopsError(f"Could not create model package group {group}: {error}") from error
 
 
 def has_approved_version(connection: AwsConnection, group: str) -> bool:

@@ -30,8 +30,10 @@ STRATEGIES = ("all-at-once", "canary", "linear")
 # BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds: valid range 600-28800.
 MIN_EXECUTION_TIMEOUT, MAX_EXECUTION_TIMEOUT = 600, 28800
 STAGES = ("staging", "prod")
-# Locally each stage's endpoint listens next to the default one (mlops.endpoint.port).
+# Locally each stage's endpoint listens next to the default one (mlops.endpoint.port), and
+# each pipeline's three endpoints next to the previous pipeline's.
 _STAGE_PORT_OFFSET = {"staging": 1, "prod": 2}
+_PORTS_PER_PIPELINE = 3
 
 
 def check_stage(stage: str | None) -> str | None:
@@ -43,7 +45,8 @@ def check_stage(stage: str | None) -> str | None:
 
 
 def stage_port(settings: Settings, stage: str | None) -> int:
-    return settings.endpoint_port + _STAGE_PORT_OFFSET.get(stage or "", 0)
+    pipeline = _PORTS_PER_PIPELINE * settings.pipelines.position
+    return settings.endpoint_port + pipeline + _STAGE_PORT_OFFSET.get(stage or "", 0)
 
 
 @dataclass(frozen=True)

@@ -164,9 +164,15 @@ def infra_up(stack: Stack) -> UpResult:
     return UpResult(changed=plan.has_changes, outputs=outputs, seconds=seconds)
 
 
+def pipeline_view(stack: Stack, outputs: dict[str, Any]) -> InfraConfig:
+    """The outputs as the chosen pipeline (``--pipeline``, else mlops.default_pipeline)
+    sees them: its model package group, pipeline and endpoints."""
+    return InfraConfig.from_outputs(outputs).for_pipeline(stack.settings.pipelines.default)
+
+
 def read_infra_config(stack: Stack) -> InfraConfig:
     stack.terraform.init()
-    return InfraConfig.from_outputs(stack.terraform.outputs())
+    return pipeline_view(stack, stack.terraform.outputs())
 
 
 def read_outputs_from_state(
@@ -184,7 +190,8 @@ def read_outputs_from_state(
         )
     terraform = TerraformStack(settings, deployment, env, local_state=local_state)
     terraform.init()
-    return InfraConfig.from_outputs(terraform.outputs())
+    config = InfraConfig.from_outputs(terraform.outputs())
+    return config.for_pipeline(settings.pipelines.default)
 
 
 def remember_outputs(stack: Stack, outputs: dict[str, Any]) -> None:
