@@ -298,3 +298,21 @@ def test_golden_definition(definition_text):
         "The definition changed. Review the diff, then regenerate with "
         "UPDATE_GOLDEN=1 python -m pytest tests/definition/test_definition.py"
     )
+
+
+def test_a_pipelines_dataset_settings_are_its_definitions_parameter_defaults():
+    from pipelines.definition.builder import parameters_section
+    from pipelines.definition.parameters import ParameterError, typed_defaults
+
+    defaults = typed_defaults(
+        {"TargetColumn": "quality", "BiasFacetColumn": "alcohol", "MinTestR2": "0.3"},
+        "mlops.pipelines.wine",
+    )
+    section = {p["Name"]: p["DefaultValue"] for p in parameters_section("", defaults)["Parameters"]}
+    assert section["TargetColumn"] == "quality"
+    assert section["BiasFacetColumn"] == "alcohol"
+    assert section["MinTestR2"] == 0.3
+    with pytest.raises(ParameterError, match=r"mlops.pipelines.wine: .*MinTestR2=2.0 must be"):
+        typed_defaults({"MinTestR2": 2}, "mlops.pipelines.wine")
+    with pytest.raises(ParameterError, match="Unknown parameter Target"):
+        typed_defaults({"Target": "x"}, "mlops.pipelines.wine")
