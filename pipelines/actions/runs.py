@@ -181,8 +181,25 @@ def records(settings: Settings, deployment: Deployment) -> Backend:
     return target_for(deployment).records(settings, deployment)
 
 
-def find_execution(backend: Backend, execution: str | None) -> Execution:
-    return backend.describe(execution) if execution else backend.latest()
+def find_execution(
+    backend: Backend, execution: str | None, pipeline_name: str | None = None
+) -> Execution:
+    """An execution by id or ARN, else the latest (of ``pipeline_name``'s, when given)."""
+    return backend.describe(execution) if execution else backend.latest(pipeline_name)
+
+
+def chosen_pipeline_name(settings: Settings, deployment: Deployment) -> str | None:
+    """The SageMaker pipeline name --pipeline chose (None when it was not given: the
+    local records list every pipeline's executions), from the Terraform state."""
+    if not settings.pipelines.selected:
+        return None
+    return target_for(deployment).outputs_from_state(settings, deployment).pipeline_name
+
+
+def list_executions(settings: Settings, deployment: Deployment, limit: int) -> list[Execution]:
+    """`executions`: the newest first; every pipeline's locally, unless --pipeline was given."""
+    backend = records(settings, deployment)
+    return backend.list_executions(chosen_pipeline_name(settings, deployment), limit=limit)
 
 
 def execution_details(backend: Backend, execution: Execution) -> list[StepRun]:
@@ -192,13 +209,15 @@ def execution_details(backend: Backend, execution: Execution) -> list[StepRun]:
 def retry(
     settings: Settings, deployment: Deployment, execution: str | None
 ) -> tuple[Backend, Execution]:
-    _, _, backend = open_target(settings, deployment)
-    return backend, backend.retry(find_execution(backend, execution).execution_id)
+    _, config, backend = open_target(settings, deployment)
+    latest = config.pipeline_name if settings.pipelines.selected else None
+    return backend, backend.retry(find_execution(backend, execution, latest).execution_id)
 
 
 def stop(settings: Settings, deployment: Deployment, execution: str | None) -> Execution:
-    _, _, backend = open_target(settings, deployment)
-    stopped = backend.stop(find_execution(backend, execution).execution_id)
+    _, config, backend = open_target(settings, deployment)
+    latest = config.pipeline_name if settings.pipelines.selected else None
+    stopped = backend.stop(find_execution(backend, execution, latest).execution_id)
     return backend.wait(stopped.execution_id, timeout=600)
 
 
@@ -295,7 +314,7 @@ def open_step_log(
     """`invoke logs`: a step of an execution (default: the latest), by name; without a
     name, the failed step, else the last that ran a job."""
     backend = records(settings, deployment)
-    found = find_execution(backend, execution)
+    found = find_execution(backend, execution, chosen_pipeline_name(settings, deployment))
     steps = backend.steps(found.execution_id)
     ran = ", ".join(s.name for s in steps) or "none yet"
     if step is not None:

@@ -146,8 +146,8 @@ def executions(c, target="local", env=None, pipeline=None, limit=None):
     with exit_on_error():
         # Typed here, not by invoke (an int default makes invoke parse it: a traceback).
         count = whole_number(10 if limit is None else limit, "--limit")
-        backend = runs.records(settings(c, pipeline), deployment(target, env))
-        console.print(executions_table(backend.list_executions(limit=count)))
+        found = runs.list_executions(settings(c, pipeline), deployment(target, env), count)
+        console.print(executions_table(found))
 
 
 @task(
@@ -167,8 +167,9 @@ def execution_show(
 
     with exit_on_error():
         chosen = deployment(target, env)
-        backend = runs.records(settings(c, pipeline), chosen)
-        found = runs.find_execution(backend, execution)
+        config = settings(c, pipeline)
+        backend = runs.records(config, chosen)
+        found = runs.find_execution(backend, execution, runs.chosen_pipeline_name(config, chosen))
         if follow and not found.finished:
             watch(backend, found)  # the live view, until it ends
         print_all(

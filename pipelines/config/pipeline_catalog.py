@@ -210,6 +210,8 @@ class PipelineCatalog:
     default: str  # the key commands act on: mlops.default_pipeline, or --pipeline's
     # A pipeline --pipeline named by its source only (not listed): it has no Terraform.
     unlisted: PipelineEntry | None = None
+    # Whether --pipeline chose: then listings show that pipeline's executions only.
+    selected: bool = False
 
     @classmethod
     def load(
@@ -259,7 +261,7 @@ class PipelineCatalog:
                 f"{name} would take the name {entry.key!r}, which mlops.pipelines already "
                 f"gives {self.get(entry.key).source.text}; list it under a name of its own."  # type: ignore[union-attr]
             )
-        return replace(self, default=entry.key, unlisted=unlisted)
+        return replace(self, default=entry.key, unlisted=unlisted, selected=True)
 
     def choose(self, name: str | None, root: Path) -> PipelineEntry:
         """``--pipeline``: a listed name, a source (listed or not), or the default."""
