@@ -188,6 +188,14 @@ def find_execution(
     return backend.describe(execution) if execution else backend.latest(pipeline_name)
 
 
+def find_for(
+    settings: Settings, deployment: Deployment, execution: str | None
+) -> tuple[Backend, Execution]:
+    """The records and an execution: by id, else the latest (of --pipeline's, if given)."""
+    backend = records(settings, deployment)
+    return backend, find_execution(backend, execution, chosen_pipeline_name(settings, deployment))
+
+
 def chosen_pipeline_name(settings: Settings, deployment: Deployment) -> str | None:
     """The SageMaker pipeline name --pipeline chose (None when it was not given: the
     local records list every pipeline's executions), from the Terraform state."""

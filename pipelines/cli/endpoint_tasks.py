@@ -82,15 +82,8 @@ def predict(
     with exit_on_error():
         shown = whole_number(20 if limit is None else limit, "--limit")
         written = Path(output) if output else None
-        result, version = endpoints.predict(
-            settings(c, pipeline),
-            target,
-            env,
-            stage,
-            _data_file(data),
-            inference_id_column,
-            written,
-        )
+        where = (settings(c, pipeline), target, env, stage)
+        result, version = endpoints.predict(*where, _data_file(data), inference_id_column, written)
         console.print(predictions_table(result, shown, version))
         if written:
             console.print(f"Wrote {len(result.values)} predictions to {written}", markup=False)

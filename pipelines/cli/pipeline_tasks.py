@@ -60,13 +60,9 @@ def pipeline_run(
 
     with exit_on_error():
         seconds = positive_seconds(timeout or DEFAULT_TIMEOUT, "--timeout")
-        config = (
-            settings(c, pipeline).with_overrides(runtime_host=True)
-            if host_runtime
-            else settings(c, pipeline)
-        )
+        config = settings(c, pipeline).with_overrides(runtime_host=True) if host_runtime else None
         started = runs.start_run(
-            config, deployment(target, env), param or [], data,
+            config or settings(c, pipeline), deployment(target, env), param or [], data,
             notify=plain, on_output=terraform_progress, trigger=trigger, kwargs=kwargs,
         )  # fmt: skip
         if not wait:
@@ -168,13 +164,10 @@ def execution_show(
     with exit_on_error():
         chosen = deployment(target, env)
         config = settings(c, pipeline)
-        backend = runs.records(config, chosen)
-        found = runs.find_execution(backend, execution, runs.chosen_pipeline_name(config, chosen))
+        backend, found = runs.find_for(config, chosen, execution)
         if follow and not found.finished:
             watch(backend, found)  # the live view, until it ends
-        print_all(
-            execution_view(runs.show(settings(c, pipeline), chosen, backend, found), full=full)
-        )
+        print_all(execution_view(runs.show(config, chosen, backend, found), full=full))
 
 
 @task(
