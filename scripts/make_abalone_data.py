@@ -1,11 +1,11 @@
-"""Write sample_data/abalone.csv: a small abalone-shaped dataset of the project's own making.
+"""Write sample_data/abalone/abalone.csv: an abalone-shaped dataset of our own making.
 
 The shape of the UCI abalone data that AWS's SageMaker project templates train on (sex,
 seven shell measurements, rings; no header row), drawn from a fixed seed with the
 relationships a real shell has: it grows with age, then more slowly; weights follow the
 cube of the length; infants are young. Run again, it writes the same bytes.
 
-    python scripts/make_abalone_data.py [--rows 800] [--out sample_data/abalone.csv]
+    python scripts/make_abalone_data.py [--rows 800] [--out sample_data/abalone/abalone.csv]
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def rows(count: int, seed: int = 7) -> list[list[object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=800)
-    parser.add_argument("--out", type=Path, default=ROOT / "sample_data" / "abalone.csv")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "sample_data" / "abalone" / "abalone.csv"
+    )
     args = parser.parse_args()
     with args.out.open("w", newline="") as handle:
         csv.writer(handle, lineterminator="\n").writerows(rows(args.rows))
