@@ -283,6 +283,49 @@ class PipelineCatalog:
                 return entry
         return PipelineEntry(key=derived_key(source), source=source, listed=False)
 
+    def to_document(self) -> dict[str, Any]:
+        """JSON for a process that outlives the command (a monitoring schedule)."""
+
+        def entry(e: PipelineEntry) -> dict[str, Any]:
+            return {
+                "key": e.key,
+                "source": e.source.text,
+                "data": e.data,
+                "data_parameter": e.data_parameter,
+                "parameters": dict(e.parameters),
+                "kwargs": dict(e.kwargs),
+                "monitored_features": e.monitored_features,
+                "description": e.description,
+                "listed": e.listed,
+            }
+
+        return {
+            "entries": [entry(e) for e in self.entries],
+            "default": self.default,
+            "unlisted": entry(self.unlisted) if self.unlisted else None,
+            "selected": self.selected,
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], root: Path) -> PipelineCatalog:
+        def entry(raw: Mapping[str, Any]) -> PipelineEntry:
+            features = raw.get("monitored_features")
+            return PipelineEntry(
+                **{
+                    **raw,
+                    "source": parse_source(raw["source"], root),
+                    "monitored_features": tuple(features) if features is not None else None,
+                }
+            )
+
+        unlisted = document.get("unlisted")
+        return cls(
+            tuple(entry(raw) for raw in document["entries"]),
+            document["default"],
+            entry(unlisted) if unlisted else None,
+            bool(document.get("selected")),
+        )
+
     def terraform_pipelines(self) -> list[dict[str, Any]]:
         """Terraform's ``pipelines`` variable: every listed pipeline, in order (the first
         keeps the environment's own resource names)."""

@@ -27,6 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from pipelines.config.pipeline_catalog import PipelineCatalog
 from pipelines.config.settings import Settings
 from pipelines.core import processes
 from pipelines.core.errors import MlopsError
@@ -38,7 +39,13 @@ _MODULE = "pipelines.monitoring.local_schedule"
 
 def settings_document(settings: Settings) -> dict[str, Any]:
     return {
-        f.name: (str(v) if isinstance(v, Path) else v)
+        f.name: (
+            str(v)
+            if isinstance(v, Path)
+            else v.to_document()
+            if isinstance(v, PipelineCatalog)
+            else v
+        )
         for f in dataclasses.fields(settings)
         for v in [getattr(settings, f.name)]
     }
@@ -46,7 +53,9 @@ def settings_document(settings: Settings) -> dict[str, Any]:
 
 def settings_from_document(document: dict[str, Any]) -> Settings:
     paths = {"root", "state_dir", "provider_mirror", "runtime_cache_dir"}
-    return Settings(**{k: Path(v) if k in paths and v else v for k, v in document.items()})
+    values = {k: Path(v) if k in paths and v else v for k, v in document.items()}
+    values["pipelines"] = PipelineCatalog.from_document(document["pipelines"], values["root"])
+    return Settings(**values)
 
 
 class LocalSchedule:

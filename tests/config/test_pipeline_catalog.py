@@ -138,3 +138,15 @@ def test_derived_keys_are_valid_resource_name_parts(tmp_path, source, key):
     path.write_text("def get_pipeline():\n    pass\n")
     derived = derived_key(parse_source(f"{path}:get_pipeline", PROJECT_ROOT))
     assert derived == key
+
+
+def test_the_catalog_survives_a_json_round_trip_for_processes_that_outlive_the_command(tmp_path):
+    import json
+
+    (tmp_path / "churn").mkdir()
+    module = write_module(tmp_path / "churn")
+    catalog = Settings.load(project_config()).pipelines.selecting(
+        f"{module}:get_pipeline", PROJECT_ROOT
+    )
+    document = json.loads(json.dumps(catalog.to_document()))
+    assert PipelineCatalog.from_document(document, PROJECT_ROOT) == catalog
