@@ -838,13 +838,13 @@ def _custom_feval(names):
 
 def train(env):
     """run_algorithm_mode + sagemaker_train + train_job, single host, File mode."""
-    import xgboost as xgb
-
     with open(env["SM_INPUT_TRAINING_CONFIG_FILE"]) as handle:
         train_config = json.load(handle)
     with open(env["SM_INPUT_DATA_CONFIG_FILE"]) as handle:
         data_config = json.load(handle)
     config, channels = check_request(train_config, data_config)
+    import xgboost as xgb  # after the checks: a refused request fails without the import
+
     if config.get("updater"):
         config["updater"] = ",".join(config["updater"])
 
