@@ -81,10 +81,17 @@ def profiles() -> dict[str, RuntimeProfile]:
     return found
 
 
-def profile_for_image(image_uri: str) -> RuntimeProfile | None:
-    """The profile of a SageMaker image URI, or None when the image has none."""
+def image_framework(image_uri: str) -> tuple[str, str] | None:
+    """The framework and version a SageMaker framework image URI names, profiled or not
+    (``("xgboost", "1.5-1")``); None for any other image."""
     for framework, pattern in _IMAGES.items():
         match = pattern.search(image_uri)
         if match is not None:
-            return profiles().get(f"{framework}-{match.group('version')}")
+            return framework, match.group("version")
     return None
+
+
+def profile_for_image(image_uri: str) -> RuntimeProfile | None:
+    """The profile of a SageMaker image URI, or None when the image has none."""
+    found = image_framework(image_uri)
+    return profiles().get(f"{found[0]}-{found[1]}") if found else None

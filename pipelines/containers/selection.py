@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipelines.containers.environments import EnvironmentCache, JobRuntime
-from pipelines.containers.profiles import profile_for_image, profiles
+from pipelines.containers.profiles import image_framework, profile_for_image, profiles
 
 HOST_WARNING = (
     "Warning: jobs run on the host interpreter (Python {version}, with the project's "
@@ -46,6 +46,15 @@ def host_runtime() -> JobRuntime:
 
 def unsupported_image_message(image: str) -> str:
     known = ", ".join(sorted(profiles()))
+    found = image_framework(image)
+    versions = sorted(p.version for p in profiles().values() if found and p.framework == found[0])
+    if found and versions:
+        # A framework the executor runs, in a version it has no runtime for: name the ones it has.
+        return (
+            f"{found[0]} {found[1]} (image {image!r}) has no local runtime; the supported "
+            f"{found[0]} versions are {', '.join(versions)}. Use one of them, run it on "
+            "SageMaker, or opt out with --host-runtime."
+        )
     return (
         f"no local runtime profile for image {image!r} (profiles: {known}); run it on "
         "SageMaker, or opt out with --host-runtime."

@@ -14,9 +14,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.containers.algorithms import builtin_algorithm, xgboost_algorithm
 from pipelines.containers.profiles import profile_for_image
 from pipelines.containers.selection import job_image, unsupported_image_message
 from pipelines.core.errors import MlopsError
+from pipelines.executor import toolkit
 from pipelines.executor.expressions import EvaluationContext, ExpressionError, resolve
 from pipelines.executor.jobs import local_python
 from pipelines.executor.validation import UNRESOLVED, validate_request
@@ -283,13 +285,18 @@ def _job_problems(name: str, kind: str, arguments: Mapping[str, Any], host: bool
                 )
             )
         hyperparameters = arguments.get("HyperParameters") or {}
+        if isinstance(image, str) and builtin_algorithm(image, hyperparameters):
+            problems += _algorithm_problems(name, arguments)
         for required in ("sagemaker_program", "sagemaker_submit_directory"):
-            if required not in hyperparameters:
+            if required not in hyperparameters and not (
+                isinstance(image, str) and builtin_algorithm(image, hyperparameters)
+            ):
                 problems.append(
                     Problem(
                         name,
                         f"HyperParameters.{required}",
-                        "missing: the local executor runs script-mode training jobs.",
+                        "missing: the local executor runs script-mode training jobs (and the "
+                        "built-in algorithm of the XGBoost images).",
                     )
                 )
         for index, channel in enumerate(arguments.get("InputDataConfig", [])):
@@ -304,6 +311,34 @@ def _job_problems(name: str, kind: str, arguments: Mapping[str, Any], host: bool
                     Problem(name, field + ".CompressionType", "only None runs locally.")
                 )
     return problems
+
+
+def _algorithm_problems(name: str, arguments: Mapping[str, Any]) -> list[Problem]:
+    """What the built-in XGBoost algorithm would refuse (or does not run locally), from
+    the hyperparameters and channels known before the run."""
+    hyperparameters = arguments.get("HyperParameters") or {}
+    unresolved = {key for key, value in hyperparameters.items() if value is UNRESOLVED}
+    known = {key: str(value) for key, value in hyperparameters.items() if key not in unresolved}
+    channels: dict[str, Any] | None = toolkit.input_data_config(arguments)
+    if any(value is UNRESOLVED for channel in channels.values() for value in channel.values()):
+        channels = None  # checked by the algorithm when the job runs
+    try:
+        xgboost_algorithm.check_request(known, channels, unresolved)
+    except xgboost_algorithm.ToolkitError as error:
+        field = (
+            f"HyperParameters.{error.hyperparameter}" if error.hyperparameter else "InputDataConfig"
+        )
+        if isinstance(error, xgboost_algorithm.NotLocal):
+            return [Problem(name, field, error.message)]
+        return [
+            Problem(
+                name,
+                field,
+                f"{type(error).__name__}: {error.message} (the XGBoost algorithm would fail "
+                "the job with this).",
+            )
+        ]
+    return []
 
 
 def _s3_input_problems(

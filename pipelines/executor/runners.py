@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from pipelines.containers.algorithms import builtin_algorithm, xgboost_algorithm
 from pipelines.containers.environments import EnvironmentCache, JobRuntime
 from pipelines.containers.profiles import profile_for_image
 from pipelines.core import s3io
@@ -150,8 +151,14 @@ def _job_failure(
         return StepFailed(
             f"MaxRuntimeExceeded: the job ran longer than its {limit:.0f} s stopping condition."
         )
-    # Report container paths, as the job would on SageMaker.
-    line = sandbox.unmap(failure_line(ctx.log_path) or "no output")
+    # Report container paths, as the job would on SageMaker. A job that explains its
+    # failure in /opt/ml/output/failure (the training toolkits and the built-in algorithms
+    # do) is reported with that text, as SageMaker's FailureReason is.
+    try:
+        explained = " ".join(sandbox.path("/opt/ml/output/failure").read_text().split())
+    except (FileNotFoundError, UnicodeDecodeError):
+        explained = ""
+    line = sandbox.unmap(explained[:1024] or failure_line(ctx.log_path) or "no output")
     return StepFailed(f"AlgorithmError: {line} (exit code {result.exit_code}; log: {ctx.log_path})")
 
 
@@ -311,23 +318,20 @@ def _extract_code(archive: Path, destination: Path) -> None:
         ) from error
 
 
-def run_training(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepOutcome:
-    name = job_name(ctx.execution, node.name)
-    sandbox = Sandbox(ctx.step_dir / "sandbox")
-    started = time.time()
-    raw_hps = {k: str(v) for k, v in (args.get("HyperParameters") or {}).items()}
+def _script_mode_code(
+    raw_hps: Mapping[str, str], sandbox: Sandbox, ctx: JobContext, s3: Any
+) -> tuple[str, str, Path]:
+    """The entry point, the code bundle's URI and where it is unpacked."""
     try:
         program = _decode(raw_hps["sagemaker_program"])
         submit_dir = _decode(raw_hps["sagemaker_submit_directory"])
     except KeyError as missing:
         raise StepFailed(
-            "The local executor runs script-mode training jobs; "
-            f"hyperparameter {missing} is missing."
+            "The local executor runs script-mode training jobs and the built-in XGBoost "
+            f"algorithm; hyperparameter {missing} is missing."
         ) from None
-
     code_dir = sandbox.path("/opt/ml/code")
     archive = ctx.step_dir / "sourcedir.tar.gz"
-    s3 = ctx.connection.client("s3")
     try:
         bucket, key = s3io.parse_s3_uri(submit_dir)
         s3.download_file(bucket, key, str(archive))
@@ -336,6 +340,24 @@ def run_training(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepO
     _extract_code(archive, code_dir)
     if not (code_dir / program).is_file():
         raise StepFailed(f"ClientError: the training code has no entry point {program!r}.")
+    return program, submit_dir, code_dir
+
+
+def run_training(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepOutcome:
+    name = job_name(ctx.execution, node.name)
+    sandbox = Sandbox(ctx.step_dir / "sandbox")
+    started = time.time()
+    image = args["AlgorithmSpecification"]["TrainingImage"]
+    raw_hps = {k: str(v) for k, v in (args.get("HyperParameters") or {}).items()}
+    s3 = ctx.connection.client("s3")
+    # The XGBoost image without an entry point is the built-in algorithm: it runs the
+    # algorithm's script (pipelines.containers.algorithms) instead of the user's.
+    algorithm = builtin_algorithm(image, raw_hps)
+    if algorithm is None:
+        program, submit_dir, code_dir = _script_mode_code(raw_hps, sandbox, ctx, s3)
+    else:
+        program = submit_dir = None
+        code_dir = sandbox.root
 
     for channel in args.get("InputDataConfig", []):
         source = channel.get("DataSource", {}).get("S3DataSource")
@@ -350,6 +372,7 @@ def run_training(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepO
     output_data = sandbox.path("/opt/ml/output/data")
     for folder in (model_dir, output_data, sandbox.path("/opt/ml/output/intermediate")):
         folder.mkdir(parents=True, exist_ok=True)
+    profile = profile_for_image(image)
     contract = toolkit.training_contract(
         args,
         sandbox,
@@ -357,25 +380,28 @@ def run_training(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepO
         program=program,
         submit_dir=submit_dir,
         cmd_args=script_mode_arguments,
+        framework_module=dict(profile.environment if profile else ()).get(
+            "SAGEMAKER_TRAINING_MODULE", toolkit.FRAMEWORK_MODULE
+        ),
     )
-    user_args = contract.user_args
-    python = ctx.python_for(args["AlgorithmSpecification"]["TrainingImage"])
-    if (code_dir / "requirements.txt").is_file():
+    python = ctx.python_for(image)
+    if algorithm is None and (code_dir / "requirements.txt").is_file():
         # The training toolkit pip-installs the bundle's requirements.txt before the
         # script starts; locally they go into a cached environment of their own.
-        python = ctx.with_requirements(
-            args["AlgorithmSpecification"]["TrainingImage"], code_dir / "requirements.txt"
-        )
+        python = ctx.with_requirements(image, code_dir / "requirements.txt")
 
-    image = args["AlgorithmSpecification"]["TrainingImage"]
     env = container_environment(ctx, python, image, sandbox)
     env.update({k: sandbox.remap(str(v)) for k, v in (args.get("Environment") or {}).items()})
     env.update(contract.env)
-    env["PYTHONPATH"] = str(code_dir)
+    if algorithm is None:
+        env["PYTHONPATH"] = str(code_dir)
+        command = [python, str(program), *contract.user_args]
+    else:
+        command = [python, str(algorithm)]
 
     limit = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
     result = run_job(
-        [python, program, *user_args],
+        command,
         cwd=code_dir,
         env=env,
         log_path=ctx.log_path,
@@ -399,11 +425,14 @@ def run_training(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepO
         raise _client_error("uploading the model artifacts", error) from error
 
     ended = time.time()
-    metrics = scrape_metrics(
-        ctx.log_path, args.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
-    )
+    specification = dict(args.get("AlgorithmSpecification") or {})
+    if algorithm is not None and not specification.get("MetricDefinitions"):
+        # A built-in algorithm's own metrics: SageMaker fills them in (and describes them).
+        specification["MetricDefinitions"] = xgboost_algorithm.METRIC_DEFINITIONS
+    metrics = scrape_metrics(ctx.log_path, specification.get("MetricDefinitions", []))
     properties = {
         **args,
+        "AlgorithmSpecification": specification,
         "TrainingJobName": name,
         "TrainingJobArn": _arn(ctx, f"training-job/{name}"),
         "TrainingJobStatus": "Completed",

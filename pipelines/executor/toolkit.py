@@ -111,26 +111,10 @@ def write_json(path: Path, document: Any) -> None:
     path.write_text(json.dumps(document))
 
 
-def training_contract(
-    request: Mapping[str, Any],
-    sandbox: Sandbox,
-    *,
-    job_name: str,
-    program: str,
-    submit_dir: str,
-    cmd_args: Any,
-) -> TrainingContract:
-    """Write /opt/ml/input/config/*.json and return the toolkit's SM_* environment.
-
-    ``cmd_args`` renders hyperparameters as the toolkit's command line
-    (runners.script_mode_arguments).
-    """
-    raw = {k: str(v) for k, v in (request.get("HyperParameters") or {}).items()}
-    channels = [c["ChannelName"] for c in request.get("InputDataConfig", [])]
-    instance_type = str(request.get("ResourceConfig", {}).get("InstanceType", "local"))
-    config_dir = "/opt/ml/input/config"
-    resources = resource_config(instance_type)
-    input_data = {
+def input_data_config(request: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """inputdataconfig.json of a CreateTrainingJob request: each channel's content type
+    (only when the request names one), input mode, distribution and record wrapper."""
+    return {
         channel["ChannelName"]: {
             **({"ContentType": channel["ContentType"]} if "ContentType" in channel else {}),
             "TrainingInputMode": channel.get(
@@ -144,6 +128,30 @@ def training_contract(
         }
         for channel in request.get("InputDataConfig", [])
     }
+
+
+def training_contract(
+    request: Mapping[str, Any],
+    sandbox: Sandbox,
+    *,
+    job_name: str,
+    program: str | None,
+    submit_dir: str | None,
+    cmd_args: Any,
+    framework_module: str = FRAMEWORK_MODULE,
+) -> TrainingContract:
+    """Write /opt/ml/input/config/*.json and return the toolkit's SM_* environment.
+
+    ``cmd_args`` renders hyperparameters as the toolkit's command line
+    (runners.script_mode_arguments). ``program`` is None for a built-in algorithm (no
+    entry point); ``framework_module`` is the image's SAGEMAKER_TRAINING_MODULE.
+    """
+    raw = {k: str(v) for k, v in (request.get("HyperParameters") or {}).items()}
+    channels = [c["ChannelName"] for c in request.get("InputDataConfig", [])]
+    instance_type = str(request.get("ResourceConfig", {}).get("InstanceType", "local"))
+    config_dir = "/opt/ml/input/config"
+    resources = resource_config(instance_type)
+    input_data = input_data_config(request)
     write_json(sandbox.path(f"{config_dir}/hyperparameters.json"), raw)
     write_json(sandbox.path(f"{config_dir}/inputdataconfig.json"), input_data)
     write_json(sandbox.path(f"{config_dir}/resourceconfig.json"), resources)
@@ -184,9 +192,9 @@ def training_contract(
         },
         "distribution_instance_groups": [],
         "is_hetero": False,
-        "module_name": re.sub(r"\.py$", "", program),
+        "module_name": re.sub(r"\.py$", "", program) if program else None,
         "log_level": log_level,
-        "framework_module": FRAMEWORK_MODULE,
+        "framework_module": framework_module,
         "input_dir": sandbox.remap("/opt/ml/input"),
         "input_config_dir": sandbox.remap(config_dir),
         "output_dir": sandbox.remap("/opt/ml/output"),
@@ -206,7 +214,7 @@ def training_contract(
         "current_instance_type": instance_type,
         "distribution_hosts": [],
         "distribution_instance_groups": [],
-        "framework_module": FRAMEWORK_MODULE,
+        "framework_module": framework_module,
         "hosts": [CURRENT_HOST],
         "hyperparameters": user_hps,
         "input_config_dir": environment["input_config_dir"],
@@ -256,10 +264,12 @@ def write_processing_config(
 
 def scrape_metric_lines(text: str, definitions: list[Mapping[str, str]]) -> dict[str, float]:
     """The last value each MetricDefinitions regex captures, applied to each log line
-    on its own as SageMaker does (so ``^`` anchors at a line's start)."""
+    on its own as SageMaker does (so ``^`` anchors at a line's start), and to the line as
+    CloudWatch Logs holds it: a tab is ``#011`` there, which is what the XGBoost metric
+    regexes (``...#011validation-rmse:...``) match."""
     metrics: dict[str, float] = {}
     compiled = [(d["Name"], re.compile(d["Regex"])) for d in definitions]
-    for line in text.splitlines():
+    for line in text.replace("\t", "#011").splitlines():
         for name, regex in compiled:
             for match in regex.finditer(line):
                 try:
