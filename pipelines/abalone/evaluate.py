@@ -1,8 +1,8 @@
 """Evaluate the XGBoost model on the test split, as AWS's template evaluation does.
 
-Runs in the SageMaker XGBoost image: unpacks ``model.tar.gz``, unpickles ``xgboost-model``
-(the built-in algorithm's model file), predicts the test rows (label first, no header) and
-writes ``/opt/ml/processing/evaluation/evaluation.json``:
+Runs in the SageMaker XGBoost image: unpacks ``model.tar.gz``, loads ``xgboost-model`` (the
+built-in algorithm's model file), predicts the test rows (label first, no header) and writes
+``/opt/ml/processing/evaluation/evaluation.json``:
 
     {"regression_metrics": {"mse": {"value": ..., "standard_deviation": ...}, "rmse": ...,
      "mae": ..., "r2": ...}, "metadata": {"features": [...], "target": "rings"}}
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
-import pickle
 import tarfile
 
 import numpy as np
@@ -31,10 +30,10 @@ BASE_DIR = pathlib.Path("/opt/ml/processing")
 def main() -> None:
     with tarfile.open(BASE_DIR / "model" / "model.tar.gz") as tar:
         tar.extract("xgboost-model", path=".")  # the one member it reads
-    with open("xgboost-model", "rb") as handle:
-        # The algorithm's own model file, from this pipeline's training job (as AWS's
-        # template evaluation loads it).
-        model = pickle.load(handle)  # noqa: S301
+    # The algorithm saves its Booster with save_model since the 1.3-1 image (AWS's template
+    # unpickles it: its 1.0-1 image pickled); load it as the container's serving does.
+    model = xgboost.Booster()
+    model.load_model("xgboost-model")
 
     test = pd.read_csv(BASE_DIR / "test" / "test.csv", header=None)
     header = pd.read_csv(BASE_DIR / "baseline" / "baseline.csv", nrows=0).columns.tolist()
