@@ -9,23 +9,27 @@ downloads its input with ``boto3.resource("s3").Bucket(b).download_file(...)``).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
 import socket
+import tarfile
 import time
 from pathlib import Path
 
 import pytest
 from sagemaker import image_uris
 from sagemaker.processing import ProcessingOutput, ScriptProcessor
+from sagemaker.sklearn.estimator import SKLearn
 from sagemaker.sklearn.processing import SKLearnProcessor
 from sagemaker.workflow.pipeline import Pipeline
-from sagemaker.workflow.steps import ProcessingStep
+from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
 from pipelines.backends.local import LocalBackend
 from pipelines.config.settings import Settings
 from pipelines.definition.sdk_session import definition_session
+from tests.support import source_tarball
 
 BUCKET = "jobs-calling-aws"
 ROLE = "arn:aws:iam::123456789012:role/test"
@@ -54,6 +58,15 @@ try:
     print("outside: reached")
 except Exception as error:
     print("outside:", error)
+"""
+
+TRAIN = """
+import os
+import boto3
+rows = boto3.client("s3").get_object(Bucket=os.environ["BUCKET"], Key="raw/abalone.csv")
+with open(os.path.join(os.environ["SM_MODEL_DIR"], "rows.txt"), "w") as handle:
+    handle.write(str(len(rows["Body"].read().splitlines())))
+print("boto3", boto3.__version__)
 """
 
 SLEEPER = """
@@ -158,6 +171,40 @@ def test_a_jobs_own_boto3_reaches_the_emulator_and_nothing_else(
     assert written == b"2"
     # A host that is not AWS's is refused by the proxy, not attempted.
     assert "Tunnel connection failed: 403 Forbidden" in log.split("outside: ", 1)[1]
+
+
+def test_a_training_job_reads_s3_with_its_own_boto3(backend, session, emulator_connection):
+    source = f"s3://{BUCKET}/train/sourcedir.tar.gz"
+    emulator_connection.client("s3").put_object(
+        Bucket=BUCKET, Key="train/sourcedir.tar.gz", Body=source_tarball({"train.py": TRAIN})
+    )
+    estimator = SKLearn(
+        entry_point="train.py",
+        source_dir=source,
+        framework_version="1.4-2",
+        py_version="py3",
+        role=ROLE,
+        instance_type="ml.m5.large",
+        environment={"BUCKET": BUCKET},
+        output_path=f"s3://{BUCKET}/models",
+        sagemaker_session=session,
+    )
+    text = Pipeline(
+        name="jobs-calling-aws",
+        steps=[TrainingStep(name="Fit", estimator=estimator)],
+        sagemaker_session=session,
+    ).definition()
+    execution = backend.start_definition("jobs-calling-aws", text, {})
+    execution = backend.wait(execution.execution_id, timeout=300)
+    log = log_of(backend, execution.execution_id, "Fit")
+    assert execution.status == "Succeeded", f"{execution.failure_reason}\n{log}"
+    assert "boto3 1.43.46" in log  # the 1.4-2 image's
+    (fit,) = backend.steps(execution.execution_id)
+    model = fit.properties["ModelArtifacts"]["S3ModelArtifacts"]
+    bucket, key = model.removeprefix("s3://").split("/", 1)
+    archive = emulator_connection.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        assert tar.extractfile("rows.txt").read() == b"2"
 
 
 def test_the_proxy_ends_with_the_worker_that_started_it(backend, session, emulator_connection):
