@@ -18,29 +18,41 @@ from types import FrameType
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines.core.aws import AwsConnection, emulator_process_env
+from pipelines.core.aws import AwsConnection
+from pipelines.core.errors import MlopsError
 from pipelines.core.records import FAILED, Execution
+from pipelines.emulator.aws_proxy import AwsHostsProxy, proxied_aws_environment
 from pipelines.executor.engine import Engine
 from pipelines.executor.store import ExecutionNotFound, ExecutionStore
 from pipelines.executor.toolkit import allowed_host_environment
 
 
-def job_environment(connection: AwsConnection) -> dict[str, str]:
+def job_environment(connection: AwsConnection, proxy_url: str) -> dict[str, str]:
     """What a job process sees: only the emulator, with the project's CA; no real identity,
     and of the host's variables only the allow-listed locale ones (a container starts
-    with an environment of its own, not the user's shell)."""
+    with an environment of its own, not the user's shell).
+
+    A job that calls AWS itself, with its image's boto3 of any version, reaches the
+    emulator through the AWS-hosts proxy at ``proxy_url``, signing with the emulator's
+    key in the stack's region. The executor runs only on the local target: on SageMaker
+    the job's execution role provides the credentials and the region, and AWS's own
+    endpoints answer."""
     if connection.ca_bundle is None or connection.endpoint_url is None:
         raise ValueError("job_environment needs the emulator connection")
-    env = emulator_process_env(
+    env = proxied_aws_environment(
         allowed_host_environment(os.environ),
+        proxy_url=proxy_url,
         ca_bundle=connection.ca_bundle,
         region=connection.region,
     )
-    env["AWS_ENDPOINT_URL"] = connection.endpoint_url
     env["PYTHONUNBUFFERED"] = "1"
     # Keep the unpacked code folders free of bytecode.
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)  # the worker's stdout is its log file
 
 
 def _alive(pid: int | None) -> bool:
@@ -110,15 +122,26 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
 
-    engine = Engine(
-        store,
-        execution,
-        connection,
-        work_dir=Path(runtime["work_dir"]),
-        job_env=job_environment(connection),
-        stop=stop,
-    )
-    finished = engine.run()
+    try:
+        # For the run's duration: a thread of this process, so it ends with the run.
+        proxy = AwsHostsProxy.for_connection(connection, log=_log).start()
+    except MlopsError as error:
+        store.update_execution(
+            execution.execution_id, status=FAILED, failure_reason=str(error), ended_at=time.time()
+        )
+        return 1
+    try:
+        engine = Engine(
+            store,
+            execution,
+            connection,
+            work_dir=Path(runtime["work_dir"]),
+            job_env=job_environment(connection, proxy.url),
+            stop=stop,
+        )
+        finished = engine.run()
+    finally:
+        proxy.stop()
     store.close()
     return 0 if finished.status != FAILED else 1
 
