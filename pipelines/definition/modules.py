@@ -17,7 +17,6 @@ import importlib
 import importlib.util
 import inspect
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -88,33 +87,17 @@ def _importable(folder: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def sdk_environment(connection: AwsConnection) -> Iterator[None]:
     """While a module builds on the local target, the boto3 sessions it makes itself
-    (``boto3.Session(region_name=...)``) reach the emulator: its endpoint, CA and key in the
-    process environment, restored afterwards. On AWS (no emulator) nothing changes."""
+    (``boto3.Session(region_name=...)``, the SDK's sessions and STS calls from them) reach
+    the emulator, through the AWS-hosts proxy (``local_aws_environment``); the process
+    environment is restored afterwards. On AWS (no emulator) nothing changes."""
     if connection.endpoint_url is None:
         yield
         return
-    credentials = connection.session.get_credentials().get_frozen_credentials()
-    values = {
-        "AWS_ENDPOINT_URL": connection.endpoint_url,
-        "AWS_CA_BUNDLE": str(connection.ca_bundle or ""),
-        "AWS_ACCESS_KEY_ID": credentials.access_key,
-        "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
-        "AWS_DEFAULT_REGION": connection.region,
-        "AWS_REGION": connection.region,
-    }
-    removed = ("AWS_SESSION_TOKEN", "AWS_PROFILE")
-    saved = {name: os.environ.get(name) for name in (*values, *removed)}
-    os.environ.update(values)
-    for name in removed:
-        os.environ.pop(name, None)
-    try:
+    import pipelines.definition.sdk_session  # noqa: F401  (the SDK tamed: no telemetry)
+    from pipelines.emulator.aws_proxy import local_aws_environment
+
+    with local_aws_environment(connection):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def load_function(source: Source) -> Callable[..., Any]:

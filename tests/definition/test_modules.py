@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
-import boto3
 import pytest
 
 from pipelines.config.pipeline_catalog import parse_source
@@ -134,28 +133,6 @@ def test_the_code_hash_follows_the_modules_folder(tmp_path):
     before = source_sha256(source)
     write(tmp_path / "preprocess.py", "print('changed')\n")
     assert source_sha256(source) != before
-
-
-def test_sdk_environment_points_plain_sessions_at_the_emulator_and_restores(monkeypatch):
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    session = boto3.Session(
-        aws_access_key_id="KEY", aws_secret_access_key="SECRET", region_name="us-east-1"
-    )
-    # A developer's profile must not redirect the build.
-    monkeypatch.setenv("AWS_PROFILE", "someone")
-    connection = SimpleNamespace(
-        endpoint_url="https://127.0.0.1:4999",
-        ca_bundle=Path("/tmp/ca.pem"),
-        session=session,
-        region="us-east-1",
-    )
-    with sdk_environment(connection):
-        assert os.environ["AWS_ENDPOINT_URL"] == "https://127.0.0.1:4999"
-        assert "AWS_PROFILE" not in os.environ
-        client = boto3.Session(region_name="us-east-1").client("s3")
-        assert client.meta.endpoint_url == "https://127.0.0.1:4999"
-    assert os.environ["AWS_PROFILE"] == "someone"
-    assert "AWS_ENDPOINT_URL" not in os.environ
 
 
 def test_sdk_environment_changes_nothing_on_aws(monkeypatch):
