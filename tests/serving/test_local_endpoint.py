@@ -594,7 +594,7 @@ def test_model_servers_and_workers_stop_when_the_front_is_killed(endpoint, regis
     workers = server.children()
     assert workers
     psutil.Process(status.front_pid).kill()
-    gone, alive = psutil.wait_procs([server, *workers], timeout=30)
+    _, alive = psutil.wait_procs([server, *workers], timeout=30)
     assert alive == []
     assert owned_processes(endpoint.dir) == []
     assert not processes_listening(endpoint.port)
