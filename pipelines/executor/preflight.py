@@ -52,30 +52,29 @@ _SERVICE_NAMED = {
     "Model": {"ModelName": "pipelines-preflight"},
     "Transform": {"TransformJobName": "pipelines-preflight"},
 }
-_ON_SAGEMAKER = "Run this pipeline on SageMaker"
+_ON_SAGEMAKER = "run this pipeline on SageMaker"
 # Why each step type the SDK writes but the local executor cannot run is refused, and what
 # to do instead: one sentence each, before anything runs.
 REFUSALS = {
     "Lambda": (
-        "a LambdaStep invokes an AWS Lambda function, and no Lambda function runs locally "
-        f"(the emulator has none to call). {_ON_SAGEMAKER}, or do the function's work in a "
-        "ProcessingStep."
+        "a LambdaStep invokes an AWS Lambda function, and no Lambda function runs locally: "
+        f"{_ON_SAGEMAKER}, or do the function's work in a ProcessingStep."
     ),
     "EMR": (
         "an EMRStep submits a step to an Amazon EMR cluster, and there is no EMR cluster "
-        f"locally. {_ON_SAGEMAKER}, or run the Spark work in a ProcessingStep."
+        f"locally: {_ON_SAGEMAKER}, or run the Spark work in a ProcessingStep."
     ),
     "Callback": (
         "a CallbackStep waits for an outside system to answer through an SQS queue, and "
-        f"nothing outside this machine can answer the local executor. {_ON_SAGEMAKER}, or "
+        f"nothing outside this machine can answer the local executor: {_ON_SAGEMAKER}, or "
         "do that system's work in a ProcessingStep."
     ),
     "Tuning": (
         "a TuningStep launches a hyperparameter tuning job, which the local executor does "
-        f"not run. {_ON_SAGEMAKER}, or train with fixed hyperparameters in a TrainingStep."
+        f"not run: {_ON_SAGEMAKER}, or train with fixed hyperparameters in a TrainingStep."
     ),
     "AutoML": (
-        "an AutoMLStep runs SageMaker Autopilot, which has no local counterpart. "
+        "an AutoMLStep runs SageMaker Autopilot, which has no local counterpart: "
         f"{_ON_SAGEMAKER}, or train in a TrainingStep."
     ),
 }
