@@ -74,6 +74,9 @@ def input_uris(step_type: str, arguments: Mapping[str, Any]) -> list[str]:
             for item in arguments.get("ProcessingInputs", [])
             if "S3Input" in item
         ]
+    if step_type == "Transform":
+        source = arguments.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource")
+        return [source["S3Uri"]] if source else []
     uris = [
         channel["DataSource"]["S3DataSource"]["S3Uri"]
         for channel in arguments.get("InputDataConfig", [])
@@ -113,6 +116,8 @@ def outputs_still_exist(step_type: str, properties: Mapping[str, Any], s3: BaseC
     (the emulator forgets everything when it restarts)."""
     if step_type == "Training":
         return s3io.exists(s3, properties["ModelArtifacts"]["S3ModelArtifacts"])
+    if step_type == "Transform":
+        return s3io.exists(s3, properties["TransformOutput"]["S3OutputPath"])
     if step_type in CHECK_STEP_TYPES:
         written = ("CalculatedBaselineConstraints", "CalculatedBaselineStatistics")
         return all(s3io.exists(s3, properties[name]) for name in written if properties.get(name))

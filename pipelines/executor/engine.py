@@ -60,6 +60,7 @@ from pipelines.executor.runners import (
     StepStopped,
 )
 from pipelines.executor.store import ExecutionStore
+from pipelines.executor.transform import TRANSFORM_RUNNERS
 from pipelines.executor.validation import preload_service_model
 
 NOT_EXECUTED = "NotExecuted"  # never stored: the step's branch or inputs never came
@@ -272,7 +273,11 @@ class Engine:
                 record.properties = {"Outcome": str(outcome)}
                 self._publish(node.name, record.properties, {})
                 return SUCCEEDED
-            runner = RUNNERS.get(node.type) or CHECK_RUNNERS.get(node.type)
+            runner = (
+                RUNNERS.get(node.type)
+                or CHECK_RUNNERS.get(node.type)
+                or TRANSFORM_RUNNERS.get(node.type)
+            )
             if runner is None:
                 record.failure_reason = (
                     f"Unsupported step type {node.type!r}: the local executor runs "

@@ -45,12 +45,40 @@ OPERATIONS: dict[str, str] = {
     "Training": "CreateTrainingJob",
     "RegisterModel": "CreateModelPackage",
     "Model": "CreateModel",
+    "Transform": "CreateTransformJob",
 }
 # Request members the service names itself; filled in so "required" checks hold.
 _SERVICE_NAMED = {
     "Processing": {"ProcessingJobName": "pipelines-preflight"},
     "Training": {"TrainingJobName": "pipelines-preflight"},
     "Model": {"ModelName": "pipelines-preflight"},
+    "Transform": {"TransformJobName": "pipelines-preflight"},
+}
+_ON_SAGEMAKER = "run this pipeline on SageMaker"
+# Why each step type the SDK writes but the local executor cannot run is refused, and what
+# to do instead: one sentence each, before anything runs.
+REFUSALS = {
+    "Lambda": (
+        "a LambdaStep invokes an AWS Lambda function, and no Lambda function runs locally: "
+        f"{_ON_SAGEMAKER}, or do the function's work in a ProcessingStep."
+    ),
+    "EMR": (
+        "an EMRStep submits a step to an Amazon EMR cluster, and there is no EMR cluster "
+        f"locally: {_ON_SAGEMAKER}, or run the Spark work in a ProcessingStep."
+    ),
+    "Callback": (
+        "a CallbackStep waits for an outside system to answer through an SQS queue, and "
+        f"nothing outside this machine can answer the local executor: {_ON_SAGEMAKER}, or "
+        "do that system's work in a ProcessingStep."
+    ),
+    "Tuning": (
+        "a TuningStep launches a hyperparameter tuning job, which the local executor does "
+        f"not run: {_ON_SAGEMAKER}, or train with fixed hyperparameters in a TrainingStep."
+    ),
+    "AutoML": (
+        "an AutoMLStep runs SageMaker Autopilot, which has no local counterpart: "
+        f"{_ON_SAGEMAKER}, or train in a TrainingStep."
+    ),
 }
 _STEP_KEYS = {"Name", "Type", "Arguments", "DependsOn", "CacheConfig", "PropertyFiles"} | {
     "RetryPolicies",
@@ -81,8 +109,9 @@ class PreflightError(MlopsError):
 def supported_step_types() -> list[str]:
     from pipelines.executor.checks import CHECK_RUNNERS
     from pipelines.executor.runners import RUNNERS
+    from pipelines.executor.transform import TRANSFORM_RUNNERS
 
-    return sorted([*RUNNERS, *CHECK_RUNNERS, "Condition"])
+    return sorted([*RUNNERS, *CHECK_RUNNERS, *TRANSFORM_RUNNERS, "Condition"])
 
 
 def check_definition(
@@ -99,15 +128,10 @@ def check_definition(
         name = str(step.get("Name"))
         kind = step.get("Type")
         if kind not in supported_step_types():
-            problems.append(
-                Problem(
-                    name,
-                    "Type",
-                    f"Unsupported step type {kind!r}: the local executor runs "
-                    + ", ".join(supported_step_types())
-                    + " steps.",
-                )
+            reason = REFUSALS.get(str(kind)) or (
+                "the local executor runs " + ", ".join(supported_step_types()) + " steps."
             )
+            problems.append(Problem(name, "Type", f"Unsupported step type {kind!r}: {reason}"))
             continue
         problems += _expression_problems(name, step, ctx, names)
         if kind == "Condition":
@@ -276,6 +300,10 @@ def _job_problems(name: str, kind: str, arguments: Mapping[str, Any], host: bool
                 problems.append(Problem(name, field, "only S3 inputs run locally."))
                 continue
             problems += _s3_input_problems(name, field + ".S3Input", s3_input, "S3InputMode")
+    if kind == "Transform":
+        from pipelines.executor.transform import request_problems as transform_problems
+
+        problems += [Problem(name, f, message) for f, message in transform_problems(arguments)]
     if kind == "Training":
         algorithm = arguments.get("AlgorithmSpecification", {})
         if algorithm.get("TrainingInputMode", "File") != "File":

@@ -561,6 +561,8 @@ def run_fail(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepOutco
     raise StepFailed(str(args.get("ErrorMessage") or f"Fail step {node.name} reached."))
 
 
+# The check steps' runners are in checks.CHECK_RUNNERS and the batch transform's in
+# transform.TRANSFORM_RUNNERS: both build on this module's helpers.
 RUNNERS: dict[str, Runner] = {
     "Processing": run_processing,
     "Training": run_training,
@@ -580,4 +582,5 @@ CACHE_KEY_ATTRIBUTES: dict[str, tuple[str, ...]] = {
         "HyperParameters",
         "InputDataConfig",
     ),
+    "Transform": ("DataProcessing", "Environment", "ModelName", "TransformInput"),
 }

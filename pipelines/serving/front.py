@@ -46,6 +46,7 @@ from pipelines.core.files import write_json_atomically
 from pipelines.core.processes import LOOPBACK
 from pipelines.serving.capture import CaptureSettings
 from pipelines.serving.capture_upload import CaptureUploader
+from pipelines.serving.router import process_alive
 
 log = logging.getLogger("front")
 
@@ -263,7 +264,13 @@ class Restarter:
 
 
 class Front:
-    def __init__(self, port: int, handout: Path, uploader: CaptureUploader | None) -> None:
+    def __init__(
+        self,
+        port: int,
+        handout: Path,
+        uploader: CaptureUploader | None,
+        owner_pid: int | None = None,
+    ) -> None:
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind((LOOPBACK, port))
@@ -280,6 +287,8 @@ class Front:
         self.uploader = uploader
         self.restarter = Restarter(self.listener, handout.parent)
         self.stopping = False
+        # A batch transform's front lives as long as the job that serves through it.
+        self.owner_pid = owner_pid
 
     def serve(self) -> None:
         selector = selectors.DefaultSelector()
@@ -290,6 +299,9 @@ class Front:
                 for _ in selector.select(timeout=0.2):
                     self._hand_over()
                 self.restarter.check()
+                if self.owner_pid is not None and not process_alive(self.owner_pid):
+                    log.warning("its owner (pid %s) is gone; the front stops", self.owner_pid)
+                    self.stopping = True
                 if self.uploader is not None and time.monotonic() - shipped_at >= _SHIP_SECONDS:
                     self.uploader.ship()
                     shipped_at = time.monotonic()
@@ -329,6 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--emulator-endpoint", default="")
     parser.add_argument("--ca-bundle", default="")
     parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--owner-pid", type=int, default=None, help="stop when it is gone")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
@@ -342,7 +355,7 @@ def main(argv: list[str] | None = None) -> None:
             args.capture_spool,
             connection.client("s3"),
         )
-    front = Front(args.port, Path(HANDOUT), uploader)
+    front = Front(args.port, Path(HANDOUT), uploader, args.owner_pid)
     signal.signal(signal.SIGTERM, front.request_stop)
     signal.signal(signal.SIGINT, front.request_stop)
     log.info("endpoint %s on %s:%s (pid %s)", args.endpoint_name, LOOPBACK, args.port, os.getpid())

@@ -61,7 +61,7 @@ from pipelines.serving.invocations import (
     serialize,
     too_large,
 )
-from pipelines.serving.router import RouteTable
+from pipelines.serving.router import RouteTable, process_alive
 
 log = logging.getLogger("model_server")
 
@@ -486,6 +486,7 @@ class Worker:
         *,
         spool: CaptureSpool | None = None,
         parent_pid: int | None = None,
+        front_pid: int | None = None,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         draw: Callable[[], float] = random.random,
     ) -> None:
@@ -495,6 +496,7 @@ class Worker:
         self.private_socket = private
         self.spool = spool
         self.parent_pid = parent_pid
+        self.front_pid = front_pid
         self.max_payload_bytes = max_payload_bytes
         self.draw = draw
         self.public_port: int | None = (
@@ -569,6 +571,10 @@ class Worker:
                     log.warning("the model server is gone; serving until it is replaced")
                     orphaned = True
                 if not self.routes.primary:
+                    break
+                if not process_alive(self.front_pid):
+                    # ...and no front is left to start it: nothing would ever stop this one.
+                    log.warning("the endpoint's front is gone too; stopping")
                     break
             self._tick()
             with contextlib.suppress(asyncio.TimeoutError):

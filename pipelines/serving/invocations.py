@@ -62,6 +62,7 @@ UTF8_TYPES = (JSON, CSV)  # sagemaker_containers._content_types.UTF8_TYPES
 DEFAULT_ACCEPT_ENVIRON = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 REASONS = {
     200: "OK",
+    204: "No Content",
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -385,7 +386,12 @@ class InferenceService:
         self.handlers = handlers
         self.model = handlers.model_fn(str(model_dir))
         self.version = version
-        self.default_accept = os.environ.get(DEFAULT_ACCEPT_ENVIRON) or JSON
+        # A built-in algorithm's handlers (pipelines.serving.algorithms) name their
+        # container's defaults; the scikit-learn container's are JSON for both.
+        self.default_accept = os.environ.get(DEFAULT_ACCEPT_ENVIRON) or getattr(
+            handlers, "DEFAULT_INVOCATIONS_ACCEPT", JSON
+        )
+        self.default_content_type = getattr(handlers, "DEFAULT_CONTENT_TYPE", JSON)
         transform_fn = getattr(handlers, "transform_fn", None)
         if callable(transform_fn):
             self._transform: Callable[[Any, str, str], Any] = self._user_transform(
@@ -437,7 +443,9 @@ class InferenceService:
 
     def _invoke(self, request: Request) -> Response:
         # _worker.Request: the content type defaults to JSON; Accept to the default accept.
-        content_type = request.headers.get("contenttype") or request.content_type or JSON
+        content_type = (
+            request.headers.get("contenttype") or request.content_type or self.default_content_type
+        )
         accept = request.accept
         if not accept or accept == "*/*":
             accept = self.default_accept

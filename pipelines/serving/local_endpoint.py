@@ -57,7 +57,12 @@ from pipelines.definition.code_package import ARTIFACTS
 from pipelines.registry import ModelVersion
 from pipelines.serving.front import HANDOUT, SERVER_SPEC
 from pipelines.serving.invocations import VERSION_HEADER
-from pipelines.serving.model_runtime import model_server_environment, model_server_runtime
+from pipelines.serving.model_runtime import (
+    CODE_ENVIRON,
+    builtin_handlers,
+    model_server_environment,
+    model_server_runtime,
+)
 from pipelines.serving.model_server import WORKERS_ENVIRON
 
 _MODEL_SERVER = "pipelines.serving.model_server"
@@ -196,6 +201,8 @@ class LocalEndpoint:
         self.state_file = self.dir / "endpoint.json"
         self.front_file = self.dir / "front.json"
         self.spool = self.dir / "capture"
+        # A batch transform's endpoint: its front stops when this process is gone.
+        self.owner_pid: int | None = None
 
     @property
     def url(self) -> str:
@@ -284,11 +291,10 @@ class LocalEndpoint:
     ) -> EndpointStatus:
         release = self.dir / "releases" / f"v{version.version}-{int(time.time() * 1000)}"
         try:
-            model_dir, code_dir = self._materialize(version, release)
+            model_dir, code_dir, program = self._materialize(version, release)
         except BaseException:
             shutil.rmtree(release, ignore_errors=True)  # nothing half-downloaded stays
             raise
-        program = version.environment.get("SAGEMAKER_PROGRAM", "inference.py")
         runtime = model_server_runtime(
             version.image, self.runtime_cache, host=self.host_runtime, notify=_to_stderr
         )
@@ -362,6 +368,60 @@ class LocalEndpoint:
         self._record_in_emulator(version)
         return self.status()
 
+    def serve_model(self, container: dict[str, Any], timeout: float = 120.0) -> None:
+        """Serve a CreateModel container (``Image``, ``ModelDataUrl``, ``Environment``) on
+        this endpoint's port, with the same front and model server as a deploy, for a batch
+        transform job. Its artifacts are downloaded as SageMaker's batch transform does:
+        a model carries no registered digest to check them against. On failure nothing
+        is left running."""
+        environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
+        version = ModelVersion(
+            arn=str(container.get("ModelName", self.name)),
+            version=1,
+            status="",
+            created_at=time.time(),
+            image=str(container.get("Image", "")),
+            model_data_url=str(container.get("ModelDataUrl", "")),
+            environment=environment,
+        )
+        code_uri = environment.get(CODE_ENVIRON)
+        builtin = builtin_handlers(version.image, environment)
+        if not version.model_data_url or not (code_uri or builtin):
+            raise MlopsError(
+                f"Model {version.arn} has no ModelDataUrl, or no inference code "
+                f"({CODE_ENVIRON}) and an image ({version.image or 'none'}) with no built-in "
+                "algorithm to serve it."
+            )
+        with self._lock():
+            release = self.dir / "releases" / "model"
+            release.mkdir(parents=True, exist_ok=True)
+            try:
+                _extract(
+                    self.download(version.model_data_url, release / "model.tar.gz"),
+                    release / "model",
+                )
+                if code_uri:
+                    _extract(self.download(code_uri, release / "code.tar.gz"), release / "code")
+                    code_dir = release / "code"
+                    program = environment.get("SAGEMAKER_PROGRAM", "inference.py")
+                else:
+                    code_dir, program = builtin  # type: ignore[misc]
+                runtime = model_server_runtime(
+                    version.image, self.runtime_cache, host=self.host_runtime, notify=_to_stderr
+                )
+                self._ensure_front(timeout)
+                pid, server_socket = self._start_model_server(
+                    release, release / "model", code_dir, program, timeout, runtime, version
+                )
+                write_json_atomically(
+                    self.state_file,
+                    {"upstream": server_socket, "model_server_pid": pid, "version": 1},
+                )
+                self._wait_for_version(1, timeout)
+            except BaseException:
+                stop_endpoint_processes(self.dir)
+                raise
+
     def _shift(
         self,
         previous: dict[str, Any],
@@ -410,19 +470,25 @@ class LocalEndpoint:
                 return
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
-    def _materialize(self, version: ModelVersion, release: Path) -> tuple[Path, Path]:
+    def _materialize(self, version: ModelVersion, release: Path) -> tuple[Path, Path, str]:
         """The model artifact and the inference code of the package, each downloaded (the
         S3 version recorded at registration, where the bucket keeps versions), checked
-        against its registered sha256, and only then unpacked."""
-        code_uri = version.environment.get("SAGEMAKER_SUBMIT_DIRECTORY")
-        if not version.model_data_url or not code_uri:
+        against its registered sha256, and only then unpacked; the code folder and its
+        entry point. A package with no code of its own whose image serves it by a built-in
+        algorithm (XGBoost) is served by that algorithm's handlers, its model alone checked."""
+        code_uri = version.environment.get(CODE_ENVIRON)
+        builtin = builtin_handlers(version.image, version.environment)
+        if not version.model_data_url or not (code_uri or builtin):
             raise MlopsError(
                 f"Model version {version.version} has no model data or no inference code "
-                "(SAGEMAKER_SUBMIT_DIRECTORY) in its container definition."
+                f"({CODE_ENVIRON}) in its container definition, and its image "
+                f"{version.image or '(none)'} has no built-in algorithm that serves it."
             )
-        s3 = self.connection.client("s3")
         release.mkdir(parents=True, exist_ok=True)
-        for uri, name in ((version.model_data_url, "model"), (code_uri, "code")):
+        artifacts = [(version.model_data_url, "model")]
+        if code_uri:
+            artifacts.append((code_uri, "code"))
+        for uri, name in artifacts:
             expected = version.artifact_sha256(name)
             if expected is None:
                 raise MlopsError(
@@ -431,14 +497,9 @@ class LocalEndpoint:
                     "it was registered before digests were recorded, so it cannot be "
                     "verified and is not served. Run the pipeline to register a new version."
                 )
-            archive = release / f"{name}.tar.gz"
-            bucket, key = parse_s3_uri(uri)
-            recorded = version.artifact_version_id(name)
-            extra = {"VersionId": recorded} if recorded else None
-            try:
-                s3.download_file(bucket, key, str(archive), ExtraArgs=extra)
-            except (ClientError, BotoCoreError) as error:
-                raise MlopsError(f"Cannot download {uri}: {error}") from error
+            archive = self.download(
+                uri, release / f"{name}.tar.gz", version.artifact_version_id(name)
+            )
             actual = _sha256(archive)
             if actual != expected:
                 raise MlopsError(
@@ -447,7 +508,19 @@ class LocalEndpoint:
                     "changed after registration, so nothing was unpacked or served."
                 )
             _extract(archive, release / name)
-        return release / "model", release / "code"
+        if builtin:
+            return release / "model", *builtin
+        program = version.environment.get("SAGEMAKER_PROGRAM", "inference.py")
+        return release / "model", release / "code", program
+
+    def download(self, uri: str, archive: Path, version_id: str | None = None) -> Path:
+        bucket, key = parse_s3_uri(uri)
+        extra = {"VersionId": version_id} if version_id else None
+        try:
+            self.connection.client("s3").download_file(bucket, key, str(archive), ExtraArgs=extra)
+        except (ClientError, BotoCoreError) as error:
+            raise MlopsError(f"Cannot download {uri}: {error}") from error
+        return archive
 
     def _start_model_server(
         self,
@@ -489,6 +562,11 @@ class LocalEndpoint:
         workers = version.environment.get(WORKERS_ENVIRON, "")
         if workers.isdigit():
             command += ["--workers", workers]
+        front_pid = self._front().get("pid")
+        if isinstance(front_pid, int):
+            # The server and its workers stop when the front is gone: nothing else would
+            # stop them, or start another in a dead one's place.
+            command += ["--front-pid", str(front_pid)]
         if self.capture_uri and self.capture_percent > 0:
             command += [
                 "--capture-spool",
@@ -497,7 +575,7 @@ class LocalEndpoint:
                 str(self.capture_percent),
             ]
         env = {
-            **model_server_environment(runtime, dict(os.environ)),
+            **model_server_environment(runtime, dict(os.environ), version.environment),
             OWNER_ENVIRON: self.owner,
         }
         # What the front needs to start this server again if it dies.
@@ -565,6 +643,8 @@ class LocalEndpoint:
                 "--region",
                 self.connection.region,
             ]
+        if self.owner_pid is not None:
+            command += ["--owner-pid", str(self.owner_pid)]
         handout = self.dir / HANDOUT
         handout.unlink(missing_ok=True)
         process = processes.spawn(

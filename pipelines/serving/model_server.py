@@ -16,7 +16,10 @@ its private Unix socket (0600: health checks and a canary's forwarded share; no 
 of its own, so no request reaches the model around the endpoint's limits and capture),
 forks the workers, writes the ready file once every worker has loaded the model, replaces
 a worker that dies, and on SIGTERM stops them, letting them finish what they serve. If it
-is killed, its workers serve on until the front has started its replacement.
+is killed, its workers serve on until the front has started its replacement. If the front
+is gone (``--front-pid``; killed with its process group, say), nothing would replace or stop
+them: the server stops its workers and exits, and a worker whose server and front are both
+gone exits by itself.
 
 Runs in the model's own runtime (Python 3.9 for the 1.2-1 image): standard library and
 httptools only.
@@ -41,6 +44,7 @@ from types import FrameType
 
 from pipelines.serving.capture import CaptureSpool
 from pipelines.serving.invocations import InferenceService, load_handlers
+from pipelines.serving.router import process_alive
 
 log = logging.getLogger("model_server")
 
@@ -134,6 +138,7 @@ class Supervisor:
             self.private,
             spool=spool,
             parent_pid=os.getppid(),
+            front_pid=args.front_pid,
         )
         if ready_fd is not None:
             os.write(ready_fd, b"1")
@@ -166,6 +171,9 @@ class Supervisor:
         """Replace workers that die; on SIGTERM, stop them all and return."""
         stop_deadline = 0.0
         while self.children:
+            if not self.stopping and not process_alive(self.args.front_pid):
+                log.error("the endpoint's front is gone; the model server stops")
+                self.stopping = True
             if self.stopping and not stop_deadline:
                 stop_deadline = time.monotonic() + _STOP_SECONDS
                 self._signal_all(signal.SIGTERM)
@@ -216,6 +224,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--capture-spool", type=Path, default=None)
     parser.add_argument("--capture-percent", type=float, default=0.0)
     parser.add_argument("--load-timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--front-pid", type=int, default=None, help="stop when this process (the front) is gone"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 

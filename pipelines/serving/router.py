@@ -99,3 +99,25 @@ class RouteTable:
         if variant is None or variant["address"] == self.own_address:
             return None
         return str(variant["address"])
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether ``pid`` names a live process (None: nothing to watch, so alive). A zombie
+    (killed, not yet reaped by its parent) is dead: it serves nothing."""
+    if pid is None:
+        return True
+    if os.path.isdir("/proc/self"):  # Linux: the state letter follows the command's ")"
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        except (OSError, IndexError):
+            pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

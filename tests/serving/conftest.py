@@ -218,3 +218,54 @@ def read_jsonl(s3, bucket: str, prefix: str) -> list[dict]:
         body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
         records += [json.loads(line) for line in body.splitlines() if line]
     return records
+
+
+# --- an XGBoost built-in-algorithm model (algorithm mode: a pickled Booster, no code) ---------
+
+XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+_TRAIN_XGBOOST = """
+import pickle, sys
+import numpy as np, xgboost as xgb
+rng = np.random.default_rng(0)
+features = rng.normal(size=(200, 3))
+label = features @ np.array([1.5, -2.0, 0.5]) + 3.0
+booster = xgb.train({"objective": "reg:squarederror", "max_depth": 3},
+                    xgb.DMatrix(features, label=label), num_boost_round=20)
+with open(sys.argv[1], "wb") as handle:
+    pickle.dump(booster, handle)
+"""
+_PREDICT_XGBOOST = """
+import json, pickle, sys
+import numpy as np, xgboost as xgb
+with open(sys.argv[1], "rb") as handle:
+    booster = pickle.load(handle)
+rows = json.loads(sys.argv[2])
+print(json.dumps([float(p) for p in booster.predict(xgb.DMatrix(np.array(rows, dtype=float)))]))
+"""
+
+
+def xgboost_python() -> str:
+    profile = profile_for_image(XGBOOST_IMAGE)
+    return EnvironmentCache(Path(os.environ["MLOPS_RUNTIME_CACHE"])).ensure(profile).python
+
+
+def xgboost_model_tarball(folder: Path) -> bytes:
+    """model.tar.gz holding ``xgboost-model``: a Booster pickled in the 1.7-1 runtime, as the
+    container's algorithm mode saves it (3 features, regression)."""
+    model = folder / "xgboost-model"
+    subprocess.run([xgboost_python(), "-c", _TRAIN_XGBOOST, str(model)], check=True)
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        tar.add(model, arcname="xgboost-model")
+    return archive.getvalue()
+
+
+def xgboost_predictions(folder: Path, rows: list[list[float]]) -> list[float]:
+    """What the pickled Booster predicts for ``rows``, computed in its own runtime."""
+    result = subprocess.run(
+        [xgboost_python(), "-c", _PREDICT_XGBOOST, str(folder / "xgboost-model"), json.dumps(rows)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(result.stdout)

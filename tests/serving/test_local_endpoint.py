@@ -584,3 +584,22 @@ def test_a_version_rejected_while_it_deploys_is_never_served(
         endpoint.port, "POST", "/invocations", ROW.encode(), {"Content-Type": "text/csv"}
     )
     assert (code, headers["X-Mlops-Model-Version"]) == (200, str(first.version))
+
+
+def test_model_servers_and_workers_stop_when_the_front_is_killed(endpoint, register_version):
+    """A group kill (or any kill -9) of the front leaves no model server holding the port:
+    each server watches the front, and an orphaned worker does too."""
+    status = endpoint.deploy(register_version(10))
+    server = psutil.Process(status.model_server_pid)
+    workers = server.children()
+    assert workers
+    psutil.Process(status.front_pid).kill()
+    _, alive = psutil.wait_procs([server, *workers], timeout=30)
+    assert alive == []
+    assert owned_processes(endpoint.dir) == []
+    assert not processes_listening(endpoint.port)
+
+
+def processes_listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
