@@ -24,7 +24,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding pipelin
 ALGORITHMS_DIR = Path(__file__).resolve().parent / "algorithms"
 # The images whose container serves a model with no inference code by a built-in algorithm,
 # and the handlers that play it (by runtime profile framework).
-BUILTIN_HANDLERS = {"xgboost": "xgboost_algorithm.py"}
+BUILTIN_HANDLERS = {"xgboost": "xgboost_serving.py"}
 CODE_ENVIRON = "SAGEMAKER_SUBMIT_DIRECTORY"
 
 
