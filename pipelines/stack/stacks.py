@@ -87,9 +87,14 @@ def tfvars_region(settings: Settings, deployment: Deployment) -> str:
     return match.group(1)
 
 
-def _variables(settings: Settings) -> dict[str, str]:
-    # invoke.yaml's name_prefix is the one source of the resource names' prefix.
-    return {"name_prefix": settings.name_prefix}
+def _variables(settings: Settings) -> dict[str, Any]:
+    # invoke.yaml is the one source of the resource names' prefix and of the pipelines
+    # that get names of their own (the first keeps the environment's). The values reach
+    # Terraform in a JSON variables file, so the list stays a list.
+    return {
+        "name_prefix": settings.name_prefix,
+        "pipelines": settings.pipelines.terraform_pipelines(),
+    }
 
 
 def open_emulator_stack(
@@ -166,7 +171,13 @@ def infra_up(stack: Stack) -> UpResult:
 
 def read_infra_config(stack: Stack) -> InfraConfig:
     stack.terraform.init()
-    return InfraConfig.from_outputs(stack.terraform.outputs())
+    return infra_config(stack.settings, stack.terraform.outputs())
+
+
+def infra_config(settings: Settings, outputs: dict[str, Any]) -> InfraConfig:
+    """The typed outputs; a state applied before per-pipeline outputs is read as the
+    repository's first pipeline's."""
+    return InfraConfig.from_outputs(outputs, first_pipeline=settings.pipelines.keys[0])
 
 
 def read_outputs_from_state(
@@ -184,7 +195,7 @@ def read_outputs_from_state(
         )
     terraform = TerraformStack(settings, deployment, env, local_state=local_state)
     terraform.init()
-    return InfraConfig.from_outputs(terraform.outputs())
+    return infra_config(settings, terraform.outputs())
 
 
 def remember_outputs(stack: Stack, outputs: dict[str, Any]) -> None:
