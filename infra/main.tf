@@ -2,19 +2,52 @@ data "aws_caller_identity" "current" {}
 
 locals {
   # Every resource name starts with this; the outputs carry the names the tasks use.
-  name          = "${var.name_prefix}-${var.environment}"
-  pipeline_name = "${local.name}-pipeline"
+  name = "${var.name_prefix}-${var.environment}"
   # Bucket names are global: the account and region make them unique per environment.
   bucket_name          = "${local.name}-artifacts-${data.aws_caller_identity.current.account_id}-${var.region}"
   delivery_bucket_name = "${local.name}-builds-${data.aws_caller_identity.current.account_id}-${var.region}"
-  # The environment's endpoint and, locally, a stage's own endpoint beside it; each has one
-  # data-quality monitoring schedule.
-  endpoint_names = {
-    default = "${local.name}-endpoint"
-    staging = "${local.name}-staging-endpoint"
-    prod    = "${local.name}-prod-endpoint"
-  }
-  monitoring_schedule_names = { for key, endpoint in local.endpoint_names : key => "${endpoint}-data-quality" }
+  # Each pipeline's names, in var.pipelines' order. The first keeps the environment's own
+  # (<name>-pipeline, <name>-models, ...): a stack applied before there were several pipelines
+  # keeps its resources. The others carry their key. A pipeline's name is also the prefix of
+  # its jobs' names and artifacts (base_job_prefix, as AWS's project templates use it), so
+  # the execution role's S3 prefixes cover a template's outputs. Each pipeline has the
+  # environment's endpoint and, locally, a stage's own beside it, each with one data-quality
+  # monitoring schedule.
+  _pipeline_list = [
+    for index, pipeline in var.pipelines : {
+      key   = pipeline.key
+      _stem = index == 0 ? local.name : "${local.name}-${pipeline.key}"
+      # The first pipeline's drift alarms default to var.monitored_features.
+      monitored_features = distinct(pipeline.monitored_features != null ? pipeline.monitored_features : index == 0 ? var.monitored_features : [])
+    }
+  ]
+  pipeline_list = [
+    for pipeline in local._pipeline_list : {
+      key                      = pipeline.key
+      pipeline_name            = "${pipeline._stem}-pipeline"
+      base_job_prefix          = "${pipeline._stem}-pipeline"
+      model_package_group_name = "${pipeline._stem}-models"
+      endpoint_names = {
+        default = "${pipeline._stem}-endpoint"
+        staging = "${pipeline._stem}-staging-endpoint"
+        prod    = "${pipeline._stem}-prod-endpoint"
+      }
+      monitoring_schedule_names = {
+        default = "${pipeline._stem}-endpoint-data-quality"
+        staging = "${pipeline._stem}-staging-endpoint-data-quality"
+        prod    = "${pipeline._stem}-prod-endpoint-data-quality"
+      }
+      monitored_features = pipeline.monitored_features
+    }
+  ]
+  first_pipeline = local.pipeline_list[0]
+  _long_names = [
+    for name in flatten([for p in local.pipeline_list : concat(values(p.endpoint_names), values(p.monitoring_schedule_names))]) : name if length(name) > 63
+  ]
+  # The first pipeline's names: the automation rules, delivery builds and top-level outputs.
+  pipeline_name             = local.first_pipeline.pipeline_name
+  endpoint_names            = local.first_pipeline.endpoint_names
+  monitoring_schedule_names = local.first_pipeline.monitoring_schedule_names
   # Where Model Monitor's built-in container publishes its metrics, as the SageMaker SDK's own
   # dashboards query them (sagemaker/dashboard/*_dashboard.py); alarms and IAM use these.
   metric_namespaces = {
@@ -25,7 +58,7 @@ locals {
   _names = {
     execution_role_name      = "${local.name}-sagemaker-execution"
     execution_role_arn       = "arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/${local.name}-sagemaker-execution"
-    model_package_group_name = "${local.name}-models"
+    model_package_group_name = local.first_pipeline.model_package_group_name
   }
 }
 
@@ -39,14 +72,27 @@ module "artifact_bucket" {
   force_destroy                      = var.bucket_force_destroy
   enable_eventbridge_notifications   = var.enable_automation
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
-  # Deploying accounts create models from these two prefixes and read nothing else.
-  deploying_account_read_prefixes = ["${local.pipeline_name}/models/", "${local.pipeline_name}/code/"]
+  # Deploying accounts create models from each pipeline's two prefixes and read nothing else.
+  deploying_account_read_prefixes = flatten([for p in local.pipeline_list : ["${p.pipeline_name}/models/", "${p.pipeline_name}/code/"]])
 }
 
+# The first pipeline's model package group keeps the address it had before there were
+# several pipelines (moved blocks cannot name a variable key), so an applied stack keeps it.
 module "model_registry" {
   source = "./modules/model_registry"
 
   model_package_group_name = local._names.model_package_group_name
+  deploying_account_ids    = var.deploying_account_ids
+}
+
+# Every other pipeline's group, by key: adding, removing or reordering the others never
+# touches the first's.
+module "other_model_registries" {
+  source   = "./modules/model_registry"
+  for_each = { for p in slice(local.pipeline_list, 1, length(local.pipeline_list)) : p.key => p }
+
+  model_package_group_name = each.value.model_package_group_name
+  description              = "Model versions registered by the ${each.value.pipeline_name} SageMaker pipeline."
   deploying_account_ids    = var.deploying_account_ids
 }
 
@@ -57,8 +103,8 @@ module "sagemaker_execution_role" {
   bucket_arn                   = module.artifact_bucket.bucket_arn
   kms_key_arns                 = var.enable_kms_encryption ? [module.artifact_bucket.kms_key_arn] : []
   metric_namespaces            = values(local.metric_namespaces)
-  model_package_group_name     = module.model_registry.model_package_group_name
-  pipeline_name                = local.pipeline_name
+  model_package_group_names    = [for p in local.pipeline_list : p.model_package_group_name]
+  pipeline_names               = [for p in local.pipeline_list : p.pipeline_name]
   rollback_alarm_name_prefix   = "${local.name}-"
   attach_sagemaker_full_access = var.attach_sagemaker_full_access
   permissions_boundary_arn     = var.permissions_boundary_arn
@@ -174,11 +220,17 @@ moved {
 module "model_monitoring" {
   source = "./modules/model_monitoring"
 
-  name                = local.name
-  endpoint_name       = local.endpoint_names.default
-  schedule_name       = local.monitoring_schedule_names.default
-  metric_namespace    = local.metric_namespaces.data
-  monitored_features  = var.monitored_features
+  name             = local.name
+  metric_namespace = local.metric_namespaces.data
+  # The first pipeline's alarms keep the addresses they had before there were several.
+  monitored_endpoints = [
+    for p in local.pipeline_list : {
+      key           = p.key
+      endpoint_name = p.endpoint_names.default
+      schedule_name = p.monitoring_schedule_names.default
+      features      = p.monitored_features
+    }
+  ]
   drift_threshold     = var.drift_threshold
   alarm_subscriptions = var.alarm_subscriptions
 }

@@ -93,6 +93,27 @@ output "pipeline_name" {
   value       = local.pipeline_name
 }
 
+output "pipelines" {
+  description = "Each pipeline's names, by key (var.pipelines): pipeline_name, base_job_prefix (its jobs' and artifacts' prefix), model_package_group_name and _arn, endpoint_names and monitoring_schedule_names by stage. The first pipeline's are also the top-level outputs."
+  value = {
+    for p in local.pipeline_list : p.key => {
+      pipeline_name             = p.pipeline_name
+      base_job_prefix           = p.base_job_prefix
+      model_package_group_name  = p.model_package_group_name
+      model_package_group_arn   = p.key == local.first_pipeline.key ? module.model_registry.model_package_group_arn : module.other_model_registries[p.key].model_package_group_arn
+      endpoint_names            = p.endpoint_names
+      monitoring_schedule_names = p.monitoring_schedule_names
+    }
+  }
+
+  # SageMaker names endpoints and monitoring schedules in at most 63 characters; a long
+  # prefix, environment and key together can exceed that.
+  precondition {
+    condition     = length(local._long_names) == 0
+    error_message = "These endpoint or monitoring schedule names are longer than SageMaker's 63 characters: ${join(", ", local._long_names)}. Shorten the pipeline's key, name_prefix or environment."
+  }
+}
+
 output "region" {
   description = "AWS region of the stack."
   value       = var.region

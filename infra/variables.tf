@@ -135,6 +135,36 @@ variable "permissions_boundary_arn" {
   default     = null
 }
 
+variable "pipelines" {
+  description = "The repository's pipelines, in invoke.yaml's order (mlops.pipelines; the tasks pass them). Each gets its own SageMaker pipeline name (also its job and artifact prefix), model package group, endpoints and monitoring schedules: the first keeps the environment's own names (<name>-pipeline, <name>-models, <name>-endpoint, ...), so a stack applied before there were several pipelines keeps its resources; the others get <name>-<key>-pipeline, <name>-<key>-models, <name>-<key>-endpoint, .... monitored_features: columns with a drift alarm each on the pipeline's endpoint (the first pipeline's default: monitored_features). The automation rules and delivery builds act on the first pipeline only."
+  type = list(object({
+    key                = string
+    monitored_features = optional(list(string))
+  }))
+  default  = [{ key = "main" }]
+  nullable = false
+
+  validation {
+    condition     = length(var.pipelines) > 0
+    error_message = "pipelines must list at least one pipeline, e.g. [{ key = \"main\" }]."
+  }
+
+  validation {
+    condition     = alltrue([for p in var.pipelines : can(regex("^[a-z][a-z0-9-]{0,14}[a-z0-9]$", p.key)) && !strcontains(p.key, "--")])
+    error_message = "pipelines: each key must be 2-16 lower-case letters, digits and single hyphens, starting with a letter and not ending with a hyphen (it is part of resource names)."
+  }
+
+  validation {
+    condition     = length(distinct([for p in var.pipelines : p.key])) == length(var.pipelines)
+    error_message = "pipelines must not repeat a key: each pipeline's resources are named after it."
+  }
+
+  validation {
+    condition     = alltrue([for p in var.pipelines : alltrue([for f in coalesce(p.monitored_features, []) : can(regex("^[A-Za-z0-9_.-]{1,200}$", f))])])
+    error_message = "pipelines: monitored_features are column names of letters, digits, _, . and - (they become metric names)."
+  }
+}
+
 variable "region" {
   description = "AWS region of every resource."
   type        = string

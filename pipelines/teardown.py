@@ -1,8 +1,10 @@
 """`invoke destroy`: take a deployment down completely, in the order AWS requires.
 
-Running executions are stopped, endpoints removed, the pipeline deleted, the
-bucket emptied and the registry's versions deleted; then Terraform destroys the
-stack. Versioned objects would otherwise block the bucket's deletion, and
+Running executions are stopped, endpoints removed, the pipelines deleted, the
+bucket emptied and the registries' versions deleted, for every pipeline: those
+Terraform lists and, locally, those run without being listed (``--pipeline
+FILE.py:FUNC``), whose model package groups the local stack created itself. Then
+Terraform destroys the stack. Versioned objects would otherwise block the bucket's deletion, and
 SageMaker refuses to delete a model package group that still holds versions.
 
 What differs per target is one :class:`Teardown` each (the target map hands it out):
@@ -12,6 +14,7 @@ executor's records go too; on AWS, the monitoring schedules before their endpoin
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +33,13 @@ from pipelines.monitoring.local_schedule import stop_schedules
 from pipelines.registry import Registry
 from pipelines.serving import deploy
 from pipelines.serving.local_endpoint import stop_local_endpoints
-from pipelines.stack.stacks import Stack, emulator_for, remembered_outputs, remembered_outputs_file
+from pipelines.stack.stacks import (
+    Stack,
+    emulator_for,
+    infra_config,
+    remembered_outputs,
+    remembered_outputs_file,
+)
 
 Notify = Callable[[str], None]
 
@@ -73,6 +82,10 @@ class Teardown:
     def remove_endpoints(self, stack: Stack, config: InfraConfig) -> int:
         return deploy.remove_endpoints(stack.connection, config).endpoints
 
+    def pipelines(self, stack: Stack, config: InfraConfig) -> list[InfraConfig]:
+        """Every pipeline whose resources go: those Terraform lists, the first first."""
+        return [config.for_pipeline(key) for key in listed_keys(config)]
+
     def after(self, stack: Stack) -> bool:
         """After terraform destroy; True when a server was stopped."""
         return False
@@ -95,18 +108,27 @@ class Teardown:
         objects = packages = endpoints = 0
         pipeline_deleted = False
         if outputs:
-            config = InfraConfig.from_outputs(outputs)
-            stopped_runs = stop_running_executions(backend(stack, config), config)
+            config = infra_config(stack.settings, outputs)
+            pipelines = self.pipelines(stack, config)
+            runner = backend(stack, config)
+            stopped_runs = [
+                run for pipeline in pipelines for run in stop_running_executions(runner, pipeline)
+            ]
             if stopped_runs and on_stop is not None:
                 on_stop(
                     f"Stopped {len(stopped_runs)} running execution(s) first: "
                     + ", ".join(stopped_runs)
                 )
             # Endpoints first: they hold models that hold the registry's versions.
-            endpoints = self.remove_endpoints(stack, config)
-            pipeline_deleted = delete_pipeline(stack.connection, config.pipeline_name)
+            endpoints = sum(self.remove_endpoints(stack, pipeline) for pipeline in pipelines)
+            deleted = [delete_pipeline(stack.connection, p.pipeline_name) for p in pipelines]
+            pipeline_deleted = any(deleted)
             objects = empty_bucket(stack.connection, config.bucket_name)
-            packages = Registry(stack.connection, config.model_package_group_name).delete_all()
+            for pipeline in pipelines:
+                registry = Registry(stack.connection, pipeline.model_package_group_name)
+                packages += registry.delete_all()
+                if pipeline.derived:  # not Terraform's: nothing else deletes the group
+                    delete_model_package_group(stack.connection, pipeline.model_package_group_name)
         stack.terraform.destroy()
         remembered_outputs_file(stack).unlink(missing_ok=True)
         stopped = self.after(stack)
@@ -124,6 +146,11 @@ class LocalTeardown(Teardown):
     def before(self, stack: Stack) -> None:
         # The automation agent would act on the events the teardown emits.
         AgentProcess(stack.settings).stop()
+
+    def pipelines(self, stack: Stack, config: InfraConfig) -> list[InfraConfig]:
+        listed = super().pipelines(stack, config)
+        derived = unlisted_keys(stack.connection, config)
+        return listed + [config.for_pipeline(key) for key in derived]
 
     def remove_endpoints(self, stack: Stack, config: InfraConfig) -> int:
         removed = super().remove_endpoints(stack, config)
@@ -188,6 +215,49 @@ def stop_running_executions(
     for execution in running:
         backend.wait(execution.execution_id, timeout=timeout)
     return [e.execution_id for e in running]
+
+
+def listed_keys(config: InfraConfig) -> list[str | None]:
+    """The keys of the pipelines Terraform's outputs list, the first first (None: the
+    config's own pipeline, for a config that lists none)."""
+    first = config.pipeline_key
+    return [first, *sorted(k for k in config.pipelines or {} if k != first)]
+
+
+def unlisted_keys(connection: AwsConnection, config: InfraConfig) -> list[str]:
+    """Keys of pipelines the stack holds but Terraform does not list: run by source
+    (``--pipeline FILE.py:FUNC``), they got the names a listed pipeline after the first
+    would, ``<name>-<key>-models`` and ``<name>-<key>-pipeline``, from the local stack."""
+    if not config.name:
+        return []
+    pattern = re.compile(rf"^{re.escape(config.name)}-([a-z][a-z0-9-]*[a-z0-9])-(models|pipeline)$")
+    sagemaker = connection.sagemaker()
+    names: list[str] = []
+    try:
+        for page in sagemaker.get_paginator("list_model_package_groups").paginate(
+            NameContains=f"{config.name}-"
+        ):
+            names += [g["ModelPackageGroupName"] for g in page["ModelPackageGroupSummaryList"]]
+        for page in sagemaker.get_paginator("list_pipelines").paginate(
+            PipelineNamePrefix=f"{config.name}-"
+        ):
+            names += [p["PipelineName"] for p in page["PipelineSummaries"]]
+    except ClientError as error:
+        raise api_error("Listing the stack's model package groups and pipelines", error) from error
+    listed = set(config.pipelines or {})
+    keys = {m.group(1) for m in map(pattern.match, names) if m}
+    return sorted(keys - listed)
+
+
+def delete_model_package_group(connection: AwsConnection, name: str) -> bool:
+    """Delete a group Terraform does not manage (emptied first); False when gone."""
+    try:
+        connection.sagemaker().delete_model_package_group(ModelPackageGroupName=name)
+    except ClientError as error:
+        if error_code(error) in ("ResourceNotFound", "ValidationException"):
+            return False
+        raise api_error(f"Deleting model package group {name}", error) from error
+    return True
 
 
 def delete_pipeline(connection: AwsConnection, name: str) -> bool:

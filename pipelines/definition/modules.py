@@ -57,8 +57,9 @@ def parse_kwargs(text: str | None) -> dict[str, Any]:
     return value
 
 
-def infrastructure_kwargs(config: InfraConfig, base_job_prefix: str) -> dict[str, Any]:
-    """The templates' kwargs, from the Terraform outputs (the pipeline's own view)."""
+def infrastructure_kwargs(config: InfraConfig) -> dict[str, Any]:
+    """The templates' kwargs, from the Terraform outputs (the pipeline's own view). The job
+    prefix is the pipeline's name: the execution role may write under it."""
     return {
         "region": config.region,
         "role": config.execution_role_arn,
@@ -66,7 +67,7 @@ def infrastructure_kwargs(config: InfraConfig, base_job_prefix: str) -> dict[str
         "bucket_kms_id": config.kms_key_arn,
         "model_package_group_name": config.model_package_group_name,
         "pipeline_name": config.pipeline_name,
-        "base_job_prefix": base_job_prefix,
+        "base_job_prefix": config.base_job_prefix or config.pipeline_name,
     }
 
 

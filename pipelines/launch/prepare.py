@@ -161,7 +161,7 @@ def prepare_module_run(
 
     where = entry.source.text
     function = load_function(entry.source)
-    derived = infrastructure_kwargs(config, entry.key)
+    derived = infrastructure_kwargs(config)
     chosen = call_kwargs(function, derived, {**entry.kwargs, **kwargs}, where)
     # The stack's view follows what the module was given: registry, deploy and monitor
     # then act on the group and pipeline it really uses.

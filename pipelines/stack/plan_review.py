@@ -73,10 +73,24 @@ class SecurityNote:
 
 
 @dataclass(frozen=True)
+class PlannedPipeline:
+    """One pipeline of the stack (the ``pipelines`` variable and output): its names."""
+
+    key: str
+    pipeline_name: str
+    model_package_group_name: str
+    endpoint_name: str
+    drift_alarms: int
+    first: bool = False  # keeps the environment's own names; automation acts on it
+    status: str = ""  # "new" or "removed" by this plan; "" when it stays
+
+
+@dataclass(frozen=True)
 class PlanSummary:
     changes: tuple[ResourceChange, ...]
     security: tuple[SecurityNote, ...]
     output_changes: tuple[str, ...] = field(default=())
+    pipelines: tuple[PlannedPipeline, ...] = field(default=())
 
     @property
     def has_changes(self) -> bool:
@@ -143,7 +157,50 @@ def summarize_plan(plan: Mapping[str, Any]) -> PlanSummary:
             if classify_actions(change.get("actions", [])) is not None
         )
     )
-    return PlanSummary(changes=tuple(changes), security=security, output_changes=outputs)
+    return PlanSummary(
+        changes=tuple(changes),
+        security=security,
+        output_changes=outputs,
+        pipelines=planned_pipelines(plan),
+    )
+
+
+def planned_pipelines(plan: Mapping[str, Any]) -> tuple[PlannedPipeline, ...]:
+    """The stack's pipelines after the plan, in the ``pipelines`` variable's order (the
+    first keeps the environment's names), then those the plan removes."""
+    change = plan.get("output_changes", {}).get("pipelines") or {}
+    after = change.get("after") if isinstance(change.get("after"), Mapping) else {}
+    before = change.get("before") if isinstance(change.get("before"), Mapping) else None
+    variable = (plan.get("variables", {}).get("pipelines") or {}).get("value") or []
+    order = [str(item.get("key")) for item in variable if isinstance(item, Mapping)]
+    keys = [k for k in order if k in after] + sorted(k for k in after if k not in order)
+    alarms: dict[str, int] = {}
+    pending = [plan.get("planned_values", {}).get("root_module", {})]
+    while pending:
+        module = pending.pop()
+        for resource in module.get("resources", []):
+            if resource.get("type") == "aws_cloudwatch_metric_alarm":
+                endpoint = ((resource.get("values") or {}).get("dimensions") or {}).get("Endpoint")
+                alarms[endpoint] = alarms.get(endpoint, 0) + 1
+        pending += module.get("child_modules", [])
+
+    def planned(key: str, names: Mapping[str, Any], status: str) -> PlannedPipeline:
+        endpoint = str((names.get("endpoint_names") or {}).get("default", "?"))
+        return PlannedPipeline(
+            key=key,
+            pipeline_name=str(names.get("pipeline_name", "?")),
+            model_package_group_name=str(names.get("model_package_group_name", "?")),
+            endpoint_name=endpoint,
+            drift_alarms=alarms.get(endpoint, 0) if status != "removed" else 0,
+            first=bool(order) and key == order[0] and status != "removed",
+            status=status,
+        )
+
+    found = [
+        planned(k, after[k], "new" if before is not None and k not in before else "") for k in keys
+    ]
+    found += [planned(k, before[k], "removed") for k in sorted(before or {}) if k not in after]
+    return tuple(found)
 
 
 def planning_account(plan: Mapping[str, Any]) -> str | None:
@@ -482,6 +539,9 @@ def render_markdown(
                 ]
             lines.append("")
 
+    if summary.pipelines:
+        lines += _pipeline_lines(summary.pipelines)
+
     if summary.security:
         lines += ["### Security-relevant changes", ""]
         if summary.warnings:
@@ -505,6 +565,29 @@ def render_markdown(
         lines += [f"- `{s.check}` on `{s.resource}` ({s.file}): {s.reason}" for s in skipped]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _pipeline_lines(pipelines: tuple[PlannedPipeline, ...]) -> list[str]:
+    lines = [
+        f"### Pipelines ({sum(p.status != 'removed' for p in pipelines)})",
+        "",
+        "Each has its own SageMaker pipeline (also its jobs' and artifacts' prefix), model "
+        "package group, endpoints and drift alarms; the execution role may use them all.",
+        "",
+        "| pipeline | SageMaker pipeline | model package group | endpoint | drift alarms |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for p in pipelines:
+        notes = [
+            *(["first: the environment's own names; automation acts on it"] if p.first else []),
+            *([f"**{p.status}**"] if p.status else []),
+        ]
+        key = f"`{p.key}`" + (f" ({'; '.join(notes)})" if notes else "")
+        lines.append(
+            f"| {key} | `{p.pipeline_name}` | `{p.model_package_group_name}` "
+            f"| `{p.endpoint_name}` | {p.drift_alarms} |"
+        )
+    return [*lines, ""]
 
 
 @dataclass(frozen=True)

@@ -87,9 +87,14 @@ def tfvars_region(settings: Settings, deployment: Deployment) -> str:
     return match.group(1)
 
 
-def _variables(settings: Settings) -> dict[str, str]:
-    # invoke.yaml's name_prefix is the one source of the resource names' prefix.
-    return {"name_prefix": settings.name_prefix}
+def _variables(settings: Settings) -> dict[str, Any]:
+    # invoke.yaml is the one source of the resource names' prefix and of the pipelines
+    # that get names of their own (the first keeps the environment's). The values reach
+    # Terraform in a JSON variables file, so the list stays a list.
+    return {
+        "name_prefix": settings.name_prefix,
+        "pipelines": settings.pipelines.terraform_pipelines(),
+    }
 
 
 def open_emulator_stack(
@@ -167,12 +172,18 @@ def infra_up(stack: Stack) -> UpResult:
 def pipeline_view(stack: Stack, outputs: dict[str, Any]) -> InfraConfig:
     """The outputs as the chosen pipeline (``--pipeline``, else mlops.default_pipeline)
     sees them: its model package group, pipeline and endpoints."""
-    return InfraConfig.from_outputs(outputs).for_pipeline(stack.settings.pipelines.default)
+    return infra_config(stack.settings, outputs).for_pipeline(stack.settings.pipelines.default)
 
 
 def read_infra_config(stack: Stack) -> InfraConfig:
     stack.terraform.init()
     return pipeline_view(stack, stack.terraform.outputs())
+
+
+def infra_config(settings: Settings, outputs: dict[str, Any]) -> InfraConfig:
+    """The typed outputs (every pipeline's); a state applied before per-pipeline outputs
+    is read as the repository's first pipeline's."""
+    return InfraConfig.from_outputs(outputs, first_pipeline=settings.pipelines.keys[0])
 
 
 def read_outputs_from_state(
@@ -190,8 +201,7 @@ def read_outputs_from_state(
         )
     terraform = TerraformStack(settings, deployment, env, local_state=local_state)
     terraform.init()
-    config = InfraConfig.from_outputs(terraform.outputs())
-    return config.for_pipeline(settings.pipelines.default)
+    return infra_config(settings, terraform.outputs()).for_pipeline(settings.pipelines.default)
 
 
 def remember_outputs(stack: Stack, outputs: dict[str, Any]) -> None:

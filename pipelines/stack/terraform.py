@@ -249,7 +249,7 @@ class TerraformStack:
     settings: Settings
     deployment: Deployment
     env: Mapping[str, str]
-    variables: Mapping[str, str] = field(default_factory=dict)
+    variables: Mapping[str, Any] = field(default_factory=dict)  # strings, lists, objects
     on_output: Callable[[str], None] | None = None
     # True: state in a local file (the emulator's stacks); False: the S3 backend.
     local_state: bool = False

@@ -115,7 +115,22 @@ def test_infra_config_reads_terraform_json_entries():
     assert config.bucket_name == "b"
     assert config.bucket_uri == "s3://b"
     assert config.kms_key_arn is None
-    assert config.to_dict() == OUTPUTS
+    # A state applied before per-pipeline outputs: its one pipeline is the first.
+    first = {
+        "pipeline_name": "mlops-local-pipeline",
+        "base_job_prefix": "mlops-local-pipeline",
+        "model_package_group_name": "g",
+        "model_package_group_arn": OUTPUTS["model_package_group_arn"],
+        "endpoint_names": OUTPUTS["endpoint_names"],
+        "monitoring_schedule_names": OUTPUTS["monitoring_schedule_names"],
+    }
+    assert config.to_dict() == {
+        **OUTPUTS,
+        "pipelines": {"main": first},
+        "pipeline_key": "main",
+        "base_job_prefix": "mlops-local-pipeline",
+        "derived": False,
+    }
 
 
 def test_infra_config_names_missing_outputs():

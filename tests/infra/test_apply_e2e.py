@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from pipelines import targets
 from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
+from pipelines.config.pipeline_catalog import PROJECT_PIPELINE, PipelineCatalog
 from pipelines.serving import deploy
 from pipelines.stack import review as plan_review
 from pipelines.stack import stacks as infra
@@ -19,6 +20,14 @@ pytestmark = pytest.mark.e2e
 
 
 def test_apply_check_replan_and_destroy(tmp_settings):
+    # Two listed pipelines: the second gets a group of its own.
+    listed = {
+        "housing": {"source": PROJECT_PIPELINE},
+        "abalone": {"source": "pipelines.abalone.pipeline:get_pipeline"},
+    }
+    tmp_settings = tmp_settings.with_overrides(
+        pipelines=PipelineCatalog.load(listed, None, tmp_settings.root)
+    )
     deployment = Deployment.parse("local")
     stack = targets.open_stack(tmp_settings, deployment, start_emulator=True)
     try:
@@ -68,6 +77,13 @@ def test_apply_check_replan_and_destroy(tmp_settings):
             ModelPackageGroupName=config.model_package_group_name
         )
         assert group["ModelPackageGroupArn"] == config.model_package_group_arn
+        assert config.pipeline_key == "housing"
+        abalone = config.for_pipeline("abalone")
+        assert abalone.derived is False
+        group = sagemaker.describe_model_package_group(
+            ModelPackageGroupName=abalone.model_package_group_name
+        )
+        assert group["ModelPackageGroupArn"] == abalone.model_package_group_arn
 
         second = infra.infra_up(targets.open_stack(tmp_settings, deployment))
         assert second.changed is False
@@ -104,12 +120,33 @@ def test_apply_check_replan_and_destroy(tmp_settings):
         sagemaker.create_endpoint(
             EndpointName=endpoint, EndpointConfigName=f"{endpoint}-v1-20261123000000"
         )
+        # A pipeline run by source, not listed: the local stack gave it a group and a
+        # pipeline of its own (not Terraform's), each holding something.
+        adhoc = config.for_pipeline("adhoc")
+        assert adhoc.derived is True
+        sagemaker.create_model_package_group(ModelPackageGroupName=adhoc.model_package_group_name)
+        sagemaker.create_model_package(
+            ModelPackageGroupName=adhoc.model_package_group_name,
+            ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification={
+                "Containers": [{"Image": "example.com/xgboost:1"}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+        )
+        sagemaker.create_pipeline(
+            PipelineName=adhoc.pipeline_name,
+            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+            RoleArn=config.execution_role_arn,
+        )
         # Keep the emulator running after destroy to inspect what is left.
         destroy_stack = targets.open_stack(tmp_settings, deployment)
         destroy_stack.emulator = None
         result = targets.destroy_stack(destroy_stack)
         assert result.objects_deleted == 2  # both versions of the probe
-        assert result.model_packages_deleted == 1
+        assert result.model_packages_deleted == 2  # the first pipeline's and adhoc's
+        assert result.pipeline_deleted is True
+        assert sagemaker.list_pipelines()["PipelineSummaries"] == []
         assert result.endpoints_deleted == 1
         assert sagemaker.list_endpoints()["Endpoints"] == []
         assert sagemaker.list_endpoint_configs()["EndpointConfigs"] == []

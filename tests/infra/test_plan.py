@@ -251,6 +251,7 @@ def test_every_documented_output_is_planned(plan_infra: PlanFn):
         "name",
         "name_prefix",
         "pipeline_name",
+        "pipelines",
         "region",
     }
     planned = plan_infra()["planned_values"]["outputs"]

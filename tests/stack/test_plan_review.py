@@ -291,3 +291,53 @@ def test_the_skipped_checkov_checks_are_named_with_their_justification(tmp_path)
     ours = skipped_checks(PROJECT_ROOT / "infra")
     assert {s.check for s in ours} >= {"CKV_AWS_18", "CKV2_AWS_62", "CKV_AWS_144", "CKV2_AWS_37"}
     assert all(s.reason and s.resource != "?" for s in ours)
+
+
+def names(stem: str) -> dict[str, Any]:
+    return {
+        "pipeline_name": f"{stem}-pipeline",
+        "model_package_group_name": f"{stem}-models",
+        "endpoint_names": {"default": f"{stem}-endpoint"},
+    }
+
+
+def test_the_pipelines_are_listed_in_the_variables_order_with_what_the_plan_adds_or_removes():
+    """A reviewer sees every pipeline's group, pipeline and endpoint, the first (whose names
+    the environment keeps) first, and which ones this plan adds or removes."""
+    alarm = {
+        "type": "aws_cloudwatch_metric_alarm",
+        "values": {"dimensions": {"Endpoint": "m-endpoint"}},
+    }
+    plan = {
+        "variables": {"pipelines": {"value": [{"key": "zeta"}, {"key": "alpha"}]}},
+        "output_changes": {
+            "pipelines": {
+                "actions": ["update"],
+                "before": {"zeta": names("m"), "old": names("m-old")},
+                "after": {"alpha": names("m-alpha"), "zeta": names("m")},
+            }
+        },
+        "planned_values": {"root_module": {"child_modules": [{"resources": [alarm, alarm]}]}},
+    }
+    summary = summarize_plan(plan)
+    assert [(p.key, p.first, p.status, p.drift_alarms) for p in summary.pipelines] == [
+        ("zeta", True, "", 2),
+        ("alpha", False, "new", 0),
+        ("old", False, "removed", 0),
+    ]
+    markdown = render_markdown(summary, title="Plan")
+    assert "### Pipelines (2)" in markdown
+    assert (
+        "| `alpha` (**new**) | `m-alpha-pipeline` | `m-alpha-models` | `m-alpha-endpoint` | 0 |"
+        in markdown
+    )
+    assert "| `old` (**removed**) | `m-old-pipeline` |" in markdown
+    assert (
+        "| `zeta` (first: the environment's own names; automation acts on it) | `m-pipeline` "
+        "| `m-models` | `m-endpoint` | 2 |"
+    ) in markdown
+
+
+def test_a_plan_without_the_pipelines_output_has_no_pipelines_section():
+    assert summarize_plan(PLAN).pipelines == ()
+    assert "### Pipelines" not in render_markdown(summarize_plan(PLAN), title="Plan")

@@ -9,6 +9,18 @@ locals {
   _topic   = "${var.name}-alerts"
   # Spelled out from the name, so the topic policy is known at plan time (plan.md shows it).
   _topic_arn = "arn:${data.aws_partition.current.partition}:sns:${data.aws_region.current.name}:${local._account}:${local._topic}"
+  # One alarm per endpoint and feature. The first endpoint's are keyed by feature alone, the
+  # addresses they had when the module watched one endpoint; the others' by <key>/<feature>
+  # (a feature name holds no "/", so the two never collide).
+  _alarms = merge([
+    for index, endpoint in var.monitored_endpoints : {
+      for feature in distinct(endpoint.features) : (index == 0 ? feature : "${endpoint.key}/${feature}") => {
+        endpoint_name = endpoint.endpoint_name
+        schedule_name = endpoint.schedule_name
+        feature       = feature
+      }
+    }
+  ]...)
 }
 
 # The topic's own key: CloudWatch must be allowed to use it to publish alarm notifications,
@@ -112,13 +124,13 @@ resource "aws_sns_topic_subscription" "this" {
 # MonitoringSchedule (the SageMaker SDK's data-quality dashboard queries exactly those).
 # Missing data (no traffic that hour) is not a breach.
 resource "aws_cloudwatch_metric_alarm" "drift" {
-  for_each = toset(var.monitored_features)
+  for_each = local._alarms
 
-  alarm_name          = "${var.endpoint_name}-drift-${each.value}"
-  alarm_description   = "Model Monitor: drift of feature ${each.value} on ${var.endpoint_name} above ${var.drift_threshold}"
+  alarm_name          = "${each.value.endpoint_name}-drift-${each.value.feature}"
+  alarm_description   = "Model Monitor: drift of feature ${each.value.feature} on ${each.value.endpoint_name} above ${var.drift_threshold}"
   namespace           = var.metric_namespace
-  metric_name         = "feature_baseline_drift_${each.value}"
-  dimensions          = { Endpoint = var.endpoint_name, Feature = each.value, MonitoringSchedule = var.schedule_name }
+  metric_name         = "feature_baseline_drift_${each.value.feature}"
+  dimensions          = { Endpoint = each.value.endpoint_name, Feature = each.value.feature, MonitoringSchedule = each.value.schedule_name }
   statistic           = "Maximum"
   period              = 3600
   evaluation_periods  = 1

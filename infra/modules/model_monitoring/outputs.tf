@@ -1,5 +1,5 @@
 output "alarm_names" {
-  description = "Names of the drift alarms, by feature."
+  description = "Names of the drift alarms, by feature (the first endpoint's) or <key>/<feature> (the others')."
   value       = { for feature, alarm in aws_cloudwatch_metric_alarm.drift : feature => alarm.alarm_name }
 }
 

@@ -25,17 +25,6 @@ variable "drift_threshold" {
   }
 }
 
-variable "endpoint_name" {
-  description = "Name of the SageMaker endpoint that is monitored (the Endpoint dimension of the metrics)."
-  type        = string
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", var.endpoint_name))
-    error_message = "endpoint_name must be 1-63 letters, digits and hyphens (SageMaker's endpoint name rule)."
-  }
-}
-
 variable "kms_deletion_window_in_days" {
   description = "Waiting period before a scheduled deletion of the topic's KMS key takes effect."
   type        = number
@@ -59,14 +48,29 @@ variable "metric_namespace" {
   }
 }
 
-variable "monitored_features" {
-  description = "Feature columns with a drift alarm each (the model's features, as in its data-quality baseline)."
-  type        = list(string)
-  nullable    = false
+variable "monitored_endpoints" {
+  description = "The endpoints whose features get a drift alarm each, one per pipeline (key), in order: the endpoint and its data-quality monitoring schedule (the metrics' Endpoint and MonitoringSchedule dimensions) and the features (the model's, as in its data-quality baseline; empty: no alarms). The first endpoint's alarms are keyed by feature, the others' by <key>/<feature>."
+  type = list(object({
+    key           = string
+    endpoint_name = string
+    schedule_name = string
+    features      = list(string)
+  }))
+  nullable = false
 
   validation {
-    condition     = length(var.monitored_features) > 0 && alltrue([for f in var.monitored_features : can(regex("^[A-Za-z0-9_.-]{1,200}$", f))])
-    error_message = "monitored_features must name at least one feature; names are letters, digits, _, . and - (they become metric names)."
+    condition     = length(var.monitored_endpoints) > 0 && length(distinct([for e in var.monitored_endpoints : e.key])) == length(var.monitored_endpoints)
+    error_message = "monitored_endpoints must list at least one endpoint, each under a key of its own."
+  }
+
+  validation {
+    condition     = alltrue([for e in var.monitored_endpoints : can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", e.endpoint_name)) && can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", e.schedule_name))])
+    error_message = "monitored_endpoints: endpoint_name and schedule_name must be 1-63 letters, digits and hyphens (SageMaker's name rules)."
+  }
+
+  validation {
+    condition     = alltrue([for e in var.monitored_endpoints : alltrue([for f in e.features : can(regex("^[A-Za-z0-9_.-]{1,200}$", f))])])
+    error_message = "monitored_endpoints: feature names are letters, digits, _, . and - (they become metric names)."
   }
 }
 
@@ -78,17 +82,6 @@ variable "name" {
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{1,40}$", var.name))
     error_message = "name must be 2-41 lower-case letters, digits and hyphens, starting with a letter."
-  }
-}
-
-variable "schedule_name" {
-  description = "Name of the monitoring schedule the tasks create on the endpoint (the MonitoringSchedule dimension)."
-  type        = string
-  nullable    = false
-
-  validation {
-    condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", var.schedule_name))
-    error_message = "schedule_name must be 1-63 letters, digits and hyphens (SageMaker's schedule name rule)."
   }
 }
 

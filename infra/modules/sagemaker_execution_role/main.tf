@@ -8,13 +8,14 @@ locals {
   _sagemaker = "arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
   _bucket    = var.bucket_arn
   # The artifact bucket by prefix (the README's prefix map): the jobs read their input data,
-  # the pipeline's code and outputs and the endpoints' capture; they write the pipeline's
+  # the pipelines' code and outputs and the endpoints' capture; they write the pipelines'
   # outputs (models, check results, baselines), the capture and monitoring reports.
-  _read_prefixes  = ["datasets/", "${var.pipeline_name}/", "datacapture/"]
-  _write_prefixes = ["${var.pipeline_name}/", "datacapture/", "monitoring/"]
+  _pipeline_prefixes = [for name in var.pipeline_names : "${name}/"]
+  _read_prefixes     = concat(["datasets/"], local._pipeline_prefixes, ["datacapture/"])
+  _write_prefixes    = concat(local._pipeline_prefixes, ["datacapture/", "monitoring/"])
   # Written by pipeline-run (its caller) only: a job must not replace the code a later run or
   # an endpoint executes.
-  _protected_prefixes = ["${var.pipeline_name}/code/"]
+  _protected_prefixes = [for name in var.pipeline_names : "${name}/code/"]
 }
 
 # SageMaker assumes the role for this account's resources in this region only (the
@@ -45,7 +46,7 @@ data "aws_iam_policy_document" "assume_role" {
 
 resource "aws_iam_role" "this" {
   name                 = var.role_name
-  description          = "Runs the ${var.pipeline_name} SageMaker pipeline and its jobs."
+  description          = length(var.pipeline_names) == 1 ? "Runs the ${var.pipeline_names[0]} SageMaker pipeline and its jobs." : "Runs the ${join(", ", var.pipeline_names)} SageMaker pipelines and their jobs."
   assume_role_policy   = data.aws_iam_policy_document.assume_role.json
   max_session_duration = 3600
   permissions_boundary = var.permissions_boundary_arn
@@ -133,10 +134,12 @@ data "aws_iam_policy_document" "this" {
       "sagemaker:ListModelPackages",
       "sagemaker:UpdateModelPackage",
     ]
-    resources = [
-      "arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:model-package-group/${var.model_package_group_name}",
-      "arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:model-package/${var.model_package_group_name}/*",
-    ]
+    resources = flatten([
+      for group in var.model_package_group_names : [
+        "${local._sagemaker}:model-package-group/${group}",
+        "${local._sagemaker}:model-package/${group}/*",
+      ]
+    ])
   }
 
   statement {
@@ -148,10 +151,12 @@ data "aws_iam_policy_document" "this" {
       "sagemaker:SendPipelineExecutionStepFailure",
       "sagemaker:SendPipelineExecutionStepSuccess",
     ]
-    resources = [
-      "arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:pipeline/${var.pipeline_name}",
-      "arn:${data.aws_partition.current.partition}:sagemaker:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:pipeline/${var.pipeline_name}/execution/*",
-    ]
+    resources = flatten([
+      for name in var.pipeline_names : [
+        "${local._sagemaker}:pipeline/${name}",
+        "${local._sagemaker}:pipeline/${name}/execution/*",
+      ]
+    ])
   }
 
   statement {

@@ -39,14 +39,14 @@ variable "metric_namespaces" {
   }
 }
 
-variable "model_package_group_name" {
-  description = "Name of the model package group the pipeline registers models in."
-  type        = string
+variable "model_package_group_names" {
+  description = "Names of the model package groups the pipelines register models in (one per pipeline)."
+  type        = list(string)
   nullable    = false
 
   validation {
-    condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", var.model_package_group_name))
-    error_message = "model_package_group_name must be 1-63 letters, digits and hyphens, starting with a letter or digit."
+    condition     = length(var.model_package_group_names) > 0 && alltrue([for name in var.model_package_group_names : can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$", name))])
+    error_message = "model_package_group_names must name at least one group; each is 1-63 letters, digits and hyphens, starting with a letter or digit."
   }
 }
 
@@ -56,14 +56,14 @@ variable "permissions_boundary_arn" {
   default     = null
 }
 
-variable "pipeline_name" {
-  description = "Name of the SageMaker pipeline this role runs."
-  type        = string
+variable "pipeline_names" {
+  description = "Names of the SageMaker pipelines this role runs; each name is also the artifact bucket prefix of its code and outputs."
+  type        = list(string)
   nullable    = false
 
   validation {
-    condition     = can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$", var.pipeline_name))
-    error_message = "pipeline_name must be letters, digits and hyphens, starting with a letter or digit (SageMaker's pipeline name rule)."
+    condition     = length(var.pipeline_names) > 0 && alltrue([for name in var.pipeline_names : can(regex("^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$", name))])
+    error_message = "pipeline_names must name at least one pipeline; each is letters, digits and hyphens, starting with a letter or digit (SageMaker's pipeline name rule)."
   }
 }
 
