@@ -103,6 +103,8 @@ def sdk_environment(connection: AwsConnection) -> Iterator[None]:
 
 def load_function(source: Source) -> Callable[..., Any]:
     """The function a source names; a clear error when the module or function is missing."""
+    import pipelines.definition.sdk_session  # noqa: F401  (the SDK tamed before the module loads it)
+
     try:
         if source.file is not None:
             name = "_mlops_pipeline_" + hashlib.sha256(str(source.file).encode()).hexdigest()[:12]

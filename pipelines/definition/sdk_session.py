@@ -33,6 +33,22 @@ from botocore.config import Config  # noqa: E402
 from sagemaker.workflow.pipeline_context import PipelineSession  # noqa: E402
 
 
+def _imported_quietly(module: str) -> None:
+    """Import ``module``, undoing the ``logging.basicConfig(level=INFO)`` it runs on import
+    (sagemaker.experiments): the root logger would print every botocore INFO line of a
+    pipeline module's own sessions."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    __import__(module)
+    root.setLevel(level)
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+
+
+_imported_quietly("sagemaker.experiments._metrics")
+
+
 def _no_telemetry(*args: Any, **kwargs: Any) -> None:
     """Replaces the SDK's telemetry request: nothing leaves the machine."""
 

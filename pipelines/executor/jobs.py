@@ -1,15 +1,21 @@
 """Run one job as a local process in its sandbox: the container contract, without a container.
 
 Container paths (``/opt/ml/...``) are remapped into the job's sandbox folder in the
-entrypoint, the arguments and the environment, so a job needs no root, no Docker
-and no user namespaces. Output goes to the job's log file, the local CloudWatch.
+entrypoint, the arguments and the environment. Scripts that spell ``/opt/ml`` themselves
+(AWS's template scripts write ``/opt/ml/processing/train``) need the path itself to be the
+sandbox: where Linux lets an unprivileged process have its own mount namespace, the job
+runs in one in which ``/opt/ml`` is its sandbox, as root of its user namespace (a
+SageMaker container's user); elsewhere such a script fails on ``/opt/ml`` (not writable),
+and nothing reaches the host's. Output goes to the job's log file, the local CloudWatch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,6 +65,62 @@ class JobResult:
     timed_out: bool = False
 
 
+# Run by ``sh`` inside the job's user and mount namespaces, before the job's own command:
+# /opt becomes a private tmpfs holding the host's /opt entries (bound back, so runtimes
+# and tools under /opt stay where they are) and ``ml``, bound to the job's sandbox.
+_CONTAINER_MOUNTS = r"""
+set -e
+ml="$1"; host="$2"; shift 2
+mount --rbind /opt "$host"
+mount -t tmpfs -o mode=755 mlops-opt /opt
+for entry in "$host"/* "$host"/.[!.]* "$host"/..?*; do
+  if [ ! -e "$entry" ] && [ ! -L "$entry" ]; then continue; fi
+  name=${entry##*/}
+  if [ "$name" = ml ]; then continue; fi
+  if [ -L "$entry" ]; then cp -P "$entry" "/opt/$name"
+  elif [ -d "$entry" ]; then mkdir "/opt/$name"; mount --rbind "$entry" "/opt/$name"
+  else : > "/opt/$name"; mount --bind "$entry" "/opt/$name"; fi
+done
+mkdir /opt/ml
+mount --bind "$ml" /opt/ml
+exec "$@"
+"""
+
+
+@functools.cache
+def private_container_path() -> bool:
+    """Whether jobs can see their sandbox at /opt/ml: an unprivileged user and mount
+    namespace (util-linux ``unshare``), probed once."""
+    unshare = shutil.which("unshare")
+    if sys.platform != "linux" or unshare is None or not Path("/opt").is_dir():
+        return False
+    try:
+        probe = subprocess.run(
+            [unshare, "--user", "--map-root-user", "--mount", "--propagation", "private",
+             "sh", "-c", "mount -t tmpfs mlops-probe /opt"],
+            capture_output=True, timeout=10, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def in_container_view(command: Sequence[str], sandbox: Sandbox) -> list[str]:
+    """``command`` with /opt/ml as ``sandbox``'s, where the kernel allows (same process:
+    unshare and sh exec into the job, so its pid, group and usage stay the job's)."""
+    if not private_container_path():
+        return list(command)
+    ml = sandbox.path(CONTAINER_ROOT)
+    ml.mkdir(parents=True, exist_ok=True)
+    host = sandbox.root.parent / ".host-opt"  # a mount point, seen by the job only
+    host.mkdir(exist_ok=True)
+    return [
+        str(shutil.which("unshare")),
+        *("--user", "--map-root-user", "--mount", "--propagation", "private"),
+        *("sh", "-c", _CONTAINER_MOUNTS, "mlops-job", str(ml), str(host), *command),
+    ]
+
+
 def run_job(
     command: Sequence[str],
     *,
@@ -67,10 +129,14 @@ def run_job(
     log_path: Path,
     stop: threading.Event,
     max_seconds: float | None = None,
+    sandbox: Sandbox | None = None,
 ) -> JobResult:
-    """Run ``command`` to completion (or until ``stop`` is set, or the time limit)."""
+    """Run ``command`` to completion (or until ``stop`` is set, or the time limit);
+    with ``sandbox``, in its container view (:func:`in_container_view`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    if sandbox is not None:
+        command = in_container_view(command, sandbox)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             list(command),

@@ -226,7 +226,13 @@ def run_processing(node: StepNode, args: dict[str, Any], ctx: JobContext) -> Ste
     )
     limit = args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
     result = run_job(
-        command, cwd=sandbox.root, env=env, log_path=ctx.log_path, stop=ctx.stop, max_seconds=limit
+        command,
+        cwd=sandbox.root,
+        env=env,
+        log_path=ctx.log_path,
+        stop=ctx.stop,
+        max_seconds=limit,
+        sandbox=sandbox,
     )
     if result.stopped:
         raise StepStopped()
@@ -407,6 +413,7 @@ def run_training(node: StepNode, args: dict[str, Any], ctx: JobContext) -> StepO
         log_path=ctx.log_path,
         stop=ctx.stop,
         max_seconds=limit,
+        sandbox=sandbox,
     )
     if result.stopped:
         raise StepStopped()

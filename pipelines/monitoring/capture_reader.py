@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipelines.core.documents import prediction_value
 from pipelines.core.errors import MlopsError
 from pipelines.core.s3io import parse_s3_uri
 
@@ -200,7 +201,7 @@ def predictions_of(data: str, encoding: str) -> list[float]:
         values: Iterable[Any] = (
             document.get("predictions", []) if isinstance(document, dict) else document
         )
-        return [float(v[0] if isinstance(v, list) else v) for v in values]
+        return [prediction_value(v) for v in values]
     if encoding == "CSV":
         return [float(line.split(",")[0]) for line in data.splitlines() if line.strip()]
     raise MlopsError(f"A captured response has the {encoding} encoding; expected JSON or CSV.")

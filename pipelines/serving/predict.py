@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.core.aws import AwsConnection
+from pipelines.core.documents import prediction_value
 from pipelines.core.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -93,12 +94,12 @@ def predict(
         for index, inference_id in enumerate(inference_ids):
             body = rows.iloc[index : index + 1].to_csv(header=False, index=False).encode()
             answer = json.loads(invoke(body, inference_id))
-            values += [float(v) for v in answer["predictions"]]
+            values += [prediction_value(v) for v in answer["predictions"]]
         return values
     for start in range(0, len(rows), batch_rows):
         body = rows.iloc[start : start + batch_rows].to_csv(header=False, index=False).encode()
         answer = json.loads(invoke(body))
-        values += [float(v) for v in answer["predictions"]]
+        values += [prediction_value(v) for v in answer["predictions"]]
     return values
 
 
