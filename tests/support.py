@@ -18,6 +18,13 @@ from pathlib import Path
 from pipelines.config.settings import PROJECT_ROOT
 
 
+def project_mlops_config() -> dict:
+    """invoke.yaml's ``mlops`` section: what the tasks a test starts read too."""
+    import yaml
+
+    return yaml.safe_load((PROJECT_ROOT / "invoke.yaml").read_text())["mlops"]
+
+
 def free_port() -> int:
     """A free port for a server a test starts later, below the kernel's ephemeral range:
     a port from that range (what binding port 0 gives) can be taken meanwhile as the

@@ -85,6 +85,8 @@ def prepare_run(
         endpoint_url=connection.endpoint_url,
         ca_bundle=str(connection.ca_bundle) if connection.ca_bundle else None,
     )
+    if config.derived:
+        ensure_model_package_group(connection, config.model_package_group_name)
     defaults = typed_defaults(entry.parameters, f"mlops.pipelines.{entry.key}") if entry else {}
     pipeline = get_pipeline(config, session, code=code, defaults=defaults)
     definition = definition_json(pipeline)

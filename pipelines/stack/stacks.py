@@ -172,7 +172,14 @@ def infra_up(stack: Stack) -> UpResult:
 def pipeline_view(stack: Stack, outputs: dict[str, Any]) -> InfraConfig:
     """The outputs as the chosen pipeline (``--pipeline``, else mlops.default_pipeline)
     sees them: its model package group, pipeline and endpoints."""
-    return infra_config(stack.settings, outputs).for_pipeline(stack.settings.pipelines.default)
+    return chosen_view(stack.settings, infra_config(stack.settings, outputs))
+
+
+def chosen_view(settings: Settings, config: InfraConfig) -> InfraConfig:
+    """The first pipeline of invoke.yaml holds the environment's own names (the top-level
+    outputs), whatever key the applied state gave it; any other, its own."""
+    catalog = settings.pipelines
+    return config if catalog.default == catalog.keys[0] else config.for_pipeline(catalog.default)
 
 
 def read_infra_config(stack: Stack) -> InfraConfig:
@@ -201,7 +208,7 @@ def read_outputs_from_state(
         )
     terraform = TerraformStack(settings, deployment, env, local_state=local_state)
     terraform.init()
-    return infra_config(settings, terraform.outputs()).for_pipeline(settings.pipelines.default)
+    return chosen_view(settings, infra_config(settings, terraform.outputs()))
 
 
 def remember_outputs(stack: Stack, outputs: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from pipelines.serving import deploy
 from pipelines.stack import stacks as infra
 from pipelines.stack.stacks import emulator_for
 from pipelines.targets import ensure_local_stack
-from tests.support import free_port, invoke_task
+from tests.support import free_port, invoke_task, project_mlops_config
 
 
 @dataclass
@@ -61,8 +61,9 @@ class LocalStack:
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     state_dir: Path = tmp_path_factory.mktemp("e2e-state")
+    # invoke.yaml's pipelines, as the tasks the tests start read them: both are applied.
     settings = Settings.load(
-        None,
+        project_mlops_config(),
         environ={
             **os.environ,
             "MLOPS_STATE_DIR": str(state_dir),
