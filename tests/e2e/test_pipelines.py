@@ -26,7 +26,7 @@ def output(result) -> str:
 
 
 def versions(local_stack, group: str) -> list[int]:
-    return [v.version for v in Registry(local_stack.stack.connection, group).list_versions()]
+    return [v.version for v in Registry(local_stack.stack.connection, group).versions()]
 
 
 def read_text(local_stack, uri: str) -> str:
