@@ -162,6 +162,10 @@ def prepare_module_run(
     )
 
     where = entry.source.text
+    if data is not None and entry.data_parameter in assignments:
+        raise MlopsError(
+            f"Give the input either as --data or as --param {entry.data_parameter}, not both."
+        )
     function = load_function(entry.source)
     derived = infrastructure_kwargs(config)
     chosen = call_kwargs(function, derived, {**entry.kwargs, **kwargs}, where)
@@ -181,23 +185,25 @@ def prepare_module_run(
             definition = pipeline.definition()
         except Exception as error:  # the SDK's own failure while rendering: say where
             raise MlopsError(f"{where}: writing the definition failed: {error}") from error
-    declared = {p["Name"] for p in json.loads(definition).get("Parameters", [])}
+    document = json.loads(definition)
+    declared = {p["Name"] for p in document.get("Parameters", [])}
     values: dict[str, Any] = {**entry.parameters, **assignments}
-    source = data or entry_source(entry, root)
+    # --param's input wins over the entry's default data.
+    source = data or (None if entry.data_parameter in assignments else entry_source(entry, root))
+    if source is not None and entry.data_parameter not in declared:
+        raise MlopsError(
+            f"{where}: the definition has no parameter {entry.data_parameter} to take "
+            f"the input data; set mlops.pipelines.{entry.key}.data_parameter."
+        )
+    # Every value typed against the definition before the data is staged: a typo stops
+    # here, with nothing uploaded.
+    staged_later = {entry.data_parameter: "s3://staged/later"} if source is not None else {}
+    resolve_parameters(document, {**values, **staged_later})
     dataset = None
     if source is not None:
-        if entry.data_parameter not in declared:
-            raise MlopsError(
-                f"{where}: the definition has no parameter {entry.data_parameter} to take "
-                f"the input data; set mlops.pipelines.{entry.key}.data_parameter."
-            )
-        if entry.data_parameter in assignments:
-            raise MlopsError(
-                f"Give the input either as --data or as --param {entry.data_parameter}, not both."
-            )
         dataset = stage_dataset(connection, config, source)
         values[entry.data_parameter] = dataset.read_uri or dataset.uri
-    parameters = RunParameters(resolve_parameters(json.loads(definition), values))
+    parameters = RunParameters(resolve_parameters(document, values))
     git = git_state(root)
     lineage: dict[str, Any] = {
         **git,

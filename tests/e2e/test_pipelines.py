@@ -132,6 +132,12 @@ def test_a_third_party_module_runs_unmodified_by_its_file(local_stack):
     )
     assert refused.returncode == 1
     assert "takes no argument(s) instance_type" in output(refused)
+    executions = local_stack.backend.list_executions(derived.pipeline_name, limit=10)
+    typo = local_stack.invoke("pipeline-run", "--pipeline", THIRD_PARTY, "--param", "Aproval=x")
+    assert typo.returncode == 1
+    assert "Unknown parameter(s) Aproval" in output(typo)
+    # Refused before anything ran.
+    assert local_stack.backend.list_executions(derived.pipeline_name, limit=10) == executions
 
 
 def test_a_dataset_with_other_columns_runs_from_one_configuration_block(
