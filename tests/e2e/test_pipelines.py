@@ -39,9 +39,7 @@ def latest(local_stack, pipeline_name: str):
     return local_stack.backend.latest(pipeline_name)
 
 
-def test_abalone_runs_into_its_own_group_then_deploys_predicts_and_monitors(
-    local_stack, tmp_path
-):
+def test_abalone_runs_into_its_own_group_then_deploys_predicts_and_monitors(local_stack, tmp_path):
     abalone = local_stack.config.for_pipeline("abalone")
     assert abalone.model_package_group_name != local_stack.config.model_package_group_name
     housing_before = versions(local_stack, local_stack.config.model_package_group_name)
