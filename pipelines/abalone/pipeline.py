@@ -126,7 +126,7 @@ def get_pipeline(
         step_args=processor("preprocess", processing_instance_count).run(
             outputs=[
                 ProcessingOutput(output_name=name, source=f"{PROCESSING}/{name}")
-                for name in ("train", "validation", "test", "baseline")
+                for name in ("train", "validation", "test", "baseline", "holdout")
             ],
             code=os.path.join(BASE_DIR, "preprocess.py"),
             arguments=["--input-data", input_data],
@@ -239,6 +239,13 @@ def get_pipeline(
                 ),
             ),
             description="XGBoost regressor of abalone rings, trained by the built-in algorithm.",
+            # The test rows with a header: where `invoke promote`'s accuracy gate finds the
+            # held-out data to score through the endpoint (docs/pipelines.md).
+            customer_metadata_properties={
+                "mlops:held-out-data": Join(
+                    on="/", values=[outputs["holdout"].S3Output.S3Uri, "holdout.csv"]
+                )
+            },
         ),
     )
     step_create_model = ModelStep(

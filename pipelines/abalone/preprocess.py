@@ -7,8 +7,9 @@ and with the label first (the XGBoost algorithm's CSV format):
 
     /opt/ml/processing/train/train.csv, validation/validation.csv, test/test.csv
 
-and ``baseline/baseline.csv``: the training rows with a header, the label first, which the
-data-quality check baselines and the evaluation reads the feature names from.
+and, with a header row (the label first): ``baseline/baseline.csv``, the training rows the
+data-quality check baselines and the evaluation reads the feature names from, and
+``holdout/holdout.csv``, the test rows promotion's accuracy gate scores.
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ def main() -> None:
     write(train, pathlib.Path(BASE_DIR) / "train" / "train.csv")
     write(validation, pathlib.Path(BASE_DIR) / "validation" / "validation.csv")
     write(test, pathlib.Path(BASE_DIR) / "test" / "test.csv")
-    write(train, pathlib.Path(BASE_DIR) / "baseline" / "baseline.csv", header=[LABEL, *names])
+    header = [LABEL, *names]
+    write(train, pathlib.Path(BASE_DIR) / "baseline" / "baseline.csv", header=header)
+    write(test, pathlib.Path(BASE_DIR) / "holdout" / "holdout.csv", header=header)
 
 
 if __name__ == "__main__":

@@ -48,13 +48,19 @@ class Promotion:
     rollout: Rollout
 
 
+# A pipeline module's model package may name its held-out rows (a CSV with a header holding
+# the features and the target) in its CustomerMetadataProperties: the accuracy gate's data.
+HELD_OUT_DATA = "mlops:held-out-data"
+
+
 def held_out_split_uri(bucket: str, pipeline: str, version: ModelVersion) -> str:
     """Where the execution that registered ``version`` writes its test split when its
     preprocessing step ran (not a cache hit): the fallback when no step record says."""
     if not version.execution_id:
         raise MlopsError(
-            f"Model version {version.version} records no pipeline execution (GeneratedBy), "
-            "so its held-out test split cannot be found."
+            f"Model version {version.version} records no pipeline execution (GeneratedBy) "
+            f"and no {HELD_OUT_DATA} in its CustomerMetadataProperties, so its held-out test "
+            "split cannot be found (a pipeline module registers the latter: docs/pipelines.md)."
         )
     return f"s3://{bucket}/{pipeline}/{version.execution_id}/{PREPROCESS_STEP}/test/test.csv"
 
@@ -79,14 +85,16 @@ def recorded_split_uri(steps: list[StepRun], sagemaker: Any) -> str | None:
 def held_out_test_split(
     source: StageDeployer, version: ModelVersion
 ) -> tuple[pd.DataFrame, list[float]]:
-    uri = None
-    if version.execution_id:
+    uri = version.customer_metadata.get(HELD_OUT_DATA)
+    if uri is None and version.execution_id:
         try:
             steps = source.backend().steps(version.execution_id)
             uri = recorded_split_uri(steps, source.connection.client("sagemaker"))
         except (MlopsError, ClientError, BotoCoreError):
             uri = None  # the execution's records are gone: use where it writes the split
     uri = uri or held_out_split_uri(source.config.bucket_name, source.config.pipeline_name, version)
+    if not uri.startswith("s3://"):
+        raise MlopsError(f"Model version {version.version}'s {HELD_OUT_DATA} is not an S3 URI.")
     bucket, key = parse_s3_uri(uri)
     try:
         body = source.connection.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 import yaml
@@ -73,28 +74,37 @@ def test_abalone_runs_into_its_own_group_then_deploys_predicts_and_monitors(loca
 
     approved = local_stack.invoke("model-approve", "--pipeline", "abalone", "--reason", "MSE ok")
     assert approved.returncode == 0, output(approved)
+    stage = ("--pipeline", "abalone", "--stage", "staging")
     try:
-        deployed = local_stack.invoke("deploy", "--pipeline", "abalone")
+        deployed = local_stack.invoke("deploy", *stage)
         assert deployed.returncode == 0, output(deployed)
-        # Beside the housing pipeline's endpoints: its own port.
-        assert f":{local_stack.settings.endpoint_port + 3}/" in deployed.stdout
+        # Beside the housing pipeline's three endpoints: ports of its own.
+        assert f":{local_stack.settings.endpoint_port + 3 + 1}/" in deployed.stdout
 
         features = tmp_path / "abalone-rows.csv"
         baseline = steps["PreprocessAbaloneData"].properties["ProcessingOutputConfig"]["Outputs"]
         prefix = next(o for o in baseline if o["OutputName"] == "baseline")["S3Output"]["S3Uri"]
         features.write_text(read_text(local_stack, f"{prefix}/baseline.csv"))
-        predicted = local_stack.invoke(
-            "predict", "--pipeline", "abalone", "--data", str(features), "--limit", "2"
-        )
+        predicted = local_stack.invoke("predict", *stage, "--data", str(features), "--limit", "2")
         assert predicted.returncode == 0, output(predicted)
         assert "RMSE" in predicted.stdout
 
-        monitored = local_stack.invoke("monitor", "--pipeline", "abalone")
+        monitored = local_stack.invoke("monitor", *stage)
         assert monitored.returncode == 0, output(monitored)
-        assert "mlops-local-abalone-endpoint (version 1)" in monitored.stdout
+        assert "mlops-local-abalone-staging-endpoint (version 1)" in monitored.stdout
         assert "shell_weight" in monitored.stdout
+
+        # The accuracy gate scores the held-out rows the version names in its metadata.
+        promoted = local_stack.invoke(
+            "promote", "--pipeline", "abalone", "--from", "staging", "--to", "prod",
+            "--approved-by", "e2e", "--reason", "gates passed",
+        )  # fmt: skip
+        assert promoted.returncode == 0, output(promoted)
+        assert re.search(r"accuracy\s+│\s+passed", promoted.stdout)
+        assert "Promoted version 1 to prod" in promoted.stdout
     finally:
-        local_stack.invoke("endpoint-down", "--pipeline", "abalone")
+        for where in ("staging", "prod"):
+            local_stack.invoke("endpoint-down", "--pipeline", "abalone", "--stage", where)
 
 
 def evaluation_uri(steps) -> str:
