@@ -11,6 +11,7 @@ from pipelines.automation.agent import AgentProcess
 from pipelines.backends.base import Backend
 from pipelines.config.deployment import Deployment
 from pipelines.config.infra_config import InfraConfig
+from pipelines.config.pipeline_catalog import check_entry_data
 from pipelines.config.settings import Settings
 from pipelines.core.aws import AwsConnection
 from pipelines.core.documents import numeric_leaves
@@ -111,6 +112,8 @@ def start_run(
         given = parse_kwargs(kwargs)
         load_function(entry.source)  # a module that does not import fails now
     check_data_argument(data)
+    if data is None:
+        check_entry_data(entry, settings.root)
     check_trigger(trigger)
     target = target_for(deployment)
     ready = target.ready_for_run(settings, deployment, notify=notify, on_output=on_output)

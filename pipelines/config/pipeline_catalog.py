@@ -172,11 +172,9 @@ def _entry(key: str, raw: Any, root: Path) -> PipelineEntry:
         if name == "features" and isinstance(value, list | tuple):
             value = ",".join(str(item) for item in value)
         parameters.setdefault(DATASET_PARAMETERS[name], value)
+    # Whether a local data file exists is checked when a run needs it (check_entry_data):
+    # commands that read the settings without running (a git hook) must not depend on it.
     data = raw.get("data")
-    if data is not None and not str(data).startswith("s3://"):
-        path = Path(str(data))
-        if not (path if path.is_absolute() else root / path).is_file():
-            raise MlopsError(f"{where}.data: file {data} does not exist.")
     features = raw.get("monitored_features")
     if features is not None and (
         not isinstance(features, list | tuple) or not all(isinstance(f, str) for f in features)
@@ -192,6 +190,15 @@ def _entry(key: str, raw: Any, root: Path) -> PipelineEntry:
         monitored_features=tuple(features) if features is not None else None,
         description=str(raw.get("description") or ""),
     )
+
+
+def check_entry_data(entry: PipelineEntry, root: Path) -> None:
+    """Before a run's slow work: the entry's local data file exists."""
+    if entry.data is None or entry.data.startswith("s3://"):
+        return
+    path = Path(entry.data)
+    if not (path if path.is_absolute() else root / path).is_file():
+        raise MlopsError(f"mlops.pipelines.{entry.key}.data: file {entry.data} does not exist.")
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:

@@ -64,7 +64,6 @@ def test_without_a_pipelines_section_the_project_pipeline_is_the_one():
             None,
             "applies to the project pipeline",
         ),
-        ({"wine": {"source": PROJECT_PIPELINE, "data": "nowhere.csv"}}, None, "nowhere.csv"),
         ({"wine": {"source": PROJECT_PIPELINE}}, "beer", "default_pipeline 'beer'"),
     ],
 )
@@ -150,3 +149,13 @@ def test_the_catalog_survives_a_json_round_trip_for_processes_that_outlive_the_c
     )
     document = json.loads(json.dumps(catalog.to_document()))
     assert PipelineCatalog.from_document(document, PROJECT_ROOT) == catalog
+
+
+def test_a_missing_data_file_is_named_when_a_run_needs_it_not_when_settings_load():
+    from pipelines.config.pipeline_catalog import check_entry_data
+
+    catalog = PipelineCatalog.load(
+        {"wine": {"source": PROJECT_PIPELINE, "data": "nowhere.csv"}}, None, PROJECT_ROOT
+    )
+    with pytest.raises(MlopsError, match=r"mlops.pipelines.wine.data: file nowhere.csv does not"):
+        check_entry_data(catalog.chosen, PROJECT_ROOT)

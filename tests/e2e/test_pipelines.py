@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import re
+import time
 
 import pytest
 import yaml
@@ -89,8 +90,14 @@ def test_abalone_runs_into_its_own_group_then_deploys_predicts_and_monitors(loca
         assert predicted.returncode == 0, output(predicted)
         assert "RMSE" in predicted.stdout
 
-        monitored = local_stack.invoke("monitor", *stage)
-        assert monitored.returncode == 0, output(monitored)
+        # The front ships the capture to S3 in the background: monitor until it is there.
+        deadline = time.monotonic() + 60
+        while True:
+            monitored = local_stack.invoke("monitor", *stage)
+            assert monitored.returncode == 0, output(monitored)
+            if "captured rows" in monitored.stdout or time.monotonic() > deadline:
+                break
+            time.sleep(2)
         assert "mlops-local-abalone-staging-endpoint (version 1)" in monitored.stdout
         assert "shell_weight" in monitored.stdout
 

@@ -232,15 +232,20 @@ def test_monitoring_a_stage_feeds_its_promotion_gate(local_stack, versions):
     sent = local_stack.invoke("predict", "--stage", "staging", "--data", str(SAMPLE))
     assert sent.returncode == 0, output(sent)
     assert "Showed 20 of 506 predictions" in sent.stdout
-    time.sleep(3)  # the capture reaches S3 within a second or two
-    # + 2: records are stamped in whole seconds, up to a second before they were made.
-    window = f"{int(time.monotonic() - started) + 2}s"
-    monitored = local_stack.invoke("monitor", "--stage", "staging", "--since", window)
-    assert monitored.returncode == 0, output(monitored)
     staging = local_stack.config.endpoint_name("staging")
-    assert f"Data quality of {staging} (version {second.version}): 506 captured rows" in (
-        monitored.stdout
-    )
+    wanted = f"Data quality of {staging} (version {second.version}): 506 captured rows"
+    # The front ships the capture to S3 in the background (a second or two; longer on a
+    # busy machine): monitor again until all of it is there.
+    deadline = time.monotonic() + 60
+    while True:
+        time.sleep(2)
+        # + 2: records are stamped in whole seconds, up to a second before they were made.
+        window = f"{int(time.monotonic() - started) + 2}s"
+        monitored = local_stack.invoke("monitor", "--stage", "staging", "--since", window)
+        assert monitored.returncode == 0, output(monitored)
+        if wanted in monitored.stdout or time.monotonic() > deadline:
+            break
+    assert wanted in monitored.stdout
     history = local_stack.invoke("monitor-history", "--stage", "staging")
     assert f"│ {second.version} │ 506 │ 0 │" in history.stdout
 

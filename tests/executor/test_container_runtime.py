@@ -13,19 +13,20 @@ import json
 from pathlib import Path
 
 import pytest
-from sagemaker.inputs import TrainingInput, TransformInput
+from sagemaker.inputs import TrainingInput
+from sagemaker.lambda_helper import Lambda
 from sagemaker.processing import ProcessingInput, ProcessingOutput
 from sagemaker.sklearn.estimator import SKLearn
 from sagemaker.sklearn.processing import SKLearnProcessor
-from sagemaker.transformer import Transformer
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionEquals, ConditionNot
 from sagemaker.workflow.execution_variables import ExecutionVariables
 from sagemaker.workflow.fail_step import FailStep
+from sagemaker.workflow.lambda_step import LambdaStep
 from sagemaker.workflow.parameters import ParameterInteger, ParameterString
 from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.retry import StepExceptionTypeEnum, StepRetryPolicy
-from sagemaker.workflow.steps import ProcessingStep, TrainingStep, TransformStep
+from sagemaker.workflow.steps import ProcessingStep, TrainingStep
 
 from pipelines.backends.local import LocalBackend
 from pipelines.config.settings import Settings
@@ -224,23 +225,19 @@ def test_an_unsupported_step_type_is_rejected_before_the_first_step(
     backend, session, emulator_connection
 ):
     first = script_step(session, emulator_connection, "First", "print('ran')")
-    transformer = Transformer(
-        model_name="some-model",
-        instance_count=1,
-        instance_type="ml.m5.large",
-        output_path=f"s3://{BUCKET}/transformed",
-        sagemaker_session=session,
-    )
-    score = TransformStep(
-        name="Score",
-        transformer=transformer,
-        inputs=TransformInput(data=f"s3://{BUCKET}/data"),
+    notify = LambdaStep(
+        name="Notify",
+        lambda_func=Lambda(
+            function_arn="arn:aws:lambda:us-east-1:123456789012:function:notify",
+            session=session,
+        ),
         depends_on=[first],
     )
-    execution = run(backend, definition(session, first, score))
+    execution = run(backend, definition(session, first, notify))
     assert execution.status == "Failed"
+    # Refused as a whole before its first step: the step before it did not run either.
     assert backend.steps(execution.execution_id) == []
-    assert "Step Score: Type: Unsupported step type 'Transform'" in execution.failure_reason
+    assert "Step Notify: Type: Unsupported step type 'Lambda'" in execution.failure_reason
 
 
 def test_unsupported_execution_variables_and_manifest_inputs_are_named(
