@@ -39,6 +39,7 @@ _REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
 #   out, so the README's test command stays within its budget.
 SERVER_FIXTURES = frozenset({"emulator", "emulator_connection", "local_stack"})
 SHARED_STACK_TESTS = "tests/e2e/"
+OWN_STACK_TESTS = "tests/e2e/test_pipelines.py"
 
 
 def _soak_selected(config: pytest.Config) -> bool:
@@ -75,6 +76,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
     class SharedStackScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
+            # Several pipelines' tests apply a stack of their own on another worker: the
+            # shared stack's scope is the suite's longest, and they need none of its runs.
+            if nodeid.startswith(OWN_STACK_TESTS):
+                return OWN_STACK_TESTS
             if nodeid.startswith(SHARED_STACK_TESTS):
                 return SHARED_STACK_TESTS
             return super()._split_scope(nodeid)

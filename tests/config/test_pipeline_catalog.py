@@ -45,6 +45,8 @@ def test_without_a_pipelines_section_the_project_pipeline_is_the_one():
     ("pipelines", "default", "message"),
     [
         ({"Bad_Name": {"source": PROJECT_PIPELINE}}, None, "pipeline name 'Bad_Name'"),
+        ({"a--b": {"source": PROJECT_PIPELINE}}, None, "pipeline name 'a--b'"),
+        ({"ends-": {"source": PROJECT_PIPELINE}}, None, "pipeline name 'ends-'"),
         ({"wine": {}}, None, "mlops.pipelines.wine.source is missing"),
         ({"wine": {"source": "nocolon"}}, None, "looks like package.module:get_pipeline"),
         ({"wine": {"source": "missing/file.py:get_pipeline"}}, None, "does not exist"),
