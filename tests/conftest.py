@@ -39,7 +39,10 @@ _REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL")
 #   out, so the README's test command stays within its budget.
 SERVER_FIXTURES = frozenset({"emulator", "emulator_connection", "local_stack"})
 SHARED_STACK_TESTS = "tests/e2e/"
-OWN_STACK_TESTS = "tests/e2e/test_pipelines.py"
+# Modules of tests/e2e that apply a stack of their own, each beside the shared one on
+# another worker: the shared stack's scope is the suite's longest, and they need none of
+# its runs (several pipelines; the automation agent, which trains and deploys on events).
+OWN_STACK_TESTS = ("tests/e2e/test_pipelines.py", "tests/e2e/test_automation_agent.py")
 
 
 def _soak_selected(config: pytest.Config) -> bool:
@@ -76,10 +79,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
     class SharedStackScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            # Several pipelines' tests apply a stack of their own on another worker: the
-            # shared stack's scope is the suite's longest, and they need none of its runs.
-            if nodeid.startswith(OWN_STACK_TESTS):
-                return OWN_STACK_TESTS
+            own = next((p for p in OWN_STACK_TESTS if nodeid.startswith(p)), None)
+            if own is not None:
+                return own
             if nodeid.startswith(SHARED_STACK_TESTS):
                 return SHARED_STACK_TESTS
             return super()._split_scope(nodeid)
