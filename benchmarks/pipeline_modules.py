@@ -1,7 +1,7 @@
 """Benchmark a pipeline module on the local target: the abalone pipeline (XGBoost image,
 built-in algorithm, batch transform), as `invoke pipeline-run --pipeline abalone` runs it.
 
-    python benchmarks/pipelines.py [--repeat N]
+    python benchmarks/pipeline_modules.py [--repeat N]
 
 Prints:
 - build: importing the module and building its definition in-process through the
