@@ -170,6 +170,18 @@ def _job_pids(marker: str) -> list[int]:
     ]
 
 
+def _wait_for_job(marker: str) -> list[int]:
+    """The job's processes, once started: a step is Executing from before its inputs are
+    downloaded and its job is spawned (in its own namespaces where the kernel allows)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = _job_pids(marker)
+        if found:
+            return found
+        time.sleep(0.1)
+    return []
+
+
 def test_a_killed_worker_leaves_no_job_running_and_its_step_failed_with_a_reason(backend):
     """Issue 12, item 6: train.py ran on under PID 1 and the step stayed Executing."""
     marker = "time.sleep(61.25)"
@@ -179,7 +191,7 @@ def test_a_killed_worker_leaves_no_job_running_and_its_step_failed_with_a_reason
         {},
     )
     _wait_for_step(backend, execution.execution_id, "Orphan")
-    jobs = _job_pids(marker)
+    jobs = _wait_for_job(marker)
     assert jobs, "the job is running"
     worker = psutil.Process(backend.store.get_execution(execution.execution_id).worker_pid)
     worker.kill()
@@ -201,6 +213,7 @@ def test_stopping_a_run_whose_worker_died_stops_its_job(backend):
         "executor-tests", definition(processing("Orphan", f"import time; {marker}")), {}
     )
     _wait_for_step(backend, execution.execution_id, "Orphan")
+    assert _wait_for_job(marker), "the job is running"
     worker = psutil.Process(backend.store.get_execution(execution.execution_id).worker_pid)
     worker.kill()
     worker.wait(timeout=10)
@@ -221,6 +234,7 @@ def test_destroy_stops_running_executions_first(backend):
         "executor-tests", definition(processing("Uploading", f"import time; {marker}")), {}
     )
     _wait_for_step(backend, execution.execution_id, "Uploading")
+    assert _wait_for_job(marker), "the job is running"
     config = dataclasses.replace(CONFIG, pipeline_name="executor-tests")
     stopped = stop_running_executions(backend, config)
     assert stopped == [execution.execution_id]
