@@ -42,22 +42,23 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from pipelines.containers.algorithms.xgboost_algorithm import (
+    CSV,
+    LIBSVM,
+    content_format,
+)
+from pipelines.containers.algorithms.xgboost_algorithm import (
+    RECORDIO_PROTOBUF as RECORDIO,
+)
 from pipelines.serving.invocations import Response, _array_to_csv, content_type_for
 
 # data_utils' names for the content types it reads.
-CSV, LIBSVM, PARQUET, RECORDIO = "csv", "libsvm", "parquet", "recordio-protobuf"
 TEXT_CSV = "text/csv"
 SUPPORTED_ACCEPTS = [
     "application/json",
     "application/jsonlines",
     "application/x-recordio-protobuf",
     TEXT_CSV,
-]
-# data_utils.VALID_CONTENT_TYPES, in the container's order (its 415 message lists them).
-VALID_CONTENT_TYPES = [
-    *(CSV, LIBSVM, PARQUET, RECORDIO),
-    *(TEXT_CSV, "text/libsvm", "text/x-libsvm", "application/x-parquet"),
-    "application/x-recordio-protobuf",
 ]
 # What the model server assumes when a request has no Content-Type or no Accept: Flask's
 # None, which get_content_type reads as libsvm, and serve._parse_accept's default.
@@ -120,7 +121,8 @@ def transform_fn(model: XGBoostModel, content: Any, content_type: str, accept: s
     if not payload:
         return Response(204, b"", "text/html; charset=utf-8")
     try:
-        kind = content_kind(content_type)
+        # data_utils.get_content_type, as training reads a channel's (its UserError: 415).
+        kind = content_format(content_type)
         matrix = parse_payload(payload, kind, content_type)
     except Exception as error:
         return _text(415, str(error))
@@ -149,35 +151,6 @@ def transform_fn(model: XGBoostModel, content: Any, content_type: str, accept: s
 def _text(status: int, message: str) -> Response:
     # flask.Response(response=str(e), status=...): Flask's default mimetype.
     return Response(status, message.encode("utf-8"), "text/html; charset=utf-8")
-
-
-def content_kind(content_type: str | None) -> str:
-    """``data_utils.get_content_type``: None is libsvm; csv may carry label_size=1 only."""
-    if content_type is None:
-        return LIBSVM
-    media, _, rest = content_type.lower().partition(";")
-    media = media.strip()
-    params = dict(
-        (part.split("=", 1)[0].strip(), part.split("=", 1)[1].strip().strip('"'))
-        for part in rest.split(";")
-        if "=" in part
-    )
-    if media in (CSV, TEXT_CSV):
-        if params.get("label_size", "1") != "1":
-            raise ValueError(
-                f"{content_type} is not an accepted csv ContentType. Optional parameter "
-                "label_size must be equal to 1"
-            )
-        return CSV
-    if media in (LIBSVM, "text/libsvm", "text/x-libsvm"):
-        return LIBSVM
-    if media in (PARQUET, "application/x-parquet"):
-        return PARQUET
-    if media in (RECORDIO, "application/x-recordio-protobuf"):
-        return RECORDIO
-    raise ValueError(
-        f"{content_type} is not an accepted ContentType: " + ", ".join(VALID_CONTENT_TYPES) + "."
-    )
 
 
 def parse_payload(payload: bytes, kind: str, content_type: str | None) -> Any:
